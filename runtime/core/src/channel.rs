@@ -1,0 +1,137 @@
+//! Framed messages with attached file descriptors over Unix stream sockets.
+//!
+//! A frame is a 16-byte header (payload length, descriptor count, magic) followed by the
+//! payload. The descriptors ride as `SCM_RIGHTS` on the first `sendmsg` of the frame, so the
+//! receiver gets them with the header. This is the transport only: what the bytes mean is
+//! [`crate::wire`]'s business.
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+const MAGIC: u32 = 0x524d_5031; // "RMP1"
+const HEADER: usize = 16;
+/// The kernel's limit on descriptors in one message (SCM_MAX_FD).
+pub const MAX_FDS: usize = 253;
+
+fn header(len: usize, nfds: usize) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..8].copy_from_slice(&(len as u64).to_le_bytes());
+    h[8..12].copy_from_slice(&(nfds as u32).to_le_bytes());
+    h[12..16].copy_from_slice(&MAGIC.to_le_bytes());
+    h
+}
+
+fn io_err(e: nix::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// Sends one frame. Blocks until all of it is written.
+pub fn send(sock: BorrowedFd, payload: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(std::io::Error::other(format!("cannot pass more than {MAX_FDS} descriptors in one message")));
+    }
+    let h = header(payload.len(), fds.len());
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let iov = [IoSlice::new(&h), IoSlice::new(payload)];
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
+    let mut sent = loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(nix::Error::EINTR) => continue,
+            r => break r.map_err(io_err)?,
+        }
+    };
+    let total = HEADER + payload.len();
+    while sent < total {
+        let rest: &[u8] = if sent < HEADER { &h[sent..] } else { &payload[sent - HEADER..] };
+        match nix::sys::socket::send(sock.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
+            Err(nix::Error::EINTR) => continue,
+            r => sent += r.map_err(io_err)?,
+        }
+    }
+    Ok(())
+}
+
+/// Receives one frame. `Ok(None)` means the peer closed the socket before a frame began.
+pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut h = [0u8; HEADER];
+    let mut fds = Vec::new();
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let got = loop {
+        let mut iov = [IoSliceMut::new(&mut h)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io_err(e)),
+            Ok(msg) => {
+                for c in msg.cmsgs().map_err(io_err)? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        fds.extend(raw.into_iter().map(crate::sys::own_fd));
+                    }
+                }
+                break msg.bytes;
+            }
+        }
+    };
+    if got == 0 {
+        return Ok(None);
+    }
+    read_exact(sock, &mut h[got..])?;
+    let len = u64::from_le_bytes(h[0..8].try_into().unwrap()) as usize;
+    let nfds = u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
+    if u32::from_le_bytes(h[12..16].try_into().unwrap()) != MAGIC || nfds != fds.len() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed frame header"));
+    }
+    let mut payload = Vec::new();
+    payload.try_reserve_exact(len).map_err(|_| std::io::Error::new(std::io::ErrorKind::OutOfMemory, "message too large"))?;
+    payload.resize(len, 0);
+    read_exact(sock, &mut payload)?;
+    Ok(Some((payload, fds)))
+}
+
+/// Reads exactly `buf.len()` bytes; a closed peer mid-frame is `UnexpectedEof`.
+pub fn read_exact(fd: BorrowedFd, mut buf: &mut [u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match nix::unistd::read(fd, buf) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io_err(e)),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf`.
+pub fn write_all(fd: BorrowedFd, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io_err(e)),
+            Ok(n) => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable (or hung up). `None` waits forever. Returns whether it is.
+pub fn wait_readable(fd: BorrowedFd, timeout: Option<std::time::Duration>) -> std::io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let left = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let ms = d.saturating_duration_since(std::time::Instant::now()).as_millis();
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, left) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io_err(e)),
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+        }
+    }
+}

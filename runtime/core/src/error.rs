@@ -1,0 +1,157 @@
+//! The one place where Rust-side failures become Rhai errors.
+//!
+//! Every error a script can catch is an object map `#{type: "ValueError", message: "..."}`
+//! (API.md, "Errors"), thrown as [`EvalAltResult::ErrorRuntime`]. Code anywhere in rhai-mp
+//! builds an [`MpError`] (usually with [`mp_err!`](crate::mp_err)) and lets `?` turn it into
+//! a Rhai error through the `From` impl at the bottom of this file; nothing else constructs
+//! error maps.
+//!
+//! Caveat: extra fields (such as `data` for `BufferTooShort`) are Rhai values, so an
+//! `MpError` is not `Send`. Errors that must cross a thread carry plain strings instead.
+
+use rhai::{Dynamic, EvalAltResult, Map, Position};
+use std::fmt;
+
+/// The error types a script can see, named as in Python (API.md lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    TimeoutError,
+    Empty,
+    Full,
+    EOFError,
+    BrokenPipeError,
+    BufferTooShort,
+    ValueError,
+    TypeError,
+    OSError,
+    KeyError,
+    IndexError,
+    StopIteration,
+    FileNotFoundError,
+    FileExistsError,
+    AssertionError,
+    RuntimeError,
+    ProcessError,
+    BrokenBarrierError,
+    AuthenticationError,
+    SerializationError,
+    WorkerLostError,
+}
+
+impl ErrorKind {
+    /// The `type` string scripts compare against.
+    pub fn name(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            TimeoutError => "TimeoutError",
+            Empty => "Empty",
+            Full => "Full",
+            EOFError => "EOFError",
+            BrokenPipeError => "BrokenPipeError",
+            BufferTooShort => "BufferTooShort",
+            ValueError => "ValueError",
+            TypeError => "TypeError",
+            OSError => "OSError",
+            KeyError => "KeyError",
+            IndexError => "IndexError",
+            StopIteration => "StopIteration",
+            FileNotFoundError => "FileNotFoundError",
+            FileExistsError => "FileExistsError",
+            AssertionError => "AssertionError",
+            RuntimeError => "RuntimeError",
+            ProcessError => "ProcessError",
+            BrokenBarrierError => "BrokenBarrierError",
+            AuthenticationError => "AuthenticationError",
+            SerializationError => "SerializationError",
+            WorkerLostError => "WorkerLostError",
+        }
+    }
+}
+
+/// A typed rhai-mp error: a kind, a message that says what was wrong and where, and
+/// optional extra fields for the error map.
+#[derive(Debug, Clone)]
+pub struct MpError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub fields: Vec<(&'static str, Dynamic)>,
+}
+
+impl MpError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds a field to the error map (`data`, `pid`, `exitcode`, …).
+    pub fn with(mut self, key: &'static str, value: impl Into<Dynamic>) -> Self {
+        self.fields.push((key, value.into()));
+        self
+    }
+
+    /// Builds the object map a script's `catch` receives.
+    pub fn to_map(&self) -> Map {
+        let mut map = Map::new();
+        map.insert("type".into(), self.kind.name().into());
+        map.insert("message".into(), self.message.clone().into());
+        for (k, v) in &self.fields {
+            map.insert((*k).into(), v.clone());
+        }
+        map
+    }
+
+    /// An `OSError` from an OS error, saying which operation failed.
+    pub fn os(what: &str, err: impl Into<std::io::Error>) -> Self {
+        let err = err.into();
+        let errno = err.raw_os_error().unwrap_or(0);
+        MpError::new(ErrorKind::OSError, format!("{what}: {err}")).with("errno", errno as rhai::INT)
+    }
+}
+
+impl fmt::Display for MpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.message)
+    }
+}
+
+impl std::error::Error for MpError {}
+
+impl From<MpError> for Box<EvalAltResult> {
+    fn from(err: MpError) -> Self {
+        EvalAltResult::ErrorRuntime(err.to_map().into(), Position::NONE).into()
+    }
+}
+
+impl From<nix::Error> for MpError {
+    fn from(err: nix::Error) -> Self {
+        MpError::os("system call failed", std::io::Error::from_raw_os_error(err as i32))
+    }
+}
+
+impl From<std::io::Error> for MpError {
+    fn from(err: std::io::Error) -> Self {
+        MpError::os("I/O failed", err)
+    }
+}
+
+/// The result type of rhai-mp internals.
+pub type MpResult<T> = Result<T, MpError>;
+
+/// `mp_err!(ValueError, "bad {}", x)` builds an [`MpError`] of that kind.
+#[macro_export]
+macro_rules! mp_err {
+    ($kind:ident, $($fmt:tt)+) => {
+        $crate::MpError::new($crate::ErrorKind::$kind, format!($($fmt)+))
+    };
+}
+
+/// `mp_bail!(ValueError, "bad {}", x)` returns such an error, converted with `?`-style `into()`.
+#[macro_export]
+macro_rules! mp_bail {
+    ($kind:ident, $($fmt:tt)+) => {
+        return Err($crate::mp_err!($kind, $($fmt)+).into())
+    };
+}

@@ -1,0 +1,106 @@
+//! Running a script: compile it, give it `__name__` and `ARGV`, run its top level, turn the
+//! outcome into an exit code (reporting an uncaught error), and join children at the end.
+
+use crate::process;
+use crate::report;
+use crate::state::{self, Script};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Scope, AST};
+
+/// An engine with a compiled script.
+pub struct Interp {
+    pub engine: Engine,
+    pub ast: AST,
+}
+
+/// Keeps line numbers but hides a `#!` first line from the parser.
+fn strip_shebang(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with("#!") {
+        let end = text.find('\n').unwrap_or(text.len());
+        format!("{}{}", " ".repeat(end), &text[end..]).into()
+    } else {
+        text.into()
+    }
+}
+
+/// The scope every top level starts with: the constants `__name__` and `ARGV`.
+pub fn base_scope(dunder_name: &str) -> Scope<'static> {
+    let argv: Array = state::with(|s| s.argv.iter().map(|a| Dynamic::from(a.clone())).collect());
+    let mut scope = Scope::new();
+    scope.push_constant("__name__", dunder_name.to_string());
+    scope.push_constant("ARGV", argv);
+    scope
+}
+
+/// Compiles `script` with `engine`. A REPL's entries give their functions only.
+pub fn compile_ast(engine: &Engine, script: &Script) -> Result<AST, Box<EvalAltResult>> {
+    Ok(match script {
+        Script::Source { text, .. } => engine.compile(strip_shebang(text))?,
+        Script::Repl { entries } => {
+            let mut ast = AST::empty();
+            for entry in entries {
+                ast += engine.compile(entry)?.clone_functions_only();
+            }
+            ast
+        }
+    })
+}
+
+impl Interp {
+    /// Compiles `script`. A REPL's entries give their functions only.
+    pub fn compile(engine: Engine, script: &Script) -> Result<Interp, Box<EvalAltResult>> {
+        let ast = compile_ast(&engine, script)?;
+        Ok(Interp { engine, ast })
+    }
+
+    /// Runs the top level with `__name__` set.
+    pub fn run_top_level(&self, dunder_name: &str) -> Result<(), Box<EvalAltResult>> {
+        let mut scope = base_scope(dunder_name);
+        self.engine.run_ast_with_scope(&mut scope, &self.ast)
+    }
+}
+
+/// The exit code `exit(v)` asks for: an int (taken modulo 256), `()` for 0; anything else
+/// is printed and gives 1, as Python's `sys.exit("message")`.
+pub fn exit_code(v: &Dynamic) -> i32 {
+    if v.is_unit() {
+        0
+    } else if let Ok(i) = v.as_int() {
+        (i & 0xff) as i32
+    } else {
+        crate::output::stderr_line(&v.to_string());
+        1
+    }
+}
+
+/// Turns the outcome of running script code into an exit code, printing the report of an
+/// uncaught error on stderr. `who` names a child process in the report.
+pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i32)>) -> i32 {
+    match result {
+        Ok(_) => 0,
+        Err(e) => match *e {
+            EvalAltResult::Exit(v, _) => exit_code(&v),
+            ref err => {
+                let script = state::with(|s| s.script.clone());
+                let source = match &script {
+                    Script::Source { name, text } => Some(report::Source { name, text }),
+                    Script::Repl { .. } => None,
+                };
+                let text = report::format(err, source, who);
+                let _ = crate::channel::write_all(crate::sys::borrow_fd(2), text.as_bytes());
+                1
+            }
+        },
+    }
+}
+
+/// Runs a main script (`__name__ == "__main__"`) to the end: reports an uncaught error,
+/// then terminates daemon children and joins the others. Returns the exit code.
+pub fn run_main(engine: Engine, name: &str, text: String) -> i32 {
+    state::with(|s| s.script = Script::Source { name: name.to_string(), text: text.clone() });
+    let code = match Interp::compile(engine, &Script::Source { name: name.into(), text }) {
+        Ok(interp) => outcome(interp.run_top_level("__main__").map(|_| Dynamic::UNIT), None),
+        Err(e) => outcome(Err(e), None),
+    };
+    process::at_exit();
+    code
+}

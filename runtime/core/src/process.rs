@@ -1,0 +1,387 @@
+//! The Process object: the state behind a script's `Process(..)`, `current_process()` and
+//! `parent_process()`, and the rules Python enforces on it. The Rhai bindings live in
+//! `rhai-mp-stdlib`'s `process.rs`; this is the machinery.
+//!
+//! Copies of a `Process` value share one state (it is a handle), so a process started
+//! through one copy is joined through any other.
+
+use crate::error::MpResult;
+use crate::start::{fork, forkserver, spawn, Popen};
+use crate::state::{self, ChildInfo, ParentInfo, StartMethod};
+use crate::wire;
+use crate::{boot::Boot, boot::Mode, mp_err};
+use nix::sys::signal::Signal;
+use rhai::{Array, Dynamic, FnPtr, NativeCallContext};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// What a Process object stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A child this process made with `Process(..)`.
+    Child,
+    /// This process (`current_process()`).
+    Current,
+    /// This process's parent (`parent_process()`).
+    Parent,
+}
+
+#[derive(Debug)]
+pub struct Inner {
+    pub role: Role,
+    pub target: Option<FnPtr>,
+    pub args: Array,
+    pub name: String,
+    pub daemon: bool,
+    pub identity: Vec<u32>,
+    /// The start method of the context that made it; `None`: the default at start time.
+    pub method: Option<StartMethod>,
+    pub popen: Option<Popen>,
+    /// The pid of the process that made this object (only it may start and join it).
+    pub creator: i32,
+    /// The pid of a `Current` or `Parent` object.
+    pub known_pid: Option<i32>,
+    pub closed: bool,
+}
+
+/// A handle on a process.
+#[derive(Debug, Clone)]
+pub struct Process(pub Rc<RefCell<Inner>>);
+
+const GUARD_MESSAGE: &str = "An attempt has been made to start a new process before the current process has finished its bootstrapping phase.
+
+        This probably means that you are not using fork to start your child processes and you have forgotten to use the proper idiom in the main module:
+
+            if __name__ == \"__main__\" {
+                ...
+            }
+
+        The script's top level runs again in every spawn and forkserver child (with __name__ == \"__mp_main__\"), so code that starts processes must be inside that guard.";
+
+fn this_pid() -> i32 {
+    std::process::id() as i32
+}
+
+fn duration(timeout: Option<f64>) -> Option<Duration> {
+    timeout.map(|t| Duration::from_secs_f64(t.max(0.0)))
+}
+
+impl Process {
+    /// A new, unstarted child process object, named like Python's (`Process-N`, `Process-1:2`).
+    pub fn new(target: Option<FnPtr>, args: Array, name: Option<String>, daemon: Option<bool>, method: Option<StartMethod>) -> Process {
+        let (identity, default_name, parent_daemon) = state::with(|s| {
+            s.counter += 1;
+            let mut id = s.identity.clone();
+            id.push(s.counter);
+            let name = format!("Process-{}", id.iter().map(u32::to_string).collect::<Vec<_>>().join(":"));
+            (id, name, s.daemon)
+        });
+        Process(Rc::new(RefCell::new(Inner {
+            role: Role::Child,
+            target,
+            args,
+            name: name.unwrap_or(default_name),
+            daemon: daemon.unwrap_or(parent_daemon),
+            identity,
+            method,
+            popen: None,
+            creator: this_pid(),
+            known_pid: None,
+            closed: false,
+        })))
+    }
+
+    /// `current_process()`.
+    pub fn current() -> Process {
+        let (name, daemon, identity) = state::with(|s| (s.name.clone(), s.daemon, s.identity.clone()));
+        Self::known(Role::Current, name, daemon, identity, this_pid())
+    }
+
+    /// `parent_process()`: `None` in the main process.
+    pub fn parent() -> Option<Process> {
+        let p = state::with(|s| s.parent.clone())?;
+        Some(Self::known(Role::Parent, p.name, false, Vec::new(), p.pid))
+    }
+
+    fn known(role: Role, name: String, daemon: bool, identity: Vec<u32>, pid: i32) -> Process {
+        Process(Rc::new(RefCell::new(Inner {
+            role,
+            target: None,
+            args: Array::new(),
+            name,
+            daemon,
+            identity,
+            method: None,
+            popen: None,
+            creator: this_pid(),
+            known_pid: Some(pid),
+            closed: false,
+        })))
+    }
+
+    pub fn same(&self, other: &Process) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+
+    fn check_closed(&self) -> MpResult<()> {
+        if self.0.borrow().closed {
+            return Err(mp_err!(ValueError, "process object is closed"));
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> String {
+        self.0.borrow().name.clone()
+    }
+
+    pub fn set_name(&self, name: String) {
+        self.0.borrow_mut().name = name;
+    }
+
+    pub fn daemon(&self) -> bool {
+        self.0.borrow().daemon
+    }
+
+    pub fn set_daemon(&self, daemon: bool) -> MpResult<()> {
+        let mut i = self.0.borrow_mut();
+        if i.popen.is_some() {
+            return Err(mp_err!(AssertionError, "process has already started"));
+        }
+        if i.role != Role::Child {
+            return Err(mp_err!(AssertionError, "can only set daemon on a process object this process made"));
+        }
+        i.daemon = daemon;
+        Ok(())
+    }
+
+    pub fn pid(&self) -> MpResult<Option<i32>> {
+        self.check_closed()?;
+        let i = self.0.borrow();
+        Ok(i.known_pid.or(i.popen.as_ref().map(Popen::pid)))
+    }
+
+    pub fn sentinel(&self) -> MpResult<i32> {
+        self.check_closed()?;
+        match &self.0.borrow().popen {
+            Some(p) => Ok(p.sentinel()),
+            None => Err(mp_err!(ValueError, "process not started")),
+        }
+    }
+
+    /// `()` while running or before start, else the exit code (`-N` after signal N).
+    pub fn exitcode(&self) -> MpResult<Option<i32>> {
+        self.check_closed()?;
+        match &mut self.0.borrow_mut().popen {
+            Some(p) => p.poll(),
+            None => Ok(None),
+        }
+    }
+
+    pub fn is_alive(&self) -> MpResult<bool> {
+        self.check_closed()?;
+        let (role, pid) = {
+            let i = self.0.borrow();
+            (i.role, i.known_pid)
+        };
+        match role {
+            Role::Current => Ok(true),
+            Role::Parent => Ok(pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())),
+            Role::Child => {
+                let done = match &mut self.0.borrow_mut().popen {
+                    None => return Ok(false),
+                    Some(p) => p.poll()?.is_some(),
+                };
+                if done {
+                    self.forget();
+                }
+                Ok(!done)
+            }
+        }
+    }
+
+    /// Removes this process from the live children list.
+    fn forget(&self) {
+        state::with(|s| s.children.retain(|c| !c.same(self)));
+    }
+
+    /// Starts the child: checks Python's preconditions, encodes the call, and launches it
+    /// with the object's start method (or the default).
+    pub fn start(&self, ctx: &NativeCallContext) -> MpResult<()> {
+        self.check_closed()?;
+        {
+            let i = self.0.borrow();
+            if i.popen.is_some() {
+                return Err(mp_err!(AssertionError, "cannot start a process twice"));
+            }
+            if i.role != Role::Child || i.creator != this_pid() {
+                return Err(mp_err!(AssertionError, "can only start a process object created by current process"));
+            }
+        }
+        let (daemonic, bootstrapping) = state::with(|s| (s.daemon, s.bootstrapping));
+        if daemonic {
+            return Err(mp_err!(AssertionError, "daemonic processes are not allowed to have children"));
+        }
+        if bootstrapping {
+            return Err(mp_err!(RuntimeError, "{GUARD_MESSAGE}"));
+        }
+        reap_finished();
+
+        let (target, args, info, method) = {
+            let i = self.0.borrow();
+            let target = i.target.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT);
+            let method = i.method.unwrap_or_else(state::default_method);
+            let parent = state::with(|s| ParentInfo { pid: this_pid(), name: s.name.clone() });
+            let info = ChildInfo { identity: i.identity.clone(), name: i.name.clone(), daemon: i.daemon, parent, method };
+            (target, Dynamic::from_array(i.args.clone()), info, method)
+        };
+        let popen = match method {
+            StartMethod::Fork => {
+                let mut closures = wire::FnTable::default();
+                let packet = wire::encode_parts(&[("target", &target), ("args", &args)], Some(&mut closures))?;
+                fork::launch(info, packet, closures, ctx)?
+            }
+            StartMethod::Spawn | StartMethod::ForkServer => {
+                let packet = wire::encode_parts(&[("target", &target), ("args", &args)], None)?;
+                let boot = state::with(|s| Boot {
+                    mode: Mode::Child,
+                    info,
+                    script: s.script.clone(),
+                    argv: s.argv.clone(),
+                    forkserver: s.forkserver.clone(),
+                    call: packet.bytes,
+                });
+                if method == StartMethod::Spawn {
+                    spawn::launch(boot, packet.fds)?
+                } else {
+                    forkserver::launch(boot, packet.fds)?
+                }
+            }
+        };
+        self.0.borrow_mut().popen = Some(popen);
+        state::with(|s| s.children.push(self.clone()));
+        Ok(())
+    }
+
+    /// Waits for the child to end, at most `timeout` seconds (`None`: no limit).
+    pub fn join(&self, timeout: Option<f64>) -> MpResult<()> {
+        self.check_closed()?;
+        let done = {
+            let mut i = self.0.borrow_mut();
+            if i.role != Role::Child || i.creator != this_pid() {
+                return Err(mp_err!(AssertionError, "can only join a child process"));
+            }
+            match &mut i.popen {
+                None => return Err(mp_err!(AssertionError, "can only join a started process")),
+                Some(p) => p.wait(duration(timeout))?.is_some(),
+            }
+        };
+        if done {
+            self.forget();
+        }
+        Ok(())
+    }
+
+    fn send_signal(&self, sig: Signal, what: &str) -> MpResult<()> {
+        self.check_closed()?;
+        let mut i = self.0.borrow_mut();
+        let Inner { popen, known_pid, .. } = &mut *i;
+        match (popen, *known_pid) {
+            (Some(p), _) => p.signal(sig),
+            (None, Some(pid)) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(Into::into),
+            (None, None) => Err(mp_err!(AssertionError, "can only {what} a started process")),
+        }
+    }
+
+    /// SIGTERM.
+    pub fn terminate(&self) -> MpResult<()> {
+        self.send_signal(Signal::SIGTERM, "terminate")
+    }
+
+    /// SIGKILL.
+    pub fn kill(&self) -> MpResult<()> {
+        self.send_signal(Signal::SIGKILL, "kill")
+    }
+
+    /// Releases the process's resources; it must have ended.
+    pub fn close(&self) -> MpResult<()> {
+        {
+            let mut i = self.0.borrow_mut();
+            if let Some(p) = &mut i.popen {
+                if p.poll()?.is_none() {
+                    return Err(mp_err!(ValueError, "Cannot close a process while it is still running. You should first call join() or terminate()."));
+                }
+            }
+            i.popen = None;
+            i.closed = true;
+        }
+        self.forget();
+        Ok(())
+    }
+
+    /// Python's repr: `<Process name='Process-1' pid=12 parent=11 started daemon>`.
+    pub fn describe(&self) -> String {
+        let mut i = self.0.borrow_mut();
+        let kind = match i.role {
+            Role::Child => "Process",
+            Role::Current if i.identity.is_empty() => "_MainProcess",
+            Role::Current => "Process",
+            Role::Parent => "_ParentProcess",
+        };
+        let mut s = format!("<{kind} name='{}'", i.name);
+        if i.closed {
+            s.push_str(" closed>");
+            return s;
+        }
+        let pid = i.known_pid.or(i.popen.as_ref().map(Popen::pid));
+        if let Some(pid) = pid {
+            s.push_str(&format!(" pid={pid}"));
+        }
+        if i.role == Role::Child {
+            s.push_str(&format!(" parent={}", i.creator));
+        }
+        let role = i.role;
+        let status = match (&mut i.popen, role) {
+            (_, Role::Current) | (_, Role::Parent) => "started".to_string(),
+            (None, _) => "initial".to_string(),
+            (Some(p), _) => match p.poll() {
+                Ok(Some(code)) => format!("stopped exitcode={code}"),
+                _ => "started".to_string(),
+            },
+        };
+        s.push(' ');
+        s.push_str(&status);
+        if i.daemon {
+            s.push_str(" daemon");
+        }
+        s.push('>');
+        s
+    }
+}
+
+/// Drops finished children from the live list (Python does this on every start).
+pub fn reap_finished() {
+    let children = state::with(|s| s.children.clone());
+    for c in children {
+        let _ = c.is_alive();
+    }
+}
+
+/// `active_children()`: the live children of this process.
+pub fn active_children() -> Vec<Process> {
+    reap_finished();
+    state::with(|s| s.children.clone())
+}
+
+/// At the end of a main script or a child's target: terminate daemon children, then join
+/// every child (Python's `_exit_function`).
+pub fn at_exit() {
+    for c in active_children() {
+        if c.daemon() {
+            let _ = c.terminate();
+        }
+    }
+    for c in active_children() {
+        let _ = c.join(None);
+    }
+}

@@ -1,0 +1,123 @@
+//! Start methods: how a child process comes to life, one file per method.
+//!
+//! - [`spawn`]: exec a fresh copy of this binary and hand it a [`Boot`](crate::boot::Boot)
+//!   message on its stdin (a Unix socket, so descriptors can ride along).
+//! - [`fork`]: `fork()` this process; the child calls the target directly.
+//! - [`forkserver`]: ask a server process (spawned on first use, having run the script's top
+//!   level once) to fork a child for us.
+//!
+//! Each returns a [`Popen`]: the parent's view of the running child.
+
+pub mod fork;
+pub mod forkserver;
+pub mod spawn;
+
+use crate::channel;
+use crate::error::MpResult;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// The parent's handle on a started child.
+#[derive(Debug)]
+pub enum Popen {
+    /// Our own child (spawn, fork): reaped with `waitpid`; the sentinel is a pidfd.
+    Direct { pid: i32, pidfd: OwnedFd, status: Option<i32> },
+    /// A forkserver's child: the server sends its exit status down `conn`, the sentinel.
+    Served { pid: i32, conn: OwnedFd, status: Option<i32> },
+}
+
+/// Python's exit code convention: the exit status, or `-N` after signal N.
+fn exitcode(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(-(sig as i32)),
+        _ => None,
+    }
+}
+
+impl Popen {
+    pub fn direct(pid: i32) -> MpResult<Popen> {
+        let pidfd = crate::sys::pidfd_open(pid).map_err(|e| crate::MpError::os("pidfd_open", e))?;
+        Ok(Popen::Direct { pid, pidfd, status: None })
+    }
+
+    pub fn pid(&self) -> i32 {
+        match self {
+            Popen::Direct { pid, .. } | Popen::Served { pid, .. } => *pid,
+        }
+    }
+
+    /// A descriptor that is readable once the child has ended.
+    pub fn sentinel(&self) -> RawFd {
+        match self {
+            Popen::Direct { pidfd, .. } => pidfd.as_raw_fd(),
+            Popen::Served { conn, .. } => conn.as_raw_fd(),
+        }
+    }
+
+    /// The exit code if the child has ended, without blocking.
+    pub fn poll(&mut self) -> MpResult<Option<i32>> {
+        match self {
+            Popen::Direct { status: Some(s), .. } | Popen::Served { status: Some(s), .. } => Ok(Some(*s)),
+            Popen::Direct { pid, status, .. } => {
+                match waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(ws) => *status = exitcode(ws),
+                    // Reaped elsewhere (should not happen): report it as gone.
+                    Err(nix::Error::ECHILD) => *status = Some(255),
+                    Err(nix::Error::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(*status)
+            }
+            Popen::Served { conn, status, .. } => {
+                if channel::wait_readable(conn.as_fd(), Some(Duration::ZERO))? {
+                    let mut buf = [0u8; 4];
+                    *status = Some(match channel::read_exact(conn.as_fd(), &mut buf) {
+                        Ok(()) => i32::from_le_bytes(buf),
+                        // The server died before reporting: Python says 255 too.
+                        Err(_) => 255,
+                    });
+                }
+                Ok(*status)
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (`None`: forever) for the child to end; its exit code if it did.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> MpResult<Option<i32>> {
+        if let Some(code) = self.poll()? {
+            return Ok(Some(code));
+        }
+        if let Popen::Direct { pid, status, .. } = self {
+            if timeout.is_none() {
+                loop {
+                    match waitpid(Pid::from_raw(*pid), None) {
+                        Err(nix::Error::EINTR) => continue,
+                        Err(nix::Error::ECHILD) => *status = Some(255),
+                        Err(e) => return Err(e.into()),
+                        Ok(ws) => *status = exitcode(ws),
+                    }
+                    if status.is_some() {
+                        return Ok(*status);
+                    }
+                }
+            }
+        }
+        channel::wait_readable(crate::sys::borrow_fd(self.sentinel()), timeout)?;
+        self.poll()
+    }
+
+    /// Sends a signal to the child unless it has already ended.
+    pub fn signal(&mut self, sig: Signal) -> MpResult<()> {
+        if self.poll()?.is_none() {
+            match nix::sys::signal::kill(Pid::from_raw(self.pid()), sig) {
+                Ok(()) | Err(nix::Error::ESRCH) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! This process's place in the process tree: its name, identity, start method, the script
+//! its spawn children re-run, and its live children.
+//!
+//! The state is per thread (Rhai engines here are single-threaded) and is copied into a
+//! `fork` child, which then calls [`enter_child`] to make it its own.
+
+use crate::process::Process;
+use std::cell::RefCell;
+
+/// How a child process is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMethod {
+    Spawn,
+    Fork,
+    ForkServer,
+}
+
+impl StartMethod {
+    pub const ALL: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Spawn => "spawn",
+            StartMethod::Fork => "fork",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// What a spawn child re-runs to get the parent's functions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Script {
+    /// A script file or `-e` code: its text and the name used in messages.
+    Source { name: String, text: String },
+    /// The REPL: the entries typed so far that define functions. Children compile them and
+    /// keep only the functions (no statement runs again).
+    Repl { entries: Vec<String> },
+}
+
+/// Who this process's parent is (`parent_process()`).
+#[derive(Debug, Clone)]
+pub struct ParentInfo {
+    pub pid: i32,
+    pub name: String,
+}
+
+pub struct State {
+    /// `[]` in the main process, `[1]` in Process-1, `[1, 2]` in Process-1:2.
+    pub identity: Vec<u32>,
+    pub name: String,
+    pub daemon: bool,
+    /// How many Process objects this process has made (names the next one).
+    pub counter: u32,
+    /// The start method used when none is given; fixed once used.
+    pub default_method: StartMethod,
+    pub method_fixed: bool,
+    /// True while a child re-runs the script's top level (starting a process then is the
+    /// missing `__main__` guard).
+    pub bootstrapping: bool,
+    pub parent: Option<ParentInfo>,
+    pub script: Script,
+    pub argv: Vec<String>,
+    /// Live children, as `active_children()` returns them.
+    pub children: Vec<Process>,
+    /// The abstract socket name of the forkserver this process uses, once started.
+    pub forkserver: Option<String>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            identity: Vec::new(),
+            name: "MainProcess".into(),
+            daemon: false,
+            counter: 0,
+            default_method: StartMethod::Spawn,
+            method_fixed: false,
+            bootstrapping: false,
+            parent: None,
+            script: Script::Source { name: "<none>".into(), text: String::new() },
+            argv: Vec::new(),
+            children: Vec::new(),
+            forkserver: None,
+        }
+    }
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+/// Runs `f` with this process's state. Do not call back into scripts from inside `f`.
+pub fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// The start method for a process that names none, fixing the default (as Python does the
+/// first time the default context is used).
+pub fn default_method() -> StartMethod {
+    with(|s| {
+        s.method_fixed = true;
+        s.default_method
+    })
+}
+
+/// What a new child needs to know about its own place in the tree.
+#[derive(Debug, Clone)]
+pub struct ChildInfo {
+    pub identity: Vec<u32>,
+    pub name: String,
+    pub daemon: bool,
+    pub parent: ParentInfo,
+    pub method: StartMethod,
+}
+
+/// Makes the state a child's own: its name, no children yet, the counter restarted.
+pub fn enter_child(info: ChildInfo) {
+    with(|s| {
+        s.identity = info.identity;
+        s.name = info.name;
+        s.daemon = info.daemon;
+        s.parent = Some(info.parent);
+        s.counter = 0;
+        s.children.clear();
+        s.default_method = info.method;
+        s.method_fixed = true;
+    })
+}

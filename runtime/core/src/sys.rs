@@ -1,0 +1,83 @@
+//! Thin wrappers over the few system calls that need `unsafe` or that nix does not offer.
+//!
+//! Every `unsafe` block in rhai-mp-core lives here, each small and with its `SAFETY` note.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// The outcome of [`fork`].
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Forks this process.
+///
+/// Caveat: only the calling thread survives in the child. rhai-mp runs scripts on one
+/// thread and starts its helper threads (if any) lazily, after any fork they could disturb.
+pub fn fork() -> std::io::Result<Forked> {
+    // SAFETY: the child only touches memory it owns (a copy of ours) on this one thread;
+    // rhai-mp keeps no lock held across this call.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Ends this process at once, running no destructors and no `atexit` handlers (the right way
+/// to leave a forked child, whose copies of the parent's resources are not its own).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// A file descriptor that becomes readable when process `pid` ends (Linux ≥ 5.3).
+pub fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Asks the kernel to send `signal` to this process when its parent ends.
+pub fn set_parent_death_signal(signal: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers are involved.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Ignores a signal (SIGPIPE: a write to a closed pipe then fails with `EPIPE` instead).
+pub fn ignore_signal(signal: libc::c_int) {
+    // SAFETY: SIG_IGN is always a valid disposition.
+    unsafe {
+        libc::signal(signal, libc::SIG_IGN);
+    }
+}
+
+/// Borrows a raw descriptor the caller knows to be open for the duration of the borrow.
+pub fn borrow_fd<'a>(fd: RawFd) -> std::os::fd::BorrowedFd<'a> {
+    // SAFETY: callers pass descriptors they own (0, 1, 2 or ones held by a live object).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Takes ownership of a descriptor number inherited from the parent (fd 0 of a spawn child).
+pub fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: only called on descriptors this process was handed and nobody else closes.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Puts `/dev/null` on fd 0 (a spawn child's stdin was the boot socket).
+pub fn stdin_from_devnull() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 on two open descriptors; fd 0 is replaced atomically.
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The interactive REPL: line editing and history (rustyline), multi-line input while
+//! braces, brackets or parentheses are open, `:help`, `:quit`, and non-unit results printed.
+//!
+//! The REPL is a `__main__`: every entry that defines functions or closures is remembered,
+//! and a spawn or forkserver child compiles those entries (functions only, no statement runs
+//! again), so processes started here can call anything defined so far.
+
+use crate::Runtime;
+use rhai::{Dynamic, EvalAltResult, AST};
+use rhai_mp_core::Script;
+use rustyline::error::ReadlineError;
+
+const HELP: &str = "rhai-mp REPL — Rhai with Python's multiprocessing (see API.md).
+  :help        this text
+  :quit        leave (also Ctrl-D)
+Input continues on the next line while braces, brackets or parentheses are open.
+Functions and closures defined here work in processes started here (any start method):
+  fn square(x) { print(x * x) }
+  let p = Process(square, [7]); p.start(); p.join();";
+
+/// Whether every `{`, `[` and `(` of `code` is closed (outside strings and comments).
+pub fn balanced(code: &str) -> bool {
+    let mut depth: i64 = 0;
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '`' | '\'' => {
+                while let Some(d) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            '{' | '[' | '(' => depth += 1,
+            '}' | ']' | ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth <= 0
+}
+
+fn history_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("RHAI_MP_HISTORY") {
+        return Some(p.into());
+    }
+    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".rhai_mp_history"))
+}
+
+/// Runs the REPL until `:quit` or end of input; returns the exit code.
+pub fn run(runtime: &Runtime) -> i32 {
+    let engine = runtime.engine();
+    rhai_mp_core::with_state(|s| s.script = Script::Repl { entries: Vec::new() });
+    let mut scope = rhai_mp_core::base_scope("__main__");
+    let mut program = AST::empty();
+    let mut editor = match rustyline::DefaultEditor::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("rhai-mp: cannot start the REPL: {e}");
+            return 1;
+        }
+    };
+    let history = history_path();
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        println!("rhai-mp {} — :help for help, :quit to leave", env!("CARGO_PKG_VERSION"));
+    }
+    let mut buffer = String::new();
+    let mut code = 0;
+    loop {
+        let prompt = if buffer.is_empty() { ">> " } else { ".. " };
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => {
+                buffer.clear();
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("rhai-mp: {e}");
+                code = 1;
+                break;
+            }
+        };
+        if buffer.is_empty() {
+            match line.trim() {
+                "" => continue,
+                ":quit" | ":q" | ":exit" => break,
+                ":help" | ":h" => {
+                    println!("{HELP}");
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        buffer.push_str(&line);
+        buffer.push('\n');
+        if !balanced(&buffer) {
+            continue;
+        }
+        let input = std::mem::take(&mut buffer);
+        let _ = editor.add_history_entry(input.trim_end());
+        let ast = match engine.compile_with_scope(&scope, &input) {
+            Ok(ast) => ast,
+            Err(e) => {
+                rhai_mp_core::outcome(Err(e.into()), None);
+                continue;
+            }
+        };
+        if ast.iter_functions().next().is_some() {
+            rhai_mp_core::with_state(|s| {
+                if let Script::Repl { entries } = &mut s.script {
+                    entries.push(input.clone());
+                }
+            });
+        }
+        program = program.merge(&ast);
+        let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
+        program.clear_statements();
+        match result {
+            Ok(v) if v.is_unit() => {}
+            Ok(v) => println!("{v:?}"),
+            Err(e) if matches!(*e, EvalAltResult::Exit(..)) => {
+                code = rhai_mp_core::outcome(Err(e), None);
+                break;
+            }
+            Err(e) => {
+                rhai_mp_core::outcome(Err(e), None);
+            }
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    rhai_mp_core::at_exit();
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced;
+
+    #[test]
+    fn balance_ignores_strings_and_comments() {
+        assert!(balanced("fn f(x) { x }"));
+        assert!(!balanced("fn f(x) {"));
+        assert!(balanced("let s = \"{\"; // {\n"));
+        assert!(!balanced("let a = [1,\n"));
+        assert!(balanced("/* { */ let c = '{';"));
+    }
+}

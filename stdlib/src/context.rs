@@ -1,0 +1,191 @@
+//! Start methods and contexts: `set_start_method`, `get_start_method`,
+//! `get_all_start_methods`, `get_context(m)`, and a context's methods (`ctx.Process(..)`)
+//! that mirror the globals with the context's start method.
+
+use crate::process::build;
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, FnPtr, Map};
+use rhai_mp_core::{mp_err, with_state, MpResult, StartMethod};
+
+/// A start-method context (Python's `SpawnContext`, `ForkContext`, `ForkServerContext`).
+#[derive(Debug, Clone, Copy)]
+pub struct Context(pub StartMethod);
+
+pub(crate) fn parse_method(m: &str) -> MpResult<StartMethod> {
+    StartMethod::parse(m).ok_or_else(|| mp_err!(ValueError, "cannot find context for '{m}' (start methods: fork, spawn, forkserver)"))
+}
+
+#[export_module]
+pub mod context_functions {
+    use super::*;
+
+    /// A start-method context; its methods mirror the globals.
+    pub type Context = super::Context;
+
+    /// Sets the default start method: `"spawn"`, `"fork"` or `"forkserver"`.
+    ///
+    /// ```rhai
+    /// if __name__ == "__main__" {
+    ///     set_start_method("fork");
+    /// }
+    /// ```
+    ///
+    /// Throws when: the method is unknown (`ValueError`); the default was already used or set
+    /// (`RuntimeError`; pass `force = true` to override).
+    #[rhai_fn(return_raw)]
+    pub fn set_start_method(method: &str) -> Result<(), Box<EvalAltResult>> {
+        set_start_method_force(method, false)
+    }
+
+    /// Sets the default start method; with `force` it may change after first use.
+    ///
+    /// ```rhai
+    /// set_start_method("forkserver", true);
+    /// ```
+    ///
+    /// Throws when: the method is unknown (`ValueError`); the default was already fixed and
+    /// `force` is false (`RuntimeError`).
+    #[rhai_fn(name = "set_start_method", return_raw)]
+    pub fn set_start_method_force(method: &str, force: bool) -> Result<(), Box<EvalAltResult>> {
+        let m = parse_method(method)?;
+        with_state(|s| {
+            if s.method_fixed && !force {
+                return Err(mp_err!(RuntimeError, "context has already been set (the start method is '{}'; pass force = true to change it)", s.default_method.name()).into());
+            }
+            s.default_method = m;
+            s.method_fixed = true;
+            Ok(())
+        })
+    }
+
+    /// The default start method (fixing it, as Python does).
+    ///
+    /// ```rhai
+    /// print(get_start_method());   // spawn
+    /// ```
+    ///
+    /// Throws when: never.
+    pub fn get_start_method() -> String {
+        rhai_mp_core::default_method().name().to_string()
+    }
+
+    /// `["fork", "spawn", "forkserver"]`.
+    ///
+    /// ```rhai
+    /// for m in get_all_start_methods() { print(m); }
+    /// ```
+    ///
+    /// Throws when: never.
+    pub fn get_all_start_methods() -> Array {
+        StartMethod::ALL.iter().map(|m| Dynamic::from(m.name())).collect()
+    }
+
+    /// A context for a start method; `ctx.Process(..)` starts processes with it.
+    ///
+    /// ```rhai
+    /// let ctx = get_context("fork");
+    /// let p = ctx.Process(|| print("forked"));
+    /// ```
+    ///
+    /// Throws when: the method is unknown (`ValueError`).
+    #[rhai_fn(return_raw)]
+    pub fn get_context(method: &str) -> Result<Context, Box<EvalAltResult>> {
+        Ok(super::Context(parse_method(method)?))
+    }
+
+    /// The context of the default start method.
+    ///
+    /// ```rhai
+    /// let ctx = get_context();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(name = "get_context")]
+    pub fn get_default_context() -> Context {
+        super::Context(rhai_mp_core::default_method())
+    }
+
+    /// The context's start method.
+    ///
+    /// ```rhai
+    /// print(get_context("fork").get_start_method());   // fork
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "get_start_method", pure)]
+    pub fn ctx_get_start_method(ctx: &mut Context) -> String {
+        ctx.0.name().to_string()
+    }
+
+    /// `<Context spawn>`.
+    ///
+    /// ```rhai
+    /// print(get_context("spawn"));
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn ctx_describe(ctx: &mut Context) -> String {
+        format!("<Context {}>", ctx.0.name())
+    }
+
+    /// `Process(target)` with this context's start method.
+    ///
+    /// ```rhai
+    /// get_context("fork").Process(work).start();
+    /// ```
+    ///
+    /// Throws when: as `Process(..)`.
+    #[rhai_fn(global, name = "Process", return_raw)]
+    pub fn ctx_process(ctx: &mut Context, target: FnPtr) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+        Ok(build(Some(ctx.0), Some(target), None, None)?)
+    }
+
+    /// `Process(target, args)` with this context's start method.
+    ///
+    /// ```rhai
+    /// get_context("forkserver").Process(work, [1]).start();
+    /// ```
+    ///
+    /// Throws when: as `Process(..)`.
+    #[rhai_fn(global, name = "Process", return_raw)]
+    pub fn ctx_process_args(ctx: &mut Context, target: FnPtr, args: Dynamic) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+        Ok(build(Some(ctx.0), Some(target), Some(args), None)?)
+    }
+
+    /// `Process(target, #{..})` with this context's start method.
+    ///
+    /// ```rhai
+    /// get_context("fork").Process(work, #{daemon: true}).start();
+    /// ```
+    ///
+    /// Throws when: as `Process(..)`.
+    #[rhai_fn(global, name = "Process", return_raw)]
+    pub fn ctx_process_opts(ctx: &mut Context, target: FnPtr, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+        Ok(build(Some(ctx.0), Some(target), None, Some(opts))?)
+    }
+
+    /// `Process(target, args, #{..})` with this context's start method.
+    ///
+    /// ```rhai
+    /// get_context("fork").Process(work, [1], #{name: "w"}).start();
+    /// ```
+    ///
+    /// Throws when: as `Process(..)`.
+    #[rhai_fn(global, name = "Process", return_raw)]
+    pub fn ctx_process_args_opts(ctx: &mut Context, target: FnPtr, args: Dynamic, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+        Ok(build(Some(ctx.0), Some(target), Some(args), Some(opts))?)
+    }
+
+    /// `Process(#{target, args, name, daemon})` with this context's start method.
+    ///
+    /// ```rhai
+    /// get_context("fork").Process(#{target: work}).start();
+    /// ```
+    ///
+    /// Throws when: as `Process(..)`.
+    #[rhai_fn(global, name = "Process", return_raw)]
+    pub fn ctx_process_map(ctx: &mut Context, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+        Ok(build(Some(ctx.0), None, None, Some(opts))?)
+    }
+}

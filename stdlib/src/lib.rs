@@ -1,0 +1,35 @@
+//! rhai-mp-stdlib: the Rhai-visible primitives of rhai-mp, as one Rhai package.
+//!
+//! [`MultiprocessingPackage`] registers the global API of `../shared/API.md`
+//! (`Process(..)`, `cpu_count()`, `get_context(..)` …) and, when put into an engine, the
+//! static modules `os::` and `time::`. One file per primitive; the machinery under them is
+//! `rhai-mp-core`.
+//!
+//! ```no_run
+//! use rhai::packages::Package;
+//! let mut engine = rhai::Engine::new();
+//! rhai_mp_stdlib::MultiprocessingPackage::new().register_into_engine(&mut engine);
+//! ```
+
+use rhai::def_package;
+use rhai::plugin::*;
+
+mod context;
+mod opts;
+mod os;
+mod process;
+mod time;
+
+pub use context::Context;
+
+def_package! {
+    /// Python's `multiprocessing` for Rhai: every primitive of API.md, plus `os::` and
+    /// `time::` as static modules.
+    pub MultiprocessingPackage(lib) {
+        combine_with_exported_module!(lib, "process", process::process_functions);
+        combine_with_exported_module!(lib, "context", context::context_functions);
+    } |> |engine| {
+        engine.register_static_module("os", exported_module!(os::os_functions).into());
+        engine.register_static_module("time", exported_module!(time::time_functions).into());
+    }
+}

@@ -1,0 +1,104 @@
+//! Argument helpers shared by every primitive: keyword-style option maps, timeouts, and
+//! iterables. They produce the `ValueError` / `TypeError` messages API.md asks for (naming
+//! the option and the function).
+
+use rhai::{Array, Dynamic, FnPtr, Map, INT};
+use rhai_mp_core::{mp_err, MpResult};
+use std::ops::{Range, RangeInclusive};
+
+/// The Rhai name of a value's type, for messages.
+pub fn type_name(v: &Dynamic) -> String {
+    let name = v.type_name();
+    name.rsplit("::").next().unwrap_or(name).to_string()
+}
+
+/// An option map (`#{name: "w", daemon: true}`) being taken apart.
+pub struct Opts {
+    map: Map,
+    func: &'static str,
+}
+
+impl Opts {
+    /// Checks that every key is one of `allowed`: an unknown key throws `ValueError`.
+    pub fn new(map: Map, func: &'static str, allowed: &[&str]) -> MpResult<Opts> {
+        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(mp_err!(ValueError, "{func}() got an unknown option '{key}' (it takes: {})", allowed.join(", ")));
+        }
+        Ok(Opts { map, func })
+    }
+
+    /// The value of `key`, or `None` when it is absent or `()`.
+    fn take(&mut self, key: &str) -> Option<Dynamic> {
+        self.map.remove(key).filter(|v| !v.is_unit())
+    }
+
+    fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> rhai_mp_core::MpError {
+        mp_err!(TypeError, "option '{key}' of {}() must be {want}, not {}", self.func, type_name(v))
+    }
+
+    pub fn fn_ptr(&mut self, key: &str) -> MpResult<Option<FnPtr>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v.clone().try_cast::<FnPtr>().map(Some).ok_or_else(|| self.wrong(key, "a function pointer", &v)),
+        }
+    }
+
+    pub fn string(&mut self, key: &str) -> MpResult<Option<String>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v.clone().into_string().map(Some).map_err(|_| self.wrong(key, "a string", &v)),
+        }
+    }
+
+    pub fn bool(&mut self, key: &str) -> MpResult<Option<bool>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v.as_bool().map(Some).map_err(|_| self.wrong(key, "a bool", &v)),
+        }
+    }
+
+    /// An iterable option, as an array (`args`).
+    pub fn items(&mut self, key: &str) -> MpResult<Option<Array>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => items(v.clone()).map(Some).map_err(|_| self.wrong(key, "an array or another iterable", &v)),
+        }
+    }
+}
+
+/// A timeout in seconds: `()` is no limit; a negative one throws `ValueError`.
+pub fn timeout(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
+    let secs = if v.is_unit() {
+        return Ok(None);
+    } else if let Ok(i) = v.as_int() {
+        i as f64
+    } else if let Ok(f) = v.as_float() {
+        f
+    } else {
+        return Err(mp_err!(TypeError, "timeout of {func}() must be a number of seconds or (), not {}", type_name(v)));
+    };
+    if secs < 0.0 || secs.is_nan() {
+        return Err(mp_err!(ValueError, "timeout of {func}() must be non-negative, not {secs}"));
+    }
+    Ok(Some(secs))
+}
+
+/// The items of an iterable: an array, a range, a string (its chars) or a blob (its bytes).
+pub fn items(v: Dynamic) -> MpResult<Array> {
+    if v.is_array() {
+        return Ok(v.cast::<Array>());
+    }
+    if let Some(r) = v.read_lock::<Range<INT>>() {
+        return Ok(r.clone().map(Dynamic::from).collect());
+    }
+    if let Some(r) = v.read_lock::<RangeInclusive<INT>>() {
+        return Ok(r.clone().map(Dynamic::from).collect());
+    }
+    if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
+        return Ok(s.chars().map(Dynamic::from).collect());
+    }
+    if let Some(b) = v.read_lock::<rhai::Blob>() {
+        return Ok(b.iter().map(|&x| Dynamic::from(x as INT)).collect());
+    }
+    Err(mp_err!(TypeError, "expected an iterable (array, range, string or blob), not {}", type_name(&v)))
+}
