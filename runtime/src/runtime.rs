@@ -66,10 +66,15 @@ impl Runtime {
 
     /// A new engine, set up like every other engine of this runtime.
     pub fn engine(&self) -> Engine {
-        let mut engine = Engine::new();
-        rhai_mp_stdlib::MultiprocessingPackage::new().register_into_engine(&mut engine);
-        rhai_fs::FilesystemPackage::new().register_into_engine(&mut engine);
-        rhai_rand::RandomPackage::new().register_into_engine(&mut engine);
+        // `Engine::new()`, but with every package's functions registered lazily (on first
+        // call): a spawn child builds an engine at start-up, so this is on its hot path.
+        let mut engine = Engine::new_raw();
+        engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new());
+        engine.set_max_strings_interned(1024);
+        rhai::packages::StandardPackage::new_lazy().register_into_engine(&mut engine);
+        rhai_mp_stdlib::MultiprocessingPackage::new_lazy().register_into_engine(&mut engine);
+        rhai_fs::FilesystemPackage::new_lazy().register_into_engine(&mut engine);
+        rhai_rand::RandomPackage::new_lazy().register_into_engine(&mut engine);
         engine.on_print(rhai_mp_core::stdout_line);
         engine.on_debug(|text, source, pos| {
             let at = match (source, pos.is_none()) {
