@@ -6,7 +6,7 @@
 //! again), so processes started here can call anything defined so far.
 
 use crate::Runtime;
-use rhai::{Dynamic, EvalAltResult, AST};
+use rhai::{Dynamic, AST};
 use rhai_mp_core::Script;
 use rustyline::error::ReadlineError;
 
@@ -140,7 +140,7 @@ pub fn run(runtime: &Runtime) -> i32 {
         match result {
             Ok(v) if v.is_unit() => {}
             Ok(v) => println!("{v:?}"),
-            Err(e) if matches!(*e, EvalAltResult::Exit(..)) => {
+            Err(e) if rhai_mp_core::ExitRequest::code_of(&e).is_some() => {
                 code = rhai_mp_core::outcome(Err(e), None);
                 break;
             }

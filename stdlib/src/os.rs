@@ -10,10 +10,10 @@ fn signal_by_name(name: &str) -> Option<nix::sys::signal::Signal> {
     full.parse().ok()
 }
 
-fn send(pid: INT, sig: nix::sys::signal::Signal) -> Result<(), Box<EvalAltResult>> {
+fn send(pid: INT, sig: Option<nix::sys::signal::Signal>) -> Result<(), Box<EvalAltResult>> {
     let target = i32::try_from(pid).map_err(|_| rhai_mp_core::mp_err!(ValueError, "pid {pid} is out of range"))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(target), sig)
-        .map_err(|e| rhai_mp_core::MpError::os(&format!("os::kill({pid}, {sig})"), std::io::Error::from_raw_os_error(e as i32)).into())
+        .map_err(|e| rhai_mp_core::MpError::os(&format!("os::kill({pid}, {})", sig.map_or("0", |s| s.as_str())), std::io::Error::from_raw_os_error(e as i32)).into())
 }
 
 #[export_module]
@@ -51,7 +51,7 @@ pub mod os_functions {
     /// Throws when: there is no such process or it may not be signalled (`OSError`).
     #[rhai_fn(name = "kill", return_raw)]
     pub fn kill_term(pid: INT) -> Result<(), Box<EvalAltResult>> {
-        super::send(pid, nix::sys::signal::Signal::SIGTERM)
+        super::send(pid, Some(nix::sys::signal::Signal::SIGTERM))
     }
 
     /// Sends a signal, by number (`9`) or name (`"SIGKILL"`, `"KILL"`), to process `pid`.
@@ -64,7 +64,10 @@ pub mod os_functions {
     /// not be signalled (`OSError`).
     #[rhai_fn(name = "kill", return_raw)]
     pub fn kill_with(pid: INT, signal: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let sig = if let Ok(n) = signal.as_int() {
+        let sig = if let Ok(0) = signal.as_int() {
+            // Signal 0 only checks that the process exists.
+            return super::send(pid, None);
+        } else if let Ok(n) = signal.as_int() {
             i32::try_from(n).ok().and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
         } else if let Ok(s) = signal.clone().into_string() {
             super::signal_by_name(&s)
@@ -72,6 +75,6 @@ pub mod os_functions {
             return Err(mp_err!(TypeError, "os::kill() takes a signal number or name, not {}", crate::opts::type_name(&signal)).into());
         };
         let sig = sig.ok_or_else(|| mp_err!(ValueError, "unknown signal {signal}"))?;
-        super::send(pid, sig)
+        super::send(pid, Some(sig))
     }
 }

@@ -358,6 +358,32 @@ pub mod process_functions {
         !a.same(&b)
     }
 
+    /// Ends this process with exit code 0 (in a child too: its `exitcode` becomes 0). Cannot
+    /// be caught.
+    ///
+    /// ```rhai
+    /// if ARGV.len() == 0 { exit(); }
+    /// ```
+    ///
+    /// Throws when: always (that is how it ends the script), with an error `catch` cannot see.
+    #[rhai_fn(name = "exit", return_raw)]
+    pub fn exit_zero() -> Result<(), Box<EvalAltResult>> {
+        Err(rhai_mp_core::ExitRequest::error(&Dynamic::UNIT))
+    }
+
+    /// Ends this process with exit code `value` (an int, taken modulo 256; `()` is 0; any
+    /// other value is printed on stderr and gives 1, as Python's `sys.exit`).
+    ///
+    /// ```rhai
+    /// fn worker() { exit(3) }   // the child's exitcode becomes 3
+    /// ```
+    ///
+    /// Throws when: always (that is how it ends the script), with an error `catch` cannot see.
+    #[rhai_fn(name = "exit", return_raw)]
+    pub fn exit_with(value: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Err(rhai_mp_core::ExitRequest::error(&value))
+    }
+
     /// The number of CPUs this process may run on.
     ///
     /// ```rhai

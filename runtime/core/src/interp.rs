@@ -59,6 +59,29 @@ impl Interp {
     }
 }
 
+/// What `exit(v)` throws: an uncatchable error (`ErrorTerminated`) carrying the exit code.
+///
+/// Rhai's own `exit` becomes a normal return value at the top level and in function calls,
+/// so a script's `exit(3)` could not be told from a last expression `3`; rhai-mp replaces it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitRequest(pub i32);
+
+impl ExitRequest {
+    /// The error that ends the script with exit code `exit_code(value)`.
+    pub fn error(value: &Dynamic) -> Box<EvalAltResult> {
+        EvalAltResult::ErrorTerminated(Dynamic::from(ExitRequest(exit_code(value))), rhai::Position::NONE).into()
+    }
+
+    /// The exit code an error asks for, if it is an exit request.
+    pub fn code_of(err: &EvalAltResult) -> Option<i32> {
+        match crate::report::innermost(err).0 {
+            EvalAltResult::ErrorTerminated(v, _) => v.read_lock::<ExitRequest>().map(|r| r.0),
+            EvalAltResult::Exit(v, _) => Some(exit_code(v)),
+            _ => None,
+        }
+    }
+}
+
 /// The exit code `exit(v)` asks for: an int (taken modulo 256), `()` for 0; anything else
 /// is printed and gives 1, as Python's `sys.exit("message")`.
 pub fn exit_code(v: &Dynamic) -> i32 {
@@ -77,9 +100,10 @@ pub fn exit_code(v: &Dynamic) -> i32 {
 pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i32)>) -> i32 {
     match result {
         Ok(_) => 0,
-        Err(e) => match *e {
-            EvalAltResult::Exit(v, _) => exit_code(&v),
-            ref err => {
+        Err(e) => match ExitRequest::code_of(&e) {
+            Some(code) => code,
+            None => {
+                let err = &*e;
                 let script = state::with(|s| s.script.clone());
                 let source = match &script {
                     Script::Source { name, text } => Some(report::Source { name, text }),

@@ -19,7 +19,7 @@ mod wire;
 pub use boot::{Boot, Mode};
 pub use child::{run_if_child, CHILD_ENV};
 pub use error::{ErrorKind, MpError, MpResult};
-pub use interp::{base_scope, compile_ast, exit_code, outcome, run_main, Interp};
+pub use interp::{base_scope, compile_ast, exit_code, outcome, run_main, ExitRequest, Interp};
 pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role};
 pub use report::type_and_message;

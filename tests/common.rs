@@ -1,0 +1,154 @@
+//! Helpers: write a script to a temporary file, run the binary on it with a time limit, and
+//! collect its exit code and output.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The start methods, for tests that run under each.
+pub const METHODS: [&str; 3] = ["spawn", "fork", "forkserver"];
+
+/// How long any one run may take before the test fails (a hang is a failure, not a wait).
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rhai-mp"))
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A script file that is removed when dropped.
+pub struct TempScript(pub PathBuf);
+
+impl Drop for TempScript {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh scratch directory for one test.
+pub fn scratch_dir() -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("rhai-mp-test-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn write_script(src: &str) -> TempScript {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("rhai-mp-test-{}-{n}.rhai", std::process::id()));
+    std::fs::write(&path, src).unwrap();
+    TempScript(path)
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts exit code 0 and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "expected success\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = r.read_to_end(&mut s);
+        let _ = tx.send(String::from_utf8_lossy(&s).into_owned());
+    });
+    rx
+}
+
+/// Waits for `child` within [`LIMIT`], killing it (and failing) if it takes longer.
+pub fn finish(mut child: Child) -> Out {
+    let out = reader(child.stdout.take().unwrap());
+    let err = reader(child.stderr.take().unwrap());
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rhai-mp did not finish within {LIMIT:?}; stdout so far: {:?}", out.recv_timeout(Duration::from_secs(1)).ok());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Orphaned grandchildren could hold the pipes open: don't wait for them forever.
+    let stdout = out.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| "<stdout held open by a leftover process>".into());
+    let stderr = err.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| "<stderr held open by a leftover process>".into());
+    Out { code: status.code(), stdout, stderr }
+}
+
+/// Runs a program with arguments and optional stdin.
+pub fn run_program(program: &Path, args: &[&str], stdin: Option<&str>) -> Out {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.env("RHAI_MP_HISTORY", std::env::temp_dir().join("rhai-mp-test-history"));
+    let mut child = cmd.spawn().expect("cannot run rhai-mp");
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(input.as_bytes()).unwrap();
+    }
+    finish(child)
+}
+
+/// Runs `rhai-mp ARGS`.
+pub fn run(args: &[&str]) -> Out {
+    run_program(&bin(), args, None)
+}
+
+/// Runs a script (given as source) under a start method, with script arguments.
+pub fn run_script_args(src: &str, method: &str, args: &[&str]) -> Out {
+    let script = write_script(src);
+    let path = script.0.to_str().unwrap().to_string();
+    let mut all = vec!["--start-method", method, path.as_str()];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+/// Runs a script (given as source) under a start method.
+pub fn run_script(src: &str, method: &str) -> Out {
+    run_script_args(src, method, &[])
+}
+
+/// Whether process `pid` is gone (no such process, or a zombie nobody reaped yet).
+pub fn is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Polls (bounded) until `pid` is gone; returns whether it went.
+pub fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if is_gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
