@@ -19,7 +19,10 @@ pub fn bin() -> PathBuf {
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A script file that is removed when dropped.
@@ -32,14 +35,6 @@ impl Drop for TempScript {
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh scratch directory for one test.
-pub fn scratch_dir() -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("rhai-mp-test-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 pub fn write_script(src: &str) -> TempScript {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -59,12 +54,14 @@ impl Out {
     /// Asserts exit code 0 and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "expected success\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "expected success\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         &self.stdout
-    }
-
-    pub fn lines(&self) -> Vec<&str> {
-        self.stdout.lines().collect()
     }
 }
 
@@ -88,24 +85,46 @@ pub fn finish(mut child: Child) -> Out {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // Kill the whole process group: a runaway script may have started many processes.
+            // SAFETY: kill(2) with a negative pid signals the child's own process group.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
-            panic!("rhai-mp did not finish within {LIMIT:?}; stdout so far: {:?}", out.recv_timeout(Duration::from_secs(1)).ok());
+            panic!(
+                "rhai-mp did not finish within {LIMIT:?}; stdout so far: {:?}",
+                out.recv_timeout(Duration::from_secs(1)).ok()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     // Orphaned grandchildren could hold the pipes open: don't wait for them forever.
-    let stdout = out.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| "<stdout held open by a leftover process>".into());
-    let stderr = err.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| "<stderr held open by a leftover process>".into());
-    Out { code: status.code(), stdout, stderr }
+    let stdout = out
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| "<stdout held open by a leftover process>".into());
+    let stderr = err
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| "<stderr held open by a leftover process>".into());
+    Out {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
 }
 
 /// Runs a program with arguments and optional stdin.
 pub fn run_program(program: &Path, args: &[&str], stdin: Option<&str>) -> Out {
     let mut cmd = Command::new(program);
+    // Its own process group, so that a runaway run can be killed whole.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    cmd.env("RHAI_MP_HISTORY", std::env::temp_dir().join("rhai-mp-test-history"));
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.env(
+        "RHAI_MP_HISTORY",
+        std::env::temp_dir().join("rhai-mp-test-history"),
+    );
     let mut child = cmd.spawn().expect("cannot run rhai-mp");
     if let Some(input) = stdin {
         let mut w = child.stdin.take().unwrap();
@@ -137,7 +156,10 @@ pub fn run_script(src: &str, method: &str) -> Out {
 pub fn is_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
     }
 }
 

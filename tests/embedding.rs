@@ -9,7 +9,11 @@ fn host() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let host = dir.join("examples").join("host");
-    assert!(host.exists(), "{} not built (cargo test builds examples)", host.display());
+    assert!(
+        host.exists(),
+        "{} not built (cargo test builds examples)",
+        host.display()
+    );
     host
 }
 
@@ -28,7 +32,11 @@ if __name__ == "__main__" {
 "#,
     );
     for m in METHODS {
-        let out = run_program(&host(), &["--start-method", m, script.0.to_str().unwrap()], None);
+        let out = run_program(
+            &host(),
+            &["--start-method", m, script.0.to_str().unwrap()],
+            None,
+        );
         let s = out.ok();
         assert!(s.contains("Process-1: 42 3"), "{m}: {s}\n{}", out.stderr);
         assert!(s.contains("exit 0"), "{m}: {s}");

@@ -8,4 +8,5 @@ mod embedding;
 mod errors;
 mod process;
 mod repl;
+mod scripts;
 mod start_methods;

@@ -4,15 +4,13 @@
 //! A host application:
 //!
 //! ```no_run
-//! fn main() {
-//!     let rt = rhai_mp::Runtime::new()
-//!         .register(|engine| { engine.register_fn("host_double", |x: i64| x * 2); });
-//!     rt.run_if_child(); // becomes a spawn/forkserver child here when started as one
-//!     std::process::exit(rt.run_code("main", r#"
-//!         fn work(x) { print(host_double(x)) }
-//!         if __name__ == "__main__" { let p = Process(work, [21]); p.start(); p.join(); }
-//!     "#, vec![]));
-//! }
+//! let rt = rhai_mp::Runtime::new()
+//!     .register(|engine| { engine.register_fn("host_double", |x: i64| x * 2); });
+//! rt.run_if_child(); // becomes a spawn/forkserver child here when started as one
+//! std::process::exit(rt.run_code("main", r#"
+//!     fn work(x) { print(host_double(x)) }
+//!     if __name__ == "__main__" { let p = Process(work, [21]); p.start(); p.join(); }
+//! "#, vec![]));
 //! ```
 //!
 //! Caveats: create the `Runtime` before any other Rhai engine in the process (it installs

@@ -12,7 +12,12 @@ use rhai_mp_core::{mp_err, with_state, MpResult, StartMethod};
 pub struct Context(pub StartMethod);
 
 pub(crate) fn parse_method(m: &str) -> MpResult<StartMethod> {
-    StartMethod::parse(m).ok_or_else(|| mp_err!(ValueError, "cannot find context for '{m}' (start methods: fork, spawn, forkserver)"))
+    StartMethod::parse(m).ok_or_else(|| {
+        mp_err!(
+            ValueError,
+            "cannot find context for '{m}' (start methods: fork, spawn, forkserver)"
+        )
+    })
 }
 
 #[export_module]
@@ -77,7 +82,10 @@ pub mod context_functions {
     ///
     /// Throws when: never.
     pub fn get_all_start_methods() -> Array {
-        StartMethod::ALL.iter().map(|m| Dynamic::from(m.name())).collect()
+        StartMethod::ALL
+            .iter()
+            .map(|m| Dynamic::from(m.name()))
+            .collect()
     }
 
     /// A context for a start method; `ctx.Process(..)` starts processes with it.
@@ -137,7 +145,10 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process(ctx: &mut Context, target: FnPtr) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process(
+        ctx: &mut Context,
+        target: FnPtr,
+    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, None)?)
     }
 
@@ -149,7 +160,11 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process_args(ctx: &mut Context, target: FnPtr, args: Dynamic) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process_args(
+        ctx: &mut Context,
+        target: FnPtr,
+        args: Dynamic,
+    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), Some(args), None)?)
     }
 
@@ -161,7 +176,11 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process_opts(ctx: &mut Context, target: FnPtr, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process_opts(
+        ctx: &mut Context,
+        target: FnPtr,
+        opts: Map,
+    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, Some(opts))?)
     }
 
@@ -173,7 +192,12 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process_args_opts(ctx: &mut Context, target: FnPtr, args: Dynamic, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process_args_opts(
+        ctx: &mut Context,
+        target: FnPtr,
+        args: Dynamic,
+        opts: Map,
+    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), Some(args), Some(opts))?)
     }
 
@@ -185,7 +209,10 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process_map(ctx: &mut Context, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process_map(
+        ctx: &mut Context,
+        opts: Map,
+    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), None, None, Some(opts))?)
     }
 }

@@ -22,7 +22,11 @@ impl Opts {
     /// Checks that every key is one of `allowed`: an unknown key throws `ValueError`.
     pub fn new(map: Map, func: &'static str, allowed: &[&str]) -> MpResult<Opts> {
         if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(mp_err!(ValueError, "{func}() got an unknown option '{key}' (it takes: {})", allowed.join(", ")));
+            return Err(mp_err!(
+                ValueError,
+                "{func}() got an unknown option '{key}' (it takes: {})",
+                allowed.join(", ")
+            ));
         }
         Ok(Opts { map, func })
     }
@@ -33,27 +37,43 @@ impl Opts {
     }
 
     fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> rhai_mp_core::MpError {
-        mp_err!(TypeError, "option '{key}' of {}() must be {want}, not {}", self.func, type_name(v))
+        mp_err!(
+            TypeError,
+            "option '{key}' of {}() must be {want}, not {}",
+            self.func,
+            type_name(v)
+        )
     }
 
     pub fn fn_ptr(&mut self, key: &str) -> MpResult<Option<FnPtr>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => v.clone().try_cast::<FnPtr>().map(Some).ok_or_else(|| self.wrong(key, "a function pointer", &v)),
+            Some(v) => v
+                .clone()
+                .try_cast::<FnPtr>()
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "a function pointer", &v)),
         }
     }
 
     pub fn string(&mut self, key: &str) -> MpResult<Option<String>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => v.clone().into_string().map(Some).map_err(|_| self.wrong(key, "a string", &v)),
+            Some(v) => v
+                .clone()
+                .into_string()
+                .map(Some)
+                .map_err(|_| self.wrong(key, "a string", &v)),
         }
     }
 
     pub fn bool(&mut self, key: &str) -> MpResult<Option<bool>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => v.as_bool().map(Some).map_err(|_| self.wrong(key, "a bool", &v)),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .map_err(|_| self.wrong(key, "a bool", &v)),
         }
     }
 
@@ -61,7 +81,9 @@ impl Opts {
     pub fn items(&mut self, key: &str) -> MpResult<Option<Array>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => items(v.clone()).map(Some).map_err(|_| self.wrong(key, "an array or another iterable", &v)),
+            Some(v) => items(v.clone())
+                .map(Some)
+                .map_err(|_| self.wrong(key, "an array or another iterable", &v)),
         }
     }
 }
@@ -75,10 +97,17 @@ pub fn timeout(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
     } else if let Ok(f) = v.as_float() {
         f
     } else {
-        return Err(mp_err!(TypeError, "timeout of {func}() must be a number of seconds or (), not {}", type_name(v)));
+        return Err(mp_err!(
+            TypeError,
+            "timeout of {func}() must be a number of seconds or (), not {}",
+            type_name(v)
+        ));
     };
     if secs < 0.0 || secs.is_nan() {
-        return Err(mp_err!(ValueError, "timeout of {func}() must be non-negative, not {secs}"));
+        return Err(mp_err!(
+            ValueError,
+            "timeout of {func}() must be non-negative, not {secs}"
+        ));
     }
     Ok(Some(secs))
 }
@@ -100,5 +129,9 @@ pub fn items(v: Dynamic) -> MpResult<Array> {
     if let Some(b) = v.read_lock::<rhai::Blob>() {
         return Ok(b.iter().map(|&x| Dynamic::from(x as INT)).collect());
     }
-    Err(mp_err!(TypeError, "expected an iterable (array, range, string or blob), not {}", type_name(&v)))
+    Err(mp_err!(
+        TypeError,
+        "expected an iterable (array, range, string or blob), not {}",
+        type_name(&v)
+    ))
 }

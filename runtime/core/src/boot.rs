@@ -33,7 +33,10 @@ pub struct Boot {
 }
 
 fn strings(v: &[String]) -> Dynamic {
-    v.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
+    v.iter()
+        .map(|s| Dynamic::from(s.clone()))
+        .collect::<Array>()
+        .into()
 }
 
 impl Boot {
@@ -41,10 +44,21 @@ impl Boot {
     pub fn into_packet(self, call_fds: Vec<OwnedFd>) -> MpResult<Packet> {
         let mut m = Map::new();
         m.insert("mode".into(), (self.mode == Mode::Server).into());
-        m.insert("identity".into(), self.info.identity.iter().map(|&i| Dynamic::from(i as rhai::INT)).collect::<Array>().into());
+        m.insert(
+            "identity".into(),
+            self.info
+                .identity
+                .iter()
+                .map(|&i| Dynamic::from(i as rhai::INT))
+                .collect::<Array>()
+                .into(),
+        );
         m.insert("name".into(), self.info.name.into());
         m.insert("daemon".into(), self.info.daemon.into());
-        m.insert("parent_pid".into(), (self.info.parent.pid as rhai::INT).into());
+        m.insert(
+            "parent_pid".into(),
+            (self.info.parent.pid as rhai::INT).into(),
+        );
         m.insert("parent_name".into(), self.info.parent.name.into());
         m.insert("method".into(), self.info.method.name().into());
         match self.script {
@@ -57,7 +71,10 @@ impl Boot {
             }
         }
         m.insert("argv".into(), strings(&self.argv));
-        m.insert("forkserver".into(), self.forkserver.map_or(Dynamic::UNIT, Dynamic::from));
+        m.insert(
+            "forkserver".into(),
+            self.forkserver.map_or(Dynamic::UNIT, Dynamic::from),
+        );
         m.insert("call".into(), Dynamic::from_blob(self.call));
         let mut packet = wire::encode(&m.into(), "boot")?;
         packet.fds = call_fds;
@@ -65,17 +82,31 @@ impl Boot {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> MpResult<Boot> {
-        let bad = |what: &str| MpError::new(crate::ErrorKind::SerializationError, format!("malformed boot message: {what}"));
+        let bad = |what: &str| {
+            MpError::new(
+                crate::ErrorKind::SerializationError,
+                format!("malformed boot message: {what}"),
+            )
+        };
         let v = wire::decode(bytes, Vec::new(), &FnTable::default())?;
         let m = v.try_cast::<Map>().ok_or_else(|| bad("not a map"))?;
         let get = |k: &str| m.get(k).cloned().ok_or_else(|| bad(k));
         let string = |k: &str| get(k)?.into_string().map_err(|_| bad(k));
         let strings = |v: Dynamic, k: &str| -> MpResult<Vec<String>> {
-            v.try_cast::<Array>().ok_or_else(|| bad(k))?.into_iter().map(|x| x.into_string().map_err(|_| bad(k))).collect()
+            v.try_cast::<Array>()
+                .ok_or_else(|| bad(k))?
+                .into_iter()
+                .map(|x| x.into_string().map_err(|_| bad(k)))
+                .collect()
         };
         let script = match m.get("repl") {
-            Some(r) => Script::Repl { entries: strings(r.clone(), "repl")? },
-            None => Script::Source { name: string("script_name")?, text: string("script_text")? },
+            Some(r) => Script::Repl {
+                entries: strings(r.clone(), "repl")?,
+            },
+            None => Script::Source {
+                name: string("script_name")?,
+                text: string("script_text")?,
+            },
         };
         let identity = get("identity")?
             .try_cast::<Array>()
@@ -85,18 +116,31 @@ impl Boot {
             .collect::<MpResult<Vec<u32>>>()?;
         let fs = get("forkserver")?;
         Ok(Boot {
-            mode: if get("mode")?.as_bool().map_err(|_| bad("mode"))? { Mode::Server } else { Mode::Child },
+            mode: if get("mode")?.as_bool().map_err(|_| bad("mode"))? {
+                Mode::Server
+            } else {
+                Mode::Child
+            },
             info: ChildInfo {
                 identity,
                 name: string("name")?,
                 daemon: get("daemon")?.as_bool().map_err(|_| bad("daemon"))?,
-                parent: ParentInfo { pid: get("parent_pid")?.as_int().map_err(|_| bad("parent_pid"))? as i32, name: string("parent_name")? },
+                parent: ParentInfo {
+                    pid: get("parent_pid")?.as_int().map_err(|_| bad("parent_pid"))? as i32,
+                    name: string("parent_name")?,
+                },
                 method: StartMethod::parse(&string("method")?).ok_or_else(|| bad("method"))?,
             },
             script,
             argv: strings(get("argv")?, "argv")?,
-            forkserver: if fs.is_unit() { None } else { Some(fs.into_string().map_err(|_| bad("forkserver"))?) },
-            call: get("call")?.try_cast::<rhai::Blob>().ok_or_else(|| bad("call"))?,
+            forkserver: if fs.is_unit() {
+                None
+            } else {
+                Some(fs.into_string().map_err(|_| bad("forkserver"))?)
+            },
+            call: get("call")?
+                .try_cast::<rhai::Blob>()
+                .ok_or_else(|| bad("call"))?,
         })
     }
 }

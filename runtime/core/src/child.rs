@@ -11,12 +11,17 @@
 //! A child's uncaught error is reported on its stderr, naming it, and gives exit code 1.
 
 use crate::boot::{Boot, Mode};
-use crate::interp::{self, Interp};
+use crate::interp;
 use crate::state::{self, Script};
 use crate::wire::{self, FnResolver, FnTable, Packet};
 use crate::{channel, process, sys};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext};
+use crate::{mp_err, start};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, Scope, AST};
+
+type RhaiResult = Result<Dynamic, Box<EvalAltResult>>;
+use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 
 /// The environment variable that marks a process started as a child (`spawn` or
 /// `forkserver`); its boot message waits on stdin.
@@ -26,7 +31,9 @@ pub const CHILD_ENV: &str = "RHAI_MP_CHILD";
 /// runs the target and exits. Returns at once in any other process. Call it first thing in
 /// `main`, before anything else reads stdin or starts threads.
 pub fn run_if_child(make_engine: &dyn Fn() -> Engine) {
-    let Some(mode) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(mode) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     std::env::remove_var(CHILD_ENV);
     crate::init();
     let code = match mode.to_str() {
@@ -58,55 +65,99 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
             return 1;
         }
     };
-    let parent_pid = boot.info.parent.pid;
     become_child(&boot);
-    if boot.info.daemon && !die_with_parent(Some(parent_pid)) {
+    if boot.mode == Mode::Server {
+        let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    } else if boot.info.daemon && !die_with_parent(Some(boot.info.parent.pid)) {
         return 1;
     }
-    let interp = match Interp::compile(make_engine(), &boot.script) {
-        Ok(i) => i,
-        Err(e) => {
-            let (name, pid) = who();
-            return interp::outcome(Err(e), Some((&name, pid)));
-        }
+    let mut engine = make_engine();
+    interp::set_names(&mut engine, "__mp_main__");
+    let ast = match interp::compile_ast(&engine, &boot.script) {
+        Ok(ast) => ast,
+        Err(e) => return report(Err(e)),
     };
-    // The top level runs again, as in Python; starting a process here is the missing guard.
+    // The script's top level runs again, as in Python (starting a process there is the
+    // missing guard), and then, in the same evaluation so that the top level's `const`s are
+    // visible as `global::NAME`, a native function takes over: it calls the target (child)
+    // or serves fork requests (forkserver).
     state::with(|s| s.bootstrapping = true);
-    let top = interp.run_top_level("__mp_main__");
-    state::with(|s| s.bootstrapping = false);
-    if let Err(e) = top {
-        let (name, pid) = who();
-        return interp::outcome(Err(e), Some((&name, pid)));
-    }
     match boot.mode {
         Mode::Child => {
-            let code = call_with_engine(&interp, &boot.call, fds, &interp.ast);
-            finish(code)
+            let call = RefCell::new(Some((boot.call, fds)));
+            let fns = ast.clone();
+            engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
+                state::with(|s| s.bootstrapping = false);
+                let (bytes, fds) = call
+                    .take()
+                    .ok_or_else(|| mp_err!(RuntimeError, "{TAKE_OVER} called twice"))?;
+                run_call(&ctx, &bytes, fds, &fns)
+            });
+            let result = run_then_take_over(&engine, &ast);
+            finish(report(result))
         }
         Mode::Server => {
-            let _ = sys::set_parent_death_signal(libc::SIGKILL);
-            let mut fds = fds.into_iter();
-            let Some(listener) = fds.next() else {
-                eprintln!("rhai-mp forkserver: no listening socket in the boot message");
-                return 1;
+            let listener = Rc::new(RefCell::new(fds.into_iter().next()));
+            let taken = listener.clone();
+            let fns = ast.clone();
+            engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
+                state::with(|s| s.bootstrapping = false);
+                let listener = taken.take().ok_or_else(|| {
+                    mp_err!(RuntimeError, "no listening socket for the forkserver")
+                })?;
+                start::forkserver::serve(listener, |request, fds| {
+                    become_child(&request);
+                    if request.info.daemon {
+                        die_with_parent(None);
+                    }
+                    let result = match &request.script {
+                        // A REPL may have defined functions since the server started.
+                        Script::Repl { .. } => interp::compile_ast(ctx.engine(), &request.script)
+                            .and_then(|fresh| {
+                                let (target, args) = decode_call(&request.call, fds, &fresh)?;
+                                target.map_or(Ok(Dynamic::UNIT), |f| {
+                                    f.call::<Dynamic>(ctx.engine(), &fresh, args)
+                                })
+                            }),
+                        Script::Source { .. } => run_call(&ctx, &request.call, fds, &fns),
+                    };
+                    finish(report(result))
+                })
+            });
+            let failure = match run_then_take_over(&engine, &ast) {
+                Err(e) if interp::ExitRequest::code_of(&e).is_none() => e,
+                other => return report(other),
             };
-            crate::start::forkserver::serve(listener, |request, fds| {
+            // The top level failed (the missing guard, say). As with spawn, each child
+            // reports that error and exits 1, and the parent carries on.
+            let Some(listener) = listener.take() else {
+                return report(Err(failure));
+            };
+            start::forkserver::serve(listener, |request, _fds| {
                 become_child(&request);
-                if request.info.daemon {
-                    die_with_parent(None);
-                }
-                let code = match &request.script {
-                    // A REPL may have defined functions since the server started.
-                    Script::Repl { .. } => match interp::compile_ast(&interp.engine, &request.script) {
-                        Ok(ast) => call_with_engine(&interp, &request.call, fds, &ast),
-                        Err(e) => interp::outcome(Err(e), None),
-                    },
-                    Script::Source { .. } => call_with_engine(&interp, &request.call, fds, &interp.ast),
-                };
-                finish(code)
+                let (name, pid) = who();
+                interp::report_error(&failure, Some((&name, pid)));
+                1
             })
         }
     }
+}
+
+/// The native function appended to a child's program: it runs after the top level.
+const TAKE_OVER: &str = "__rhai_mp_take_over";
+
+/// Runs the top level, then the take-over function, in one evaluation.
+fn run_then_take_over(engine: &Engine, ast: &AST) -> RhaiResult {
+    let tail = engine.compile(format!("{TAKE_OVER}()"))?;
+    engine
+        .run_ast_with_scope(&mut Scope::new(), &ast.merge(&tail))
+        .map(|_| Dynamic::UNIT)
+}
+
+/// A child's outcome as its exit code, reporting an error in its name.
+fn report(result: RhaiResult) -> i32 {
+    let (name, pid) = who();
+    interp::outcome(result, Some((&name, pid)))
 }
 
 /// Makes this process's state the child's described by `boot`.
@@ -132,50 +183,62 @@ fn who() -> (String, i32) {
 
 /// Splits a decoded call into its target and arguments.
 fn split_call(call: Dynamic) -> Result<(Option<FnPtr>, Array), Box<EvalAltResult>> {
-    let bad = || -> Box<EvalAltResult> { crate::mp_err!(SerializationError, "malformed call in boot message").into() };
+    let bad = || -> Box<EvalAltResult> {
+        crate::mp_err!(SerializationError, "malformed call in boot message").into()
+    };
     let mut parts = call.try_cast::<Array>().ok_or_else(bad)?;
     if parts.len() != 2 {
         return Err(bad());
     }
-    let args = parts.pop().and_then(|a| a.try_cast::<Array>()).ok_or_else(bad)?;
+    let args = parts
+        .pop()
+        .and_then(|a| a.try_cast::<Array>())
+        .ok_or_else(bad)?;
     let target = parts.pop().ok_or_else(bad)?;
-    let target = if target.is_unit() { None } else { Some(target.try_cast::<FnPtr>().ok_or_else(bad)?) };
+    let target = if target.is_unit() {
+        None
+    } else {
+        Some(target.try_cast::<FnPtr>().ok_or_else(bad)?)
+    };
     Ok((target, args))
 }
 
-/// Decodes the call and runs it with an engine and the AST that defines its functions.
-fn call_with_engine(interp: &Interp, call: &[u8], fds: Vec<OwnedFd>, fns: &rhai::AST) -> i32 {
-    let result = (|| {
-        let call = wire::decode(call, fds, fns as &dyn FnResolver)?;
-        let (target, args) = split_call(call)?;
-        match target {
-            None => Ok(Dynamic::UNIT),
-            Some(f) => f.call::<Dynamic>(&interp.engine, fns, args),
-        }
-    })();
-    let (name, pid) = who();
-    interp::outcome(result, Some((&name, pid)))
+/// Decodes a call: the target (if any) and its arguments; anonymous functions are looked up
+/// with `fns`.
+fn decode_call(
+    call: &[u8],
+    fds: Vec<OwnedFd>,
+    fns: &dyn FnResolver,
+) -> Result<(Option<FnPtr>, Array), Box<EvalAltResult>> {
+    split_call(wire::decode(call, fds, fns)?)
+}
+
+/// Decodes a call and runs it through `ctx` (with the functions of the running script).
+fn run_call(
+    ctx: &NativeCallContext,
+    call: &[u8],
+    fds: Vec<OwnedFd>,
+    fns: &dyn FnResolver,
+) -> RhaiResult {
+    let (target, args) = decode_call(call, fds, fns)?;
+    target.map_or(Ok(Dynamic::UNIT), |f| f.call_raw(ctx, None, args))
 }
 
 /// The child side of `fork`: runs the call with the parent's engine (through `ctx`).
-pub fn run_forked(info: state::ChildInfo, packet: Packet, closures: &FnTable, ctx: &NativeCallContext) -> i32 {
+pub fn run_forked(
+    info: state::ChildInfo,
+    packet: Packet,
+    closures: &FnTable,
+    ctx: &NativeCallContext,
+) -> i32 {
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
     state::enter_child(info);
     if daemon && !die_with_parent(Some(parent_pid)) {
         return 1;
     }
-    let result = (|| {
-        let call = wire::decode(&packet.bytes, packet.fds, closures)?;
-        let (target, args) = split_call(call)?;
-        match target {
-            None => Ok(Dynamic::UNIT),
-            Some(f) => f.call_raw(ctx, None, args),
-        }
-    })();
-    let (name, pid) = who();
-    let code = interp::outcome(result, Some((&name, pid)));
-    finish(code)
+    let result = run_call(ctx, &packet.bytes, packet.fds, closures);
+    finish(report(result))
 }
 
 /// A child's end: terminate its daemon children, join the others, keep the exit code.

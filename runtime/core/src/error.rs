@@ -127,7 +127,10 @@ impl From<MpError> for Box<EvalAltResult> {
 
 impl From<nix::Error> for MpError {
     fn from(err: nix::Error) -> Self {
-        MpError::os("system call failed", std::io::Error::from_raw_os_error(err as i32))
+        MpError::os(
+            "system call failed",
+            std::io::Error::from_raw_os_error(err as i32),
+        )
     }
 }
 

@@ -4,13 +4,7 @@
 use crate::process;
 use crate::report;
 use crate::state::{self, Script};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Scope, AST};
-
-/// An engine with a compiled script.
-pub struct Interp {
-    pub engine: Engine,
-    pub ast: AST,
-}
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 /// Keeps line numbers but hides a `#!` first line from the parser.
 fn strip_shebang(text: &str) -> std::borrow::Cow<'_, str> {
@@ -22,13 +16,15 @@ fn strip_shebang(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The scope every top level starts with: the constants `__name__` and `ARGV`.
-pub fn base_scope(dunder_name: &str) -> Scope<'static> {
+/// Gives an engine the constants `__name__` and `ARGV` (from this process's state). They
+/// live in a global module, so functions see them too, as Python functions see module
+/// globals; a script's own variable of the same name shadows them.
+pub fn set_names(engine: &mut Engine, dunder_name: &str) {
     let argv: Array = state::with(|s| s.argv.iter().map(|a| Dynamic::from(a.clone())).collect());
-    let mut scope = Scope::new();
-    scope.push_constant("__name__", dunder_name.to_string());
-    scope.push_constant("ARGV", argv);
-    scope
+    let mut names = Module::new();
+    names.set_var("__name__", dunder_name.to_string());
+    names.set_var("ARGV", argv);
+    engine.register_global_module(names.into());
 }
 
 /// Compiles `script` with `engine`. A REPL's entries give their functions only.
@@ -45,20 +41,6 @@ pub fn compile_ast(engine: &Engine, script: &Script) -> Result<AST, Box<EvalAltR
     })
 }
 
-impl Interp {
-    /// Compiles `script`. A REPL's entries give their functions only.
-    pub fn compile(engine: Engine, script: &Script) -> Result<Interp, Box<EvalAltResult>> {
-        let ast = compile_ast(&engine, script)?;
-        Ok(Interp { engine, ast })
-    }
-
-    /// Runs the top level with `__name__` set.
-    pub fn run_top_level(&self, dunder_name: &str) -> Result<(), Box<EvalAltResult>> {
-        let mut scope = base_scope(dunder_name);
-        self.engine.run_ast_with_scope(&mut scope, &self.ast)
-    }
-}
-
 /// What `exit(v)` throws: an uncatchable error (`ErrorTerminated`) carrying the exit code.
 ///
 /// Rhai's own `exit` becomes a normal return value at the top level and in function calls,
@@ -69,7 +51,11 @@ pub struct ExitRequest(pub i32);
 impl ExitRequest {
     /// The error that ends the script with exit code `exit_code(value)`.
     pub fn error(value: &Dynamic) -> Box<EvalAltResult> {
-        EvalAltResult::ErrorTerminated(Dynamic::from(ExitRequest(exit_code(value))), rhai::Position::NONE).into()
+        EvalAltResult::ErrorTerminated(
+            Dynamic::from(ExitRequest(exit_code(value))),
+            rhai::Position::NONE,
+        )
+        .into()
     }
 
     /// The exit code an error asks for, if it is an exit request.
@@ -103,28 +89,36 @@ pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i
         Err(e) => match ExitRequest::code_of(&e) {
             Some(code) => code,
             None => {
-                let err = &*e;
-                let script = state::with(|s| s.script.clone());
-                let source = match &script {
-                    Script::Source { name, text } => Some(report::Source { name, text }),
-                    Script::Repl { .. } => None,
-                };
-                let text = report::format(err, source, who);
-                let _ = crate::channel::write_all(crate::sys::borrow_fd(2), text.as_bytes());
+                report_error(&e, who);
                 1
             }
         },
     }
 }
 
+/// Prints the report of an uncaught error on stderr, quoting this process's script.
+pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
+    let script = state::with(|s| s.script.clone());
+    let source = match &script {
+        Script::Source { name, text } => Some(report::Source { name, text }),
+        Script::Repl { .. } => None,
+    };
+    let text = report::format(err, source, who);
+    let _ = crate::channel::write_all(crate::sys::borrow_fd(2), text.as_bytes());
+}
+
 /// Runs a main script (`__name__ == "__main__"`) to the end: reports an uncaught error,
 /// then terminates daemon children and joins the others. Returns the exit code.
-pub fn run_main(engine: Engine, name: &str, text: String) -> i32 {
-    state::with(|s| s.script = Script::Source { name: name.to_string(), text: text.clone() });
-    let code = match Interp::compile(engine, &Script::Source { name: name.into(), text }) {
-        Ok(interp) => outcome(interp.run_top_level("__main__").map(|_| Dynamic::UNIT), None),
-        Err(e) => outcome(Err(e), None),
+pub fn run_main(mut engine: Engine, name: &str, text: String) -> i32 {
+    let script = Script::Source {
+        name: name.to_string(),
+        text,
     };
+    state::with(|s| s.script = script.clone());
+    set_names(&mut engine, "__main__");
+    let result = compile_ast(&engine, &script)
+        .and_then(|ast| engine.run_ast_with_scope(&mut Scope::new(), &ast));
+    let code = outcome(result.map(|_| Dynamic::UNIT), None);
     process::at_exit();
     code
 }

@@ -50,14 +50,24 @@ pub enum Wire {
     Array(Vec<Wire>),
     Map(Vec<(String, Wire)>),
     /// A function pointer or closure: its name and its curried (captured) values.
-    Fn { name: String, curry: Vec<Wire> },
+    Fn {
+        name: String,
+        curry: Vec<Wire>,
+    },
     /// The first occurrence of a shared value (a closure capture), numbered.
-    Shared { id: u32, value: Box<Wire> },
+    Shared {
+        id: u32,
+        value: Box<Wire>,
+    },
     /// A later occurrence of the shared value numbered `id`.
     SharedRef(u32),
     /// A runtime object: its codec's kind, the codec's bytes, and the indexes of its file
     /// descriptors in the packet's descriptor list.
-    Handle { kind: String, data: Vec<u8>, fds: Vec<u32> },
+    Handle {
+        kind: String,
+        data: Vec<u8>,
+        fds: Vec<u32>,
+    },
 }
 
 /// Encoded bytes plus the file descriptors that must travel with them.
@@ -84,7 +94,10 @@ pub trait HandleCodec: Send + Sync + 'static {
     fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic>;
 }
 
-type CodecTable = (HashMap<TypeId, Arc<dyn HandleCodec>>, HashMap<&'static str, Arc<dyn HandleCodec>>);
+type CodecTable = (
+    HashMap<TypeId, Arc<dyn HandleCodec>>,
+    HashMap<&'static str, Arc<dyn HandleCodec>>,
+);
 
 static CODECS: RwLock<Option<CodecTable>> = RwLock::new(None);
 
@@ -185,7 +198,9 @@ impl ToWire<'_> {
 
     fn value(&mut self, v: &Dynamic) -> MpResult<Wire> {
         if self.path.len() as u32 >= MAX_DEPTH {
-            return Err(self.fail(format!("value nested deeper than {MAX_DEPTH} levels cannot be sent")));
+            return Err(self.fail(format!(
+                "value nested deeper than {MAX_DEPTH} levels cannot be sent"
+            )));
         }
         if v.is_shared() {
             let Some(inner) = v.read_lock::<Dynamic>() else {
@@ -203,7 +218,10 @@ impl ToWire<'_> {
             self.open.push(addr);
             let value = self.plain(&inner);
             self.open.pop();
-            return Ok(Wire::Shared { id, value: Box::new(value?) });
+            return Ok(Wire::Shared {
+                id,
+                value: Box::new(value?),
+            });
         }
         self.plain(v)
     }
@@ -244,12 +262,20 @@ impl ToWire<'_> {
             self.fn_ptr(&f)
         } else if let Some(codec) = codec_for_type(t) {
             let first = self.fds.len() as u32;
-            let data = codec.encode(v, &mut self.fds).map_err(|e| self.fail(e.message))?;
+            let data = codec
+                .encode(v, &mut self.fds)
+                .map_err(|e| self.fail(e.message))?;
             let fds = (first..self.fds.len() as u32).collect();
-            Ok(Wire::Handle { kind: codec.kind().to_string(), data, fds })
+            Ok(Wire::Handle {
+                kind: codec.kind().to_string(),
+                data,
+                fds,
+            })
         } else {
             let name = short_type_name(v.type_name());
-            Err(self.fail(format!("a value of type '{name}' cannot be sent to another process")))
+            Err(self.fail(format!(
+                "a value of type '{name}' cannot be sent to another process"
+            )))
         }
     }
 
@@ -261,7 +287,10 @@ impl ToWire<'_> {
                 table.0.insert(f.fn_name().to_string(), bare);
             }
         } else if format!("{f:?}").starts_with("Fn#") {
-            return Err(self.fail(format!("native function pointer '{}' cannot be sent", f.fn_name())));
+            return Err(self.fail(format!(
+                "native function pointer '{}' cannot be sent",
+                f.fn_name()
+            )));
         }
         let mut curry = Vec::with_capacity(f.curry().len());
         for (i, x) in f.curry().iter().enumerate() {
@@ -269,12 +298,18 @@ impl ToWire<'_> {
             curry.push(self.value(x)?);
             self.path.pop();
         }
-        Ok(Wire::Fn { name: f.fn_name().to_string(), curry })
+        Ok(Wire::Fn {
+            name: f.fn_name().to_string(),
+            curry,
+        })
     }
 }
 
 fn is_ident(k: &str) -> bool {
-    k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') && k.chars().all(|c| c.is_alphanumeric() || c == '_')
+    k.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// `rhai_mp_stdlib::process::Process` → `Process`.
@@ -301,13 +336,22 @@ impl FnResolver for FnTable {
 
 impl FnResolver for AST {
     fn resolve(&self, name: &str) -> Option<FnPtr> {
-        self.iter_fn_def().find(|f| f.name == name).map(|f| FnPtr::from(f.clone()))
+        self.iter_fn_def()
+            .find(|f| f.name == name)
+            .map(|f| FnPtr::from(f.clone()))
     }
 }
 
 /// Converts a value to its wire form. `root` names it in error messages (`"args"`).
 pub fn to_wire(value: &Dynamic, root: &str) -> MpResult<(Wire, Vec<OwnedFd>)> {
-    let mut enc = ToWire { root: root.to_string(), path: Vec::new(), fds: Vec::new(), shared: HashMap::new(), open: Vec::new(), closures: None };
+    let mut enc = ToWire {
+        root: root.to_string(),
+        path: Vec::new(),
+        fds: Vec::new(),
+        shared: HashMap::new(),
+        open: Vec::new(),
+        closures: None,
+    };
     let wire = enc.value(value)?;
     Ok((wire, enc.fds))
 }
@@ -315,20 +359,36 @@ pub fn to_wire(value: &Dynamic, root: &str) -> MpResult<(Wire, Vec<OwnedFd>)> {
 /// Encodes a value into a packet. `root` names it in error messages (`"args"`).
 pub fn encode(value: &Dynamic, root: &str) -> MpResult<Packet> {
     let (wire, fds) = to_wire(value, root)?;
-    Ok(Packet { bytes: wire_to_bytes(&wire), fds })
+    Ok(Packet {
+        bytes: wire_to_bytes(&wire),
+        fds,
+    })
 }
 
 /// Encodes several named values as one array (sharing and descriptors are common to all),
 /// e.g. `[("target", f), ("args", a)]`. Anonymous functions met are collected into
 /// `closures` when given (a `fork` child resolves them there).
-pub fn encode_parts(parts: &[(&str, &Dynamic)], closures: Option<&mut FnTable>) -> MpResult<Packet> {
-    let mut enc = ToWire { root: String::new(), path: Vec::new(), fds: Vec::new(), shared: HashMap::new(), open: Vec::new(), closures };
+pub fn encode_parts(
+    parts: &[(&str, &Dynamic)],
+    closures: Option<&mut FnTable>,
+) -> MpResult<Packet> {
+    let mut enc = ToWire {
+        root: String::new(),
+        path: Vec::new(),
+        fds: Vec::new(),
+        shared: HashMap::new(),
+        open: Vec::new(),
+        closures,
+    };
     let mut items = Vec::with_capacity(parts.len());
     for (root, value) in parts {
         enc.root = root.to_string();
         items.push(enc.value(value)?);
     }
-    Ok(Packet { bytes: wire_to_bytes(&Wire::Array(items)), fds: enc.fds })
+    Ok(Packet {
+        bytes: wire_to_bytes(&Wire::Array(items)),
+        fds: enc.fds,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -370,7 +430,8 @@ impl FromWire<'_> {
                         serr(format!("closure '{name}' is not defined in this process (was the script changed after the parent started?)"))
                     })?
                 } else {
-                    FnPtr::new(name.as_str()).map_err(|_| serr(format!("'{name}' is not a valid function name")))?
+                    FnPtr::new(name.as_str())
+                        .map_err(|_| serr(format!("'{name}' is not a valid function name")))?
                 };
                 let mut values = Vec::with_capacity(curry.len());
                 for x in curry {
@@ -381,7 +442,9 @@ impl FromWire<'_> {
             }
             Wire::Shared { id, value } => {
                 if id as usize != self.shared.len() {
-                    return Err(serr(format!("malformed message: shared value #{id} out of order")));
+                    return Err(serr(format!(
+                        "malformed message: shared value #{id} out of order"
+                    )));
                 }
                 self.shared.push(Dynamic::UNIT);
                 let v = self.value(*value)?.into_shared();
@@ -403,7 +466,9 @@ impl FromWire<'_> {
                         .fds
                         .get_mut(i as usize)
                         .and_then(Option::take)
-                        .ok_or_else(|| serr(format!("malformed message: file descriptor #{i} missing")))?;
+                        .ok_or_else(|| {
+                            serr(format!("malformed message: file descriptor #{i} missing"))
+                        })?;
                     owned.push(fd);
                 }
                 codec.decode(&data, owned)?
@@ -414,7 +479,11 @@ impl FromWire<'_> {
 
 /// Rebuilds a value from its wire form and the descriptors that came with it.
 pub fn from_wire(wire: Wire, fds: Vec<OwnedFd>, resolver: &dyn FnResolver) -> MpResult<Dynamic> {
-    let mut dec = FromWire { fds: fds.into_iter().map(Some).collect(), shared: Vec::new(), resolver };
+    let mut dec = FromWire {
+        fds: fds.into_iter().map(Some).collect(),
+        shared: Vec::new(),
+        resolver,
+    };
     dec.value(wire)
 }
 
@@ -435,10 +504,16 @@ pub fn wire_to_bytes(wire: &Wire) -> Vec<u8> {
 
 /// Reads a wire tree from bytes; never panics, whatever the bytes.
 pub fn wire_from_bytes(bytes: &[u8]) -> MpResult<Wire> {
-    let ctx = Limits { depth: 0, max_len: bytes.len() };
+    let ctx = Limits {
+        depth: 0,
+        max_len: bytes.len(),
+    };
     match bincode::decode_from_slice_with_context::<_, Wire, _>(bytes, CONFIG, ctx) {
         Ok((wire, used)) if used == bytes.len() => Ok(wire),
-        Ok((_, used)) => Err(serr(format!("malformed message: {} trailing bytes", bytes.len() - used))),
+        Ok((_, used)) => Err(serr(format!(
+            "malformed message: {} trailing bytes",
+            bytes.len() - used
+        ))),
         Err(e) => Err(serr(format!("malformed message: {e}"))),
     }
 }
@@ -499,7 +574,9 @@ fn bytes<D: Decoder<Context = Limits>>(d: &mut D) -> Result<Vec<u8>, DecodeError
 }
 
 fn string<D: Decoder<Context = Limits>>(d: &mut D) -> Result<String, DecodeError> {
-    String::from_utf8(bytes(d)?).map_err(|e| DecodeError::Utf8 { inner: e.utf8_error() })
+    String::from_utf8(bytes(d)?).map_err(|e| DecodeError::Utf8 {
+        inner: e.utf8_error(),
+    })
 }
 
 fn list<D: Decoder<Context = Limits>, T>(
@@ -531,10 +608,20 @@ impl Decode<Limits> for Wire {
             T_BLOB => Wire::Blob(bytes(d)?),
             T_ARRAY => Wire::Array(list(d, Wire::decode)?),
             T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::decode(d)?)))?),
-            T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::decode)? },
-            T_SHARED => Wire::Shared { id: u32::decode(d)?, value: Box::new(Wire::decode(d)?) },
+            T_FN => Wire::Fn {
+                name: string(d)?,
+                curry: list(d, Wire::decode)?,
+            },
+            T_SHARED => Wire::Shared {
+                id: u32::decode(d)?,
+                value: Box::new(Wire::decode(d)?),
+            },
             T_SHARED_REF => Wire::SharedRef(u32::decode(d)?),
-            T_HANDLE => Wire::Handle { kind: string(d)?, data: bytes(d)?, fds: list(d, u32::decode)? },
+            T_HANDLE => Wire::Handle {
+                kind: string(d)?,
+                data: bytes(d)?,
+                fds: list(d, u32::decode)?,
+            },
             _ => return Err(DecodeError::Other("unknown value tag")),
         };
         d.context().depth -= 1;
@@ -553,20 +640,44 @@ mod tests {
 
     #[test]
     fn scalars_roundtrip() {
-        for w in [Wire::Unit, Wire::Bool(true), Wire::Int(-5), Wire::Int(i64::MAX), Wire::Float(0.25), Wire::Char('包'), Wire::Str("hé".into()), Wire::Blob(vec![0, 255])] {
+        for w in [
+            Wire::Unit,
+            Wire::Bool(true),
+            Wire::Int(-5),
+            Wire::Int(i64::MAX),
+            Wire::Float(0.25),
+            Wire::Char('包'),
+            Wire::Str("hé".into()),
+            Wire::Blob(vec![0, 255]),
+        ] {
             assert_eq!(roundtrip(&w), w);
         }
     }
 
     #[test]
     fn nested_roundtrip() {
-        let w = Wire::Map(vec![("a".into(), Wire::Array(vec![Wire::Int(1), Wire::Fn { name: "f".into(), curry: vec![Wire::Shared { id: 0, value: Box::new(Wire::Int(2)) }, Wire::SharedRef(0)] }]))]);
+        let w = Wire::Map(vec![(
+            "a".into(),
+            Wire::Array(vec![
+                Wire::Int(1),
+                Wire::Fn {
+                    name: "f".into(),
+                    curry: vec![
+                        Wire::Shared {
+                            id: 0,
+                            value: Box::new(Wire::Int(2)),
+                        },
+                        Wire::SharedRef(0),
+                    ],
+                },
+            ]),
+        )]);
         assert_eq!(roundtrip(&w), w);
     }
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
-        let mut bytes = vec![T_ARRAY, 1].repeat(100_000);
+        let mut bytes = [T_ARRAY, 1].repeat(100_000);
         bytes.push(T_UNIT);
         assert!(wire_from_bytes(&bytes).is_err());
     }
@@ -581,7 +692,9 @@ mod tests {
     #[test]
     fn values_roundtrip_through_dynamic() {
         let engine = rhai::Engine::new();
-        let v: Dynamic = engine.eval("#{a: [1, 2.5, 'x', \"s\", (), true], b: blob(3, 7)}").unwrap();
+        let v: Dynamic = engine
+            .eval("#{a: [1, 2.5, 'x', \"s\", (), true], b: blob(3, 7)}")
+            .unwrap();
         let p = encode(&v, "v").unwrap();
         let back = decode(&p.bytes, p.fds, &FnTable::default()).unwrap();
         assert_eq!(format!("{v:?}"), format!("{back:?}"));
@@ -590,7 +703,9 @@ mod tests {
     #[test]
     fn unsendable_value_names_its_place() {
         let engine = rhai::Engine::new();
-        let v: Dynamic = engine.eval("[1, #{items: [0, 1, 2, timestamp()]}]").unwrap();
+        let v: Dynamic = engine
+            .eval("[1, #{items: [0, 1, 2, timestamp()]}]")
+            .unwrap();
         let err = encode(&v, "args").unwrap_err();
         assert_eq!(err.kind, ErrorKind::SerializationError);
         assert!(err.message.contains("args[1].items[3]"), "{}", err.message);
