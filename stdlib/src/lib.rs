@@ -14,13 +14,20 @@
 use rhai::def_package;
 use rhai::plugin::*;
 
+mod connection;
 mod context;
 mod opts;
 mod os;
 mod process;
+mod queue;
+mod simple_queue;
 mod time;
+mod wait;
 
+pub use connection::Connection;
 pub use context::Context;
+pub use queue::Queue;
+pub use simple_queue::SimpleQueue;
 
 def_package! {
     /// Python's `multiprocessing` for Rhai: every primitive of API.md, plus `os::` and
@@ -28,6 +35,13 @@ def_package! {
     pub MultiprocessingPackage(lib) {
         combine_with_exported_module!(lib, "process", process::process_functions);
         combine_with_exported_module!(lib, "context", context::context_functions);
+        combine_with_exported_module!(lib, "connection", connection::connection_functions);
+        combine_with_exported_module!(lib, "queue", queue::queue_functions);
+        combine_with_exported_module!(lib, "simple_queue", simple_queue::simple_queue_functions);
+        combine_with_exported_module!(lib, "wait", wait::wait_functions);
+        connection::register_codecs();
+        queue::register_codecs();
+        simple_queue::register_codecs();
     } |> |engine| {
         engine.register_static_module("os", exported_module!(os::os_functions).into());
         engine.register_static_module("time", exported_module!(time::time_functions).into());

@@ -8,9 +8,11 @@ mod channel;
 mod child;
 mod error;
 mod interp;
+mod message;
 mod output;
 mod process;
 mod report;
+mod shm;
 mod start;
 mod state;
 mod sys;
@@ -24,10 +26,18 @@ pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role};
 pub use report::type_and_message;
 pub use start::Popen;
+pub use sys::borrow_fd;
+pub mod transport {
+    //! Message transport for primitives: atomic messages over SEQPACKET sockets.
+    pub use crate::message::{peek, recv_message, send};
+}
+pub use channel::wait_readable;
+pub use message::{Kind as MessageKind, Message, INLINE_MAX};
+pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
 pub use wire::{
-    decode, encode, encode_parts, register_codec, DataCodec, FnResolver, FnTable, HandleCodec,
-    Packet, Wire, MAX_DEPTH,
+    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, FnTable,
+    HandleCodec, Packet, Wire, MAX_DEPTH,
 };
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in

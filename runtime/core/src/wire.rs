@@ -27,7 +27,7 @@ use bincode::de::read::Reader;
 use bincode::de::{Decode, Decoder};
 use bincode::enc::{Encode, Encoder};
 use bincode::error::{DecodeError, EncodeError};
-use rhai::{Array, Blob, Dynamic, FnPtr, ImmutableString, Map, AST};
+use rhai::{Array, Blob, Dynamic, FnPtr, ImmutableString, Map, NativeCallContext, AST};
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -339,6 +339,20 @@ impl FnResolver for AST {
         self.iter_fn_def()
             .find(|f| f.name == name)
             .map(|f| FnPtr::from(f.clone()))
+    }
+}
+
+/// The functions of the script running in this process, as a native function's context
+/// sees them: the resolver for values received while a script runs (`recv`, `get`).
+pub struct ContextFns<'a, 'b>(pub &'a NativeCallContext<'b>);
+
+impl FnResolver for ContextFns<'_, '_> {
+    fn resolve(&self, name: &str) -> Option<FnPtr> {
+        self.0.iter_namespaces().find_map(|m| {
+            m.iter_script_fn_info()
+                .find(|f| f.2 == name)
+                .map(|f| FnPtr::from(f.4.clone()))
+        })
     }
 }
 

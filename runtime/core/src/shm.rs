@@ -1,0 +1,293 @@
+//! Shared memory: anonymous `memfd` regions mapped `MAP_SHARED`, and the process-shared
+//! synchronization that lives in them (a robust pthread mutex, a condition variable on
+//! `CLOCK_MONOTONIC`, and atomics).
+//!
+//! A region is passed to another process as its memfd (`SCM_RIGHTS`, or inherited over
+//! `fork`); it lives until the last process holding the descriptor or a mapping exits, so
+//! nothing is left behind in `/dev/shm`, whatever happens to the processes.
+//!
+//! The mutex is robust: when its owner dies, the next `lock` succeeds and says so
+//! ([`Locked::owner_died`]), instead of deadlocking.
+
+use std::cell::UnsafeCell;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+/// A shared mapping of a memfd.
+pub struct Region {
+    file: File,
+    map: memmap2::MmapRaw,
+}
+
+impl Region {
+    /// A new zero-filled region of `size` bytes, named `name` in `/proc/PID/fd` (for
+    /// debugging; memfds have no path).
+    pub fn create(name: &str, size: usize) -> std::io::Result<Region> {
+        let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(std::io::Error::from)?;
+        let file = File::from(fd);
+        file.set_len(size as u64)?;
+        Self::map(file, size)
+    }
+
+    /// Maps a region received from another process; its first `size` bytes.
+    pub fn open(fd: OwnedFd, size: usize) -> std::io::Result<Region> {
+        Self::map(File::from(fd), size)
+    }
+
+    fn map(file: File, size: usize) -> std::io::Result<Region> {
+        let map = memmap2::MmapOptions::new().len(size).map_raw(&file)?;
+        Ok(Region { file, map })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// A duplicate of the memfd, to send to another process.
+    pub fn dup_fd(&self) -> std::io::Result<OwnedFd> {
+        self.file.as_fd().try_clone_to_owned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// The address of byte `offset`, checked to leave room for a `T` there, aligned.
+    fn at<T>(&self, offset: usize) -> *mut T {
+        assert!(
+            offset + std::mem::size_of::<T>() <= self.map.len(),
+            "shared memory offset {offset} out of range"
+        );
+        assert_eq!(
+            offset % std::mem::align_of::<T>(),
+            0,
+            "misaligned shared memory offset {offset}"
+        );
+        // SAFETY: in bounds (checked above) of a live mapping.
+        unsafe { self.map.as_mut_ptr().add(offset) as *mut T }
+    }
+
+    /// The 64-bit atomic at `offset`.
+    pub fn atomic(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: `at` checks bounds and alignment; the mapping lives as long as `self`, and
+        // every process touches this word only atomically.
+        unsafe { &*self.at::<AtomicU64>(offset) }
+    }
+
+    /// The bytes `offset..offset + len` (for shared arrays), as raw parts.
+    pub fn bytes_ptr(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(
+            offset + len <= self.map.len(),
+            "shared memory range out of bounds"
+        );
+        // SAFETY: in bounds (checked above) of a live mapping.
+        unsafe { self.map.as_mut_ptr().add(offset) }
+    }
+}
+
+/// Space a [`Mutex`] takes in a region (rounded up to a cache line).
+pub const MUTEX_SIZE: usize = 64;
+/// Space a [`Cond`] takes in a region.
+pub const COND_SIZE: usize = 64;
+
+const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_SIZE);
+const _: () = assert!(std::mem::size_of::<libc::pthread_cond_t>() <= COND_SIZE);
+
+extern "C" {
+    // glibc ≥ 2.30; the libc crate does not declare it yet.
+    fn pthread_mutex_clocklock(
+        mutex: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// An absolute CLOCK_MONOTONIC time `timeout` from now.
+fn deadline(timeout: Duration) -> libc::timespec {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+        .unwrap_or_default();
+    let at = now + timeout.min(Duration::from_secs(1 << 40));
+    libc::timespec {
+        tv_sec: at.as_secs() as libc::time_t,
+        tv_nsec: at.subsec_nanos() as libc::c_long,
+    }
+}
+
+fn check(what: &str, rc: libc::c_int) -> std::io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::Error::from_raw_os_error(rc).kind(),
+            format!("{what}: {}", std::io::Error::from_raw_os_error(rc)),
+        ))
+    }
+}
+
+/// The outcome of a successful lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    /// The previous owner died holding the lock; the data it guards may be half-updated.
+    pub owner_died: bool,
+}
+
+/// A robust, process-shared pthread mutex at an offset in a region.
+pub struct Mutex<'r> {
+    ptr: *mut libc::pthread_mutex_t,
+    _region: std::marker::PhantomData<&'r Region>,
+}
+
+impl<'r> Mutex<'r> {
+    /// Initializes a new mutex at `offset` (once, by the process that made the region).
+    pub fn init(region: &'r Region, offset: usize) -> std::io::Result<Mutex<'r>> {
+        let m = Self::at(region, offset);
+        let mut attr =
+            UnsafeCell::new(std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit());
+        // SAFETY: standard attribute set-up on a local, then pthread_mutex_init on memory
+        // that `at` checked and that nothing else uses yet.
+        unsafe {
+            let a = (*attr.get_mut()).as_mut_ptr();
+            check("pthread_mutexattr_init", libc::pthread_mutexattr_init(a))?;
+            check(
+                "pthread_mutexattr_setpshared",
+                libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
+            )?;
+            check(
+                "pthread_mutexattr_setrobust",
+                libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
+            )?;
+            let rc = libc::pthread_mutex_init(m.ptr, a);
+            libc::pthread_mutexattr_destroy(a);
+            check("pthread_mutex_init", rc)?;
+        }
+        Ok(m)
+    }
+
+    /// The mutex another process initialized at `offset`.
+    pub fn at(region: &'r Region, offset: usize) -> Mutex<'r> {
+        Mutex {
+            ptr: region.at(offset),
+            _region: std::marker::PhantomData,
+        }
+    }
+
+    /// Locks, waiting at most `timeout` (`None`: forever). `Ok(None)` on timeout.
+    pub fn lock(&self, timeout: Option<Duration>) -> std::io::Result<Option<Locked>> {
+        // SAFETY: `ptr` points to an initialized process-shared mutex in a live mapping.
+        let rc = unsafe {
+            match timeout {
+                None => libc::pthread_mutex_lock(self.ptr),
+                Some(t) if t.is_zero() => libc::pthread_mutex_trylock(self.ptr),
+                Some(t) => pthread_mutex_clocklock(self.ptr, libc::CLOCK_MONOTONIC, &deadline(t)),
+            }
+        };
+        match rc {
+            0 => Ok(Some(Locked { owner_died: false })),
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold the mutex (EOWNERDEAD means we got it).
+                check("pthread_mutex_consistent", unsafe {
+                    libc::pthread_mutex_consistent(self.ptr)
+                })?;
+                Ok(Some(Locked { owner_died: true }))
+            }
+            libc::ETIMEDOUT | libc::EBUSY => Ok(None),
+            rc => check("pthread_mutex_lock", rc).map(|_| None),
+        }
+    }
+
+    pub fn unlock(&self) -> std::io::Result<()> {
+        // SAFETY: `ptr` points to an initialized process-shared mutex we hold.
+        check("pthread_mutex_unlock", unsafe {
+            libc::pthread_mutex_unlock(self.ptr)
+        })
+    }
+}
+
+/// A process-shared condition variable (CLOCK_MONOTONIC) at an offset in a region.
+pub struct Cond<'r> {
+    ptr: *mut libc::pthread_cond_t,
+    _region: std::marker::PhantomData<&'r Region>,
+}
+
+impl<'r> Cond<'r> {
+    /// Initializes a new condition variable at `offset` (once).
+    pub fn init(region: &'r Region, offset: usize) -> std::io::Result<Cond<'r>> {
+        let c = Self::at(region, offset);
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_condattr_t>::uninit();
+        // SAFETY: attribute set-up on a local, then pthread_cond_init on checked memory
+        // that nothing else uses yet.
+        unsafe {
+            let a = attr.as_mut_ptr();
+            check("pthread_condattr_init", libc::pthread_condattr_init(a))?;
+            check(
+                "pthread_condattr_setpshared",
+                libc::pthread_condattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
+            )?;
+            check(
+                "pthread_condattr_setclock",
+                libc::pthread_condattr_setclock(a, libc::CLOCK_MONOTONIC),
+            )?;
+            let rc = libc::pthread_cond_init(c.ptr, a);
+            libc::pthread_condattr_destroy(a);
+            check("pthread_cond_init", rc)?;
+        }
+        Ok(c)
+    }
+
+    pub fn at(region: &'r Region, offset: usize) -> Cond<'r> {
+        Cond {
+            ptr: region.at(offset),
+            _region: std::marker::PhantomData,
+        }
+    }
+
+    /// Waits for a signal, until `until` (`None`: forever); the mutex must be held. Returns
+    /// false on timeout. Spurious wake-ups happen: re-check the condition.
+    pub fn wait(&self, mutex: &Mutex, until: Option<Instant>) -> std::io::Result<bool> {
+        // SAFETY: both point to initialized process-shared objects; the caller holds `mutex`.
+        let rc = unsafe {
+            match until {
+                None => libc::pthread_cond_wait(self.ptr, mutex.ptr),
+                Some(t) => libc::pthread_cond_timedwait(
+                    self.ptr,
+                    mutex.ptr,
+                    &deadline(t.saturating_duration_since(Instant::now())),
+                ),
+            }
+        };
+        match rc {
+            0 => Ok(true),
+            libc::ETIMEDOUT => Ok(false),
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold the mutex again (EOWNERDEAD from a robust mutex).
+                check("pthread_mutex_consistent", unsafe {
+                    libc::pthread_mutex_consistent(mutex.ptr)
+                })?;
+                Ok(true)
+            }
+            rc => check("pthread_cond_wait", rc).map(|_| true),
+        }
+    }
+
+    pub fn notify_one(&self) {
+        // SAFETY: `ptr` points to an initialized process-shared condition variable.
+        unsafe { libc::pthread_cond_signal(self.ptr) };
+    }
+
+    pub fn notify_all(&self) {
+        // SAFETY: as above.
+        unsafe { libc::pthread_cond_broadcast(self.ptr) };
+    }
+}

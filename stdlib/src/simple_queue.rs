@@ -1,0 +1,108 @@
+//! `SimpleQueue` (API.md, "Queues"): an unbounded queue with only `put`, `get`, `empty`
+//! and `close`, on the same shared-memory machinery as `Queue` (see `queue.rs`).
+
+use crate::queue::{Flavour, QueueCodec, QueueCore};
+use rhai::plugin::*;
+use rhai::Dynamic;
+use std::rc::Rc;
+
+/// A SimpleQueue handle; copies share the queue.
+#[derive(Debug, Clone)]
+pub struct SimpleQueue(pub Rc<QueueCore>);
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(QueueCodec::<SimpleQueue>(
+        SimpleQueue,
+        |q| &q.0,
+        "SimpleQueue",
+    ));
+}
+
+#[export_module]
+pub mod simple_queue_functions {
+    use super::*;
+
+    /// An unbounded, process-safe FIFO queue with a minimal interface.
+    pub type SimpleQueue = super::SimpleQueue;
+
+    /// A new SimpleQueue.
+    ///
+    /// ```rhai
+    /// let q = SimpleQueue();
+    /// q.put(1);
+    /// print(q.get());
+    /// ```
+    ///
+    /// Throws when: the OS refuses the shared memory (`OSError`).
+    #[rhai_fn(name = "SimpleQueue", return_raw)]
+    pub fn simple_queue() -> Result<SimpleQueue, Box<EvalAltResult>> {
+        Ok(super::SimpleQueue(Rc::new(QueueCore::new(
+            Flavour::Simple,
+            0,
+        )?)))
+    }
+
+    /// Puts an item.
+    ///
+    /// ```rhai
+    /// q.put("job");
+    /// ```
+    ///
+    /// Throws when: the item cannot be sent (`SerializationError`); the queue was closed in
+    /// this process (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn put(q: &mut SimpleQueue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Ok(q.0.put_value(&item, true, None)?)
+    }
+
+    /// Takes the oldest item, waiting for one.
+    ///
+    /// ```rhai
+    /// let item = q.get();
+    /// ```
+    ///
+    /// Throws when: the queue was closed in this process (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn get(ctx: NativeCallContext, q: &mut SimpleQueue) -> Result<Dynamic, Box<EvalAltResult>> {
+        Ok(q.0.get_value(&ctx, true, None)?)
+    }
+
+    /// Whether the queue is empty (a snapshot).
+    ///
+    /// ```rhai
+    /// if q.empty() { print("nothing yet"); }
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, pure)]
+    pub fn empty(q: &mut SimpleQueue) -> bool {
+        q.0.empty()
+    }
+
+    /// This process will put and get no more (items stay for other processes).
+    ///
+    /// ```rhai
+    /// q.close();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global)]
+    pub fn close(q: &mut SimpleQueue) {
+        q.0.close()
+    }
+
+    /// `<SimpleQueue>`.
+    ///
+    /// ```rhai
+    /// print(q);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(q: &mut SimpleQueue) -> String {
+        format!(
+            "<SimpleQueue{}>",
+            if q.0.is_closed() { " closed" } else { "" }
+        )
+    }
+}

@@ -1,0 +1,113 @@
+//! `wait(objects)`, `wait(objects, timeout)`: like `multiprocessing.connection.wait`, over
+//! connections (a message or the end of the stream), queues (an item can be got), processes
+//! and process sentinels (the process ended), and raw file descriptors.
+
+use crate::connection::Connection;
+use crate::opts;
+use crate::queue::Queue;
+use crate::simple_queue::SimpleQueue;
+use rhai::plugin::*;
+use rhai::{Array, Dynamic};
+use rhai_mp_core::{mp_err, MpResult, Process};
+
+/// The descriptor that becomes readable when `obj` is ready.
+fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
+    if let Some(c) = obj.read_lock::<Connection>() {
+        return c.raw_fd();
+    }
+    if let Some(q) = obj.read_lock::<Queue>() {
+        return q.0.ready_fd();
+    }
+    if let Some(q) = obj.read_lock::<SimpleQueue>() {
+        return q.0.ready_fd();
+    }
+    if let Some(p) = obj.read_lock::<Process>() {
+        return p.sentinel();
+    }
+    if let Ok(fd) = obj.as_int() {
+        return i32::try_from(fd)
+            .map_err(|_| mp_err!(ValueError, "objects[{i}]: {fd} is not a file descriptor"));
+    }
+    Err(mp_err!(
+        TypeError,
+        "objects[{i}]: wait() takes connections, queues, processes and sentinels, not {}",
+        opts::type_name(obj)
+    ))
+}
+
+fn wait_for(objects: Array, timeout: Option<f64>) -> MpResult<Array> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let fds = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| fd_of(o, i))
+        .collect::<MpResult<Vec<i32>>>()?;
+    if fds.is_empty() {
+        return Ok(Array::new());
+    }
+    let deadline =
+        timeout.map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t));
+    loop {
+        let left = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let ms = d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_micros()
+                    .div_ceil(1000);
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
+        let mut polls: Vec<PollFd> = borrowed
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        match poll(&mut polls, left) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {
+                return Ok(objects
+                    .iter()
+                    .zip(&polls)
+                    .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
+                    .map(|(o, _)| o.clone())
+                    .collect())
+            }
+        }
+    }
+}
+
+#[export_module]
+pub mod wait_functions {
+    use super::*;
+
+    /// Waits until at least one of `objects` is ready and returns the ready ones: a
+    /// Connection with a message (or at the end of its stream), a queue with an item, a
+    /// Process (or its `sentinel`) that has ended, or any readable file descriptor.
+    ///
+    /// ```rhai
+    /// for ready in wait([conn, q, p.sentinel]) { print(ready); }
+    /// ```
+    ///
+    /// Throws when: an object is of another type (`TypeError`); a connection is closed
+    /// (`OSError`).
+    #[rhai_fn(name = "wait", return_raw)]
+    pub fn wait(objects: Array) -> Result<Array, Box<EvalAltResult>> {
+        Ok(wait_for(objects, None)?)
+    }
+
+    /// As `wait(objects)`, but returns `[]` after `timeout` seconds (`()`: no limit).
+    ///
+    /// ```rhai
+    /// let ready = wait([conn], 0.5);
+    /// if ready.is_empty() { print("timed out"); }
+    /// ```
+    ///
+    /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`); as
+    /// `wait(objects)`.
+    #[rhai_fn(name = "wait", return_raw)]
+    pub fn wait_timeout(objects: Array, timeout: Dynamic) -> Result<Array, Box<EvalAltResult>> {
+        Ok(wait_for(objects, opts::timeout(&timeout, "wait")?)?)
+    }
+}
