@@ -34,12 +34,7 @@ fn usage_errors_exit_2() {
     assert_eq!(out.code, Some(2), "{out:?}");
     let out = run(&["/no/such/script.rhai"]);
     assert_eq!(out.code, Some(2));
-    assert!(
-        out.stderr
-            .contains("can't open file '/no/such/script.rhai'"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("can't open file '/no/such/script.rhai'"), "{}", out.stderr);
 }
 
 #[test]
@@ -49,10 +44,7 @@ fn uncaught_error_report_and_exit_code() {
     assert_eq!(out.code, Some(1));
     let path = script.0.to_str().unwrap();
     let err = &out.stderr;
-    assert!(
-        err.starts_with("IndexError: Array index 5 out of bounds: only 2 elements in array\n"),
-        "{err}"
-    );
+    assert!(err.starts_with("IndexError: Array index 5 out of bounds: only 2 elements in array\n"), "{err}");
     assert!(err.contains(&format!("--> {path}:4:7")), "{err}");
     assert!(err.contains("4 |     a[m]\n  |       ^"), "{err}");
     assert!(err.contains("in 'f'"), "{err}");
@@ -62,22 +54,13 @@ fn uncaught_error_report_and_exit_code() {
 fn typed_errors_report_their_type() {
     let out = run(&["-e", "Process(#{bad: 1})"]);
     assert_eq!(out.code, Some(1));
-    assert!(
-        out.stderr
-            .starts_with("ValueError: Process() got an unknown option 'bad'"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.starts_with("ValueError: Process() got an unknown option 'bad'"), "{}", out.stderr);
     assert!(out.stderr.contains("--> <-e>:1:1"), "{}", out.stderr);
     let out = run(&["-e", "let x = ;"]);
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.starts_with("SyntaxError: "), "{}", out.stderr);
     let out = run(&["-e", "throw \"plain\""]);
-    assert!(
-        out.stderr.starts_with("RuntimeError: plain"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.starts_with("RuntimeError: plain"), "{}", out.stderr);
 }
 
 #[test]

@@ -19,10 +19,7 @@ pub fn bin() -> PathBuf {
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// A script file that is removed when dropped.
@@ -54,13 +51,7 @@ impl Out {
     /// Asserts exit code 0 and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "expected success\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
+        assert_eq!(self.code, Some(0), "expected success\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         &self.stdout
     }
 }
@@ -97,17 +88,11 @@ pub fn finish(mut child: Child) -> Out {
         std::thread::sleep(Duration::from_millis(5));
     };
     // Orphaned grandchildren could hold the pipes open: don't wait for them forever.
-    let stdout = out
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| "<stdout held open by a leftover process>".into());
-    let stderr = err
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| "<stderr held open by a leftover process>".into());
-    Out {
-        code: status.code(),
-        stdout,
-        stderr,
-    }
+    let stdout =
+        out.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| "<stdout held open by a leftover process>".into());
+    let stderr =
+        err.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| "<stderr held open by a leftover process>".into());
+    Out { code: status.code(), stdout, stderr }
 }
 
 /// Runs a program with arguments and optional stdin.
@@ -116,15 +101,8 @@ pub fn run_program(program: &Path, args: &[&str], stdin: Option<&str>) -> Out {
     // Its own process group, so that a runaway run can be killed whole.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    cmd.env(
-        "RHAI_MP_HISTORY",
-        std::env::temp_dir().join("rhai-mp-test-history"),
-    );
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.env("RHAI_MP_HISTORY", std::env::temp_dir().join("rhai-mp-test-history"));
     let mut child = cmd.spawn().expect("cannot run rhai-mp");
     if let Some(input) = stdin {
         let mut w = child.stdin.take().unwrap();
@@ -156,10 +134,7 @@ pub fn run_script(src: &str, method: &str) -> Out {
 pub fn is_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
     }
 }
 

@@ -9,11 +9,7 @@ fn host() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let host = dir.join("examples").join("host");
-    assert!(
-        host.exists(),
-        "{} not built (cargo test builds examples)",
-        host.display()
-    );
+    assert!(host.exists(), "{} not built (cargo test builds examples)", host.display());
     host
 }
 
@@ -32,14 +28,13 @@ if __name__ == "__main__" {
 "#,
     );
     for m in METHODS {
-        let out = run_program(
-            &host(),
-            &["--start-method", m, script.0.to_str().unwrap()],
-            None,
-        );
+        let out = run_program(&host(), &["--start-method", m, script.0.to_str().unwrap()], None);
         let s = out.ok();
         assert!(s.contains("Process-1: 42 3"), "{m}: {s}\n{}", out.stderr);
         assert!(s.contains("exit 0"), "{m}: {s}");
-        assert!(s.contains("SerializationError: a value of type 'Secret' cannot be sent to another process (at args[0])"), "{m}: {s}");
+        assert!(
+            s.contains("SerializationError: a value of type 'Secret' cannot be sent to another process (at args[0])"),
+            "{m}: {s}"
+        );
     }
 }

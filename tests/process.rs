@@ -53,10 +53,7 @@ if __name__ == "__main__" {
         m,
     );
     let s = out.ok();
-    assert!(
-        s.contains("before: pid= exitcode= alive=false daemon=false"),
-        "{s}"
-    );
+    assert!(s.contains("before: pid= exitcode= alive=false daemon=false"), "{s}");
     assert!(s.contains("child 3 Process-1"), "{s}");
     assert!(s.contains("sentinel is int: true"), "{s}");
     assert!(s.contains("pid is int: true ident same: true"), "{s}");
@@ -179,23 +176,10 @@ if __name__ == "__main__" {
         assert!(s.contains(want), "missing {want:?} in\n{s}");
     }
     // The child's uncaught error is reported on stderr, naming the child and its position.
-    assert!(
-        out.stderr.contains("Process Process-2 (pid "),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("IndexError: Array index 3 out of bounds"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("Process Process-2 (pid "), "{}", out.stderr);
+    assert!(out.stderr.contains("IndexError: Array index 3 out of bounds"), "{}", out.stderr);
     assert!(out.stderr.contains(":3:"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("RuntimeError: custom failure"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("RuntimeError: custom failure"), "{}", out.stderr);
 }
 
 fn join_timeout_and_is_alive(m: &str) {
@@ -218,10 +202,7 @@ if __name__ == "__main__" {
     );
     let s = out.ok();
     assert!(s.contains("after timeout: alive=true exitcode=\n"), "{s}");
-    assert!(
-        s.contains("after terminate: alive=false exitcode=-15"),
-        "{s}"
-    );
+    assert!(s.contains("after terminate: alive=false exitcode=-15"), "{s}");
 }
 
 fn children_are_joined_at_exit(m: &str) {
@@ -256,10 +237,7 @@ if __name__ == "__main__" {
     let s = out.ok();
     let pid: i32 = s.lines().nth(1).unwrap().parse().unwrap();
     assert!(s.starts_with("true\n"));
-    assert!(
-        wait_gone(pid),
-        "daemon {pid} still alive after its parent ended"
-    );
+    assert!(wait_gone(pid), "daemon {pid} still alive after its parent ended");
     assert!(!s.contains("should not"));
 }
 
@@ -285,10 +263,7 @@ if __name__ == "__main__" {
     let mut first = String::new();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let pid: i32 = first
-        .trim()
-        .parse()
-        .expect("the script prints the daemon's pid");
+    let pid: i32 = first.trim().parse().expect("the script prints the daemon's pid");
     assert!(!is_gone(pid));
     child.kill().unwrap(); // SIGKILL: no at-exit code runs in the parent
     child.wait().unwrap();
@@ -310,14 +285,8 @@ if __name__ == "__main__" {
         m,
     );
     let s = out.ok();
-    assert!(
-        s.contains("AssertionError: daemonic processes are not allowed to have children"),
-        "{s}"
-    );
-    assert!(
-        s.contains("AssertionError: process has already started"),
-        "{s}"
-    );
+    assert!(s.contains("AssertionError: daemonic processes are not allowed to have children"), "{s}");
+    assert!(s.contains("AssertionError: process has already started"), "{s}");
 }
 
 fn run_calls_in_this_process(m: &str) {
@@ -358,16 +327,9 @@ if __name__ == "__main__" {
         m,
     );
     let s = out.ok();
-    assert!(
-        s.contains("ValueError: Cannot close a process while it is still running"),
-        "{s}"
-    );
+    assert!(s.contains("ValueError: Cannot close a process while it is still running"), "{s}");
     assert!(s.contains("<Process name='Process-1' closed>"), "{s}");
-    assert_eq!(
-        s.matches("ValueError: process object is closed").count(),
-        6,
-        "{s}"
-    );
+    assert_eq!(s.matches("ValueError: process object is closed").count(), 6, "{s}");
 }
 
 fn active_children_lists_live_children(m: &str) {
@@ -411,9 +373,7 @@ if __name__ == "__main__" {
     let s = out.ok();
     let mut counts = [0usize; 4];
     for line in s.lines().filter(|l| *l != "end") {
-        let (id, rest) = line
-            .split_once(':')
-            .unwrap_or_else(|| panic!("torn line {line:?}"));
+        let (id, rest) = line.split_once(':').unwrap_or_else(|| panic!("torn line {line:?}"));
         assert_eq!(rest.len(), 200, "torn line {line:?}");
         counts[id.parse::<usize>().unwrap()] += 1;
     }

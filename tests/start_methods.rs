@@ -39,12 +39,7 @@ try { set_start_method("fork"); } catch (e) { print(e.type); }
     let out = run(&["--start-method", "fork", "-e", "print(get_start_method())"]);
     assert_eq!(out.ok(), "fork\n");
     // The flag sets the default without fixing it: the script may still choose.
-    let out = run(&[
-        "--start-method",
-        "fork",
-        "-e",
-        "set_start_method(\"forkserver\"); print(get_start_method())",
-    ]);
+    let out = run(&["--start-method", "fork", "-e", "set_start_method(\"forkserver\"); print(get_start_method())"]);
     assert_eq!(out.ok(), "forkserver\n");
 }
 
@@ -71,17 +66,8 @@ if __name__ == "__main__" {
     );
     let s = out.ok();
     for m in METHODS {
-        for form in [
-            "child via",
-            "map form",
-            "args+opts",
-            "opts form",
-            "args form",
-        ] {
-            assert!(
-                s.contains(&format!("{form} {m}")),
-                "missing {form} {m} in\n{s}"
-            );
+        for form in ["child via", "map form", "args+opts", "opts form", "args form"] {
+            assert!(s.contains(&format!("{form} {m}")), "missing {form} {m} in\n{s}");
         }
     }
     // The top level ran once in the main process, once per spawn child, and once in the
@@ -126,11 +112,7 @@ print(`exitcode ${p.exitcode}`);
         assert!(s.contains("exitcode 1"), "{m}: {s}");
         assert!(!s.contains("target ran"), "{m}: {s}");
         assert!(out.stderr.contains("RuntimeError: An attempt has been made to start a new process before the current process has finished its bootstrapping phase"), "{m}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("if __name__ == \"__main__\""),
-            "{m}: {}",
-            out.stderr
-        );
+        assert!(out.stderr.contains("if __name__ == \"__main__\""), "{m}: {}", out.stderr);
     }
     // fork: no re-run, so no guard is needed (as in Python).
     let out = run_script(unguarded, "fork");
@@ -189,11 +171,7 @@ if __name__ == "__main__" { let p = Process(show); p.start(); p.join(); }
             m,
             &["x"],
         );
-        let want = if m == "fork" {
-            "42 __main__ [\"x\"]\n"
-        } else {
-            "42 __mp_main__ [\"x\"]\n"
-        };
+        let want = if m == "fork" { "42 __main__ [\"x\"]\n" } else { "42 __mp_main__ [\"x\"]\n" };
         assert_eq!(out.ok(), want, "{m}");
     }
 }

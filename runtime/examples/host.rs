@@ -38,15 +38,9 @@ fn main() {
                 .register_fn("point", |x: i64, y: i64| Point { x, y })
                 .register_get("x", |p: &mut Point| p.x)
                 .register_get("y", |p: &mut Point| p.y);
-            engine
-                .register_type_with_name::<Secret>("Secret")
-                .register_fn("secret", || Secret);
+            engine.register_type_with_name::<Secret>("Secret").register_fn("secret", || Secret);
         })
-        .register_codec(rhai_mp::DataCodec::<Point> {
-            kind: "host.Point",
-            encode: encode_point,
-            decode: decode_point,
-        });
+        .register_codec(rhai_mp::DataCodec::<Point> { kind: "host.Point", encode: encode_point, decode: decode_point });
     // First thing: a spawn or forkserver child becomes its child here and never returns.
     runtime.run_if_child();
 
@@ -66,11 +60,9 @@ fn main() {
         eprintln!("usage: host [--start-method METHOD] script.rhai [args..]");
         std::process::exit(2);
     };
-    let code = runtime
-        .run_file(std::path::Path::new(script), args[1..].to_vec())
-        .unwrap_or_else(|e| {
-            eprintln!("host: can't open {script}: {e}");
-            2
-        });
+    let code = runtime.run_file(std::path::Path::new(script), args[1..].to_vec()).unwrap_or_else(|e| {
+        eprintln!("host: can't open {script}: {e}");
+        2
+    });
     std::process::exit(code);
 }

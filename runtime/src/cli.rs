@@ -22,11 +22,7 @@ struct Cli {
     start_method: Option<String>,
 
     /// The script to run, then its arguments (in ARGV)
-    #[arg(
-        value_name = "SCRIPT [ARGS]",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "SCRIPT [ARGS]", trailing_var_arg = true, allow_hyphen_values = true)]
     rest: Vec<String>,
 }
 

@@ -68,11 +68,7 @@ fn history_path() -> Option<std::path::PathBuf> {
 /// Runs the REPL until `:quit` or end of input; returns the exit code.
 pub fn run(runtime: &Runtime) -> i32 {
     let mut engine = runtime.engine();
-    rhai_mp_core::with_state(|s| {
-        s.script = Script::Repl {
-            entries: Vec::new(),
-        }
-    });
+    rhai_mp_core::with_state(|s| s.script = Script::Repl { entries: Vec::new() });
     rhai_mp_core::set_names(&mut engine, "__main__");
     let mut scope = rhai::Scope::new();
     let mut program = AST::empty();
@@ -88,10 +84,7 @@ pub fn run(runtime: &Runtime) -> i32 {
         let _ = editor.load_history(h);
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        println!(
-            "rhai-mp {} — :help for help, :quit to leave",
-            env!("CARGO_PKG_VERSION")
-        );
+        println!("rhai-mp {} — :help for help, :quit to leave", env!("CARGO_PKG_VERSION"));
     }
     let mut buffer = String::new();
     let mut code = 0;

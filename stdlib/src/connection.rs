@@ -30,55 +30,33 @@ pub struct Connection(pub Rc<RefCell<ConnState>>);
 
 fn os_error(what: &str, e: std::io::Error) -> MpError {
     match e.raw_os_error() {
-        Some(libc::EPIPE) | Some(libc::ECONNRESET) => mp_err!(
-            BrokenPipeError,
-            "[Errno 32] Broken pipe: the other end of the connection is closed"
-        ),
+        Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
+            mp_err!(BrokenPipeError, "[Errno 32] Broken pipe: the other end of the connection is closed")
+        }
         _ => MpError::os(what, e),
     }
 }
 
 impl Connection {
     pub fn new(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
-        Connection(Rc::new(RefCell::new(ConnState {
-            fd: Some(fd),
-            readable,
-            writable,
-            buf: Vec::new(),
-        })))
+        Connection(Rc::new(RefCell::new(ConnState { fd: Some(fd), readable, writable, buf: Vec::new() })))
     }
 
     /// A connected pair: duplex, or `[reader, writer]`.
     pub fn pipe(duplex: bool) -> MpResult<(Connection, Connection)> {
         use nix::sys::socket::{shutdown, socketpair, AddressFamily, Shutdown, SockFlag, SockType};
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?;
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
         if duplex {
-            return Ok((
-                Connection::new(a, true, true),
-                Connection::new(b, true, true),
-            ));
+            return Ok((Connection::new(a, true, true), Connection::new(b, true, true)));
         }
         shutdown(a.as_raw_fd(), Shutdown::Write)?;
         shutdown(b.as_raw_fd(), Shutdown::Read)?;
-        Ok((
-            Connection::new(a, true, false),
-            Connection::new(b, false, true),
-        ))
+        Ok((Connection::new(a, true, false), Connection::new(b, false, true)))
     }
 
     /// The descriptor, or `OSError` if closed.
     pub fn raw_fd(&self) -> MpResult<i32> {
-        self.0
-            .borrow()
-            .fd
-            .as_ref()
-            .map(|f| f.as_raw_fd())
-            .ok_or_else(|| mp_err!(OSError, "handle is closed"))
+        self.0.borrow().fd.as_ref().map(|f| f.as_raw_fd()).ok_or_else(|| mp_err!(OSError, "handle is closed"))
     }
 
     fn check(&self, reading: bool) -> MpResult<()> {
@@ -98,8 +76,7 @@ impl Connection {
     fn send_raw(&self, kind: MessageKind, payload: &[u8], fds: &[OwnedFd]) -> MpResult<()> {
         self.check(false)?;
         let s = self.0.borrow();
-        transport::send(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds)
-            .map_err(|e| os_error("send", e))
+        transport::send(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds).map_err(|e| os_error("send", e))
     }
 
     /// Sends a value (any value that can cross processes).
@@ -120,10 +97,7 @@ impl Connection {
         let ConnState { fd, buf, .. } = &mut *s;
         match transport::recv_message(fd.as_ref().unwrap().as_fd(), buf) {
             Ok(Some(m)) => Ok(m),
-            Ok(None) => Err(mp_err!(
-                EOFError,
-                "the other end of the connection is closed and no message is left"
-            )),
+            Ok(None) => Err(mp_err!(EOFError, "the other end of the connection is closed and no message is left")),
             Err(e) => Err(os_error("recv", e)),
         }
     }
@@ -143,12 +117,14 @@ impl Connection {
             self.check(true)?;
             let len = {
                 let s = self.0.borrow();
-                transport::peek(s.fd.as_ref().unwrap().as_fd())
-                    .map_err(|e| os_error("recv_bytes", e))?
+                transport::peek(s.fd.as_ref().unwrap().as_fd()).map_err(|e| os_error("recv_bytes", e))?
             };
             if let Some((_, len)) = len {
                 if len > max {
-                    return Err(mp_err!(OSError, "bad message length: the message has {len} bytes, more than maxlength {max} (it stays unread)"));
+                    return Err(mp_err!(
+                        OSError,
+                        "bad message length: the message has {len} bytes, more than maxlength {max} (it stays unread)"
+                    ));
                 }
             }
         }
@@ -159,11 +135,8 @@ impl Connection {
     pub fn poll(&self, timeout: Option<f64>) -> MpResult<bool> {
         self.check(true)?;
         let s = self.0.borrow();
-        rhai_mp_core::wait_readable(
-            s.fd.as_ref().unwrap().as_fd(),
-            timeout.map(std::time::Duration::from_secs_f64),
-        )
-        .map_err(|e| os_error("poll", e))
+        rhai_mp_core::wait_readable(s.fd.as_ref().unwrap().as_fd(), timeout.map(std::time::Duration::from_secs_f64))
+            .map_err(|e| os_error("poll", e))
     }
 
     pub fn close(&self) {
@@ -186,13 +159,9 @@ impl HandleCodec for ConnectionCodec {
         std::any::TypeId::of::<Connection>()
     }
     fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let c = value
-            .read_lock::<Connection>()
-            .ok_or_else(|| mp_err!(SerializationError, "not a Connection"))?;
+        let c = value.read_lock::<Connection>().ok_or_else(|| mp_err!(SerializationError, "not a Connection"))?;
         let s = c.0.borrow();
-        let fd =
-            s.fd.as_ref()
-                .ok_or_else(|| mp_err!(SerializationError, "a closed Connection cannot be sent"))?;
+        let fd = s.fd.as_ref().ok_or_else(|| mp_err!(SerializationError, "a closed Connection cannot be sent"))?;
         fds.push(fd.try_clone()?);
         Ok(vec![s.readable as u8, s.writable as u8])
     }
@@ -229,7 +198,7 @@ pub mod connection_functions {
     /// Throws when: the OS cannot make a socket pair (`OSError`).
     #[rhai_fn(name = "Pipe", return_raw)]
     pub fn pipe() -> Result<rhai::Array, Box<EvalAltResult>> {
-        pipe_duplex(true)
+        pipe_duplex(Dynamic::TRUE)
     }
 
     /// `Pipe(true)` is duplex; `Pipe(false)` returns `[reader, writer]`, one-way.
@@ -241,8 +210,8 @@ pub mod connection_functions {
     ///
     /// Throws when: the OS cannot make a socket pair (`OSError`).
     #[rhai_fn(name = "Pipe", return_raw)]
-    pub fn pipe_duplex(duplex: bool) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let (a, b) = super::Connection::pipe(duplex)?;
+    pub fn pipe_duplex(duplex: Dynamic) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let (a, b) = super::Connection::pipe(opts::arg_bool(&duplex, "Pipe", "duplex")?)?;
         Ok(vec![Dynamic::from(a), Dynamic::from(b)])
     }
 
@@ -268,10 +237,7 @@ pub mod connection_functions {
     /// Throws when: the other end is closed and nothing is left (`EOFError`); this end is
     /// closed or write-only (`OSError`).
     #[rhai_fn(global, return_raw)]
-    pub fn recv(
-        ctx: NativeCallContext,
-        conn: &mut Connection,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn recv(ctx: NativeCallContext, conn: &mut Connection) -> Result<Dynamic, Box<EvalAltResult>> {
         Ok(conn.recv(&ctx)?)
     }
 
@@ -296,10 +262,7 @@ pub mod connection_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`); this
     /// end is closed or write-only (`OSError`).
     #[rhai_fn(global, name = "poll", return_raw)]
-    pub fn poll_timeout(
-        conn: &mut Connection,
-        timeout: Dynamic,
-    ) -> Result<bool, Box<EvalAltResult>> {
+    pub fn poll_timeout(conn: &mut Connection, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
         let t = opts::timeout(&timeout, "poll")?;
         Ok(conn.poll(t)?)
     }
@@ -313,8 +276,8 @@ pub mod connection_functions {
     /// Throws when: the other end is closed (`BrokenPipeError`); this end is closed or
     /// read-only (`OSError`).
     #[rhai_fn(global, return_raw)]
-    pub fn send_bytes(conn: &mut Connection, data: Blob) -> Result<(), Box<EvalAltResult>> {
-        Ok(conn.send_bytes(&data)?)
+    pub fn send_bytes(conn: &mut Connection, data: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Ok(conn.send_bytes(&opts::arg_blob(data, "send_bytes", "data")?)?)
     }
 
     /// Sends the bytes of `data` from `offset` on.
@@ -325,13 +288,11 @@ pub mod connection_functions {
     ///
     /// Throws when: `offset` is negative or past the end (`ValueError`); as `send_bytes(data)`.
     #[rhai_fn(global, name = "send_bytes", return_raw)]
-    pub fn send_bytes_from(
-        conn: &mut Connection,
-        data: Blob,
-        offset: INT,
-    ) -> Result<(), Box<EvalAltResult>> {
-        let size = data.len() as INT - offset;
-        send_bytes_range(conn, data, offset, size.max(0))
+    pub fn send_bytes_from(conn: &mut Connection, data: Dynamic, offset: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let data = opts::arg_blob(data, "send_bytes", "data")?;
+        let off = opts::arg_int(&offset, "send_bytes", "offset")?;
+        let size = (data.len() as INT - off).max(0);
+        send_bytes_range(conn, Dynamic::from_blob(data), offset, Dynamic::from(size))
     }
 
     /// Sends `size` bytes of `data` from `offset`.
@@ -345,10 +306,13 @@ pub mod connection_functions {
     #[rhai_fn(global, name = "send_bytes", return_raw)]
     pub fn send_bytes_range(
         conn: &mut Connection,
-        data: Blob,
-        offset: INT,
-        size: INT,
+        data: Dynamic,
+        offset: Dynamic,
+        size: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
+        let data = opts::arg_blob(data, "send_bytes", "data")?;
+        let offset = opts::arg_int(&offset, "send_bytes", "offset")?;
+        let size = opts::arg_int(&size, "send_bytes", "size")?;
         let len = data.len() as INT;
         if offset < 0 {
             return Err(bad_range("offset is negative"));
@@ -360,9 +324,7 @@ pub mod connection_functions {
             return Err(bad_range("size is negative"));
         }
         if len < offset + size {
-            return Err(bad_range(&format!(
-                "buffer length {len} < offset {offset} + size {size}"
-            )));
+            return Err(bad_range(&format!("buffer length {len} < offset {offset} + size {size}")));
         }
         Ok(conn.send_bytes(&data[offset as usize..(offset + size) as usize])?)
     }
@@ -390,10 +352,8 @@ pub mod connection_functions {
     /// Throws when: the message is longer than `maxlength` (`OSError`); `maxlength` is
     /// negative (`ValueError`); as `recv_bytes()`.
     #[rhai_fn(global, name = "recv_bytes", return_raw)]
-    pub fn recv_bytes_max(
-        conn: &mut Connection,
-        maxlength: INT,
-    ) -> Result<Blob, Box<EvalAltResult>> {
+    pub fn recv_bytes_max(conn: &mut Connection, maxlength: Dynamic) -> Result<Blob, Box<EvalAltResult>> {
+        let maxlength = opts::arg_int(&maxlength, "recv_bytes", "maxlength")?;
         if maxlength < 0 {
             return Err(bad_range("negative maxlength"));
         }
@@ -410,8 +370,8 @@ pub mod connection_functions {
     /// Throws when: the message is longer than the blob (`BufferTooShort`, with the whole
     /// message in `data`); as `recv_bytes()`.
     #[rhai_fn(global, return_raw)]
-    pub fn recv_bytes_into(buf: &mut Blob, conn: Connection) -> Result<INT, Box<EvalAltResult>> {
-        recv_bytes_into_at(buf, conn, 0)
+    pub fn recv_bytes_into(buf: &mut Blob, conn: Dynamic) -> Result<INT, Box<EvalAltResult>> {
+        recv_bytes_into_at(buf, conn, Dynamic::from(0 as INT))
     }
 
     /// Receives the next message into this blob from `offset` on; returns its length.
@@ -424,19 +384,17 @@ pub mod connection_functions {
     /// longer than the room left (`BufferTooShort`, with the whole message in `data`); as
     /// `recv_bytes()`.
     #[rhai_fn(global, name = "recv_bytes_into", return_raw)]
-    pub fn recv_bytes_into_at(
-        buf: &mut Blob,
-        conn: Connection,
-        offset: INT,
-    ) -> Result<INT, Box<EvalAltResult>> {
+    pub fn recv_bytes_into_at(buf: &mut Blob, conn: Dynamic, offset: Dynamic) -> Result<INT, Box<EvalAltResult>> {
+        let t = opts::type_name(&conn);
+        let conn = conn
+            .try_cast::<super::Connection>()
+            .ok_or_else(|| mp_err!(TypeError, "recv_bytes_into() reads from a Connection, not {t}"))?;
+        let offset = opts::arg_int(&offset, "recv_bytes_into", "offset")?;
         if offset < 0 {
             return Err(bad_range("offset is negative"));
         }
         if offset as usize > buf.len() {
-            return Err(bad_range(&format!(
-                "offset {offset} too large for a buffer of {} bytes",
-                buf.len()
-            )));
+            return Err(bad_range(&format!("offset {offset} too large for a buffer of {} bytes", buf.len())));
         }
         let data = conn.recv_bytes(None)?;
         let start = offset as usize;

@@ -4,7 +4,7 @@
 
 use crate::process::build;
 use rhai::plugin::*;
-use rhai::{Array, Dynamic, FnPtr, Map};
+use rhai::{Array, Dynamic, Map};
 use rhai_mp_core::{mp_err, with_state, MpResult, StartMethod};
 
 /// A start-method context (Python's `SpawnContext`, `ForkContext`, `ForkServerContext`).
@@ -12,12 +12,8 @@ use rhai_mp_core::{mp_err, with_state, MpResult, StartMethod};
 pub struct Context(pub StartMethod);
 
 pub(crate) fn parse_method(m: &str) -> MpResult<StartMethod> {
-    StartMethod::parse(m).ok_or_else(|| {
-        mp_err!(
-            ValueError,
-            "cannot find context for '{m}' (start methods: fork, spawn, forkserver)"
-        )
-    })
+    StartMethod::parse(m)
+        .ok_or_else(|| mp_err!(ValueError, "cannot find context for '{m}' (start methods: fork, spawn, forkserver)"))
 }
 
 #[export_module]
@@ -55,7 +51,12 @@ pub mod context_functions {
         let m = parse_method(method)?;
         with_state(|s| {
             if s.method_fixed && !force {
-                return Err(mp_err!(RuntimeError, "context has already been set (the start method is '{}'; pass force = true to change it)", s.default_method.name()).into());
+                return Err(mp_err!(
+                    RuntimeError,
+                    "context has already been set (the start method is '{}'; pass force = true to change it)",
+                    s.default_method.name()
+                )
+                .into());
             }
             s.default_method = m;
             s.method_fixed = true;
@@ -82,10 +83,7 @@ pub mod context_functions {
     ///
     /// Throws when: never.
     pub fn get_all_start_methods() -> Array {
-        StartMethod::ALL
-            .iter()
-            .map(|m| Dynamic::from(m.name()))
-            .collect()
+        StartMethod::ALL.iter().map(|m| Dynamic::from(m.name())).collect()
     }
 
     /// A context for a start method; `ctx.Process(..)` starts processes with it.
@@ -145,10 +143,7 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process(
-        ctx: &mut Context,
-        target: FnPtr,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process(ctx: &mut Context, target: Dynamic) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, None)?)
     }
 
@@ -162,7 +157,7 @@ pub mod context_functions {
     #[rhai_fn(global, name = "Process", return_raw)]
     pub fn ctx_process_args(
         ctx: &mut Context,
-        target: FnPtr,
+        target: Dynamic,
         args: Dynamic,
     ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), Some(args), None)?)
@@ -178,7 +173,7 @@ pub mod context_functions {
     #[rhai_fn(global, name = "Process", return_raw)]
     pub fn ctx_process_opts(
         ctx: &mut Context,
-        target: FnPtr,
+        target: Dynamic,
         opts: Map,
     ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, Some(opts))?)
@@ -194,7 +189,7 @@ pub mod context_functions {
     #[rhai_fn(global, name = "Process", return_raw)]
     pub fn ctx_process_args_opts(
         ctx: &mut Context,
-        target: FnPtr,
+        target: Dynamic,
         args: Dynamic,
         opts: Map,
     ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
@@ -209,10 +204,7 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process_map(
-        ctx: &mut Context,
-        opts: Map,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process_map(ctx: &mut Context, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), None, None, Some(opts))?)
     }
 }

@@ -37,43 +37,27 @@ impl Opts {
     }
 
     fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> rhai_mp_core::MpError {
-        mp_err!(
-            TypeError,
-            "option '{key}' of {}() must be {want}, not {}",
-            self.func,
-            type_name(v)
-        )
+        mp_err!(TypeError, "option '{key}' of {}() must be {want}, not {}", self.func, type_name(v))
     }
 
     pub fn fn_ptr(&mut self, key: &str) -> MpResult<Option<FnPtr>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => v
-                .clone()
-                .try_cast::<FnPtr>()
-                .map(Some)
-                .ok_or_else(|| self.wrong(key, "a function pointer", &v)),
+            Some(v) => v.clone().try_cast::<FnPtr>().map(Some).ok_or_else(|| self.wrong(key, "a function pointer", &v)),
         }
     }
 
     pub fn string(&mut self, key: &str) -> MpResult<Option<String>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => v
-                .clone()
-                .into_string()
-                .map(Some)
-                .map_err(|_| self.wrong(key, "a string", &v)),
+            Some(v) => v.clone().into_string().map(Some).map_err(|_| self.wrong(key, "a string", &v)),
         }
     }
 
     pub fn bool(&mut self, key: &str) -> MpResult<Option<bool>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .map_err(|_| self.wrong(key, "a bool", &v)),
+            Some(v) => v.as_bool().map(Some).map_err(|_| self.wrong(key, "a bool", &v)),
         }
     }
 
@@ -81,9 +65,7 @@ impl Opts {
     pub fn items(&mut self, key: &str) -> MpResult<Option<Array>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => items(v.clone())
-                .map(Some)
-                .map_err(|_| self.wrong(key, "an array or another iterable", &v)),
+            Some(v) => items(v.clone()).map(Some).map_err(|_| self.wrong(key, "an array or another iterable", &v)),
         }
     }
 }
@@ -97,17 +79,10 @@ pub fn timeout(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
     } else if let Ok(f) = v.as_float() {
         f
     } else {
-        return Err(mp_err!(
-            TypeError,
-            "timeout of {func}() must be a number of seconds or (), not {}",
-            type_name(v)
-        ));
+        return Err(mp_err!(TypeError, "timeout of {func}() must be a number of seconds or (), not {}", type_name(v)));
     };
     if secs < 0.0 || secs.is_nan() {
-        return Err(mp_err!(
-            ValueError,
-            "timeout of {func}() must be non-negative, not {secs}"
-        ));
+        return Err(mp_err!(ValueError, "timeout of {func}() must be non-negative, not {secs}"));
     }
     Ok(Some(secs))
 }
@@ -129,9 +104,28 @@ pub fn items(v: Dynamic) -> MpResult<Array> {
     if let Some(b) = v.read_lock::<rhai::Blob>() {
         return Ok(b.iter().map(|&x| Dynamic::from(x as INT)).collect());
     }
-    Err(mp_err!(
-        TypeError,
-        "expected an iterable (array, range, string or blob), not {}",
-        type_name(&v)
-    ))
+    Err(mp_err!(TypeError, "expected an iterable (array, range, string or blob), not {}", type_name(&v)))
+}
+
+/// A positional argument that must be a bool.
+pub fn arg_bool(v: &Dynamic, func: &str, name: &str) -> MpResult<bool> {
+    v.as_bool().map_err(|_| mp_err!(TypeError, "{name} of {func}() must be a bool, not {}", type_name(v)))
+}
+
+/// A positional argument that must be an integer.
+pub fn arg_int(v: &Dynamic, func: &str, name: &str) -> MpResult<INT> {
+    v.as_int().map_err(|_| mp_err!(TypeError, "{name} of {func}() must be an integer, not {}", type_name(v)))
+}
+
+/// A positional argument that must be a function pointer or closure.
+pub fn arg_fn(v: Dynamic, func: &str, name: &str) -> MpResult<FnPtr> {
+    let t = type_name(&v);
+    v.try_cast::<FnPtr>()
+        .ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be a function pointer or closure, not {t}"))
+}
+
+/// A positional argument that must be a blob.
+pub fn arg_blob(v: Dynamic, func: &str, name: &str) -> MpResult<rhai::Blob> {
+    let t = type_name(&v);
+    v.try_cast::<rhai::Blob>().ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be a blob, not {t}"))
 }

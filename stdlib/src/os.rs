@@ -6,17 +6,12 @@ use rhai::INT;
 
 /// Signal numbers by name (`"SIGKILL"` or `"KILL"`).
 fn signal_by_name(name: &str) -> Option<nix::sys::signal::Signal> {
-    let full = if name.starts_with("SIG") {
-        name.to_string()
-    } else {
-        format!("SIG{name}")
-    };
+    let full = if name.starts_with("SIG") { name.to_string() } else { format!("SIG{name}") };
     full.parse().ok()
 }
 
 fn send(pid: INT, sig: Option<nix::sys::signal::Signal>) -> Result<(), Box<EvalAltResult>> {
-    let target = i32::try_from(pid)
-        .map_err(|_| rhai_mp_core::mp_err!(ValueError, "pid {pid} is out of range"))?;
+    let target = i32::try_from(pid).map_err(|_| rhai_mp_core::mp_err!(ValueError, "pid {pid} is out of range"))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(target), sig).map_err(|e| {
         rhai_mp_core::MpError::os(
             &format!("os::kill({pid}, {})", sig.map_or("0", |s| s.as_str())),
@@ -78,9 +73,7 @@ pub mod os_functions {
             // Signal 0 only checks that the process exists.
             return super::send(pid, None);
         } else if let Ok(n) = signal.as_int() {
-            i32::try_from(n)
-                .ok()
-                .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
+            i32::try_from(n).ok().and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
         } else if let Ok(s) = signal.clone().into_string() {
             super::signal_by_name(&s)
         } else {

@@ -6,48 +6,34 @@
 
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
-use rhai::{Array, Dynamic, FnPtr, Map, INT};
+use rhai::{Array, Dynamic, Map, INT};
 use rhai_mp_core::{mp_err, MpResult, StartMethod};
 
 /// Builds a Process from positional arguments and an option map, for the global
 /// `Process(..)` and a context's `ctx.Process(..)`.
 pub(crate) fn build(
     method: Option<StartMethod>,
-    target: Option<FnPtr>,
+    target: Option<Dynamic>,
     args: Option<Dynamic>,
     opts: Option<Map>,
 ) -> MpResult<rhai_mp_core::Process> {
-    let mut o = Opts::new(
-        opts.unwrap_or_default(),
-        "Process",
-        &["target", "args", "name", "daemon"],
-    )?;
-    let dup = |key: &str| {
-        mp_err!(
-            TypeError,
-            "Process() got the '{key}' argument twice (positionally and in the option map)"
-        )
-    };
+    let target = target.map(|t| opts::arg_fn(t, "Process", "target")).transpose()?;
+    let mut o = Opts::new(opts.unwrap_or_default(), "Process", &["target", "args", "name", "daemon"])?;
+    let dup =
+        |key: &str| mp_err!(TypeError, "Process() got the '{key}' argument twice (positionally and in the option map)");
     let target = match (target, o.fn_ptr("target")?) {
         (Some(_), Some(_)) => return Err(dup("target")),
         (t, u) => t.or(u),
     };
     let args = match (args, o.items("args")?) {
         (Some(_), Some(_)) => return Err(dup("args")),
-        (Some(a), None) => opts::items(a).map_err(|e| {
-            mp_err!(
-                TypeError,
-                "args of Process() must be an array or another iterable: {}",
-                e.message
-            )
-        })?,
+        (Some(a), None) => opts::items(a)
+            .map_err(|e| mp_err!(TypeError, "args of Process() must be an array or another iterable: {}", e.message))?,
         (None, a) => a.unwrap_or_default(),
     };
     let name = o.string("name")?;
     let daemon = o.bool("daemon")?;
-    Ok(rhai_mp_core::Process::new(
-        target, args, name, daemon, method,
-    ))
+    Ok(rhai_mp_core::Process::new(target, args, name, daemon, method))
 }
 
 fn int_or_unit(v: Option<i32>) -> Dynamic {
@@ -75,7 +61,7 @@ pub mod process_functions {
     ///
     /// Throws when: never (errors surface at `start()`).
     #[rhai_fn(name = "Process", return_raw)]
-    pub fn new_target(target: FnPtr) -> Result<Process, Box<EvalAltResult>> {
+    pub fn new_target(target: Dynamic) -> Result<Process, Box<EvalAltResult>> {
         Ok(build(None, Some(target), None, None)?)
     }
 
@@ -87,7 +73,7 @@ pub mod process_functions {
     ///
     /// Throws when: `args` is not iterable (`TypeError`).
     #[rhai_fn(name = "Process", return_raw)]
-    pub fn new_target_args(target: FnPtr, args: Dynamic) -> Result<Process, Box<EvalAltResult>> {
+    pub fn new_target_args(target: Dynamic, args: Dynamic) -> Result<Process, Box<EvalAltResult>> {
         Ok(build(None, Some(target), Some(args), None)?)
     }
 
@@ -99,7 +85,7 @@ pub mod process_functions {
     ///
     /// Throws when: an option is unknown (`ValueError`) or of the wrong type (`TypeError`).
     #[rhai_fn(name = "Process", return_raw)]
-    pub fn new_target_opts(target: FnPtr, opts: Map) -> Result<Process, Box<EvalAltResult>> {
+    pub fn new_target_opts(target: Dynamic, opts: Map) -> Result<Process, Box<EvalAltResult>> {
         Ok(build(None, Some(target), None, Some(opts))?)
     }
 
@@ -111,11 +97,7 @@ pub mod process_functions {
     ///
     /// Throws when: an option is unknown (`ValueError`) or of the wrong type (`TypeError`).
     #[rhai_fn(name = "Process", return_raw)]
-    pub fn new_target_args_opts(
-        target: FnPtr,
-        args: Dynamic,
-        opts: Map,
-    ) -> Result<Process, Box<EvalAltResult>> {
+    pub fn new_target_args_opts(target: Dynamic, args: Dynamic, opts: Map) -> Result<Process, Box<EvalAltResult>> {
         Ok(build(None, Some(target), Some(args), Some(opts))?)
     }
 
@@ -429,10 +411,7 @@ pub mod process_functions {
     ///
     /// Throws when: never.
     pub fn active_children() -> Array {
-        rhai_mp_core::active_children()
-            .into_iter()
-            .map(Dynamic::from)
-            .collect()
+        rhai_mp_core::active_children().into_iter().map(Dynamic::from).collect()
     }
 
     /// This process, as a Process (`name`, `pid`, `daemon`).

@@ -22,9 +22,7 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
-use rhai_mp_core::{
-    mp_err, Cond, ContextFns, HandleCodec, MpError, MpResult, Mutex, Region, COND_SIZE, MUTEX_SIZE,
-};
+use rhai_mp_core::{mp_err, Cond, ContextFns, HandleCodec, MpError, MpResult, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
@@ -105,10 +103,8 @@ impl Drop for Guard<'_> {
 
 fn eventfd() -> MpResult<OwnedFd> {
     use nix::sys::eventfd::{EfdFlags, EventFd};
-    let efd = EventFd::from_value_and_flags(
-        0,
-        EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_SEMAPHORE,
-    )?;
+    let efd =
+        EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_SEMAPHORE)?;
     Ok(efd.into())
 }
 
@@ -157,9 +153,7 @@ impl QueueCore {
 
     fn lock(&self) -> MpResult<Guard<'_>> {
         let mutex = Mutex::at(&self.region, MUTEX);
-        let locked = mutex
-            .lock(None)?
-            .ok_or_else(|| mp_err!(OSError, "queue lock failed"))?;
+        let locked = mutex.lock(None)?.ok_or_else(|| mp_err!(OSError, "queue lock failed"))?;
         let guard = Guard { core: self, mutex };
         if locked.owner_died {
             self.repair();
@@ -170,19 +164,10 @@ impl QueueCore {
     /// After a process died holding the mutex: rebuild the item count from the log, and the
     /// eventfd from the count.
     fn repair(&self) {
-        let (mut at, tail) = (
-            self.field(HEAD).load(Relaxed),
-            self.field(TAIL).load(Relaxed),
-        );
+        let (mut at, tail) = (self.field(HEAD).load(Relaxed), self.field(TAIL).load(Relaxed));
         let mut count = 0;
         let mut rec = [0u8; RECORD];
-        while at < tail
-            && self
-                .region
-                .file()
-                .read_exact_at(&mut rec, DATA + at)
-                .is_ok()
-        {
+        while at < tail && self.region.file().read_exact_at(&mut rec, DATA + at).is_ok() {
             at += (RECORD + u32::from_le_bytes(rec[0..4].try_into().unwrap()) as usize) as u64;
             count += 1;
         }
@@ -201,13 +186,7 @@ impl QueueCore {
     }
 
     /// Appends an encoded item. `Full` if `maxsize` items are there and none leaves in time.
-    pub fn put(
-        &self,
-        bytes: &[u8],
-        fds: &[OwnedFd],
-        block: bool,
-        timeout: Option<f64>,
-    ) -> MpResult<()> {
+    pub fn put(&self, bytes: &[u8], fds: &[OwnedFd], block: bool, timeout: Option<f64>) -> MpResult<()> {
         self.check_open()?;
         if bytes.len() > u32::MAX as usize {
             return Err(mp_err!(
@@ -238,34 +217,23 @@ impl QueueCore {
                 .and_then(|_| file.write_all_at(bytes, DATA + tail + RECORD as u64))
                 .map_err(|e| MpError::os("queue put", e))?;
             if !fds.is_empty() {
-                match rhai_mp_core::transport::send(
-                    self.fd_tx.as_fd(),
-                    rhai_mp_core::MessageKind::Bytes,
-                    &[],
-                    fds,
-                ) {
+                match rhai_mp_core::transport::send(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         // The side channel is full: let consumers drain it, then try again.
                         drop(g);
                         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                         if left.is_some_and(|l| l.is_zero()) || !block {
-                            return Err(mp_err!(
-                                Full,
-                                "too many items carrying handles are waiting in the queue"
-                            ));
+                            return Err(mp_err!(Full, "too many items carrying handles are waiting in the queue"));
                         }
                         // Rare (hundreds of handle-carrying items queued): poll for room.
-                        std::thread::sleep(
-                            Duration::from_millis(1).min(left.unwrap_or(Duration::MAX)),
-                        );
+                        std::thread::sleep(Duration::from_millis(1).min(left.unwrap_or(Duration::MAX)));
                         continue;
                     }
                     Err(e) => return Err(MpError::os("queue put", e)),
                 }
             }
-            self.field(TAIL)
-                .store(tail + (RECORD + bytes.len()) as u64, Relaxed);
+            self.field(TAIL).store(tail + (RECORD + bytes.len()) as u64, Relaxed);
             self.field(COUNT).fetch_add(1, Relaxed);
             if self.flavour == Flavour::Joinable {
                 self.field(UNFINISHED).fetch_add(1, Relaxed);
@@ -289,10 +257,7 @@ impl QueueCore {
             }
             let signalled = Cond::at(&self.region, NOT_EMPTY).wait(&g.mutex, deadline)?;
             if !signalled && self.field(COUNT).load(Relaxed) == 0 {
-                return Err(mp_err!(
-                    Empty,
-                    "the queue is empty (no item arrived within the timeout)"
-                ));
+                return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
             }
         }
         let head = self.field(HEAD).load(Relaxed);
@@ -301,9 +266,7 @@ impl QueueCore {
         let mut buf = self.buf.borrow_mut();
         let guess = ((tail - head) as usize).min(64 * 1024);
         buf.resize(guess.max(RECORD), 0);
-        let got = file
-            .read_at(&mut buf[..guess], DATA + head)
-            .map_err(|e| MpError::os("queue get", e))?;
+        let got = file.read_at(&mut buf[..guess], DATA + head).map_err(|e| MpError::os("queue get", e))?;
         if got < RECORD {
             return Err(mp_err!(OSError, "queue log is damaged"));
         }
@@ -313,8 +276,7 @@ impl QueueCore {
             buf[RECORD..RECORD + len].to_vec()
         } else {
             let mut data = vec![0u8; len];
-            file.read_exact_at(&mut data, DATA + head + RECORD as u64)
-                .map_err(|e| MpError::os("queue get", e))?;
+            file.read_exact_at(&mut data, DATA + head + RECORD as u64).map_err(|e| MpError::os("queue get", e))?;
             data
         };
         drop(buf);
@@ -325,7 +287,10 @@ impl QueueCore {
                 Ok(Some(m)) => fds = m.fds,
                 _ => {
                     self.advance(head, len);
-                    return Err(mp_err!(OSError, "the handles of a queued item were lost (a process was killed while taking it)"));
+                    return Err(mp_err!(
+                        OSError,
+                        "the handles of a queued item were lost (a process was killed while taking it)"
+                    ));
                 }
             }
         }
@@ -428,12 +393,7 @@ impl QueueCore {
     }
 
     /// Gets an item and decodes it.
-    pub fn get_value(
-        &self,
-        ctx: &NativeCallContext,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> MpResult<Dynamic> {
+    pub fn get_value(&self, ctx: &NativeCallContext, block: bool, timeout: Option<f64>) -> MpResult<Dynamic> {
         let (bytes, fds) = self.get(block, timeout)?;
         rhai_mp_core::decode(&bytes, fds, &ContextFns(ctx))
     }
@@ -445,11 +405,7 @@ impl QueueCore {
 pub struct Queue(pub Rc<QueueCore>);
 
 /// Sends queues to other processes: their memfd, side channel and eventfd.
-pub(crate) struct QueueCodec<T>(
-    pub fn(Rc<QueueCore>) -> T,
-    pub fn(&T) -> &Rc<QueueCore>,
-    pub &'static str,
-);
+pub(crate) struct QueueCodec<T>(pub fn(Rc<QueueCore>) -> T, pub fn(&T) -> &Rc<QueueCore>, pub &'static str);
 
 impl<T: Clone + 'static> HandleCodec for QueueCodec<T> {
     fn kind(&self) -> &'static str {
@@ -459,9 +415,7 @@ impl<T: Clone + 'static> HandleCodec for QueueCodec<T> {
         std::any::TypeId::of::<T>()
     }
     fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let q = value
-            .read_lock::<T>()
-            .ok_or_else(|| mp_err!(SerializationError, "not a {}", self.2))?;
+        let q = value.read_lock::<T>().ok_or_else(|| mp_err!(SerializationError, "not a {}", self.2))?;
         let core = (self.1)(&q);
         fds.push(core.region.dup_fd()?);
         fds.push(core.fd_tx.try_clone()?);
@@ -502,12 +456,10 @@ pub(crate) fn register_codecs() {
     rhai_mp_core::register_codec(QueueCodec::<Queue>(Queue, |q| &q.0, "Queue"));
 }
 
-pub(crate) fn maxsize(n: INT) -> MpResult<u64> {
+pub(crate) fn maxsize(n: &Dynamic, func: &str) -> MpResult<u64> {
+    let n = opts::arg_int(n, func, "maxsize")?;
     if n < 0 {
-        return Err(mp_err!(
-            ValueError,
-            "maxsize must be 0 (no limit) or positive, not {n}"
-        ));
+        return Err(mp_err!(ValueError, "maxsize must be 0 (no limit) or positive, not {n}"));
     }
     Ok(n as u64)
 }
@@ -536,7 +488,7 @@ pub mod queue_functions {
     /// Throws when: the OS refuses the shared memory (`OSError`).
     #[rhai_fn(name = "Queue", return_raw)]
     pub fn queue() -> Result<Queue, Box<EvalAltResult>> {
-        queue_max(0)
+        queue_max(Dynamic::from(0 as INT))
     }
 
     /// A queue holding at most `maxsize` items (`0`: no limit); `put` waits for room.
@@ -547,11 +499,8 @@ pub mod queue_functions {
     ///
     /// Throws when: `maxsize` is negative (`ValueError`); the OS refuses (`OSError`).
     #[rhai_fn(name = "Queue", return_raw)]
-    pub fn queue_max(maxsize: INT) -> Result<Queue, Box<EvalAltResult>> {
-        Ok(super::Queue(Rc::new(QueueCore::new(
-            Flavour::Queue,
-            super::maxsize(maxsize)?,
-        )?)))
+    pub fn queue_max(maxsize: Dynamic) -> Result<Queue, Box<EvalAltResult>> {
+        Ok(super::Queue(Rc::new(QueueCore::new(Flavour::Queue, super::maxsize(&maxsize, "Queue")?)?)))
     }
 
     /// A queue whose `join()` waits until every item put has been marked `task_done()`.
@@ -563,7 +512,7 @@ pub mod queue_functions {
     /// Throws when: the OS refuses the shared memory (`OSError`).
     #[rhai_fn(name = "JoinableQueue", return_raw)]
     pub fn joinable() -> Result<Queue, Box<EvalAltResult>> {
-        joinable_max(0)
+        joinable_max(Dynamic::from(0 as INT))
     }
 
     /// A JoinableQueue holding at most `maxsize` items.
@@ -574,11 +523,8 @@ pub mod queue_functions {
     ///
     /// Throws when: `maxsize` is negative (`ValueError`); the OS refuses (`OSError`).
     #[rhai_fn(name = "JoinableQueue", return_raw)]
-    pub fn joinable_max(maxsize: INT) -> Result<Queue, Box<EvalAltResult>> {
-        Ok(super::Queue(Rc::new(QueueCore::new(
-            Flavour::Joinable,
-            super::maxsize(maxsize)?,
-        )?)))
+    pub fn joinable_max(maxsize: Dynamic) -> Result<Queue, Box<EvalAltResult>> {
+        Ok(super::Queue(Rc::new(QueueCore::new(Flavour::Joinable, super::maxsize(&maxsize, "JoinableQueue")?)?)))
     }
 
     /// Puts an item, waiting for room if the queue is full.
@@ -602,7 +548,8 @@ pub mod queue_functions {
     ///
     /// Throws when: the queue is full and `block` is false (`Full`); as `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
-    pub fn put_block(q: &mut Queue, item: Dynamic, block: bool) -> Result<(), Box<EvalAltResult>> {
+    pub fn put_block(q: &mut Queue, item: Dynamic, block: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let block = opts::arg_bool(&block, "put", "block")?;
         Ok(q.0.put_value(&item, block, None)?)
     }
 
@@ -615,12 +562,8 @@ pub mod queue_functions {
     /// Throws when: no room in time (`Full`); `timeout` is negative (`ValueError`); as
     /// `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
-    pub fn put_timeout(
-        q: &mut Queue,
-        item: Dynamic,
-        block: bool,
-        timeout: Dynamic,
-    ) -> Result<(), Box<EvalAltResult>> {
+    pub fn put_timeout(q: &mut Queue, item: Dynamic, block: Dynamic, timeout: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let block = opts::arg_bool(&block, "put", "block")?;
         let t = block_timeout(block, &timeout, "put")?;
         Ok(q.0.put_value(&item, block, t)?)
     }
@@ -657,11 +600,8 @@ pub mod queue_functions {
     ///
     /// Throws when: the queue is empty and `block` is false (`Empty`); as `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
-    pub fn get_block(
-        ctx: NativeCallContext,
-        q: &mut Queue,
-        block: bool,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn get_block(ctx: NativeCallContext, q: &mut Queue, block: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        let block = opts::arg_bool(&block, "get", "block")?;
         Ok(q.0.get_value(&ctx, block, None)?)
     }
 
@@ -677,9 +617,10 @@ pub mod queue_functions {
     pub fn get_timeout(
         ctx: NativeCallContext,
         q: &mut Queue,
-        block: bool,
+        block: Dynamic,
         timeout: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let block = opts::arg_bool(&block, "get", "block")?;
         let t = block_timeout(block, &timeout, "get")?;
         Ok(q.0.get_value(&ctx, block, t)?)
     }
@@ -692,10 +633,7 @@ pub mod queue_functions {
     ///
     /// Throws when: the queue is empty (`Empty`); as `get()`.
     #[rhai_fn(global, return_raw)]
-    pub fn get_nowait(
-        ctx: NativeCallContext,
-        q: &mut Queue,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn get_nowait(ctx: NativeCallContext, q: &mut Queue) -> Result<Dynamic, Box<EvalAltResult>> {
         Ok(q.0.get_value(&ctx, false, None)?)
     }
 
@@ -790,9 +728,7 @@ pub mod queue_functions {
     #[rhai_fn(global, return_raw)]
     pub fn task_done(q: &mut Queue) -> Result<(), Box<EvalAltResult>> {
         if q.0.flavour != Flavour::Joinable {
-            return Err(
-                mp_err!(ValueError, "task_done() needs a JoinableQueue, not a Queue").into(),
-            );
+            return Err(mp_err!(ValueError, "task_done() needs a JoinableQueue, not a Queue").into());
         }
         Ok(q.0.task_done()?)
     }

@@ -11,11 +11,7 @@ use std::rc::Rc;
 pub struct SimpleQueue(pub Rc<QueueCore>);
 
 pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(QueueCodec::<SimpleQueue>(
-        SimpleQueue,
-        |q| &q.0,
-        "SimpleQueue",
-    ));
+    rhai_mp_core::register_codec(QueueCodec::<SimpleQueue>(SimpleQueue, |q| &q.0, "SimpleQueue"));
 }
 
 #[export_module]
@@ -36,10 +32,7 @@ pub mod simple_queue_functions {
     /// Throws when: the OS refuses the shared memory (`OSError`).
     #[rhai_fn(name = "SimpleQueue", return_raw)]
     pub fn simple_queue() -> Result<SimpleQueue, Box<EvalAltResult>> {
-        Ok(super::SimpleQueue(Rc::new(QueueCore::new(
-            Flavour::Simple,
-            0,
-        )?)))
+        Ok(super::SimpleQueue(Rc::new(QueueCore::new(Flavour::Simple, 0)?)))
     }
 
     /// Puts an item.
@@ -100,9 +93,6 @@ pub mod simple_queue_functions {
     /// Throws when: never.
     #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
     pub fn describe(q: &mut SimpleQueue) -> String {
-        format!(
-            "<SimpleQueue{}>",
-            if q.0.is_closed() { " closed" } else { "" }
-        )
+        format!("<SimpleQueue{}>", if q.0.is_closed() { " closed" } else { "" })
     }
 }

@@ -31,9 +31,7 @@ pub mod time_functions {
     ///
     /// Throws when: never.
     pub fn time() -> FLOAT {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
     }
 
     /// A monotonic clock in seconds, for measuring intervals (comparable across processes).

@@ -25,8 +25,7 @@ fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
         return p.sentinel();
     }
     if let Ok(fd) = obj.as_int() {
-        return i32::try_from(fd)
-            .map_err(|_| mp_err!(ValueError, "objects[{i}]: {fd} is not a file descriptor"));
+        return i32::try_from(fd).map_err(|_| mp_err!(ValueError, "objects[{i}]: {fd} is not a file descriptor"));
     }
     Err(mp_err!(
         TypeError,
@@ -37,32 +36,21 @@ fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
 
 fn wait_for(objects: Array, timeout: Option<f64>) -> MpResult<Array> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let fds = objects
-        .iter()
-        .enumerate()
-        .map(|(i, o)| fd_of(o, i))
-        .collect::<MpResult<Vec<i32>>>()?;
+    let fds = objects.iter().enumerate().map(|(i, o)| fd_of(o, i)).collect::<MpResult<Vec<i32>>>()?;
     if fds.is_empty() {
         return Ok(Array::new());
     }
-    let deadline =
-        timeout.map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t));
+    let deadline = timeout.map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t));
     loop {
         let left = match deadline {
             None => PollTimeout::NONE,
             Some(d) => {
-                let ms = d
-                    .saturating_duration_since(std::time::Instant::now())
-                    .as_micros()
-                    .div_ceil(1000);
+                let ms = d.saturating_duration_since(std::time::Instant::now()).as_micros().div_ceil(1000);
                 PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
         let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
-        let mut polls: Vec<PollFd> = borrowed
-            .iter()
-            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-            .collect();
+        let mut polls: Vec<PollFd> = borrowed.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
         match poll(&mut polls, left) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(e.into()),

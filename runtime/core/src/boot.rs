@@ -33,10 +33,7 @@ pub struct Boot {
 }
 
 fn strings(v: &[String]) -> Dynamic {
-    v.iter()
-        .map(|s| Dynamic::from(s.clone()))
-        .collect::<Array>()
-        .into()
+    v.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
 }
 
 impl Boot {
@@ -46,19 +43,11 @@ impl Boot {
         m.insert("mode".into(), (self.mode == Mode::Server).into());
         m.insert(
             "identity".into(),
-            self.info
-                .identity
-                .iter()
-                .map(|&i| Dynamic::from(i as rhai::INT))
-                .collect::<Array>()
-                .into(),
+            self.info.identity.iter().map(|&i| Dynamic::from(i as rhai::INT)).collect::<Array>().into(),
         );
         m.insert("name".into(), self.info.name.into());
         m.insert("daemon".into(), self.info.daemon.into());
-        m.insert(
-            "parent_pid".into(),
-            (self.info.parent.pid as rhai::INT).into(),
-        );
+        m.insert("parent_pid".into(), (self.info.parent.pid as rhai::INT).into());
         m.insert("parent_name".into(), self.info.parent.name.into());
         m.insert("method".into(), self.info.method.name().into());
         match self.script {
@@ -71,10 +60,7 @@ impl Boot {
             }
         }
         m.insert("argv".into(), strings(&self.argv));
-        m.insert(
-            "forkserver".into(),
-            self.forkserver.map_or(Dynamic::UNIT, Dynamic::from),
-        );
+        m.insert("forkserver".into(), self.forkserver.map_or(Dynamic::UNIT, Dynamic::from));
         m.insert("call".into(), Dynamic::from_blob(self.call));
         let mut packet = wire::encode(&m.into(), "boot")?;
         packet.fds = call_fds;
@@ -82,12 +68,8 @@ impl Boot {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> MpResult<Boot> {
-        let bad = |what: &str| {
-            MpError::new(
-                crate::ErrorKind::SerializationError,
-                format!("malformed boot message: {what}"),
-            )
-        };
+        let bad =
+            |what: &str| MpError::new(crate::ErrorKind::SerializationError, format!("malformed boot message: {what}"));
         let v = wire::decode(bytes, Vec::new(), &FnTable::default())?;
         let m = v.try_cast::<Map>().ok_or_else(|| bad("not a map"))?;
         let get = |k: &str| m.get(k).cloned().ok_or_else(|| bad(k));
@@ -100,13 +82,8 @@ impl Boot {
                 .collect()
         };
         let script = match m.get("repl") {
-            Some(r) => Script::Repl {
-                entries: strings(r.clone(), "repl")?,
-            },
-            None => Script::Source {
-                name: string("script_name")?,
-                text: string("script_text")?,
-            },
+            Some(r) => Script::Repl { entries: strings(r.clone(), "repl")? },
+            None => Script::Source { name: string("script_name")?, text: string("script_text")? },
         };
         let identity = get("identity")?
             .try_cast::<Array>()
@@ -116,11 +93,7 @@ impl Boot {
             .collect::<MpResult<Vec<u32>>>()?;
         let fs = get("forkserver")?;
         Ok(Boot {
-            mode: if get("mode")?.as_bool().map_err(|_| bad("mode"))? {
-                Mode::Server
-            } else {
-                Mode::Child
-            },
+            mode: if get("mode")?.as_bool().map_err(|_| bad("mode"))? { Mode::Server } else { Mode::Child },
             info: ChildInfo {
                 identity,
                 name: string("name")?,
@@ -133,14 +106,8 @@ impl Boot {
             },
             script,
             argv: strings(get("argv")?, "argv")?,
-            forkserver: if fs.is_unit() {
-                None
-            } else {
-                Some(fs.into_string().map_err(|_| bad("forkserver"))?)
-            },
-            call: get("call")?
-                .try_cast::<rhai::Blob>()
-                .ok_or_else(|| bad("call"))?,
+            forkserver: if fs.is_unit() { None } else { Some(fs.into_string().map_err(|_| bad("forkserver"))?) },
+            call: get("call")?.try_cast::<rhai::Blob>().ok_or_else(|| bad("call"))?,
         })
     }
 }

@@ -29,9 +29,7 @@ fn io_err(e: nix::Error) -> std::io::Error {
 /// Sends one frame. Blocks until all of it is written.
 pub fn send(sock: BorrowedFd, payload: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
     if fds.len() > MAX_FDS {
-        return Err(std::io::Error::other(format!(
-            "cannot pass more than {MAX_FDS} descriptors in one message"
-        )));
+        return Err(std::io::Error::other(format!("cannot pass more than {MAX_FDS} descriptors in one message")));
     }
     let h = header(payload.len(), fds.len());
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
@@ -46,11 +44,7 @@ pub fn send(sock: BorrowedFd, payload: &[u8], fds: &[OwnedFd]) -> std::io::Resul
     };
     let total = HEADER + payload.len();
     while sent < total {
-        let rest: &[u8] = if sent < HEADER {
-            &h[sent..]
-        } else {
-            &payload[sent - HEADER..]
-        };
+        let rest: &[u8] = if sent < HEADER { &h[sent..] } else { &payload[sent - HEADER..] };
         match nix::sys::socket::send(sock.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
             Err(nix::Error::EINTR) => continue,
             r => sent += r.map_err(io_err)?,
@@ -66,12 +60,7 @@ pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>
     let mut cmsg_buf = nix::cmsg_space!([RawFd; MAX_FDS]);
     let got = loop {
         let mut iov = [IoSliceMut::new(&mut h)];
-        match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg_buf),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), MsgFlags::MSG_CMSG_CLOEXEC) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(io_err(e)),
             Ok(msg) => {
@@ -91,10 +80,7 @@ pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>
     let len = u64::from_le_bytes(h[0..8].try_into().unwrap()) as usize;
     let nfds = u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
     if u32::from_le_bytes(h[12..16].try_into().unwrap()) != MAGIC || nfds != fds.len() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "malformed frame header",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed frame header"));
     }
     let mut payload = Vec::new();
     payload
@@ -131,19 +117,14 @@ pub fn write_all(fd: BorrowedFd, mut buf: &[u8]) -> std::io::Result<()> {
 }
 
 /// Waits until `fd` is readable (or hung up). `None` waits forever. Returns whether it is.
-pub fn wait_readable(
-    fd: BorrowedFd,
-    timeout: Option<std::time::Duration>,
-) -> std::io::Result<bool> {
+pub fn wait_readable(fd: BorrowedFd, timeout: Option<std::time::Duration>) -> std::io::Result<bool> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let left = match deadline {
             None => PollTimeout::NONE,
             Some(d) => {
-                let ms = d
-                    .saturating_duration_since(std::time::Instant::now())
-                    .as_millis();
+                let ms = d.saturating_duration_since(std::time::Instant::now()).as_millis();
                 PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
             }
         };

@@ -88,9 +88,7 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
             let fns = ast.clone();
             engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
                 state::with(|s| s.bootstrapping = false);
-                let (bytes, fds) = call
-                    .take()
-                    .ok_or_else(|| mp_err!(RuntimeError, "{TAKE_OVER} called twice"))?;
+                let (bytes, fds) = call.take().ok_or_else(|| mp_err!(RuntimeError, "{TAKE_OVER} called twice"))?;
                 run_call(&ctx, &bytes, fds, &fns)
             });
             let result = run_then_take_over(&engine, &ast);
@@ -102,9 +100,8 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
             let fns = ast.clone();
             engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
                 state::with(|s| s.bootstrapping = false);
-                let listener = taken.take().ok_or_else(|| {
-                    mp_err!(RuntimeError, "no listening socket for the forkserver")
-                })?;
+                let listener =
+                    taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
                 start::forkserver::serve(listener, |request, fds| {
                     become_child(&request);
                     if request.info.daemon {
@@ -112,13 +109,10 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
                     }
                     let result = match &request.script {
                         // A REPL may have defined functions since the server started.
-                        Script::Repl { .. } => interp::compile_ast(ctx.engine(), &request.script)
-                            .and_then(|fresh| {
-                                let (target, args) = decode_call(&request.call, fds, &fresh)?;
-                                target.map_or(Ok(Dynamic::UNIT), |f| {
-                                    f.call::<Dynamic>(ctx.engine(), &fresh, args)
-                                })
-                            }),
+                        Script::Repl { .. } => interp::compile_ast(ctx.engine(), &request.script).and_then(|fresh| {
+                            let (target, args) = decode_call(&request.call, fds, &fresh)?;
+                            target.map_or(Ok(Dynamic::UNIT), |f| f.call::<Dynamic>(ctx.engine(), &fresh, args))
+                        }),
                         Script::Source { .. } => run_call(&ctx, &request.call, fds, &fns),
                     };
                     finish(report(result))
@@ -149,9 +143,7 @@ const TAKE_OVER: &str = "__rhai_mp_take_over";
 /// Runs the top level, then the take-over function, in one evaluation.
 fn run_then_take_over(engine: &Engine, ast: &AST) -> RhaiResult {
     let tail = engine.compile(format!("{TAKE_OVER}()"))?;
-    engine
-        .run_ast_with_scope(&mut Scope::new(), &ast.merge(&tail))
-        .map(|_| Dynamic::UNIT)
+    engine.run_ast_with_scope(&mut Scope::new(), &ast.merge(&tail)).map(|_| Dynamic::UNIT)
 }
 
 /// A child's outcome as its exit code, reporting an error in its name.
@@ -183,23 +175,14 @@ fn who() -> (String, i32) {
 
 /// Splits a decoded call into its target and arguments.
 fn split_call(call: Dynamic) -> Result<(Option<FnPtr>, Array), Box<EvalAltResult>> {
-    let bad = || -> Box<EvalAltResult> {
-        crate::mp_err!(SerializationError, "malformed call in boot message").into()
-    };
+    let bad = || -> Box<EvalAltResult> { crate::mp_err!(SerializationError, "malformed call in boot message").into() };
     let mut parts = call.try_cast::<Array>().ok_or_else(bad)?;
     if parts.len() != 2 {
         return Err(bad());
     }
-    let args = parts
-        .pop()
-        .and_then(|a| a.try_cast::<Array>())
-        .ok_or_else(bad)?;
+    let args = parts.pop().and_then(|a| a.try_cast::<Array>()).ok_or_else(bad)?;
     let target = parts.pop().ok_or_else(bad)?;
-    let target = if target.is_unit() {
-        None
-    } else {
-        Some(target.try_cast::<FnPtr>().ok_or_else(bad)?)
-    };
+    let target = if target.is_unit() { None } else { Some(target.try_cast::<FnPtr>().ok_or_else(bad)?) };
     Ok((target, args))
 }
 
@@ -214,23 +197,13 @@ fn decode_call(
 }
 
 /// Decodes a call and runs it through `ctx` (with the functions of the running script).
-fn run_call(
-    ctx: &NativeCallContext,
-    call: &[u8],
-    fds: Vec<OwnedFd>,
-    fns: &dyn FnResolver,
-) -> RhaiResult {
+fn run_call(ctx: &NativeCallContext, call: &[u8], fds: Vec<OwnedFd>, fns: &dyn FnResolver) -> RhaiResult {
     let (target, args) = decode_call(call, fds, fns)?;
     target.map_or(Ok(Dynamic::UNIT), |f| f.call_raw(ctx, None, args))
 }
 
 /// The child side of `fork`: runs the call with the parent's engine (through `ctx`).
-pub fn run_forked(
-    info: state::ChildInfo,
-    packet: Packet,
-    closures: &FnTable,
-    ctx: &NativeCallContext,
-) -> i32 {
+pub fn run_forked(info: state::ChildInfo, packet: Packet, closures: &FnTable, ctx: &NativeCallContext) -> i32 {
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
     state::enter_child(info);

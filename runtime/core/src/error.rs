@@ -79,11 +79,7 @@ pub struct MpError {
 
 impl MpError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            fields: Vec::new(),
-        }
+        Self { kind, message: message.into(), fields: Vec::new() }
     }
 
     /// Adds a field to the error map (`data`, `pid`, `exitcode`, …).
@@ -127,10 +123,7 @@ impl From<MpError> for Box<EvalAltResult> {
 
 impl From<nix::Error> for MpError {
     fn from(err: nix::Error) -> Self {
-        MpError::os(
-            "system call failed",
-            std::io::Error::from_raw_os_error(err as i32),
-        )
+        MpError::os("system call failed", std::io::Error::from_raw_os_error(err as i32))
     }
 }
 

@@ -51,11 +51,7 @@ pub struct ExitRequest(pub i32);
 impl ExitRequest {
     /// The error that ends the script with exit code `exit_code(value)`.
     pub fn error(value: &Dynamic) -> Box<EvalAltResult> {
-        EvalAltResult::ErrorTerminated(
-            Dynamic::from(ExitRequest(exit_code(value))),
-            rhai::Position::NONE,
-        )
-        .into()
+        EvalAltResult::ErrorTerminated(Dynamic::from(ExitRequest(exit_code(value))), rhai::Position::NONE).into()
     }
 
     /// The exit code an error asks for, if it is an exit request.
@@ -110,14 +106,10 @@ pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
 /// Runs a main script (`__name__ == "__main__"`) to the end: reports an uncaught error,
 /// then terminates daemon children and joins the others. Returns the exit code.
 pub fn run_main(mut engine: Engine, name: &str, text: String) -> i32 {
-    let script = Script::Source {
-        name: name.to_string(),
-        text,
-    };
+    let script = Script::Source { name: name.to_string(), text };
     state::with(|s| s.script = script.clone());
     set_names(&mut engine, "__main__");
-    let result = compile_ast(&engine, &script)
-        .and_then(|ast| engine.run_ast_with_scope(&mut Scope::new(), &ast));
+    let result = compile_ast(&engine, &script).and_then(|ast| engine.run_ast_with_scope(&mut Scope::new(), &ast));
     let code = outcome(result.map(|_| Dynamic::UNIT), None);
     process::at_exit();
     code

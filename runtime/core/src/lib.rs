@@ -36,18 +36,14 @@ pub use message::{Kind as MessageKind, Message, INLINE_MAX};
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
 pub use wire::{
-    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, FnTable,
-    HandleCodec, Packet, Wire, MAX_DEPTH,
+    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, FnTable, HandleCodec, Packet,
+    Wire, MAX_DEPTH,
 };
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in
 /// every process. A host that sets its own seed must set the same one in every process.
-const HASHING_SEED: [u64; 4] = [
-    0x5248_4149_4d50_0001,
-    0x9e37_79b9_7f4a_7c15,
-    0xc2b2_ae3d_27d4_eb4f,
-    0x1656_67b1_9e37_79f9,
-];
+const HASHING_SEED: [u64; 4] =
+    [0x5248_4149_4d50_0001, 0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f, 0x1656_67b1_9e37_79f9];
 
 /// Prepares this process for rhai-mp; call before creating any Rhai engine. Idempotent.
 ///

@@ -62,11 +62,8 @@ pub fn send(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[OwnedFd]) -> st
         iov_inline = [IoSlice::new(&h), IoSlice::new(payload)];
         &iov_inline
     } else {
-        let region = nix::sys::memfd::memfd_create(
-            "rhai-mp-message",
-            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-        )
-        .map_err(io)?;
+        let region =
+            nix::sys::memfd::memfd_create("rhai-mp-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).map_err(io)?;
         let file = std::fs::File::from(region);
         file.write_all_at(payload, 0)?;
         spill = file;
@@ -99,12 +96,7 @@ pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Opti
     let mut cmsg_buf = nix::cmsg_space!([RawFd; crate::channel::MAX_FDS]);
     let (n, mut fds) = loop {
         let mut iov = [IoSliceMut::new(buf)];
-        match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg_buf),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), MsgFlags::MSG_CMSG_CLOEXEC) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(io(e)),
             Ok(msg) => {
@@ -137,9 +129,8 @@ pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Opti
         }
         let file = std::fs::File::from(fds.remove(0));
         let mut data = Vec::new();
-        data.try_reserve_exact(len).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::OutOfMemory, "message too large")
-        })?;
+        data.try_reserve_exact(len)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::OutOfMemory, "message too large"))?;
         data.resize(len, 0);
         file.read_exact_at(&mut data, 0)?;
         data
@@ -166,8 +157,5 @@ pub fn peek(sock: BorrowedFd) -> std::io::Result<Option<(Kind, usize)>> {
         return Ok(None);
     }
     let kind = if h[0] == 1 { Kind::Bytes } else { Kind::Value };
-    Ok(Some((
-        kind,
-        u64::from_le_bytes(h[8..16].try_into().unwrap()) as usize,
-    )))
+    Ok(Some((kind, u64::from_le_bytes(h[8..16].try_into().unwrap()) as usize)))
 }

@@ -80,10 +80,7 @@ impl Process {
             s.counter += 1;
             let mut id = s.identity.clone();
             id.push(s.counter);
-            let name = format!(
-                "Process-{}",
-                id.iter().map(u32::to_string).collect::<Vec<_>>().join(":")
-            );
+            let name = format!("Process-{}", id.iter().map(u32::to_string).collect::<Vec<_>>().join(":"));
             (id, name, s.daemon)
         });
         Process(Rc::new(RefCell::new(Inner {
@@ -103,8 +100,7 @@ impl Process {
 
     /// `current_process()`.
     pub fn current() -> Process {
-        let (name, daemon, identity) =
-            state::with(|s| (s.name.clone(), s.daemon, s.identity.clone()));
+        let (name, daemon, identity) = state::with(|s| (s.name.clone(), s.daemon, s.identity.clone()));
         Self::known(Role::Current, name, daemon, identity, this_pid())
     }
 
@@ -159,10 +155,7 @@ impl Process {
             return Err(mp_err!(AssertionError, "process has already started"));
         }
         if i.role != Role::Child {
-            return Err(mp_err!(
-                AssertionError,
-                "can only set daemon on a process object this process made"
-            ));
+            return Err(mp_err!(AssertionError, "can only set daemon on a process object this process made"));
         }
         i.daemon = daemon;
         Ok(())
@@ -199,9 +192,9 @@ impl Process {
         };
         match role {
             Role::Current => Ok(true),
-            Role::Parent => Ok(pid.is_some_and(|p| {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()
-            })),
+            Role::Parent => {
+                Ok(pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()))
+            }
             Role::Child => {
                 let done = match &mut self.0.borrow_mut().popen {
                     None => return Ok(false),
@@ -230,18 +223,12 @@ impl Process {
                 return Err(mp_err!(AssertionError, "cannot start a process twice"));
             }
             if i.role != Role::Child || i.creator != this_pid() {
-                return Err(mp_err!(
-                    AssertionError,
-                    "can only start a process object created by current process"
-                ));
+                return Err(mp_err!(AssertionError, "can only start a process object created by current process"));
             }
         }
         let (daemonic, bootstrapping) = state::with(|s| (s.daemon, s.bootstrapping));
         if daemonic {
-            return Err(mp_err!(
-                AssertionError,
-                "daemonic processes are not allowed to have children"
-            ));
+            return Err(mp_err!(AssertionError, "daemonic processes are not allowed to have children"));
         }
         if bootstrapping {
             return Err(mp_err!(RuntimeError, "{GUARD_MESSAGE}"));
@@ -252,26 +239,15 @@ impl Process {
             let i = self.0.borrow();
             let target = i.target.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT);
             let method = i.method.unwrap_or_else(state::default_method);
-            let parent = state::with(|s| ParentInfo {
-                pid: this_pid(),
-                name: s.name.clone(),
-            });
-            let info = ChildInfo {
-                identity: i.identity.clone(),
-                name: i.name.clone(),
-                daemon: i.daemon,
-                parent,
-                method,
-            };
+            let parent = state::with(|s| ParentInfo { pid: this_pid(), name: s.name.clone() });
+            let info =
+                ChildInfo { identity: i.identity.clone(), name: i.name.clone(), daemon: i.daemon, parent, method };
             (target, Dynamic::from_array(i.args.clone()), info, method)
         };
         let popen = match method {
             StartMethod::Fork => {
                 let mut closures = wire::FnTable::default();
-                let packet = wire::encode_parts(
-                    &[("target", &target), ("args", &args)],
-                    Some(&mut closures),
-                )?;
+                let packet = wire::encode_parts(&[("target", &target), ("args", &args)], Some(&mut closures))?;
                 fork::launch(info, packet, closures, ctx)?
             }
             StartMethod::Spawn | StartMethod::ForkServer => {
@@ -318,14 +294,10 @@ impl Process {
     fn send_signal(&self, sig: Signal, what: &str) -> MpResult<()> {
         self.check_closed()?;
         let mut i = self.0.borrow_mut();
-        let Inner {
-            popen, known_pid, ..
-        } = &mut *i;
+        let Inner { popen, known_pid, .. } = &mut *i;
         match (popen, *known_pid) {
             (Some(p), _) => p.signal(sig),
-            (None, Some(pid)) => {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(Into::into)
-            }
+            (None, Some(pid)) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(Into::into),
             (None, None) => Err(mp_err!(AssertionError, "can only {what} a started process")),
         }
     }

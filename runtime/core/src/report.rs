@@ -20,26 +20,14 @@ pub fn type_and_message(err: &EvalAltResult) -> (String, String) {
                     return (t.to_string(), msg);
                 }
             }
-            return (
-                "RuntimeError".into(),
-                if v.is_string() {
-                    v.to_string()
-                } else {
-                    format!("{v:?}")
-                },
-            );
+            return ("RuntimeError".into(), if v.is_string() { v.to_string() } else { format!("{v:?}") });
         }
         E::ErrorParsing(..) => "SyntaxError",
-        E::ErrorVariableNotFound(..)
-        | E::ErrorFunctionNotFound(..)
-        | E::ErrorModuleNotFound(..) => "NameError",
-        E::ErrorMismatchDataType(..)
-        | E::ErrorMismatchOutputType(..)
-        | E::ErrorIndexingType(..)
-        | E::ErrorFor(..) => "TypeError",
-        E::ErrorArrayBounds(..) | E::ErrorStringBounds(..) | E::ErrorBitFieldBounds(..) => {
-            "IndexError"
+        E::ErrorVariableNotFound(..) | E::ErrorFunctionNotFound(..) | E::ErrorModuleNotFound(..) => "NameError",
+        E::ErrorMismatchDataType(..) | E::ErrorMismatchOutputType(..) | E::ErrorIndexingType(..) | E::ErrorFor(..) => {
+            "TypeError"
         }
+        E::ErrorArrayBounds(..) | E::ErrorStringBounds(..) | E::ErrorBitFieldBounds(..) => "IndexError",
         E::ErrorIndexNotFound(..) | E::ErrorPropertyNotFound(..) => "KeyError",
         E::ErrorArithmetic(..) => "ArithmeticError",
         E::ErrorStackOverflow(..) => "RecursionError",
@@ -56,11 +44,7 @@ pub fn innermost(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>)
     loop {
         match e {
             EvalAltResult::ErrorInFunctionCall(f, _, inner, _) => {
-                chain.push(if f.starts_with("anon$") {
-                    "<closure>".to_string()
-                } else {
-                    f.clone()
-                });
+                chain.push(if f.starts_with("anon$") { "<closure>".to_string() } else { f.clone() });
                 e = inner;
             }
             EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
@@ -90,26 +74,13 @@ pub fn format(err: &EvalAltResult, source: Option<Source>, who: Option<(&str, i3
         out.push_str(&format!("  --> {file}:{line}:{col}\n"));
         if let Some(text) = source.as_ref().and_then(|s| s.text.lines().nth(line - 1)) {
             let gutter = line.to_string().len();
-            let caret: String = text
-                .chars()
-                .take(col.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            out.push_str(&format!(
-                "{:gutter$} |\n{line} | {text}\n{:gutter$} | {caret}^\n",
-                "", ""
-            ));
+            let caret: String =
+                text.chars().take(col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            out.push_str(&format!("{:gutter$} |\n{line} | {text}\n{:gutter$} | {caret}^\n", "", ""));
         }
     }
     if !chain.is_empty() {
-        out.push_str(&format!(
-            "  = in {}\n",
-            chain
-                .iter()
-                .map(|f| format!("'{f}'"))
-                .collect::<Vec<_>>()
-                .join(" → ")
-        ));
+        out.push_str(&format!("  = in {}\n", chain.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(" → ")));
     }
     out
 }

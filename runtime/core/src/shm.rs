@@ -65,15 +65,8 @@ impl Region {
 
     /// The address of byte `offset`, checked to leave room for a `T` there, aligned.
     fn at<T>(&self, offset: usize) -> *mut T {
-        assert!(
-            offset + std::mem::size_of::<T>() <= self.map.len(),
-            "shared memory offset {offset} out of range"
-        );
-        assert_eq!(
-            offset % std::mem::align_of::<T>(),
-            0,
-            "misaligned shared memory offset {offset}"
-        );
+        assert!(offset + std::mem::size_of::<T>() <= self.map.len(), "shared memory offset {offset} out of range");
+        assert_eq!(offset % std::mem::align_of::<T>(), 0, "misaligned shared memory offset {offset}");
         // SAFETY: in bounds (checked above) of a live mapping.
         unsafe { self.map.as_mut_ptr().add(offset) as *mut T }
     }
@@ -87,10 +80,7 @@ impl Region {
 
     /// The bytes `offset..offset + len` (for shared arrays), as raw parts.
     pub fn bytes_ptr(&self, offset: usize, len: usize) -> *mut u8 {
-        assert!(
-            offset + len <= self.map.len(),
-            "shared memory range out of bounds"
-        );
+        assert!(offset + len <= self.map.len(), "shared memory range out of bounds");
         // SAFETY: in bounds (checked above) of a live mapping.
         unsafe { self.map.as_mut_ptr().add(offset) }
     }
@@ -119,10 +109,7 @@ fn deadline(timeout: Duration) -> libc::timespec {
         .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
         .unwrap_or_default();
     let at = now + timeout.min(Duration::from_secs(1 << 40));
-    libc::timespec {
-        tv_sec: at.as_secs() as libc::time_t,
-        tv_nsec: at.subsec_nanos() as libc::c_long,
-    }
+    libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long }
 }
 
 fn check(what: &str, rc: libc::c_int) -> std::io::Result<()> {
@@ -153,21 +140,14 @@ impl<'r> Mutex<'r> {
     /// Initializes a new mutex at `offset` (once, by the process that made the region).
     pub fn init(region: &'r Region, offset: usize) -> std::io::Result<Mutex<'r>> {
         let m = Self::at(region, offset);
-        let mut attr =
-            UnsafeCell::new(std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit());
+        let mut attr = UnsafeCell::new(std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit());
         // SAFETY: standard attribute set-up on a local, then pthread_mutex_init on memory
         // that `at` checked and that nothing else uses yet.
         unsafe {
             let a = (*attr.get_mut()).as_mut_ptr();
             check("pthread_mutexattr_init", libc::pthread_mutexattr_init(a))?;
-            check(
-                "pthread_mutexattr_setpshared",
-                libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
-            )?;
-            check(
-                "pthread_mutexattr_setrobust",
-                libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
-            )?;
+            check("pthread_mutexattr_setpshared", libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED))?;
+            check("pthread_mutexattr_setrobust", libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST))?;
             let rc = libc::pthread_mutex_init(m.ptr, a);
             libc::pthread_mutexattr_destroy(a);
             check("pthread_mutex_init", rc)?;
@@ -177,10 +157,7 @@ impl<'r> Mutex<'r> {
 
     /// The mutex another process initialized at `offset`.
     pub fn at(region: &'r Region, offset: usize) -> Mutex<'r> {
-        Mutex {
-            ptr: region.at(offset),
-            _region: std::marker::PhantomData,
-        }
+        Mutex { ptr: region.at(offset), _region: std::marker::PhantomData }
     }
 
     /// Locks, waiting at most `timeout` (`None`: forever). `Ok(None)` on timeout.
@@ -197,9 +174,7 @@ impl<'r> Mutex<'r> {
             0 => Ok(Some(Locked { owner_died: false })),
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex (EOWNERDEAD means we got it).
-                check("pthread_mutex_consistent", unsafe {
-                    libc::pthread_mutex_consistent(self.ptr)
-                })?;
+                check("pthread_mutex_consistent", unsafe { libc::pthread_mutex_consistent(self.ptr) })?;
                 Ok(Some(Locked { owner_died: true }))
             }
             libc::ETIMEDOUT | libc::EBUSY => Ok(None),
@@ -209,9 +184,7 @@ impl<'r> Mutex<'r> {
 
     pub fn unlock(&self) -> std::io::Result<()> {
         // SAFETY: `ptr` points to an initialized process-shared mutex we hold.
-        check("pthread_mutex_unlock", unsafe {
-            libc::pthread_mutex_unlock(self.ptr)
-        })
+        check("pthread_mutex_unlock", unsafe { libc::pthread_mutex_unlock(self.ptr) })
     }
 }
 
@@ -231,14 +204,8 @@ impl<'r> Cond<'r> {
         unsafe {
             let a = attr.as_mut_ptr();
             check("pthread_condattr_init", libc::pthread_condattr_init(a))?;
-            check(
-                "pthread_condattr_setpshared",
-                libc::pthread_condattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
-            )?;
-            check(
-                "pthread_condattr_setclock",
-                libc::pthread_condattr_setclock(a, libc::CLOCK_MONOTONIC),
-            )?;
+            check("pthread_condattr_setpshared", libc::pthread_condattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED))?;
+            check("pthread_condattr_setclock", libc::pthread_condattr_setclock(a, libc::CLOCK_MONOTONIC))?;
             let rc = libc::pthread_cond_init(c.ptr, a);
             libc::pthread_condattr_destroy(a);
             check("pthread_cond_init", rc)?;
@@ -247,10 +214,7 @@ impl<'r> Cond<'r> {
     }
 
     pub fn at(region: &'r Region, offset: usize) -> Cond<'r> {
-        Cond {
-            ptr: region.at(offset),
-            _region: std::marker::PhantomData,
-        }
+        Cond { ptr: region.at(offset), _region: std::marker::PhantomData }
     }
 
     /// Waits for a signal, until `until` (`None`: forever); the mutex must be held. Returns
@@ -272,9 +236,7 @@ impl<'r> Cond<'r> {
             libc::ETIMEDOUT => Ok(false),
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex again (EOWNERDEAD from a robust mutex).
-                check("pthread_mutex_consistent", unsafe {
-                    libc::pthread_mutex_consistent(mutex.ptr)
-                })?;
+                check("pthread_mutex_consistent", unsafe { libc::pthread_mutex_consistent(mutex.ptr) })?;
                 Ok(true)
             }
             rc => check("pthread_cond_wait", rc).map(|_| true),

@@ -16,11 +16,7 @@ pub enum StartMethod {
 }
 
 impl StartMethod {
-    pub const ALL: [StartMethod; 3] = [
-        StartMethod::Fork,
-        StartMethod::Spawn,
-        StartMethod::ForkServer,
-    ];
+    pub const ALL: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -85,10 +81,7 @@ impl Default for State {
             method_fixed: false,
             bootstrapping: false,
             parent: None,
-            script: Script::Source {
-                name: "<none>".into(),
-                text: String::new(),
-            },
+            script: Script::Source { name: "<none>".into(), text: String::new() },
             argv: Vec::new(),
             children: Vec::new(),
             forkserver: None,

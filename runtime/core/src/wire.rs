@@ -94,10 +94,7 @@ pub trait HandleCodec: Send + Sync + 'static {
     fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic>;
 }
 
-type CodecTable = (
-    HashMap<TypeId, Arc<dyn HandleCodec>>,
-    HashMap<&'static str, Arc<dyn HandleCodec>>,
-);
+type CodecTable = (HashMap<TypeId, Arc<dyn HandleCodec>>, HashMap<&'static str, Arc<dyn HandleCodec>>);
 
 static CODECS: RwLock<Option<CodecTable>> = RwLock::new(None);
 
@@ -137,15 +134,11 @@ impl<T: Clone + Send + Sync + 'static> HandleCodec for DataCodec<T> {
         TypeId::of::<T>()
     }
     fn encode(&self, value: &Dynamic, _fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let v = value
-            .read_lock::<T>()
-            .ok_or_else(|| serr(format!("value is not a {}", self.kind)))?;
+        let v = value.read_lock::<T>().ok_or_else(|| serr(format!("value is not a {}", self.kind)))?;
         Ok((self.encode)(&v))
     }
     fn decode(&self, data: &[u8], _fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        (self.decode)(data)
-            .map(Dynamic::from)
-            .ok_or_else(|| serr(format!("malformed {} value", self.kind)))
+        (self.decode)(data).map(Dynamic::from).ok_or_else(|| serr(format!("malformed {} value", self.kind)))
     }
 }
 
@@ -198,9 +191,7 @@ impl ToWire<'_> {
 
     fn value(&mut self, v: &Dynamic) -> MpResult<Wire> {
         if self.path.len() as u32 >= MAX_DEPTH {
-            return Err(self.fail(format!(
-                "value nested deeper than {MAX_DEPTH} levels cannot be sent"
-            )));
+            return Err(self.fail(format!("value nested deeper than {MAX_DEPTH} levels cannot be sent")));
         }
         if v.is_shared() {
             let Some(inner) = v.read_lock::<Dynamic>() else {
@@ -218,10 +209,7 @@ impl ToWire<'_> {
             self.open.push(addr);
             let value = self.plain(&inner);
             self.open.pop();
-            return Ok(Wire::Shared {
-                id,
-                value: Box::new(value?),
-            });
+            return Ok(Wire::Shared { id, value: Box::new(value?) });
         }
         self.plain(v)
     }
@@ -262,20 +250,12 @@ impl ToWire<'_> {
             self.fn_ptr(&f)
         } else if let Some(codec) = codec_for_type(t) {
             let first = self.fds.len() as u32;
-            let data = codec
-                .encode(v, &mut self.fds)
-                .map_err(|e| self.fail(e.message))?;
+            let data = codec.encode(v, &mut self.fds).map_err(|e| self.fail(e.message))?;
             let fds = (first..self.fds.len() as u32).collect();
-            Ok(Wire::Handle {
-                kind: codec.kind().to_string(),
-                data,
-                fds,
-            })
+            Ok(Wire::Handle { kind: codec.kind().to_string(), data, fds })
         } else {
             let name = short_type_name(v.type_name());
-            Err(self.fail(format!(
-                "a value of type '{name}' cannot be sent to another process"
-            )))
+            Err(self.fail(format!("a value of type '{name}' cannot be sent to another process")))
         }
     }
 
@@ -287,10 +267,7 @@ impl ToWire<'_> {
                 table.0.insert(f.fn_name().to_string(), bare);
             }
         } else if format!("{f:?}").starts_with("Fn#") {
-            return Err(self.fail(format!(
-                "native function pointer '{}' cannot be sent",
-                f.fn_name()
-            )));
+            return Err(self.fail(format!("native function pointer '{}' cannot be sent", f.fn_name())));
         }
         let mut curry = Vec::with_capacity(f.curry().len());
         for (i, x) in f.curry().iter().enumerate() {
@@ -298,17 +275,12 @@ impl ToWire<'_> {
             curry.push(self.value(x)?);
             self.path.pop();
         }
-        Ok(Wire::Fn {
-            name: f.fn_name().to_string(),
-            curry,
-        })
+        Ok(Wire::Fn { name: f.fn_name().to_string(), curry })
     }
 }
 
 fn is_ident(k: &str) -> bool {
-    k.chars()
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
+    k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && k.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
@@ -336,9 +308,7 @@ impl FnResolver for FnTable {
 
 impl FnResolver for AST {
     fn resolve(&self, name: &str) -> Option<FnPtr> {
-        self.iter_fn_def()
-            .find(|f| f.name == name)
-            .map(|f| FnPtr::from(f.clone()))
+        self.iter_fn_def().find(|f| f.name == name).map(|f| FnPtr::from(f.clone()))
     }
 }
 
@@ -348,11 +318,9 @@ pub struct ContextFns<'a, 'b>(pub &'a NativeCallContext<'b>);
 
 impl FnResolver for ContextFns<'_, '_> {
     fn resolve(&self, name: &str) -> Option<FnPtr> {
-        self.0.iter_namespaces().find_map(|m| {
-            m.iter_script_fn_info()
-                .find(|f| f.2 == name)
-                .map(|f| FnPtr::from(f.4.clone()))
-        })
+        self.0
+            .iter_namespaces()
+            .find_map(|m| m.iter_script_fn_info().find(|f| f.2 == name).map(|f| FnPtr::from(f.4.clone())))
     }
 }
 
@@ -373,19 +341,13 @@ pub fn to_wire(value: &Dynamic, root: &str) -> MpResult<(Wire, Vec<OwnedFd>)> {
 /// Encodes a value into a packet. `root` names it in error messages (`"args"`).
 pub fn encode(value: &Dynamic, root: &str) -> MpResult<Packet> {
     let (wire, fds) = to_wire(value, root)?;
-    Ok(Packet {
-        bytes: wire_to_bytes(&wire),
-        fds,
-    })
+    Ok(Packet { bytes: wire_to_bytes(&wire), fds })
 }
 
 /// Encodes several named values as one array (sharing and descriptors are common to all),
 /// e.g. `[("target", f), ("args", a)]`. Anonymous functions met are collected into
 /// `closures` when given (a `fork` child resolves them there).
-pub fn encode_parts(
-    parts: &[(&str, &Dynamic)],
-    closures: Option<&mut FnTable>,
-) -> MpResult<Packet> {
+pub fn encode_parts(parts: &[(&str, &Dynamic)], closures: Option<&mut FnTable>) -> MpResult<Packet> {
     let mut enc = ToWire {
         root: String::new(),
         path: Vec::new(),
@@ -399,10 +361,7 @@ pub fn encode_parts(
         enc.root = root.to_string();
         items.push(enc.value(value)?);
     }
-    Ok(Packet {
-        bytes: wire_to_bytes(&Wire::Array(items)),
-        fds: enc.fds,
-    })
+    Ok(Packet { bytes: wire_to_bytes(&Wire::Array(items)), fds: enc.fds })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -444,8 +403,7 @@ impl FromWire<'_> {
                         serr(format!("closure '{name}' is not defined in this process (was the script changed after the parent started?)"))
                     })?
                 } else {
-                    FnPtr::new(name.as_str())
-                        .map_err(|_| serr(format!("'{name}' is not a valid function name")))?
+                    FnPtr::new(name.as_str()).map_err(|_| serr(format!("'{name}' is not a valid function name")))?
                 };
                 let mut values = Vec::with_capacity(curry.len());
                 for x in curry {
@@ -456,9 +414,7 @@ impl FromWire<'_> {
             }
             Wire::Shared { id, value } => {
                 if id as usize != self.shared.len() {
-                    return Err(serr(format!(
-                        "malformed message: shared value #{id} out of order"
-                    )));
+                    return Err(serr(format!("malformed message: shared value #{id} out of order")));
                 }
                 self.shared.push(Dynamic::UNIT);
                 let v = self.value(*value)?.into_shared();
@@ -480,9 +436,7 @@ impl FromWire<'_> {
                         .fds
                         .get_mut(i as usize)
                         .and_then(Option::take)
-                        .ok_or_else(|| {
-                            serr(format!("malformed message: file descriptor #{i} missing"))
-                        })?;
+                        .ok_or_else(|| serr(format!("malformed message: file descriptor #{i} missing")))?;
                     owned.push(fd);
                 }
                 codec.decode(&data, owned)?
@@ -493,11 +447,7 @@ impl FromWire<'_> {
 
 /// Rebuilds a value from its wire form and the descriptors that came with it.
 pub fn from_wire(wire: Wire, fds: Vec<OwnedFd>, resolver: &dyn FnResolver) -> MpResult<Dynamic> {
-    let mut dec = FromWire {
-        fds: fds.into_iter().map(Some).collect(),
-        shared: Vec::new(),
-        resolver,
-    };
+    let mut dec = FromWire { fds: fds.into_iter().map(Some).collect(), shared: Vec::new(), resolver };
     dec.value(wire)
 }
 
@@ -518,16 +468,10 @@ pub fn wire_to_bytes(wire: &Wire) -> Vec<u8> {
 
 /// Reads a wire tree from bytes; never panics, whatever the bytes.
 pub fn wire_from_bytes(bytes: &[u8]) -> MpResult<Wire> {
-    let ctx = Limits {
-        depth: 0,
-        max_len: bytes.len(),
-    };
+    let ctx = Limits { depth: 0, max_len: bytes.len() };
     match bincode::decode_from_slice_with_context::<_, Wire, _>(bytes, CONFIG, ctx) {
         Ok((wire, used)) if used == bytes.len() => Ok(wire),
-        Ok((_, used)) => Err(serr(format!(
-            "malformed message: {} trailing bytes",
-            bytes.len() - used
-        ))),
+        Ok((_, used)) => Err(serr(format!("malformed message: {} trailing bytes", bytes.len() - used))),
         Err(e) => Err(serr(format!("malformed message: {e}"))),
     }
 }
@@ -588,9 +532,7 @@ fn bytes<D: Decoder<Context = Limits>>(d: &mut D) -> Result<Vec<u8>, DecodeError
 }
 
 fn string<D: Decoder<Context = Limits>>(d: &mut D) -> Result<String, DecodeError> {
-    String::from_utf8(bytes(d)?).map_err(|e| DecodeError::Utf8 {
-        inner: e.utf8_error(),
-    })
+    String::from_utf8(bytes(d)?).map_err(|e| DecodeError::Utf8 { inner: e.utf8_error() })
 }
 
 fn list<D: Decoder<Context = Limits>, T>(
@@ -622,20 +564,10 @@ impl Decode<Limits> for Wire {
             T_BLOB => Wire::Blob(bytes(d)?),
             T_ARRAY => Wire::Array(list(d, Wire::decode)?),
             T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::decode(d)?)))?),
-            T_FN => Wire::Fn {
-                name: string(d)?,
-                curry: list(d, Wire::decode)?,
-            },
-            T_SHARED => Wire::Shared {
-                id: u32::decode(d)?,
-                value: Box::new(Wire::decode(d)?),
-            },
+            T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::decode)? },
+            T_SHARED => Wire::Shared { id: u32::decode(d)?, value: Box::new(Wire::decode(d)?) },
             T_SHARED_REF => Wire::SharedRef(u32::decode(d)?),
-            T_HANDLE => Wire::Handle {
-                kind: string(d)?,
-                data: bytes(d)?,
-                fds: list(d, u32::decode)?,
-            },
+            T_HANDLE => Wire::Handle { kind: string(d)?, data: bytes(d)?, fds: list(d, u32::decode)? },
             _ => return Err(DecodeError::Other("unknown value tag")),
         };
         d.context().depth -= 1;
@@ -676,13 +608,7 @@ mod tests {
                 Wire::Int(1),
                 Wire::Fn {
                     name: "f".into(),
-                    curry: vec![
-                        Wire::Shared {
-                            id: 0,
-                            value: Box::new(Wire::Int(2)),
-                        },
-                        Wire::SharedRef(0),
-                    ],
+                    curry: vec![Wire::Shared { id: 0, value: Box::new(Wire::Int(2)) }, Wire::SharedRef(0)],
                 },
             ]),
         )]);
@@ -706,9 +632,7 @@ mod tests {
     #[test]
     fn values_roundtrip_through_dynamic() {
         let engine = rhai::Engine::new();
-        let v: Dynamic = engine
-            .eval("#{a: [1, 2.5, 'x', \"s\", (), true], b: blob(3, 7)}")
-            .unwrap();
+        let v: Dynamic = engine.eval("#{a: [1, 2.5, 'x', \"s\", (), true], b: blob(3, 7)}").unwrap();
         let p = encode(&v, "v").unwrap();
         let back = decode(&p.bytes, p.fds, &FnTable::default()).unwrap();
         assert_eq!(format!("{v:?}"), format!("{back:?}"));
@@ -717,9 +641,7 @@ mod tests {
     #[test]
     fn unsendable_value_names_its_place() {
         let engine = rhai::Engine::new();
-        let v: Dynamic = engine
-            .eval("[1, #{items: [0, 1, 2, timestamp()]}]")
-            .unwrap();
+        let v: Dynamic = engine.eval("[1, #{items: [0, 1, 2, timestamp()]}]").unwrap();
         let err = encode(&v, "args").unwrap_err();
         assert_eq!(err.kind, ErrorKind::SerializationError);
         assert!(err.message.contains("args[1].items[3]"), "{}", err.message);

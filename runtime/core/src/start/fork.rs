@@ -14,12 +14,7 @@ use crate::wire::{FnTable, Packet};
 use rhai::NativeCallContext;
 
 /// Forks; the child runs the call in `packet` and exits, the parent gets the [`Popen`].
-pub fn launch(
-    info: ChildInfo,
-    packet: Packet,
-    closures: FnTable,
-    ctx: &NativeCallContext,
-) -> MpResult<Popen> {
+pub fn launch(info: ChildInfo, packet: Packet, closures: FnTable, ctx: &NativeCallContext) -> MpResult<Popen> {
     match sys::fork().map_err(|e| crate::MpError::os("fork", e))? {
         Forked::Parent(pid) => Popen::direct(pid),
         Forked::Child => {

@@ -28,19 +28,10 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 fn connect(name: &str) -> MpResult<OwnedFd> {
-    let fd = sock::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    let fd = sock::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
     let addr = UnixAddr::new_abstract(name.as_bytes())?;
-    sock::connect(fd.as_raw_fd(), &addr).map_err(|e| {
-        MpError::os(
-            "cannot reach the forkserver",
-            std::io::Error::from_raw_os_error(e as i32),
-        )
-    })?;
+    sock::connect(fd.as_raw_fd(), &addr)
+        .map_err(|e| MpError::os("cannot reach the forkserver", std::io::Error::from_raw_os_error(e as i32)))?;
     Ok(fd)
 }
 
@@ -52,21 +43,10 @@ fn ensure_server() -> MpResult<String> {
     let name = format!(
         "rhai-mp-forkserver-{}-{:x}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     );
-    let listener = sock::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    sock::bind(
-        listener.as_raw_fd(),
-        &UnixAddr::new_abstract(name.as_bytes())?,
-    )?;
+    let listener = sock::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    sock::bind(listener.as_raw_fd(), &UnixAddr::new_abstract(name.as_bytes())?)?;
     sock::listen(&listener, sock::Backlog::new(128)?)?;
     let boot = state::with(|s| Boot {
         mode: Mode::Server,
@@ -74,10 +54,7 @@ fn ensure_server() -> MpResult<String> {
             identity: s.identity.clone(),
             name: "ForkServerProcess".into(),
             daemon: false,
-            parent: ParentInfo {
-                pid: std::process::id() as i32,
-                name: s.name.clone(),
-            },
+            parent: ParentInfo { pid: std::process::id() as i32, name: s.name.clone() },
             method: StartMethod::ForkServer,
         },
         script: s.script.clone(),
@@ -100,13 +77,12 @@ pub fn launch(mut boot: Boot, fds: Vec<OwnedFd>) -> MpResult<Popen> {
         .map_err(|e| MpError::os("cannot send to the forkserver", e))?;
     let mut pid = [0u8; 4];
     channel::read_exact(conn.as_fd(), &mut pid).map_err(|_| {
-        crate::mp_err!(RuntimeError, "the forkserver could not start the process (it has exited; its error, if any, is on stderr above)")
+        crate::mp_err!(
+            RuntimeError,
+            "the forkserver could not start the process (it has exited; its error, if any, is on stderr above)"
+        )
     })?;
-    Ok(Popen::Served {
-        pid: i32::from_le_bytes(pid),
-        conn,
-        status: None,
-    })
+    Ok(Popen::Served { pid: i32::from_le_bytes(pid), conn, status: None })
 }
 
 /// One served child, as the server sees it.
@@ -116,8 +92,7 @@ struct Served {
 }
 
 fn same_uid(conn: &OwnedFd) -> bool {
-    sock::getsockopt(conn, sock::sockopt::PeerCredentials)
-        .is_ok_and(|c| c.uid() == nix::unistd::getuid().as_raw())
+    sock::getsockopt(conn, sock::sockopt::PeerCredentials).is_ok_and(|c| c.uid() == nix::unistd::getuid().as_raw())
 }
 
 /// The server loop; never returns. `run_child` runs in each forked child with the request
@@ -136,19 +111,11 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
     };
     let mut children: HashMap<i32, Served> = HashMap::new();
     loop {
-        let conns: Vec<(i32, std::os::fd::RawFd)> = children
-            .iter()
-            .filter_map(|(pid, s)| s.conn.as_ref().map(|c| (*pid, c.as_raw_fd())))
-            .collect();
-        let mut fds = vec![
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-        ];
-        fds.extend(
-            conns
-                .iter()
-                .map(|(_, c)| PollFd::new(crate::sys::borrow_fd(*c), PollFlags::POLLIN)),
-        );
+        let conns: Vec<(i32, std::os::fd::RawFd)> =
+            children.iter().filter_map(|(pid, s)| s.conn.as_ref().map(|c| (*pid, c.as_raw_fd()))).collect();
+        let mut fds =
+            vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        fds.extend(conns.iter().map(|(_, c)| PollFd::new(crate::sys::borrow_fd(*c), PollFlags::POLLIN)));
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::Error::EINTR) => continue,
             Err(_) => crate::sys::exit_now(1),
@@ -157,12 +124,7 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
         let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
         let listener_ready = ready(&fds[0]);
         let sig_ready = ready(&fds[1]);
-        let gone: Vec<i32> = conns
-            .iter()
-            .zip(&fds[2..])
-            .filter(|(_, f)| ready(f))
-            .map(|((pid, _), _)| *pid)
-            .collect();
+        let gone: Vec<i32> = conns.iter().zip(&fds[2..]).filter(|(_, f)| ready(f)).map(|((pid, _), _)| *pid).collect();
         drop(fds);
 
         // A client closed its connection (it died, or dropped the process): a daemon child
@@ -180,9 +142,7 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
             loop {
                 match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(pid, code)) => report(&mut children, pid.as_raw(), code),
-                    Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                        report(&mut children, pid.as_raw(), -(sig as i32))
-                    }
+                    Ok(WaitStatus::Signaled(pid, sig, _)) => report(&mut children, pid.as_raw(), -(sig as i32)),
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
                     Ok(_) => {}
                 }
@@ -196,11 +156,7 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
             if !same_uid(&conn) {
                 continue;
             }
-            let _ = sock::setsockopt(
-                &conn,
-                sock::sockopt::ReceiveTimeout,
-                &nix::sys::time::TimeVal::new(10, 0),
-            );
+            let _ = sock::setsockopt(&conn, sock::sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(10, 0));
             let Ok(Some((bytes, req_fds))) = channel::recv(conn.as_fd()) else {
                 continue;
             };
@@ -221,13 +177,7 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
                 Ok(crate::sys::Forked::Parent(pid)) => {
                     drop(req_fds);
                     if channel::write_all(conn.as_fd(), &pid.to_le_bytes()).is_ok() {
-                        children.insert(
-                            pid,
-                            Served {
-                                conn: Some(conn),
-                                daemon,
-                            },
-                        );
+                        children.insert(pid, Served { conn: Some(conn), daemon });
                     } else {
                         children.insert(pid, Served { conn: None, daemon });
                         if daemon {
@@ -242,10 +192,7 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
 }
 
 fn report(children: &mut HashMap<i32, Served>, pid: i32, code: i32) {
-    if let Some(Served {
-        conn: Some(conn), ..
-    }) = children.remove(&pid)
-    {
+    if let Some(Served { conn: Some(conn), .. }) = children.remove(&pid) {
         let _ = channel::write_all(conn.as_fd(), &code.to_le_bytes());
     }
 }

@@ -24,17 +24,9 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum Popen {
     /// Our own child (spawn, fork): reaped with `waitpid`; the sentinel is a pidfd.
-    Direct {
-        pid: i32,
-        pidfd: OwnedFd,
-        status: Option<i32>,
-    },
+    Direct { pid: i32, pidfd: OwnedFd, status: Option<i32> },
     /// A forkserver's child: the server sends its exit status down `conn`, the sentinel.
-    Served {
-        pid: i32,
-        conn: OwnedFd,
-        status: Option<i32>,
-    },
+    Served { pid: i32, conn: OwnedFd, status: Option<i32> },
 }
 
 /// Python's exit code convention: the exit status, or `-N` after signal N.
@@ -49,11 +41,7 @@ fn exitcode(status: WaitStatus) -> Option<i32> {
 impl Popen {
     pub fn direct(pid: i32) -> MpResult<Popen> {
         let pidfd = crate::sys::pidfd_open(pid).map_err(|e| crate::MpError::os("pidfd_open", e))?;
-        Ok(Popen::Direct {
-            pid,
-            pidfd,
-            status: None,
-        })
+        Ok(Popen::Direct { pid, pidfd, status: None })
     }
 
     pub fn pid(&self) -> i32 {
@@ -73,12 +61,7 @@ impl Popen {
     /// The exit code if the child has ended, without blocking.
     pub fn poll(&mut self) -> MpResult<Option<i32>> {
         match self {
-            Popen::Direct {
-                status: Some(s), ..
-            }
-            | Popen::Served {
-                status: Some(s), ..
-            } => Ok(Some(*s)),
+            Popen::Direct { status: Some(s), .. } | Popen::Served { status: Some(s), .. } => Ok(Some(*s)),
             Popen::Direct { pid, status, .. } => {
                 match waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG)) {
                     Ok(ws) => *status = exitcode(ws),

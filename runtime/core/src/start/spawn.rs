@@ -22,12 +22,7 @@ use std::process::{Command, Stdio};
 /// Starts a fresh interpreter in `mode` (`"spawn"` or `"forkserver"`) and sends it `boot`.
 pub(crate) fn exec_self(mode: &str, boot: Boot, fds: Vec<OwnedFd>) -> MpResult<i32> {
     let packet = boot.into_packet(fds)?;
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )?;
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
     let child = Command::new("/proc/self/exe")
         .arg0("rhai-mp")
         .env(CHILD_ENV, mode)
@@ -37,9 +32,7 @@ pub(crate) fn exec_self(mode: &str, boot: Boot, fds: Vec<OwnedFd>) -> MpResult<i
     let pid = child.id() as i32;
     match channel::send(ours.as_fd(), &packet.bytes, &packet.fds) {
         // The child died before reading: its exit code will tell.
-        Err(e)
-            if e.raw_os_error() == Some(libc::EPIPE)
-                || e.raw_os_error() == Some(libc::ECONNRESET) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::ECONNRESET) => {}
         Err(e) => return Err(MpError::os("cannot send the boot message", e)),
         Ok(()) => {}
     }
