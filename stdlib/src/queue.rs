@@ -562,7 +562,12 @@ pub mod queue_functions {
     /// Throws when: no room in time (`Full`); `timeout` is negative (`ValueError`); as
     /// `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
-    pub fn put_timeout(q: &mut Queue, item: Dynamic, block: Dynamic, timeout: Dynamic) -> Result<(), Box<EvalAltResult>> {
+    pub fn put_timeout(
+        q: &mut Queue,
+        item: Dynamic,
+        block: Dynamic,
+        timeout: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
         let block = opts::arg_bool(&block, "put", "block")?;
         let t = block_timeout(block, &timeout, "put")?;
         Ok(q.0.put_value(&item, block, t)?)
