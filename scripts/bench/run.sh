@@ -1,25 +1,48 @@
 #!/usr/bin/env bash
-# Benchmarks rhai-mp against CPython's multiprocessing and prints one table.
+# Benchmarks rhai-mp against CPython's multiprocessing (and a C baseline) and
+# prints up to three tables.
 #
-#     scripts/bench/run.sh            # from anywhere; builds nothing
+#     scripts/bench/run.sh            # from anywhere; builds nothing but the C baseline
 #     RHAI_MP=/path/to/rhai-mp scripts/bench/run.sh
 #
 # Env: RHAI_MP (binary, default target/release/rhai-mp, relative to the repo
-# root), PYTHON (default python3), BENCH_TIMEOUT (seconds per command, default 60).
+# root), PYTHON (default python3), CC (default cc), BENCH_TIMEOUT (seconds per
+# command, default 60), BENCH_REPEAT (runs of each command, the best time
+# counts; default 1), and the iteration counts listed next to the rows below.
 #
-# Each row comes from `bench NAME TARGET RHAI_CMD PY_CMD`: both commands run from
-# the repo root and must print, as their last stdout line, "<label> <µs>" (the
-# time per operation in microseconds). The row shows both times, the speed-up
-# CPython/rhai-mp, and whether it meets TARGET (a minimum ratio such as 30).
-# To add a benchmark, write the two programs and add a `bench` line at the end.
+# Every benchmark command runs from the repo root and must print, as its last
+# stdout line, "<label> <µs>" (the time per operation in microseconds); its
+# stderr is collected and shown after the tables. Three kinds of rows:
+#
+#   bench NAME TARGET RHAI_CMD PY_CMD
+#       rhai-mp vs CPython: both times, the speed-up CPython / rhai-mp, and
+#       whether it is >= TARGET (a minimum ratio such as 30, or "-").
+#   bench_vs NAME MAXRATIO RHAI_CMD BASE_CMD
+#       rhai-mp vs another baseline (e.g. C): both times, the slow-down
+#       rhai-mp / baseline, and whether it is <= MAXRATIO (or "-"). A BASE_CMD
+#       of "SKIP:<reason>" prints a skipped row (e.g. no C compiler).
+#   floor NAME FROM MIN UNIT SCALE
+#       an absolute target for rhai-mp alone, computed from the rhai-mp time of
+#       the earlier `bench` row named FROM (no new run): value = SCALE / µs,
+#       checked against value >= MIN. E.g. µs per MiB -> MB/s with SCALE 1048576.
+#
+# Rows of one kind are printed under one table header, so keep the rows of a
+# kind together. To add a benchmark, write the programs and add a row next to
+# the rows of its kind.
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT" || exit 2
 RHAI_MP="${RHAI_MP:-target/release/rhai-mp}"
 PYTHON="${PYTHON:-python3}"
+CC="${CC:-cc}"
 BENCH_TIMEOUT="${BENCH_TIMEOUT:-60}"
+BENCH_REPEAT="${BENCH_REPEAT:-1}"
 
+if [[ ! "$BENCH_REPEAT" =~ ^[1-9][0-9]*$ ]]; then
+    echo "run.sh: BENCH_REPEAT must be a positive integer" >&2
+    exit 2
+fi
 if [[ ! -x "$RHAI_MP" ]]; then
     echo "run.sh: no rhai-mp binary at '$RHAI_MP' (relative to $ROOT); build it or set RHAI_MP" >&2
     exit 2
@@ -29,26 +52,72 @@ if ! command -v "$PYTHON" >/dev/null; then
     exit 2
 fi
 
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/rhai-mp-bench.XXXXXX")" || exit 2
+trap 'rm -rf "$TMP"' EXIT
+# stderr of every benchmark command, appended (O_APPEND: a program that reopens
+# /dev/stderr, as pipe_blob.rhai does, cannot overwrite other lines)
+ERRLOG="$TMP/stderr.log"
+: >"$ERRLOG"
+
 failures=0
 misses=0
-ROW_FMT="%-24s %14s %14s %10s %8s  %s\n"
+skips=0
+ROW_FMT="%-30s %14s %14s %10s %9s  %s\n"
+FLOOR_FMT="%-30s %14s %10s %9s  %s\n"
+# (µs is two bytes and printf pads bytes, so a cell holding it gets one more)
+CURRENT_TABLE=""
+declare -A RHAI_US=()   # bench row name -> rhai-mp µs, for `floor`
 
-# Runs one command (a string, evaluated from the repo root) and echoes the
-# number at the end of its last stdout line, or nothing on failure.
+# Runs one command (a string, evaluated from the repo root) BENCH_REPEAT times
+# and echoes the smallest of the numbers at the end of its last stdout line, or
+# nothing on failure.
 measure() {
-    local out rc
-    out="$(timeout "$BENCH_TIMEOUT" bash -c "$1")"
-    rc=$?
-    if [[ $rc -ne 0 ]]; then
-        echo "run.sh: '$1' failed (exit $rc)" >&2
-        return 1
-    fi
-    out="$(printf '%s\n' "$out" | awk 'NF { last = $NF } END { print last }')"
-    if [[ ! "$out" =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; then
-        echo "run.sh: '$1' did not end with a number" >&2
-        return 1
-    fi
-    echo "$out"
+    local out rc i best=""
+    for ((i = 0; i < BENCH_REPEAT; i++)); do
+        echo "--- $1" >>"$ERRLOG"
+        out="$(timeout "$BENCH_TIMEOUT" bash -c "$1" 2>>"$ERRLOG")"
+        rc=$?
+        if [[ $rc -ne 0 ]]; then
+            echo "run.sh: '$1' failed (exit $rc)" >&2
+            return 1
+        fi
+        out="$(printf '%s\n' "$out" | awk 'NF { last = $NF } END { print last }')"
+        if [[ ! "$out" =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; then
+            echo "run.sh: '$1' did not end with a number" >&2
+            return 1
+        fi
+        if [[ -z "$best" ]] || awk -v a="$out" -v b="$best" 'BEGIN { exit !(a + 0 < b + 0) }'; then
+            best="$out"
+        fi
+    done
+    echo "$best"
+}
+
+# Prints the header of a table of KIND (cpython, vs, floor) unless it is the current one.
+table() {
+    [[ "$CURRENT_TABLE" == "$1" ]] && return
+    [[ -n "$CURRENT_TABLE" ]] && echo
+    CURRENT_TABLE="$1"
+    case "$1" in
+        cpython)
+            echo "rhai-mp vs CPython: µs per operation (lower is better); ratio = CPython / rhai-mp (higher is better)"
+            echo
+            printf "%-30s %15s %15s %10s %9s  %s\n" "benchmark" "CPython µs" "rhai-mp µs" "ratio" "target" ""
+            ;;
+        vs)
+            echo "rhai-mp vs a native baseline: µs per operation; ratio = rhai-mp / baseline (lower is better)"
+            echo
+            printf "%-30s %15s %15s %10s %9s  %s\n" "benchmark" "baseline µs" "rhai-mp µs" "ratio" "target" ""
+            ;;
+        floor)
+            echo "rhai-mp absolute targets (higher is better), computed from the rhai-mp time of the row named at the end"
+            echo
+            printf "$FLOOR_FMT" "benchmark" "rhai-mp" "unit" "target" ""
+            printf "$FLOOR_FMT" "------------------------------" "----------" "-----" "------" ""
+            return
+            ;;
+    esac
+    printf "$ROW_FMT" "------------------------------" "----------" "----------" "-----" "------" ""
 }
 
 # bench NAME TARGET RHAI_CMD PY_CMD
@@ -57,8 +126,10 @@ measure() {
 bench() {
     local name="$1" target="$2" rhai_cmd="$3" py_cmd="$4"
     local py_us rhai_us ratio verdict target_txt
+    table cpython
     py_us="$(measure "$py_cmd")" || py_us=""
     rhai_us="$(measure "$rhai_cmd")" || rhai_us=""
+    RHAI_US["$name"]="$rhai_us"
     if [[ "$target" == "-" ]]; then target_txt="-"; else target_txt=">= ${target}x"; fi
     if [[ -z "$py_us" || -z "$rhai_us" ]]; then
         failures=$((failures + 1))
@@ -77,12 +148,65 @@ bench() {
     printf "$ROW_FMT" "$name" "$py_us" "$rhai_us" "${ratio}x" "$target_txt" "$verdict"
 }
 
+# bench_vs NAME MAXRATIO RHAI_CMD BASE_CMD
+#   MAXRATIO: maximum rhai-mp/baseline ratio (e.g. 1.5), or "-" for none
+#   BASE_CMD: the baseline command, or "SKIP:<reason>" to print a skipped row
+bench_vs() {
+    local name="$1" maxratio="$2" rhai_cmd="$3" base_cmd="$4"
+    local base_us rhai_us ratio verdict target_txt
+    table vs
+    if [[ "$maxratio" == "-" ]]; then target_txt="-"; else target_txt="<= ${maxratio}x"; fi
+    if [[ "$base_cmd" == SKIP:* ]]; then
+        skips=$((skips + 1))
+        printf "$ROW_FMT" "$name" "-" "-" "-" "$target_txt" "SKIP (${base_cmd#SKIP:})"
+        return
+    fi
+    base_us="$(measure "$base_cmd")" || base_us=""
+    rhai_us="$(measure "$rhai_cmd")" || rhai_us=""
+    if [[ -z "$base_us" || -z "$rhai_us" ]]; then
+        failures=$((failures + 1))
+        printf "$ROW_FMT" "$name" "${base_us:-ERR}" "${rhai_us:-ERR}" "-" "$target_txt" "ERROR"
+        return
+    fi
+    ratio="$(awk -v a="$rhai_us" -v b="$base_us" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }')"
+    if [[ "$maxratio" == "-" ]]; then
+        verdict=""
+    elif awk -v r="$ratio" -v t="$maxratio" 'BEGIN { exit !(r != "inf" && r + 0 <= t + 0) }'; then
+        verdict="ok"
+    else
+        verdict="MISS"
+        misses=$((misses + 1))
+    fi
+    printf "$ROW_FMT" "$name" "$base_us" "$rhai_us" "${ratio}x" "$target_txt" "$verdict"
+}
+
+# floor NAME FROM MIN UNIT SCALE
+#   FROM:  the NAME of an earlier `bench` row; its rhai-mp µs is used (no new run)
+#   MIN:   minimum value; SCALE / µs must be >= MIN
+#   UNIT:  unit of the value, for the table (e.g. MB/s)
+floor() {
+    local name="$1" from="$2" min="$3" unit="$4" scale="$5"
+    local us="${RHAI_US[$from]:-}" value verdict
+    table floor
+    if [[ -z "$us" ]]; then
+        failures=$((failures + 1))
+        printf "$FLOOR_FMT" "$name" "ERR" "$unit" ">= $min" "ERROR (no rhai-mp time in row '$from')"
+        return
+    fi
+    value="$(awk -v s="$scale" -v u="$us" 'BEGIN { if (u > 0) printf "%.1f", s / u; else print "inf" }')"
+    if awk -v v="$value" -v m="$min" 'BEGIN { exit !(v == "inf" || v + 0 >= m + 0) }'; then
+        verdict="ok"
+    else
+        verdict="MISS"
+        misses=$((misses + 1))
+    fi
+    printf "$FLOOR_FMT" "$name" "$value" "$unit" ">= $min" "$(printf '%-4s  (from: %s)' "$verdict" "$from")"
+}
+
 echo "rhai-mp: $RHAI_MP ($("$RHAI_MP" --version 2>/dev/null | head -n1)), CPython: $("$PYTHON" --version 2>&1), $(nproc) CPUs"
-echo "times are µs per operation (lower is better); ratio = CPython / rhai-mp (higher is better)"
 echo
-# (µs is two bytes and printf pads bytes, so these two cells get one more)
-printf "%-24s %15s %15s %10s %8s  %s\n" "benchmark" "CPython µs" "rhai-mp µs" "ratio" "target" ""
-printf "$ROW_FMT" "------------------------" "----------" "----------" "-----" "------" ""
+
+# --- rhai-mp vs CPython -------------------------------------------------------
 
 # Process start()+join() of an empty target (scripts/bench/process_start.*).
 # Iterations: N_PY_SPAWN for CPython spawn (~100 ms each), N_START for the rest.
@@ -98,9 +222,71 @@ for m in spawn fork forkserver; do
         "'$PYTHON' scripts/bench/process_start.py $n_py $m"
 done
 
+# Round trip of a small int over a duplex Pipe to a child and back
+# (scripts/bench/pipe_roundtrip.*). N_ROUNDTRIP round trips (~30-70 µs each).
+N_ROUNDTRIP="${N_ROUNDTRIP:-30000}"
+bench "pipe_roundtrip" 3 \
+    "'$RHAI_MP' scripts/bench/pipe_roundtrip.rhai $N_ROUNDTRIP" \
+    "'$PYTHON' scripts/bench/pipe_roundtrip.py $N_ROUNDTRIP"
+
+# One producer process put()s N_QUEUE small ints, the parent get()s them
+# (scripts/bench/queue_throughput.*); µs per message.
+N_QUEUE="${N_QUEUE:-200000}"
+bench "queue_throughput" 3 \
+    "'$RHAI_MP' scripts/bench/queue_throughput.rhai $N_QUEUE" \
+    "'$PYTHON' scripts/bench/queue_throughput.py $N_QUEUE"
+
+# Ten 10 MiB blobs (Python: bytes) from a child to the parent through a Pipe
+# (scripts/bench/pipe_blob.*); µs per MiB. "send": send()/recv() of the blob as
+# a value; "send_bytes": send_bytes()/recv_bytes().
+for mode in send send_bytes; do
+    bench "pipe_blob $mode" 3 \
+        "'$RHAI_MP' scripts/bench/pipe_blob.rhai $mode 10" \
+        "'$PYTHON' scripts/bench/pipe_blob.py $mode 10"
+done
+
+# --- rhai-mp vs C ---------------------------------------------------------------
+
+# pipe_roundtrip against a C ping-pong of a 4-byte int between two processes
+# (scripts/bench/pipe_pingpong.c, built here with $CC -O2): over two pipes (the
+# target), and, for reference, over a SOCK_SEQPACKET socketpair, the transport
+# rhai-mp's Pipe() uses.
+if command -v "$CC" >/dev/null; then
+    if "$CC" -O2 -o "$TMP/pipe_pingpong" scripts/bench/pipe_pingpong.c 2>>"$ERRLOG"; then
+        c_pipe="'$TMP/pipe_pingpong' $N_ROUNDTRIP pipe"
+        c_seqpacket="'$TMP/pipe_pingpong' $N_ROUNDTRIP seqpacket"
+    else
+        echo "run.sh: '$CC -O2 scripts/bench/pipe_pingpong.c' failed" >&2
+        c_pipe="false"            # counted as a failure
+        c_seqpacket="false"
+    fi
+else
+    c_pipe="SKIP:no $CC"
+    c_seqpacket="SKIP:no $CC"
+fi
+bench_vs "pipe_roundtrip vs C pipes" 1.5 \
+    "'$RHAI_MP' scripts/bench/pipe_roundtrip.rhai $N_ROUNDTRIP" "$c_pipe"
+bench_vs "pipe_roundtrip vs C seqpacket" - \
+    "'$RHAI_MP' scripts/bench/pipe_roundtrip.rhai $N_ROUNDTRIP" "$c_seqpacket"
+
+# --- rhai-mp absolute targets ---------------------------------------------------
+
+# pipe_blob throughput in MB/s (10^6 bytes/s): 1048576 bytes per MiB / µs per MiB.
+floor "pipe_blob send MB/s" "pipe_blob send" 500 "MB/s" 1048576
+floor "pipe_blob send_bytes MB/s" "pipe_blob send_bytes" 500 "MB/s" 1048576
+
 echo
+if [[ -s "$ERRLOG" ]] && grep -qv '^--- ' "$ERRLOG"; then
+    echo "stderr of the benchmark commands:"
+    awk '/^--- / { cmd = $0; next } { if (cmd != "") { print cmd; cmd = "" } print "    " $0 }' "$ERRLOG"
+    echo
+fi
 if [[ $failures -gt 0 ]]; then
     echo "$failures benchmark(s) failed to run"
     exit 1
 fi
-echo "$misses benchmark(s) below target"
+if [[ $skips -gt 0 ]]; then
+    echo "$misses benchmark(s) below target, $skips skipped"
+else
+    echo "$misses benchmark(s) below target"
+fi

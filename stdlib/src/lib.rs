@@ -14,14 +14,24 @@
 use rhai::def_package;
 use rhai::plugin::*;
 
+mod array;
+mod barrier;
+mod condition;
 mod connection;
 mod context;
+mod event;
+mod hold;
+mod lock;
 mod opts;
 mod os;
 mod process;
 mod queue;
+mod semaphore;
+mod shared_memory;
 mod simple_queue;
 mod time;
+mod typecode;
+mod value;
 mod wait;
 
 pub use connection::Connection;
@@ -39,7 +49,25 @@ def_package! {
         combine_with_exported_module!(lib, "queue", queue::queue_functions);
         combine_with_exported_module!(lib, "simple_queue", simple_queue::simple_queue_functions);
         combine_with_exported_module!(lib, "wait", wait::wait_functions);
+        combine_with_exported_module!(lib, "lock", lock::lock_functions);
+        combine_with_exported_module!(lib, "semaphore", semaphore::semaphore_functions);
+        combine_with_exported_module!(lib, "event", event::event_functions);
+        combine_with_exported_module!(lib, "condition", condition::condition_functions);
+        combine_with_exported_module!(lib, "barrier", barrier::barrier_functions);
+        combine_with_exported_module!(lib, "value", value::value_functions);
+        combine_with_exported_module!(lib, "array", array::array_functions);
+        combine_with_exported_module!(lib, "shared_memory", shared_memory::shared_memory_functions);
+        combine_with_exported_module!(lib, "hold", hold::hold_functions);
+        lib.set_iterable::<array::SharedArray>();
         connection::register_codecs();
+        lock::register_codecs();
+        semaphore::register_codecs();
+        event::register_codecs();
+        condition::register_codecs();
+        barrier::register_codecs();
+        value::register_codecs();
+        array::register_codecs();
+        shared_memory::register_codecs();
         queue::register_codecs();
         simple_queue::register_codecs();
     } |> |engine| {

@@ -61,6 +61,21 @@ impl Opts {
         }
     }
 
+    pub fn int(&mut self, key: &str) -> MpResult<Option<INT>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v.as_int().map(Some).map_err(|_| self.wrong(key, "an integer", &v)),
+        }
+    }
+
+    /// A timeout option (seconds; `()` or absent: none).
+    pub fn timeout(&mut self, key: &str) -> MpResult<Option<f64>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => timeout(&v, self.func),
+        }
+    }
+
     /// An iterable option, as an array (`args`).
     pub fn items(&mut self, key: &str) -> MpResult<Option<Array>> {
         match self.take(key) {

@@ -26,7 +26,7 @@ pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role};
 pub use report::type_and_message;
 pub use start::Popen;
-pub use sys::borrow_fd;
+pub use sys::{borrow_fd, futex_wait, futex_wake, process_is_dead};
 pub mod transport {
     //! Message transport for primitives: atomic messages over SEQPACKET sockets.
     pub use crate::message::{peek, recv_message, send};
@@ -48,8 +48,10 @@ const HASHING_SEED: [u64; 4] =
 /// Prepares this process for rhai-mp; call before creating any Rhai engine. Idempotent.
 ///
 /// Installs the fixed hashing seed (closures must hash to the same names in parent and
-/// child) and ignores SIGPIPE (a write to a closed pipe is then an error, not death).
+/// child), ignores SIGPIPE (a write to a closed pipe is then an error, not death), and
+/// raises the open-descriptor limit (every shared object holds a memfd).
 pub fn init() {
     let _ = rhai::config::hashing::set_hashing_seed(Some(HASHING_SEED));
     sys::ignore_signal(libc::SIGPIPE);
+    sys::raise_fd_limit();
 }

@@ -21,6 +21,13 @@ pub struct Region {
     map: memmap2::MmapRaw,
 }
 
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::os::fd::AsRawFd;
+        write!(f, "Region(fd={}, len={})", self.file.as_raw_fd(), self.map.len())
+    }
+}
+
 impl Region {
     /// A new zero-filled region of `size` bytes, named `name` in `/proc/PID/fd` (for
     /// debugging; memfds have no path).
@@ -78,11 +85,46 @@ impl Region {
         unsafe { &*self.at::<AtomicU64>(offset) }
     }
 
-    /// The bytes `offset..offset + len` (for shared arrays), as raw parts.
-    pub fn bytes_ptr(&self, offset: usize, len: usize) -> *mut u8 {
-        assert!(offset + len <= self.map.len(), "shared memory range out of bounds");
-        // SAFETY: in bounds (checked above) of a live mapping.
-        unsafe { self.map.as_mut_ptr().add(offset) }
+    /// The 32-bit atomic at `offset` (a futex word).
+    pub fn atomic32(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: as for `atomic`.
+        unsafe { &*self.at::<std::sync::atomic::AtomicU32>(offset) }
+    }
+
+    /// The 16-bit atomic at `offset`.
+    pub fn atomic16(&self, offset: usize) -> &std::sync::atomic::AtomicU16 {
+        // SAFETY: as for `atomic`.
+        unsafe { &*self.at::<std::sync::atomic::AtomicU16>(offset) }
+    }
+
+    /// The 8-bit atomic at `offset`.
+    pub fn atomic8(&self, offset: usize) -> &std::sync::atomic::AtomicU8 {
+        // SAFETY: as for `atomic`.
+        unsafe { &*self.at::<std::sync::atomic::AtomicU8>(offset) }
+    }
+
+    /// A copy of the bytes `offset..offset + len`.
+    ///
+    /// Other processes may write them meanwhile: like any shared memory, a read racing a
+    /// write may see part of it (the script's locks are there for that).
+    pub fn read(&self, offset: usize, len: usize) -> Vec<u8> {
+        assert!(offset.checked_add(len).is_some_and(|end| end <= self.map.len()), "shared memory range out of bounds");
+        let mut out = vec![0u8; len];
+        // SAFETY: the source range is in bounds (checked above) of a live mapping; the
+        // destination is a fresh buffer of `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), out.as_mut_ptr(), len) };
+        out
+    }
+
+    /// Writes `data` at `offset` (see [`Region::read`] on races).
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(
+            offset.checked_add(data.len()).is_some_and(|end| end <= self.map.len()),
+            "shared memory range out of bounds"
+        );
+        // SAFETY: the destination range is in bounds (checked above) of a live, writable
+        // mapping; the source is a separate buffer.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(offset), data.len()) };
     }
 }
 

@@ -81,3 +81,60 @@ pub fn stdin_from_devnull() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Sleeps while `word` still holds `expected`, at most `timeout` (`None`: until woken).
+/// Returns when woken, on timeout, or at once if the value differs. The word may be in
+/// memory shared between processes (a shared futex).
+pub fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT reads the aligned u32 behind a live reference; the timeout pointer is
+    // null or points to a local timespec that outlives the call.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, std::ptr::null::<u32>(), 0);
+    }
+}
+
+/// Wakes up to `n` processes sleeping in [`futex_wait`] on `word`.
+pub fn futex_wake(word: &std::sync::atomic::AtomicU32, n: i32) {
+    // SAFETY: FUTEX_WAKE only uses the address of the aligned u32 behind a live reference.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: every shared object
+/// (queue, lock, value …) holds a memfd.
+pub fn raise_fd_limit() {
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Whether process `pid` is gone: no such process, or a zombie waiting to be reaped.
+pub fn process_is_dead(pid: i32) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Err(nix::Error::ESRCH) => true,
+        _ => std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| matches!(rest.trim_start().chars().next(), Some('Z') | Some('X')))
+            })
+            .unwrap_or(true),
+    }
+}

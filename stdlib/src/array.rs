@@ -1,0 +1,267 @@
+//! `Array(typecode, size_or_iterable)`, `Array(typecode, init, lock)`, `RawArray(..)`
+//! (API.md, "Shared memory"): a fixed-length typed array in shared memory, with a lock (an
+//! RLock by default, a given Lock/RLock, or none for a raw array). Its Rhai type is
+//! `SharedArray` (Rhai's own arrays are `array`).
+
+use crate::lock::Lock;
+use crate::opts;
+use crate::typecode::Typecode;
+use crate::value::{decode_lock, encode_lock, lock_arg};
+use rhai::plugin::*;
+use rhai::{Array, Blob, Dynamic, INT};
+use rhai_mp_core::{mp_err, HandleCodec, MpResult, Region};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+/// The shared state of an Array.
+#[derive(Debug)]
+pub struct ArrayCore {
+    region: Region,
+    pub typecode: Typecode,
+    pub len: usize,
+    pub lock: Option<Lock>,
+}
+
+impl ArrayCore {
+    fn offset(&self, index: INT) -> MpResult<usize> {
+        let len = self.len as INT;
+        let i = if index < 0 { index + len } else { index };
+        if i < 0 || i >= len {
+            return Err(mp_err!(IndexError, "index {index} is out of range for an Array of length {len}"));
+        }
+        Ok(i as usize * self.typecode.size())
+    }
+
+    pub fn get(&self, index: INT) -> MpResult<Dynamic> {
+        Ok(self.typecode.load(&self.region, self.offset(index)?))
+    }
+
+    pub fn set(&self, index: INT, v: &Dynamic) -> MpResult<()> {
+        let offset = self.offset(index)?;
+        let bits = self.typecode.bits(v, &|| format!("Array[{index}]"))?;
+        self.typecode.store(&self.region, offset, bits);
+        Ok(())
+    }
+
+    pub fn to_array(&self) -> Array {
+        (0..self.len).map(|i| self.typecode.load(&self.region, i * self.typecode.size())).collect()
+    }
+}
+
+/// An Array or RawArray handle; copies share the items.
+#[derive(Debug, Clone)]
+pub struct SharedArray(pub Rc<ArrayCore>);
+
+impl IntoIterator for SharedArray {
+    type Item = Dynamic;
+    type IntoIter = std::vec::IntoIter<Dynamic>;
+
+    /// Iterates over a snapshot of the items.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.to_array().into_iter()
+    }
+}
+
+fn new_array(typecode: &Dynamic, init: &Dynamic, lock: Option<Lock>, func: &str) -> MpResult<SharedArray> {
+    let tc = Typecode::parse(typecode, func)?;
+    let items = match init.as_int() {
+        Ok(n) if n < 0 => return Err(mp_err!(ValueError, "{func}() size must be >= 0, not {n}")),
+        Ok(n) => vec![Dynamic::from(0 as INT); n as usize],
+        Err(_) => opts::items(init.clone())
+            .map_err(|e| mp_err!(TypeError, "{func}() takes a size or an iterable: {}", e.message))?,
+    };
+    let region = Region::create("rhai-mp-array", (items.len() * tc.size()).max(64))?;
+    for (i, x) in items.iter().enumerate() {
+        let bits = tc.bits(x, &|| format!("{func}() item {i}"))?;
+        tc.store(&region, i * tc.size(), bits);
+    }
+    Ok(SharedArray(Rc::new(ArrayCore { region, typecode: tc, len: items.len(), lock })))
+}
+
+struct ArrayCodec;
+
+impl HandleCodec for ArrayCodec {
+    fn kind(&self) -> &'static str {
+        "SharedArray"
+    }
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<SharedArray>()
+    }
+    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
+        let a = value.read_lock::<SharedArray>().ok_or_else(|| mp_err!(SerializationError, "not an Array"))?;
+        fds.push(a.0.region.dup_fd()?);
+        let mut data = (a.0.len as u64).to_le_bytes().to_vec();
+        data.push(a.0.typecode.code() as u8);
+        encode_lock(&a.0.lock, fds, &mut data)?;
+        Ok(data)
+    }
+    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+        let mut fds = fds.into_iter();
+        let (Some(fd), true) = (fds.next(), data.len() >= 9) else {
+            return Err(mp_err!(SerializationError, "malformed Array"));
+        };
+        let len = u64::from_le_bytes(data[0..8].try_into().unwrap()) as usize;
+        let typecode = Typecode::parse(&Dynamic::from((data[8] as char).to_string()), "Array")?;
+        let lock = decode_lock(&data[9..], fds.collect())?;
+        let region = Region::open(fd, (len * typecode.size()).max(64))?;
+        Ok(Dynamic::from(SharedArray(Rc::new(ArrayCore { region, typecode, len, lock }))))
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(ArrayCodec);
+}
+
+#[export_module]
+pub mod array_functions {
+    use super::*;
+
+    /// A fixed-length typed array in shared memory.
+    pub type SharedArray = super::SharedArray;
+
+    /// A shared array of `typecode`: `n` zeros, or the items of an iterable (a blob for
+    /// typecode `"c"`), with an RLock.
+    ///
+    /// ```rhai
+    /// let a = Array("i", [1, 2, 3]);
+    /// let zeros = Array("d", 10);
+    /// ```
+    ///
+    /// Throws when: the typecode is unknown or an item has the wrong type (`TypeError`); an
+    /// item is out of range or the size negative (`ValueError`).
+    #[rhai_fn(name = "Array", return_raw)]
+    pub fn array(typecode: Dynamic, init: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
+        Ok(new_array(&typecode, &init, Some(Lock::new(true)?), "Array")?)
+    }
+
+    /// A shared array with `lock`: `true` (a new RLock), `false` (none) or a Lock/RLock.
+    ///
+    /// ```rhai
+    /// let a = Array("i", 10, false);
+    /// ```
+    ///
+    /// Throws when: as `Array(typecode, init)`; `lock` is of another type (`TypeError`).
+    #[rhai_fn(name = "Array", return_raw)]
+    pub fn array_lock(typecode: Dynamic, init: Dynamic, lock: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
+        let lock = lock_arg(&lock, "Array")?;
+        Ok(new_array(&typecode, &init, lock, "Array")?)
+    }
+
+    /// A shared array without a lock.
+    ///
+    /// ```rhai
+    /// let a = RawArray("B", blob(16));
+    /// ```
+    ///
+    /// Throws when: as `Array(typecode, init)`.
+    #[rhai_fn(name = "RawArray", return_raw)]
+    pub fn raw_array(typecode: Dynamic, init: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
+        Ok(new_array(&typecode, &init, None, "RawArray")?)
+    }
+
+    /// The item at `index` (negative counts from the end).
+    ///
+    /// ```rhai
+    /// print(a[0] + a[-1]);
+    /// ```
+    ///
+    /// Throws when: the index is out of range (`IndexError`).
+    #[rhai_fn(global, index_get, return_raw)]
+    pub fn get(a: &mut SharedArray, index: INT) -> Result<Dynamic, Box<EvalAltResult>> {
+        Ok(a.0.get(index)?)
+    }
+
+    /// Sets the item at `index` (negative counts from the end).
+    ///
+    /// ```rhai
+    /// a[0] = -a[0];
+    /// ```
+    ///
+    /// Throws when: the index is out of range (`IndexError`); the value has the wrong type
+    /// (`TypeError`) or is out of range (`ValueError`).
+    #[rhai_fn(global, index_set, return_raw)]
+    pub fn set(a: &mut SharedArray, index: INT, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Ok(a.0.set(index, &value)?)
+    }
+
+    /// The number of items.
+    ///
+    /// ```rhai
+    /// for i in 0..a.len() { a[i] = i; }
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "len", get = "len", pure)]
+    pub fn len(a: &mut SharedArray) -> INT {
+        a.0.len as INT
+    }
+
+    /// A copy of the items as a Rhai array (Python's `a[:]`).
+    ///
+    /// ```rhai
+    /// print(a.to_array());
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, pure)]
+    pub fn to_array(a: &mut SharedArray) -> Array {
+        a.0.to_array()
+    }
+
+    /// A copy of the items' bytes as a blob (for typecode `"c"`, the characters).
+    ///
+    /// ```rhai
+    /// let s = Array("c", "hello".to_blob());
+    /// print(s.to_blob().as_string());
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, pure)]
+    pub fn to_blob(a: &mut SharedArray) -> Blob {
+        let size = a.0.typecode.size();
+        let mut out = Vec::with_capacity(a.0.len * size);
+        for i in 0..a.0.len {
+            let bits = match a.0.typecode.load(&a.0.region, i * size) {
+                v if v.is_float() => {
+                    let f = v.as_float().unwrap_or_default();
+                    if size == 4 {
+                        (f as f32).to_bits() as u64
+                    } else {
+                        f.to_bits()
+                    }
+                }
+                v => v.as_int().unwrap_or_default() as u64,
+            };
+            out.extend_from_slice(&bits.to_le_bytes()[..size]);
+        }
+        out
+    }
+
+    /// The array's lock.
+    ///
+    /// ```rhai
+    /// hold(a.get_lock(), || a[0] += 1);
+    /// ```
+    ///
+    /// Throws when: the array is raw (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn get_lock(a: &mut SharedArray) -> Result<Lock, Box<EvalAltResult>> {
+        a.0.lock.clone().ok_or_else(|| {
+            mp_err!(ValueError, "get_lock() needs a synchronized Array; this one is raw (RawArray or lock = false)")
+                .into()
+        })
+    }
+
+    /// `Array('i', [1, 2, 3])`.
+    ///
+    /// ```rhai
+    /// print(a);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(a: &mut SharedArray) -> String {
+        let kind = if a.0.lock.is_some() { "Array" } else { "RawArray" };
+        format!("{kind}('{}', {:?})", a.0.typecode.code(), a.0.to_array())
+    }
+}

@@ -1,0 +1,363 @@
+//! `Barrier(parties)`, `Barrier(parties, #{action, timeout})` (API.md, "Synchronization").
+//!
+//! Python's `threading.Barrier` algorithm (filling → draining → filling, with resetting
+//! and broken states), on a robust process-shared mutex and condition variable in shared
+//! memory. The `action` runs in the process that arrives last; it travels with the barrier
+//! as encoded bytes and is decoded where it runs.
+
+use crate::opts::{self, Opts};
+use rhai::plugin::*;
+use rhai::{Dynamic, FnPtr, Map, INT};
+use rhai_mp_core::{mp_err, Cond, ContextFns, HandleCodec, MpError, MpResult, Mutex, Region, COND_SIZE, MUTEX_SIZE};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+const MUTEX: usize = 0;
+const COND: usize = MUTEX_SIZE;
+const COUNT: usize = COND + COND_SIZE;
+const STATE: usize = COUNT + 8;
+const PARTIES: usize = STATE + 8;
+const SIZE: usize = PARTIES + 8;
+
+const FILLING: u64 = 0;
+const DRAINING: u64 = 1;
+const RESETTING: u64 = 2;
+const BROKEN: u64 = 3;
+
+/// The shared state of a barrier, and what its handle carries.
+#[derive(Debug)]
+pub struct BarrierCore {
+    region: Region,
+    /// The encoded action (a function pointer or closure), if any.
+    action: Option<Vec<u8>>,
+    timeout: Option<f64>,
+}
+
+/// Holds the barrier's mutex; unlocks when dropped.
+struct Held<'a>(Mutex<'a>);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn broken() -> MpError {
+    mp_err!(BrokenBarrierError, "the barrier is broken")
+}
+
+impl BarrierCore {
+    fn field(&self, offset: usize) -> &AtomicU64 {
+        self.region.atomic(offset)
+    }
+
+    fn state(&self) -> u64 {
+        self.field(STATE).load(Relaxed)
+    }
+
+    fn set_state(&self, s: u64) {
+        self.field(STATE).store(s, Relaxed)
+    }
+
+    fn lock(&self) -> MpResult<Held<'_>> {
+        let m = Mutex::at(&self.region, MUTEX);
+        m.lock(None)?;
+        Ok(Held(m))
+    }
+
+    fn cond(&self) -> Cond<'_> {
+        Cond::at(&self.region, COND)
+    }
+
+    pub fn parties(&self) -> u64 {
+        self.field(PARTIES).load(Relaxed)
+    }
+
+    pub fn n_waiting(&self) -> u64 {
+        if self.state() == FILLING {
+            self.field(COUNT).load(Relaxed)
+        } else {
+            0
+        }
+    }
+
+    pub fn broken(&self) -> bool {
+        self.state() == BROKEN
+    }
+
+    fn break_it(&self) {
+        self.set_state(BROKEN);
+        self.cond().notify_all();
+    }
+
+    /// Waits on the condition until `done` or the deadline; false on timeout.
+    fn wait_until(&self, held: &Held, deadline: Option<Instant>, done: impl Fn() -> bool) -> MpResult<bool> {
+        while !done() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            self.cond().wait(&held.0, deadline)?;
+        }
+        Ok(true)
+    }
+
+    /// Waits for all parties; returns this process's arrival index.
+    pub fn wait(&self, ctx: &NativeCallContext, timeout: Option<f64>) -> Result<INT, Box<EvalAltResult>> {
+        let timeout = timeout.or(self.timeout);
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        let held = self.lock()?;
+        // Enter: wait while a previous round drains or resets.
+        self.wait_until(&held, None, || !matches!(self.state(), DRAINING | RESETTING))?;
+        if self.state() == BROKEN {
+            return Err(broken().into());
+        }
+        let index = self.field(COUNT).fetch_add(1, Relaxed);
+        let result = if index + 1 == self.parties() {
+            self.release(ctx)
+        } else {
+            match self.wait_until(&held, deadline, || self.state() != FILLING) {
+                Ok(true) if self.state() == BROKEN || self.state() == RESETTING => Err(broken().into()),
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    self.break_it();
+                    Err(broken().into())
+                }
+                Err(e) => Err(e.into()),
+            }
+        };
+        // Exit: the last one out lets the next round in.
+        let left = self.field(COUNT).fetch_sub(1, Relaxed) - 1;
+        if left == 0 && matches!(self.state(), RESETTING | DRAINING) {
+            self.set_state(FILLING);
+            self.cond().notify_all();
+        }
+        drop(held);
+        result.map(|_| index as INT)
+    }
+
+    /// The last arrival: run the action, then let everyone go.
+    fn release(&self, ctx: &NativeCallContext) -> Result<(), Box<EvalAltResult>> {
+        if let Some(action) = &self.action {
+            let outcome = rhai_mp_core::decode(action, Vec::new(), &ContextFns(ctx))
+                .map_err(Box::<EvalAltResult>::from)
+                .and_then(|f| f.cast::<FnPtr>().call_raw(ctx, None, []).map(|_| ()));
+            if let Err(e) = outcome {
+                self.break_it();
+                return Err(e);
+            }
+        }
+        self.set_state(DRAINING);
+        self.cond().notify_all();
+        Ok(())
+    }
+
+    pub fn reset(&self) -> MpResult<()> {
+        let _held = self.lock()?;
+        if self.field(COUNT).load(Relaxed) > 0 {
+            if matches!(self.state(), FILLING | BROKEN) {
+                self.set_state(RESETTING);
+            }
+        } else {
+            self.set_state(FILLING);
+        }
+        self.cond().notify_all();
+        Ok(())
+    }
+
+    pub fn abort(&self) -> MpResult<()> {
+        let _held = self.lock()?;
+        self.break_it();
+        Ok(())
+    }
+}
+
+/// A Barrier handle; copies share it.
+#[derive(Debug, Clone)]
+pub struct Barrier(pub Rc<BarrierCore>);
+
+struct BarrierCodec;
+
+impl HandleCodec for BarrierCodec {
+    fn kind(&self) -> &'static str {
+        "Barrier"
+    }
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<Barrier>()
+    }
+    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
+        let b = value.read_lock::<Barrier>().ok_or_else(|| mp_err!(SerializationError, "not a Barrier"))?;
+        fds.push(b.0.region.dup_fd()?);
+        let mut data = b.0.timeout.unwrap_or(-1.0).to_le_bytes().to_vec();
+        data.extend_from_slice(b.0.action.as_deref().unwrap_or_default());
+        Ok(data)
+    }
+    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+        let (Some(fd), Some(t)) = (fds.into_iter().next(), data.get(0..8)) else {
+            return Err(mp_err!(SerializationError, "malformed Barrier"));
+        };
+        let t = f64::from_le_bytes(t.try_into().unwrap());
+        let action = Some(data[8..].to_vec()).filter(|a| !a.is_empty());
+        let core = BarrierCore { region: Region::open(fd, SIZE)?, action, timeout: (t >= 0.0).then_some(t) };
+        Ok(Dynamic::from(Barrier(Rc::new(core))))
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(BarrierCodec);
+}
+
+fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
+    let parties = opts::arg_int(parties, "Barrier", "parties")?;
+    if parties <= 0 {
+        return Err(mp_err!(ValueError, "a barrier needs at least 1 party, not {parties}"));
+    }
+    let mut o = Opts::new(options, "Barrier", &["action", "timeout"])?;
+    let action = o.fn_ptr("action")?.map(|f| rhai_mp_core::encode(&Dynamic::from(f), "action")).transpose()?;
+    let timeout = o.timeout("timeout")?;
+    let region = Region::create("rhai-mp-barrier", SIZE)?;
+    Mutex::init(&region, MUTEX)?;
+    Cond::init(&region, COND)?;
+    region.atomic(PARTIES).store(parties as u64, Relaxed);
+    Ok(Barrier(Rc::new(BarrierCore { region, action: action.map(|p| p.bytes), timeout })))
+}
+
+#[export_module]
+pub mod barrier_functions {
+    use super::*;
+
+    /// A barrier for a fixed number of processes.
+    pub type Barrier = super::Barrier;
+
+    /// A barrier that lets `parties` processes through together.
+    ///
+    /// ```rhai
+    /// let b = Barrier(3);
+    /// ```
+    ///
+    /// Throws when: `parties` is not positive (`ValueError`) or not an integer (`TypeError`).
+    #[rhai_fn(name = "Barrier", return_raw)]
+    pub fn barrier(parties: Dynamic) -> Result<Barrier, Box<EvalAltResult>> {
+        Ok(new_barrier(&parties, Map::new())?)
+    }
+
+    /// A barrier with options: `action` (called by the last process to arrive, before all
+    /// are released) and a default `timeout`.
+    ///
+    /// ```rhai
+    /// let b = Barrier(2, #{action: || print("all here"), timeout: 5});
+    /// ```
+    ///
+    /// Throws when: as `Barrier(parties)`; an option is unknown (`ValueError`) or of the
+    /// wrong type (`TypeError`); the action cannot be sent (`SerializationError`).
+    #[rhai_fn(name = "Barrier", return_raw)]
+    pub fn barrier_opts(parties: Dynamic, options: Map) -> Result<Barrier, Box<EvalAltResult>> {
+        Ok(new_barrier(&parties, options)?)
+    }
+
+    /// Waits until all parties have called `wait()`; returns this process's arrival index
+    /// (0 .. parties - 1).
+    ///
+    /// ```rhai
+    /// let i = b.wait();
+    /// ```
+    ///
+    /// Throws when: the barrier is broken, is reset or aborted while waiting, or the default
+    /// timeout passes (`BrokenBarrierError`); the action throws (its error).
+    #[rhai_fn(global, return_raw)]
+    pub fn wait(ctx: NativeCallContext, b: &mut Barrier) -> Result<INT, Box<EvalAltResult>> {
+        b.0.wait(&ctx, None)
+    }
+
+    /// As `wait()`, but at most `timeout` seconds; on timeout the barrier breaks.
+    ///
+    /// ```rhai
+    /// try { b.wait(1) } catch (e) { if e.type == "BrokenBarrierError" { print("gave up") } }
+    /// ```
+    ///
+    /// Throws when: as `wait()`; `timeout` is negative (`ValueError`).
+    #[rhai_fn(global, name = "wait", return_raw)]
+    pub fn wait_timeout(ctx: NativeCallContext, b: &mut Barrier, timeout: Dynamic) -> Result<INT, Box<EvalAltResult>> {
+        let t = opts::timeout(&timeout, "wait")?;
+        b.0.wait(&ctx, t)
+    }
+
+    /// Returns the barrier to its empty state; processes waiting get `BrokenBarrierError`.
+    ///
+    /// ```rhai
+    /// b.reset();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, return_raw)]
+    pub fn reset(b: &mut Barrier) -> Result<(), Box<EvalAltResult>> {
+        Ok(b.0.reset()?)
+    }
+
+    /// Breaks the barrier: current and future `wait()`s throw `BrokenBarrierError`.
+    ///
+    /// ```rhai
+    /// b.abort();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, return_raw)]
+    pub fn abort(b: &mut Barrier) -> Result<(), Box<EvalAltResult>> {
+        Ok(b.0.abort()?)
+    }
+
+    /// The number of processes needed to pass.
+    ///
+    /// ```rhai
+    /// print(b.parties);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, get = "parties", pure)]
+    pub fn parties(b: &mut Barrier) -> INT {
+        b.0.parties() as INT
+    }
+
+    /// The number of processes waiting now.
+    ///
+    /// ```rhai
+    /// print(b.n_waiting);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, get = "n_waiting", pure)]
+    pub fn n_waiting(b: &mut Barrier) -> INT {
+        b.0.n_waiting() as INT
+    }
+
+    /// Whether the barrier is broken.
+    ///
+    /// ```rhai
+    /// if b.broken { b.reset(); }
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, get = "broken", pure)]
+    pub fn broken(b: &mut Barrier) -> bool {
+        b.0.broken()
+    }
+
+    /// `<Barrier parties=3 waiting=1>`.
+    ///
+    /// ```rhai
+    /// print(b);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(b: &mut Barrier) -> String {
+        format!(
+            "<Barrier parties={} waiting={}{}>",
+            b.0.parties(),
+            b.0.n_waiting(),
+            if b.0.broken() { " broken" } else { "" }
+        )
+    }
+}

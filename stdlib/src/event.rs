@@ -1,0 +1,182 @@
+//! `Event()` (API.md, "Synchronization"): a flag in shared memory that processes wait on.
+//!
+//! The flag is a 32-bit futex word; `set()` wakes every sleeper, and only makes a system
+//! call when someone sleeps.
+
+use crate::opts;
+use rhai::plugin::*;
+use rhai::Dynamic;
+use rhai_mp_core::{futex_wait, futex_wake, mp_err, HandleCodec, MpResult, Region};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+const FLAG: usize = 0;
+const SLEEPERS: usize = 4;
+
+/// The shared state of an Event.
+#[derive(Debug)]
+pub struct EventCore {
+    region: Region,
+}
+
+impl EventCore {
+    fn new() -> MpResult<EventCore> {
+        Ok(EventCore { region: Region::create("rhai-mp-event", 64)? })
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.region.atomic32(FLAG).load(SeqCst) == 1
+    }
+
+    pub fn set(&self) {
+        self.region.atomic32(FLAG).store(1, SeqCst);
+        if self.region.atomic32(SLEEPERS).load(SeqCst) > 0 {
+            futex_wake(self.region.atomic32(FLAG), i32::MAX);
+        }
+    }
+
+    pub fn clear(&self) {
+        self.region.atomic32(FLAG).store(0, SeqCst);
+    }
+
+    /// Waits until the flag is set, at most `timeout`; returns the flag.
+    pub fn wait(&self, timeout: Option<f64>) -> bool {
+        let flag = self.region.atomic32(FLAG);
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        self.region.atomic32(SLEEPERS).fetch_add(1, SeqCst);
+        let set = loop {
+            if flag.load(SeqCst) == 1 {
+                break true;
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                break false;
+            }
+            futex_wait(flag, 0, left);
+        };
+        self.region.atomic32(SLEEPERS).fetch_sub(1, SeqCst);
+        set
+    }
+}
+
+/// An Event handle; copies share the flag.
+#[derive(Debug, Clone)]
+pub struct Event(pub Rc<EventCore>);
+
+struct EventCodec;
+
+impl HandleCodec for EventCodec {
+    fn kind(&self) -> &'static str {
+        "Event"
+    }
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<Event>()
+    }
+    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
+        let e = value.read_lock::<Event>().ok_or_else(|| mp_err!(SerializationError, "not an Event"))?;
+        fds.push(e.0.region.dup_fd()?);
+        Ok(Vec::new())
+    }
+    fn decode(&self, _data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+        let fd = fds.into_iter().next().ok_or_else(|| mp_err!(SerializationError, "malformed Event"))?;
+        Ok(Dynamic::from(Event(Rc::new(EventCore { region: Region::open(fd, 64)? }))))
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(EventCodec);
+}
+
+#[export_module]
+pub mod event_functions {
+    use super::*;
+
+    /// A flag processes can wait for.
+    pub type Event = super::Event;
+
+    /// A new event, not set.
+    ///
+    /// ```rhai
+    /// let e = Event();
+    /// ```
+    ///
+    /// Throws when: the OS refuses the shared memory (`OSError`).
+    #[rhai_fn(name = "Event", return_raw)]
+    pub fn event() -> Result<Event, Box<EvalAltResult>> {
+        Ok(super::Event(Rc::new(EventCore::new()?)))
+    }
+
+    /// Sets the flag, waking every process waiting for it.
+    ///
+    /// ```rhai
+    /// e.set();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global)]
+    pub fn set(e: &mut Event) {
+        e.0.set()
+    }
+
+    /// Clears the flag: later `wait()`s block until the next `set()`.
+    ///
+    /// ```rhai
+    /// e.clear();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global)]
+    pub fn clear(e: &mut Event) {
+        e.0.clear()
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// ```rhai
+    /// if e.is_set() { print("green"); }
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, pure)]
+    pub fn is_set(e: &mut Event) -> bool {
+        e.0.is_set()
+    }
+
+    /// Waits until the flag is set; returns `true`.
+    ///
+    /// ```rhai
+    /// e.wait();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global)]
+    pub fn wait(e: &mut Event) -> bool {
+        e.0.wait(None)
+    }
+
+    /// Waits at most `timeout` seconds (`()`: no limit); returns whether the flag is set.
+    ///
+    /// ```rhai
+    /// if e.wait(2) { print("go"); } else { print("ran the red light"); }
+    /// ```
+    ///
+    /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
+    #[rhai_fn(global, name = "wait", return_raw)]
+    pub fn wait_timeout(e: &mut Event, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
+        Ok(e.0.wait(opts::timeout(&timeout, "wait")?))
+    }
+
+    /// `<Event set>` or `<Event unset>`.
+    ///
+    /// ```rhai
+    /// print(e);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(e: &mut Event) -> String {
+        format!("<Event {}>", if e.0.is_set() { "set" } else { "unset" })
+    }
+}

@@ -1,0 +1,65 @@
+//! `hold(lock, || ..)`: Python's `with lock:` for Rhai, which has no `with` statement. It
+//! takes a Lock, RLock, Semaphore or Condition, runs the closure, and releases it even
+//! when the closure throws.
+
+use crate::condition::Condition;
+use crate::lock::Lock;
+use crate::opts;
+use crate::semaphore::Semaphore;
+use rhai::plugin::*;
+use rhai::{Dynamic, FnPtr};
+use rhai_mp_core::mp_err;
+
+#[export_module]
+pub mod hold_functions {
+    use super::*;
+
+    /// Runs `f` holding `lock` (a Lock, RLock, Semaphore or Condition) and returns its
+    /// result; the lock is released even when `f` throws. Use this function form when the
+    /// closure itself uses the lock (`hold(c, || c.notify())`).
+    ///
+    /// ```rhai
+    /// hold(v.get_lock(), || v.value += 1);
+    /// let n = hold(lock, || { work(); 42 });
+    /// ```
+    ///
+    /// Throws when: `lock` is of another type (`TypeError`); `f` throws (the same error,
+    /// after the release).
+    #[rhai_fn(name = "hold", return_raw)]
+    pub fn hold(ctx: NativeCallContext, lock: Dynamic, f: FnPtr) -> Result<Dynamic, Box<EvalAltResult>> {
+        enum Held {
+            Lock(Lock),
+            Sem(Semaphore),
+        }
+        let held = if let Some(l) = lock.read_lock::<Lock>() {
+            Held::Lock(l.clone())
+        } else if let Some(s) = lock.read_lock::<Semaphore>() {
+            Held::Sem(s.clone())
+        } else if let Some(c) = lock.read_lock::<Condition>() {
+            Held::Lock(c.0.lock.clone())
+        } else {
+            return Err(mp_err!(
+                TypeError,
+                "hold() takes a Lock, RLock, Semaphore or Condition, not {}",
+                opts::type_name(&lock)
+            )
+            .into());
+        };
+        match &held {
+            Held::Lock(l) => {
+                l.0.acquire(true, None)?;
+            }
+            Held::Sem(s) => {
+                s.0.acquire(true, None);
+            }
+        }
+        let result = f.call_raw(&ctx, None, []);
+        let released = match &held {
+            Held::Lock(l) => l.0.release(),
+            Held::Sem(s) => s.0.release(),
+        };
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+}

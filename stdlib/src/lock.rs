@@ -1,0 +1,367 @@
+//! `Lock()` and `RLock()` (API.md, "Synchronization"), and the lock machinery `Condition`,
+//! `Value` and `Array` use.
+//!
+//! A lock is one 32-bit futex word in shared memory (a memfd page): `0` when free, else the
+//! owner's pid, with a bit saying someone waits. Taking a free lock is one compare-and-swap;
+//! waiting is a futex wait; releasing wakes one waiter. Any process may release a `Lock`
+//! (as in Python); only the owner may release an `RLock`.
+//!
+//! Owner death (Python deadlocks here): a waiter wakes at least every
+//! [`OWNER_CHECK`] to see whether the owner's pid is gone; if so it takes the lock over,
+//! `owner_died` reads true until the next release, and one warning line naming the dead
+//! pid goes to stderr. Normal hand-overs are woken by the kernel, never by that check.
+
+use crate::opts;
+use rhai::plugin::*;
+use rhai::Dynamic;
+use rhai_mp_core::{futex_wait, futex_wake, mp_err, HandleCodec, MpResult, Region};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::time::{Duration, Instant};
+
+const STATE: usize = 0;
+const OWNER_DIED: usize = 4;
+const COUNT: usize = 8;
+const WAITERS: u32 = 1 << 31;
+/// How often a waiter checks that the lock's owner is still alive.
+pub const OWNER_CHECK: Duration = Duration::from_millis(100);
+
+fn me() -> u32 {
+    std::process::id()
+}
+
+/// The shared state of a Lock or RLock.
+#[derive(Debug)]
+pub struct LockCore {
+    region: Region,
+    pub recursive: bool,
+}
+
+impl LockCore {
+    pub fn new(recursive: bool) -> MpResult<LockCore> {
+        Ok(LockCore {
+            region: Region::create(if recursive { "rhai-mp-rlock" } else { "rhai-mp-lock" }, 64)?,
+            recursive,
+        })
+    }
+
+    fn open(fd: OwnedFd, recursive: bool) -> MpResult<LockCore> {
+        Ok(LockCore { region: Region::open(fd, 64)?, recursive })
+    }
+
+    fn state(&self) -> &AtomicU32 {
+        self.region.atomic32(STATE)
+    }
+
+    fn count(&self) -> &AtomicU32 {
+        self.region.atomic32(COUNT)
+    }
+
+    pub fn name(&self) -> &'static str {
+        if self.recursive {
+            "RLock"
+        } else {
+            "Lock"
+        }
+    }
+
+    /// The pid holding the lock, if any.
+    pub fn owner(&self) -> Option<u32> {
+        Some(self.state().load(Relaxed) & !WAITERS).filter(|&p| p != 0)
+    }
+
+    /// Whether this process holds the lock.
+    pub fn is_mine(&self) -> bool {
+        self.owner() == Some(me())
+    }
+
+    /// The recursion level this process holds (0 if it does not hold it).
+    pub fn level(&self) -> u32 {
+        if self.is_mine() {
+            if self.recursive {
+                self.count().load(Relaxed)
+            } else {
+                1
+            }
+        } else {
+            0
+        }
+    }
+
+    pub fn owner_died(&self) -> bool {
+        self.region.atomic32(OWNER_DIED).load(Relaxed) == 1
+    }
+
+    /// Takes the lock; `false` if not within `timeout` (or at once, when `!block`).
+    pub fn acquire(&self, block: bool, timeout: Option<f64>) -> MpResult<bool> {
+        let me = me();
+        let state = self.state();
+        if self.recursive && state.load(Relaxed) & !WAITERS == me {
+            self.count().fetch_add(1, Relaxed);
+            return Ok(true);
+        }
+        if state.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+            self.count().store(1, Relaxed);
+            return Ok(true);
+        }
+        if !block {
+            return Ok(false);
+        }
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        loop {
+            let v = state.load(Relaxed);
+            if v == 0 {
+                // Others may be waiting too: keep the bit so our release wakes them.
+                if state.compare_exchange(0, me | WAITERS, Acquire, Relaxed).is_ok() {
+                    self.count().store(1, Relaxed);
+                    return Ok(true);
+                }
+                continue;
+            }
+            if v & WAITERS == 0 && state.compare_exchange(v, v | WAITERS, Relaxed, Relaxed).is_err() {
+                continue;
+            }
+            let slice = match deadline {
+                None => OWNER_CHECK,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    left.min(OWNER_CHECK)
+                }
+            };
+            futex_wait(state, v | WAITERS, Some(slice));
+            let owner = v & !WAITERS;
+            if state.load(Relaxed) == v | WAITERS
+                && rhai_mp_core::process_is_dead(owner as i32)
+                && state.compare_exchange(v | WAITERS, me | WAITERS, Acquire, Relaxed).is_ok()
+            {
+                self.count().store(1, Relaxed);
+                self.region.atomic32(OWNER_DIED).store(1, Relaxed);
+                let who = rhai_mp_core::with_state(|s| s.name.clone());
+                rhai_mp_core::stderr_line(&format!(
+                    "rhai-mp: warning: the process holding a {} (pid {owner}) died; {who} (pid {me}) has taken it over (owner_died is true until it is released)",
+                    self.name()
+                ));
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Releases the lock (one level of an RLock).
+    pub fn release(&self) -> MpResult<()> {
+        let state = self.state();
+        let v = state.load(Relaxed);
+        if self.recursive {
+            if v & !WAITERS != me() {
+                return Err(mp_err!(AssertionError, "attempt to release recursive lock not owned by this process"));
+            }
+            let level = self.count().load(Relaxed);
+            if level > 1 {
+                self.count().store(level - 1, Relaxed);
+                return Ok(());
+            }
+        } else if v == 0 {
+            return Err(mp_err!(ValueError, "semaphore or lock released too many times"));
+        }
+        self.count().store(0, Relaxed);
+        self.region.atomic32(OWNER_DIED).store(0, Relaxed);
+        if state.swap(0, Release) & WAITERS != 0 {
+            futex_wake(state, 1);
+        }
+        Ok(())
+    }
+
+    /// Releases every level this process holds, returning how many (for `Condition.wait`).
+    pub fn release_all(&self) -> MpResult<u32> {
+        let level = self.level();
+        if level == 0 {
+            return Ok(0);
+        }
+        self.count().store(1, Relaxed);
+        self.release()?;
+        Ok(level)
+    }
+
+    /// Takes the lock back at `level` (after `release_all`).
+    pub fn reacquire(&self, level: u32) -> MpResult<()> {
+        if level > 0 {
+            self.acquire(true, None)?;
+            self.count().store(level, SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// A Lock or RLock handle; copies share the lock.
+#[derive(Debug, Clone)]
+pub struct Lock(pub Rc<LockCore>);
+
+impl Lock {
+    pub fn new(recursive: bool) -> MpResult<Lock> {
+        Ok(Lock(Rc::new(LockCore::new(recursive)?)))
+    }
+}
+
+/// Sends locks to other processes as their memfd.
+pub(crate) struct LockCodec;
+
+/// The lock codec, for objects that embed a lock (Condition, Value, Array).
+pub(crate) fn lock_codec() -> LockCodec {
+    LockCodec
+}
+
+impl HandleCodec for LockCodec {
+    fn kind(&self) -> &'static str {
+        "Lock"
+    }
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<Lock>()
+    }
+    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
+        let l = value.read_lock::<Lock>().ok_or_else(|| mp_err!(SerializationError, "not a Lock"))?;
+        fds.push(l.0.region.dup_fd()?);
+        Ok(vec![l.0.recursive as u8])
+    }
+    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+        match (data, fds.into_iter().next()) {
+            ([r], Some(fd)) => Ok(Dynamic::from(Lock(Rc::new(LockCore::open(fd, *r == 1)?)))),
+            _ => Err(mp_err!(SerializationError, "malformed Lock")),
+        }
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(LockCodec);
+}
+
+/// `acquire(block, timeout)` argument handling shared by the lock-like primitives.
+pub(crate) fn block_timeout(block: &Dynamic, timeout: &Dynamic) -> MpResult<(bool, Option<f64>)> {
+    let block = opts::arg_bool(block, "acquire", "block")?;
+    let timeout = opts::timeout(timeout, "acquire")?;
+    Ok((block, if block { timeout } else { None }))
+}
+
+#[export_module]
+pub mod lock_functions {
+    use super::*;
+
+    /// A process-shared lock (`Lock()`) or re-entrant lock (`RLock()`).
+    pub type Lock = super::Lock;
+
+    /// A new lock. Any process may release it.
+    ///
+    /// ```rhai
+    /// let lock = Lock();
+    /// lock.acquire();
+    /// lock.release();
+    /// ```
+    ///
+    /// Throws when: the OS refuses the shared memory (`OSError`).
+    #[rhai_fn(name = "Lock", return_raw)]
+    pub fn new_lock() -> Result<Lock, Box<EvalAltResult>> {
+        Ok(super::Lock::new(false)?)
+    }
+
+    /// A new re-entrant lock: its owner may take it again; it is free after as many
+    /// releases as acquires. Only the owner may release it.
+    ///
+    /// ```rhai
+    /// let r = RLock();
+    /// r.acquire(); r.acquire(); r.release(); r.release();
+    /// ```
+    ///
+    /// Throws when: the OS refuses the shared memory (`OSError`).
+    #[rhai_fn(name = "RLock", return_raw)]
+    pub fn new_rlock() -> Result<Lock, Box<EvalAltResult>> {
+        Ok(super::Lock::new(true)?)
+    }
+
+    /// Takes the lock, waiting as long as needed; returns `true`.
+    ///
+    /// ```rhai
+    /// lock.acquire();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, return_raw)]
+    pub fn acquire(lock: &mut Lock) -> Result<bool, Box<EvalAltResult>> {
+        Ok(lock.0.acquire(true, None)?)
+    }
+
+    /// Takes the lock; with `block == false`, returns `false` at once if it is held.
+    ///
+    /// ```rhai
+    /// if lock.acquire(false) { work(); lock.release(); }
+    /// ```
+    ///
+    /// Throws when: `block` is not a bool (`TypeError`).
+    #[rhai_fn(global, name = "acquire", return_raw)]
+    pub fn acquire_block(lock: &mut Lock, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
+        let (block, _) = block_timeout(&block, &Dynamic::UNIT)?;
+        Ok(lock.0.acquire(block, None)?)
+    }
+
+    /// Takes the lock, waiting at most `timeout` seconds (`()`: no limit); returns whether
+    /// it got it.
+    ///
+    /// ```rhai
+    /// if lock.acquire(true, 0.5) { lock.release(); } else { print("busy"); }
+    /// ```
+    ///
+    /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
+    #[rhai_fn(global, name = "acquire", return_raw)]
+    pub fn acquire_timeout(lock: &mut Lock, block: Dynamic, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
+        let (block, timeout) = block_timeout(&block, &timeout)?;
+        Ok(lock.0.acquire(block, timeout)?)
+    }
+
+    /// Releases the lock (one level of an RLock).
+    ///
+    /// ```rhai
+    /// lock.release();
+    /// ```
+    ///
+    /// Throws when: a Lock is not held (`ValueError`); an RLock is not held by this process
+    /// (`AssertionError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn release(lock: &mut Lock) -> Result<(), Box<EvalAltResult>> {
+        Ok(lock.0.release()?)
+    }
+
+    /// True when the lock was taken over from a process that died holding it, until the
+    /// next release.
+    ///
+    /// ```rhai
+    /// lock.acquire();
+    /// if lock.owner_died { repair_shared_state(); }
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, get = "owner_died", pure)]
+    pub fn owner_died(lock: &mut Lock) -> bool {
+        lock.0.owner_died()
+    }
+
+    /// `<Lock unlocked>`, `<Lock owner=123>`, `<RLock owner=123 count=2>`.
+    ///
+    /// ```rhai
+    /// print(lock);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(lock: &mut Lock) -> String {
+        let name = lock.0.name();
+        match lock.0.owner() {
+            None => format!("<{name} unlocked>"),
+            Some(p) if lock.0.recursive && p == std::process::id() => {
+                format!("<{name} owner={p} count={}>", lock.0.level())
+            }
+            Some(p) => format!("<{name} owner={p}>"),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! `Semaphore(n)` and `BoundedSemaphore(n)` (API.md, "Synchronization"), and the semaphore
+//! machinery `Condition` uses.
+//!
+//! A semaphore is a 32-bit futex word (its value) in shared memory, plus a count of
+//! sleepers so that `release` makes a system call only when someone waits. Semaphores have
+//! no owner, in Python and here: a process that dies holding a slot does not give it back.
+
+use crate::lock::block_timeout;
+use crate::opts;
+use rhai::plugin::*;
+use rhai::{Dynamic, INT};
+use rhai_mp_core::{futex_wait, futex_wake, mp_err, HandleCodec, MpResult, Region};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+const VALUE: usize = 0;
+const SLEEPERS: usize = 4;
+const BOUND: usize = 8;
+/// The largest initial value (Python's SEM_VALUE_MAX).
+const MAX: INT = i32::MAX as INT;
+
+/// The shared state of a semaphore: a value and, if bounded, its maximum.
+#[derive(Debug)]
+pub struct SemCore {
+    region: Region,
+}
+
+impl SemCore {
+    /// A semaphore starting at `value`; `bound` makes over-release an error.
+    pub fn new(value: u32, bounded: bool) -> MpResult<SemCore> {
+        let region = Region::create("rhai-mp-semaphore", 64)?;
+        region.atomic32(VALUE).store(value, SeqCst);
+        region.atomic32(BOUND).store(if bounded { value } else { u32::MAX }, SeqCst);
+        Ok(SemCore { region })
+    }
+
+    /// A semaphore inside another object's region, at `offset` (16 bytes).
+    pub fn embedded(region: &Region, offset: usize, value: u32) -> EmbeddedSem<'_> {
+        region.atomic32(offset + VALUE).store(value, SeqCst);
+        region.atomic32(offset + BOUND).store(u32::MAX, SeqCst);
+        EmbeddedSem { region, offset }
+    }
+
+    fn open(fd: OwnedFd) -> MpResult<SemCore> {
+        Ok(SemCore { region: Region::open(fd, 64)? })
+    }
+
+    fn sem(&self) -> EmbeddedSem<'_> {
+        EmbeddedSem { region: &self.region, offset: 0 }
+    }
+
+    pub fn bounded(&self) -> bool {
+        self.region.atomic32(BOUND).load(SeqCst) != u32::MAX
+    }
+
+    pub fn acquire(&self, block: bool, timeout: Option<f64>) -> bool {
+        self.sem().acquire(block, timeout)
+    }
+
+    pub fn release(&self) -> MpResult<()> {
+        self.sem().release()
+    }
+
+    pub fn value(&self) -> u32 {
+        self.sem().value()
+    }
+}
+
+/// A semaphore at an offset of some region (also used inside Condition and Barrier).
+pub struct EmbeddedSem<'r> {
+    region: &'r Region,
+    offset: usize,
+}
+
+impl EmbeddedSem<'_> {
+    pub fn at(region: &Region, offset: usize) -> EmbeddedSem<'_> {
+        EmbeddedSem { region, offset }
+    }
+
+    fn word(&self, field: usize) -> &AtomicU32 {
+        self.region.atomic32(self.offset + field)
+    }
+
+    pub fn value(&self) -> u32 {
+        self.word(VALUE).load(SeqCst)
+    }
+
+    /// Takes one unit; `false` if none comes within `timeout` (or at once, when `!block`).
+    pub fn acquire(&self, block: bool, timeout: Option<f64>) -> bool {
+        let value = self.word(VALUE);
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        loop {
+            let v = value.load(SeqCst);
+            if v > 0 {
+                if value.compare_exchange(v, v - 1, SeqCst, SeqCst).is_ok() {
+                    return true;
+                }
+                continue;
+            }
+            if !block {
+                return false;
+            }
+            let left = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    Some(left)
+                }
+            };
+            self.word(SLEEPERS).fetch_add(1, SeqCst);
+            futex_wait(value, 0, left);
+            self.word(SLEEPERS).fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Gives one unit back, waking a sleeper.
+    pub fn release(&self) -> MpResult<()> {
+        let value = self.word(VALUE);
+        let bound = self.word(BOUND).load(SeqCst);
+        loop {
+            let v = value.load(SeqCst);
+            if v >= bound {
+                return Err(mp_err!(ValueError, "semaphore or lock released too many times"));
+            }
+            if value.compare_exchange(v, v + 1, SeqCst, SeqCst).is_ok() {
+                break;
+            }
+        }
+        if self.word(SLEEPERS).load(SeqCst) > 0 {
+            futex_wake(value, 1);
+        }
+        Ok(())
+    }
+}
+
+/// A Semaphore or BoundedSemaphore handle; copies share it.
+#[derive(Debug, Clone)]
+pub struct Semaphore(pub Rc<SemCore>);
+
+fn initial(n: &Dynamic, func: &str) -> MpResult<u32> {
+    let n = opts::arg_int(n, func, "value")?;
+    if n < 0 {
+        return Err(mp_err!(ValueError, "semaphore initial value must be >= 0, not {n}"));
+    }
+    if n > MAX {
+        return Err(mp_err!(ValueError, "semaphore initial value must be at most {MAX}, not {n}"));
+    }
+    Ok(n as u32)
+}
+
+struct SemaphoreCodec;
+
+impl HandleCodec for SemaphoreCodec {
+    fn kind(&self) -> &'static str {
+        "Semaphore"
+    }
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<Semaphore>()
+    }
+    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
+        let s = value.read_lock::<Semaphore>().ok_or_else(|| mp_err!(SerializationError, "not a Semaphore"))?;
+        fds.push(s.0.region.dup_fd()?);
+        Ok(Vec::new())
+    }
+    fn decode(&self, _data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+        let fd = fds.into_iter().next().ok_or_else(|| mp_err!(SerializationError, "malformed Semaphore"))?;
+        Ok(Dynamic::from(Semaphore(Rc::new(SemCore::open(fd)?))))
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(SemaphoreCodec);
+}
+
+#[export_module]
+pub mod semaphore_functions {
+    use super::*;
+
+    /// A process-shared counting semaphore (`Semaphore`, `BoundedSemaphore`).
+    pub type Semaphore = super::Semaphore;
+
+    /// A semaphore with value 1.
+    ///
+    /// ```rhai
+    /// let s = Semaphore();
+    /// ```
+    ///
+    /// Throws when: the OS refuses the shared memory (`OSError`).
+    #[rhai_fn(name = "Semaphore", return_raw)]
+    pub fn semaphore() -> Result<Semaphore, Box<EvalAltResult>> {
+        Ok(super::Semaphore(Rc::new(SemCore::new(1, false)?)))
+    }
+
+    /// A semaphore with value `n`: `n` processes may hold it at once.
+    ///
+    /// ```rhai
+    /// let room = Semaphore(2);
+    /// ```
+    ///
+    /// Throws when: `n` is negative or too large (`ValueError`) or not an integer
+    /// (`TypeError`).
+    #[rhai_fn(name = "Semaphore", return_raw)]
+    pub fn semaphore_n(n: Dynamic) -> Result<Semaphore, Box<EvalAltResult>> {
+        Ok(super::Semaphore(Rc::new(SemCore::new(initial(&n, "Semaphore")?, false)?)))
+    }
+
+    /// A bounded semaphore with value 1: releasing it above 1 throws.
+    ///
+    /// ```rhai
+    /// let s = BoundedSemaphore();
+    /// ```
+    ///
+    /// Throws when: the OS refuses the shared memory (`OSError`).
+    #[rhai_fn(name = "BoundedSemaphore", return_raw)]
+    pub fn bounded() -> Result<Semaphore, Box<EvalAltResult>> {
+        Ok(super::Semaphore(Rc::new(SemCore::new(1, true)?)))
+    }
+
+    /// A bounded semaphore with value `n`: releasing it above `n` throws.
+    ///
+    /// ```rhai
+    /// let s = BoundedSemaphore(3);
+    /// ```
+    ///
+    /// Throws when: `n` is negative or too large (`ValueError`) or not an integer
+    /// (`TypeError`).
+    #[rhai_fn(name = "BoundedSemaphore", return_raw)]
+    pub fn bounded_n(n: Dynamic) -> Result<Semaphore, Box<EvalAltResult>> {
+        Ok(super::Semaphore(Rc::new(SemCore::new(initial(&n, "BoundedSemaphore")?, true)?)))
+    }
+
+    /// Takes one unit, waiting as long as needed; returns `true`.
+    ///
+    /// ```rhai
+    /// room.acquire();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global)]
+    pub fn acquire(s: &mut Semaphore) -> bool {
+        s.0.acquire(true, None)
+    }
+
+    /// Takes one unit; with `block == false`, returns `false` at once if none is free.
+    ///
+    /// ```rhai
+    /// if room.acquire(false) { room.release(); }
+    /// ```
+    ///
+    /// Throws when: `block` is not a bool (`TypeError`).
+    #[rhai_fn(global, name = "acquire", return_raw)]
+    pub fn acquire_block(s: &mut Semaphore, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
+        let (block, _) = block_timeout(&block, &Dynamic::UNIT)?;
+        Ok(s.0.acquire(block, None))
+    }
+
+    /// Takes one unit, waiting at most `timeout` seconds; returns whether it got one.
+    ///
+    /// ```rhai
+    /// if room.acquire(true, 2) { print("in"); room.release(); } else { print("gave up"); }
+    /// ```
+    ///
+    /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
+    #[rhai_fn(global, name = "acquire", return_raw)]
+    pub fn acquire_timeout(s: &mut Semaphore, block: Dynamic, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
+        let (block, timeout) = block_timeout(&block, &timeout)?;
+        Ok(s.0.acquire(block, timeout))
+    }
+
+    /// Gives one unit back.
+    ///
+    /// ```rhai
+    /// room.release();
+    /// ```
+    ///
+    /// Throws when: a BoundedSemaphore would go above its initial value (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn release(s: &mut Semaphore) -> Result<(), Box<EvalAltResult>> {
+        Ok(s.0.release()?)
+    }
+
+    /// The current value (a snapshot).
+    ///
+    /// ```rhai
+    /// print(room.get_value());
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, pure)]
+    pub fn get_value(s: &mut Semaphore) -> INT {
+        s.0.value() as INT
+    }
+
+    /// `<Semaphore value=2>` or `<BoundedSemaphore value=1>`.
+    ///
+    /// ```rhai
+    /// print(room);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(s: &mut Semaphore) -> String {
+        format!("<{} value={}>", if s.0.bounded() { "BoundedSemaphore" } else { "Semaphore" }, s.0.value())
+    }
+}

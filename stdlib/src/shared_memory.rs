@@ -1,0 +1,301 @@
+//! `SharedMemory(size)`, `SharedMemory(#{name, create, size})` (API.md, "Shared memory"):
+//! a block of bytes shared between processes.
+//!
+//! Anonymous (the default) blocks are memfds: they vanish with the last process using them,
+//! crashed or not, so they never leak. Named blocks live in `/dev/shm` until `unlink()`, as
+//! in Python (and can be opened by name from any process).
+
+use crate::opts::{self, Opts};
+use rhai::plugin::*;
+use rhai::{Blob, Dynamic, Map, INT};
+use rhai_mp_core::{mp_err, HandleCodec, MpError, MpResult, Region};
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+/// The state of a SharedMemory handle in this process.
+#[derive(Debug)]
+pub struct ShmCore {
+    region: RefCell<Option<Region>>,
+    pub name: Option<String>,
+    pub size: usize,
+}
+
+impl ShmCore {
+    fn with<R>(&self, f: impl FnOnce(&Region) -> MpResult<R>) -> MpResult<R> {
+        match &*self.region.borrow() {
+            Some(r) => f(r),
+            None => Err(mp_err!(ValueError, "the SharedMemory is closed in this process")),
+        }
+    }
+
+    fn range(&self, offset: INT, len: INT) -> MpResult<(usize, usize)> {
+        if offset < 0 || len < 0 || offset as u128 + len as u128 > self.size as u128 {
+            return Err(mp_err!(
+                IndexError,
+                "range {offset}..{} is outside the {} bytes of the SharedMemory",
+                offset.saturating_add(len),
+                self.size
+            ));
+        }
+        Ok((offset as usize, len as usize))
+    }
+
+    fn index(&self, i: INT) -> MpResult<usize> {
+        let n = self.size as INT;
+        let j = if i < 0 { i + n } else { i };
+        if j < 0 || j >= n {
+            return Err(mp_err!(IndexError, "index {i} is out of range for a SharedMemory of {n} bytes"));
+        }
+        Ok(j as usize)
+    }
+}
+
+/// A SharedMemory handle; copies share it (and `close()` closes it for all of them).
+#[derive(Debug, Clone)]
+pub struct SharedMemory(pub Rc<ShmCore>);
+
+fn posix_name(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/{name}")
+    }
+}
+
+fn open_named(name: &str, create: bool, size: Option<INT>) -> MpResult<SharedMemory> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let path = posix_name(name);
+    let flags = if create { OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR } else { OFlag::O_RDWR };
+    let fd = nix::sys::mman::shm_open(path.as_str(), flags, Mode::from_bits_truncate(0o600)).map_err(|e| match e {
+        nix::Error::ENOENT => mp_err!(FileNotFoundError, "no shared memory block named {name:?}"),
+        nix::Error::EEXIST => mp_err!(FileExistsError, "a shared memory block named {name:?} already exists"),
+        e => MpError::from(e),
+    })?;
+    let size = if create {
+        let size = size.ok_or_else(|| mp_err!(ValueError, "creating a SharedMemory needs a size"))?;
+        nix::unistd::ftruncate(&fd, size as i64)?;
+        size as usize
+    } else {
+        nix::sys::stat::fstat(&fd)?.st_size as usize
+    };
+    let region = if size > 0 { Some(Region::open(fd, size)?) } else { None };
+    Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(region), name: Some(name.to_string()), size })))
+}
+
+fn anonymous(size: INT) -> MpResult<SharedMemory> {
+    if size <= 0 {
+        return Err(mp_err!(ValueError, "the size of a SharedMemory must be positive, not {size}"));
+    }
+    let region = Region::create("rhai-mp-shared-memory", size as usize)?;
+    Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(region)), name: None, size: size as usize })))
+}
+
+struct SharedMemoryCodec;
+
+impl HandleCodec for SharedMemoryCodec {
+    fn kind(&self) -> &'static str {
+        "SharedMemory"
+    }
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<SharedMemory>()
+    }
+    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
+        let s = value.read_lock::<SharedMemory>().ok_or_else(|| mp_err!(SerializationError, "not a SharedMemory"))?;
+        fds.push(
+            s.0.with(|r| Ok(r.dup_fd()?))
+                .map_err(|_| mp_err!(SerializationError, "a closed SharedMemory cannot be sent"))?,
+        );
+        let mut data = (s.0.size as u64).to_le_bytes().to_vec();
+        data.extend_from_slice(s.0.name.as_deref().unwrap_or("").as_bytes());
+        Ok(data)
+    }
+    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+        let (Some(fd), Some(size)) = (fds.into_iter().next(), data.get(0..8)) else {
+            return Err(mp_err!(SerializationError, "malformed SharedMemory"));
+        };
+        let size = u64::from_le_bytes(size.try_into().unwrap()) as usize;
+        let name = String::from_utf8(data[8..].to_vec()).ok().filter(|n| !n.is_empty());
+        let core = ShmCore { region: RefCell::new(Some(Region::open(fd, size)?)), name, size };
+        Ok(Dynamic::from(SharedMemory(Rc::new(core))))
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(SharedMemoryCodec);
+}
+
+#[export_module]
+pub mod shared_memory_functions {
+    use super::*;
+
+    /// A block of bytes shared between processes.
+    pub type SharedMemory = super::SharedMemory;
+
+    /// An anonymous block of `size` bytes (zeros); pass it to processes as an argument.
+    ///
+    /// ```rhai
+    /// let shm = SharedMemory(1024);
+    /// ```
+    ///
+    /// Throws when: `size` is not positive (`ValueError`) or not an integer (`TypeError`).
+    #[rhai_fn(name = "SharedMemory", return_raw)]
+    pub fn shared_memory(size: Dynamic) -> Result<SharedMemory, Box<EvalAltResult>> {
+        Ok(anonymous(opts::arg_int(&size, "SharedMemory", "size")?)?)
+    }
+
+    /// A block with options: `#{name: "blk", create: true, size: 1024}` creates a named block
+    /// in /dev/shm; `#{name: "blk"}` opens an existing one; without a name, an anonymous one.
+    ///
+    /// ```rhai
+    /// let shm = SharedMemory(#{name: "results", create: true, size: 4096});
+    /// ```
+    ///
+    /// Throws when: the name does not exist (`FileNotFoundError`) or already exists when
+    /// creating (`FileExistsError`); an option is unknown or the size is missing or not
+    /// positive (`ValueError`); an option has the wrong type (`TypeError`).
+    #[rhai_fn(name = "SharedMemory", return_raw)]
+    pub fn shared_memory_opts(options: Map) -> Result<SharedMemory, Box<EvalAltResult>> {
+        let mut o = Opts::new(options, "SharedMemory", &["name", "create", "size"])?;
+        let name = o.string("name")?;
+        let create = o.bool("create")?.unwrap_or(false);
+        let size = o.int("size")?;
+        Ok(match name {
+            None => anonymous(size.ok_or_else(|| mp_err!(ValueError, "SharedMemory() needs a name or a size"))?)?,
+            Some(n) => {
+                if size.is_some_and(|s| s <= 0) && create {
+                    return Err(mp_err!(ValueError, "the size of a SharedMemory must be positive").into());
+                }
+                open_named(&n, create, size)?
+            }
+        })
+    }
+
+    /// The block's name, or `()` for an anonymous block.
+    ///
+    /// ```rhai
+    /// print(shm.name);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, get = "name", pure)]
+    pub fn name(s: &mut SharedMemory) -> Dynamic {
+        s.0.name.clone().map_or(Dynamic::UNIT, Dynamic::from)
+    }
+
+    /// The block's size in bytes.
+    ///
+    /// ```rhai
+    /// print(shm.size);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, get = "size", pure)]
+    pub fn size(s: &mut SharedMemory) -> INT {
+        s.0.size as INT
+    }
+
+    /// A copy of `len` bytes from `offset`.
+    ///
+    /// ```rhai
+    /// let header = shm.read(0, 16);
+    /// ```
+    ///
+    /// Throws when: the range passes the end (`IndexError`); the block is closed
+    /// (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn read(s: &mut SharedMemory, offset: INT, len: INT) -> Result<Blob, Box<EvalAltResult>> {
+        let (o, n) = s.0.range(offset, len)?;
+        Ok(s.0.with(|r| Ok(r.read(o, n)))?)
+    }
+
+    /// Writes a blob at `offset`.
+    ///
+    /// ```rhai
+    /// shm.write(0, "hello".to_blob());
+    /// ```
+    ///
+    /// Throws when: the blob does not fit (`IndexError`); the block is closed (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn write(s: &mut SharedMemory, offset: INT, data: Blob) -> Result<(), Box<EvalAltResult>> {
+        let (o, _) = s.0.range(offset, data.len() as INT)?;
+        Ok(s.0.with(|r| Ok(r.write(o, &data)))?)
+    }
+
+    /// The byte at `index` (0–255; negative counts from the end).
+    ///
+    /// ```rhai
+    /// print(shm[0]);
+    /// ```
+    ///
+    /// Throws when: the index is out of range (`IndexError`); the block is closed
+    /// (`ValueError`).
+    #[rhai_fn(global, index_get, return_raw)]
+    pub fn get(s: &mut SharedMemory, index: INT) -> Result<INT, Box<EvalAltResult>> {
+        let i = s.0.index(index)?;
+        Ok(s.0.with(|r| Ok(r.read(i, 1)[0] as INT))?)
+    }
+
+    /// Sets the byte at `index` (0–255).
+    ///
+    /// ```rhai
+    /// shm[0] = 255;
+    /// ```
+    ///
+    /// Throws when: the index is out of range (`IndexError`); the value is not 0–255
+    /// (`ValueError`); the block is closed (`ValueError`).
+    #[rhai_fn(global, index_set, return_raw)]
+    pub fn set(s: &mut SharedMemory, index: INT, value: INT) -> Result<(), Box<EvalAltResult>> {
+        let i = s.0.index(index)?;
+        let b = u8::try_from(value).map_err(|_| mp_err!(ValueError, "a byte must be 0..=255, not {value}"))?;
+        Ok(s.0.with(|r| Ok(r.write(i, &[b])))?)
+    }
+
+    /// Unmaps the block in this process (other processes keep it).
+    ///
+    /// ```rhai
+    /// shm.close();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global)]
+    pub fn close(s: &mut SharedMemory) {
+        s.0.region.borrow_mut().take();
+    }
+
+    /// Removes a named block's name from /dev/shm (it lives on while mapped). Does nothing
+    /// for an anonymous block.
+    ///
+    /// ```rhai
+    /// shm.close();
+    /// shm.unlink();
+    /// ```
+    ///
+    /// Throws when: the name is already gone (`FileNotFoundError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn unlink(s: &mut SharedMemory) -> Result<(), Box<EvalAltResult>> {
+        if let Some(name) = &s.0.name {
+            nix::sys::mman::shm_unlink(posix_name(name).as_str()).map_err(|e| match e {
+                nix::Error::ENOENT => mp_err!(FileNotFoundError, "no shared memory block named {name:?}"),
+                e => MpError::from(e),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `<SharedMemory name='results' size=4096>`.
+    ///
+    /// ```rhai
+    /// print(shm);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(s: &mut SharedMemory) -> String {
+        match &s.0.name {
+            Some(n) => format!("<SharedMemory name='{n}' size={}>", s.0.size),
+            None => format!("<SharedMemory size={}>", s.0.size),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! `Value(typecode, init)`, `Value(typecode, init, lock)`, `RawValue(typecode, init)`
+//! (API.md, "Shared memory"): one typed item in shared memory, with a lock (an RLock by
+//! default, a given Lock/RLock, or none for a raw value).
+
+use crate::lock::{lock_codec, Lock};
+use crate::opts;
+use crate::typecode::Typecode;
+use rhai::plugin::*;
+use rhai::Dynamic;
+use rhai_mp_core::{mp_err, HandleCodec, MpResult, Region};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+/// The shared state of a Value.
+#[derive(Debug)]
+pub struct ValueCore {
+    region: Region,
+    pub typecode: Typecode,
+    pub lock: Option<Lock>,
+}
+
+/// A Value or RawValue handle; copies share the item.
+#[derive(Debug, Clone)]
+pub struct Value(pub Rc<ValueCore>);
+
+/// The lock a `Value` or `Array` gets from its `lock` argument: `true` (a new RLock),
+/// `false` (none), or a Lock/RLock.
+pub(crate) fn lock_arg(lock: &Dynamic, func: &str) -> MpResult<Option<Lock>> {
+    if let Ok(b) = lock.as_bool() {
+        return Ok(if b { Some(Lock::new(true)?) } else { None });
+    }
+    lock.clone().try_cast::<Lock>().map(Some).ok_or_else(|| {
+        mp_err!(TypeError, "lock of {func}() must be true, false or a Lock/RLock, not {}", opts::type_name(lock))
+    })
+}
+
+fn new_value(typecode: &Dynamic, init: &Dynamic, lock: Option<Lock>, func: &str) -> MpResult<Value> {
+    let tc = Typecode::parse(typecode, func)?;
+    let bits = tc.bits(init, &|| format!("{func}()"))?;
+    let region = Region::create("rhai-mp-value", 64)?;
+    tc.store(&region, 0, bits);
+    Ok(Value(Rc::new(ValueCore { region, typecode: tc, lock })))
+}
+
+/// Encodes an optional lock after a typecode: `[code, has_lock, lock data..]`.
+pub(crate) fn encode_lock(lock: &Option<Lock>, fds: &mut Vec<OwnedFd>, data: &mut Vec<u8>) -> MpResult<()> {
+    match lock {
+        None => data.push(0),
+        Some(l) => {
+            data.push(1);
+            data.extend(lock_codec().encode(&Dynamic::from(l.clone()), fds)?);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes what [`encode_lock`] wrote; `fds` holds the lock's descriptor, if any.
+pub(crate) fn decode_lock(data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Option<Lock>> {
+    match data.first() {
+        Some(0) => Ok(None),
+        Some(1) => Ok(Some(lock_codec().decode(&data[1..], fds)?.cast::<Lock>())),
+        _ => Err(mp_err!(SerializationError, "malformed lock in a shared value")),
+    }
+}
+
+struct ValueCodec;
+
+impl HandleCodec for ValueCodec {
+    fn kind(&self) -> &'static str {
+        "Value"
+    }
+    fn type_id(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<Value>()
+    }
+    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
+        let v = value.read_lock::<Value>().ok_or_else(|| mp_err!(SerializationError, "not a Value"))?;
+        fds.push(v.0.region.dup_fd()?);
+        let mut data = vec![v.0.typecode.code() as u8];
+        encode_lock(&v.0.lock, fds, &mut data)?;
+        Ok(data)
+    }
+    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+        let mut fds = fds.into_iter();
+        let (Some(fd), Some(&code)) = (fds.next(), data.first()) else {
+            return Err(mp_err!(SerializationError, "malformed Value"));
+        };
+        let typecode = Typecode::parse(&Dynamic::from((code as char).to_string()), "Value")?;
+        let lock = decode_lock(&data[1..], fds.collect())?;
+        Ok(Dynamic::from(Value(Rc::new(ValueCore { region: Region::open(fd, 64)?, typecode, lock }))))
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(ValueCodec);
+}
+
+#[export_module]
+pub mod value_functions {
+    use super::*;
+
+    /// One typed item in shared memory.
+    pub type Value = super::Value;
+
+    /// A shared item of `typecode` (`"i"`, `"d"` …) starting at `init`, with an RLock.
+    ///
+    /// ```rhai
+    /// let counter = Value("i", 0);
+    /// ```
+    ///
+    /// Throws when: the typecode is unknown or `init` has the wrong type (`TypeError`);
+    /// `init` is out of range (`ValueError`).
+    #[rhai_fn(name = "Value", return_raw)]
+    pub fn value(typecode: Dynamic, init: Dynamic) -> Result<Value, Box<EvalAltResult>> {
+        Ok(new_value(&typecode, &init, Some(Lock::new(true)?), "Value")?)
+    }
+
+    /// A shared item with `lock`: `true` (a new RLock), `false` (no lock) or a Lock/RLock.
+    ///
+    /// ```rhai
+    /// let v = Value("d", 0.5, Lock());
+    /// ```
+    ///
+    /// Throws when: as `Value(typecode, init)`; `lock` is of another type (`TypeError`).
+    #[rhai_fn(name = "Value", return_raw)]
+    pub fn value_lock(typecode: Dynamic, init: Dynamic, lock: Dynamic) -> Result<Value, Box<EvalAltResult>> {
+        let lock = lock_arg(&lock, "Value")?;
+        Ok(new_value(&typecode, &init, lock, "Value")?)
+    }
+
+    /// A shared item without a lock.
+    ///
+    /// ```rhai
+    /// let v = RawValue("q", 0);
+    /// ```
+    ///
+    /// Throws when: as `Value(typecode, init)`.
+    #[rhai_fn(name = "RawValue", return_raw)]
+    pub fn raw_value(typecode: Dynamic, init: Dynamic) -> Result<Value, Box<EvalAltResult>> {
+        Ok(new_value(&typecode, &init, None, "RawValue")?)
+    }
+
+    /// The item (read atomically; use the lock to read-modify-write).
+    ///
+    /// ```rhai
+    /// print(v.value);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, get = "value", pure)]
+    pub fn get_value(v: &mut Value) -> Dynamic {
+        v.0.typecode.load(&v.0.region, 0)
+    }
+
+    /// Sets the item. `v.value += 1` is a read then a write: hold `v.get_lock()` around it
+    /// when other processes update it too.
+    ///
+    /// ```rhai
+    /// hold(v.get_lock(), || v.value += 1);
+    /// ```
+    ///
+    /// Throws when: the value has the wrong type (`TypeError`) or is out of range
+    /// (`ValueError`).
+    #[rhai_fn(global, set = "value", return_raw)]
+    pub fn set_value(v: &mut Value, x: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let bits = v.0.typecode.bits(&x, &|| "Value.value".to_string())?;
+        v.0.typecode.store(&v.0.region, 0, bits);
+        Ok(())
+    }
+
+    /// The value's lock.
+    ///
+    /// ```rhai
+    /// let l = v.get_lock();
+    /// l.acquire(); v.value += 1; l.release();
+    /// ```
+    ///
+    /// Throws when: the value is raw (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn get_lock(v: &mut Value) -> Result<Lock, Box<EvalAltResult>> {
+        v.0.lock.clone().ok_or_else(|| {
+            mp_err!(ValueError, "get_lock() needs a synchronized Value; this one is raw (RawValue or lock = false)")
+                .into()
+        })
+    }
+
+    /// `Value('i', 5)`.
+    ///
+    /// ```rhai
+    /// print(v);
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
+    pub fn describe(v: &mut Value) -> String {
+        let kind = if v.0.lock.is_some() { "Value" } else { "RawValue" };
+        format!("{kind}('{}', {})", v.0.typecode.code(), v.0.typecode.load(&v.0.region, 0))
+    }
+}
