@@ -208,3 +208,55 @@ pub mod context_functions {
         Ok(build(Some(ctx.0), None, None, Some(opts))?)
     }
 }
+
+/// The globals a context mirrors as methods, with the numbers of arguments they take:
+/// `ctx.Queue()`, `ctx.Lock()`, `ctx.Value("i", 0)` … behave as the global functions of
+/// the same name (these objects do not depend on the start method). `ctx.Process(..)` is
+/// defined above, since a context's processes use its start method.
+///
+/// ```rhai
+/// let ctx = get_context("fork");
+/// let q = ctx.Queue();
+/// let lock = ctx.Lock();
+/// ```
+///
+/// Throws when: as the global function.
+const MIRRORS: &[(&str, &[usize])] = &[
+    ("Pipe", &[0, 1]),
+    ("Queue", &[0, 1]),
+    ("JoinableQueue", &[0, 1]),
+    ("SimpleQueue", &[0]),
+    ("Lock", &[0]),
+    ("RLock", &[0]),
+    ("Semaphore", &[0, 1]),
+    ("BoundedSemaphore", &[0, 1]),
+    ("Event", &[0]),
+    ("Condition", &[0, 1]),
+    ("Barrier", &[1, 2]),
+    ("Value", &[2, 3]),
+    ("RawValue", &[2]),
+    ("Array", &[2, 3]),
+    ("RawArray", &[2]),
+    ("SharedMemory", &[1]),
+    ("cpu_count", &[0]),
+    ("active_children", &[0]),
+    ("current_process", &[0]),
+    ("parent_process", &[0]),
+    ("wait", &[1, 2]),
+];
+
+/// Registers the context methods of [`MIRRORS`]: each calls the global function with the
+/// arguments after the context.
+pub(crate) fn register_mirrors(engine: &mut rhai::Engine) {
+    for (name, arities) in MIRRORS {
+        for &n in *arities {
+            let mut types = vec![std::any::TypeId::of::<Context>()];
+            types.extend(std::iter::repeat_n(std::any::TypeId::of::<Dynamic>(), n));
+            engine.register_raw_fn(*name, types, move |ctx, args| {
+                let mut rest: Vec<Dynamic> = args[1..].iter_mut().map(|a| std::mem::take(*a)).collect();
+                let mut refs: Vec<&mut Dynamic> = rest.iter_mut().collect();
+                ctx.call_fn_raw(name, false, false, &mut refs)
+            });
+        }
+    }
+}

@@ -73,5 +73,6 @@ def_package! {
     } |> |engine| {
         engine.register_static_module("os", exported_module!(os::os_functions).into());
         engine.register_static_module("time", exported_module!(time::time_functions).into());
+        context::register_mirrors(engine);
     }
 }

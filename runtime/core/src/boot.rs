@@ -8,7 +8,7 @@
 
 use crate::error::{MpError, MpResult};
 use crate::state::{ChildInfo, ParentInfo, Script, StartMethod};
-use crate::wire::{self, FnTable, Packet};
+use crate::wire::{self, NoFunctions, Packet};
 use rhai::{Array, Dynamic, Map};
 use std::os::fd::OwnedFd;
 
@@ -70,7 +70,7 @@ impl Boot {
     pub fn from_bytes(bytes: &[u8]) -> MpResult<Boot> {
         let bad =
             |what: &str| MpError::new(crate::ErrorKind::SerializationError, format!("malformed boot message: {what}"));
-        let v = wire::decode(bytes, Vec::new(), &FnTable::default())?;
+        let v = wire::decode(bytes, Vec::new(), &NoFunctions)?;
         let m = v.try_cast::<Map>().ok_or_else(|| bad("not a map"))?;
         let get = |k: &str| m.get(k).cloned().ok_or_else(|| bad(k));
         let string = |k: &str| get(k)?.into_string().map_err(|_| bad(k));

@@ -13,7 +13,7 @@
 use crate::boot::{Boot, Mode};
 use crate::interp;
 use crate::state::{self, Script};
-use crate::wire::{self, FnResolver, FnTable, Packet};
+use crate::wire::{self, FnResolver};
 use crate::{channel, process, sys};
 use crate::{mp_err, start};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, Scope, AST};
@@ -203,14 +203,17 @@ fn run_call(ctx: &NativeCallContext, call: &[u8], fds: Vec<OwnedFd>, fns: &dyn F
 }
 
 /// The child side of `fork`: runs the call with the parent's engine (through `ctx`).
-pub fn run_forked(info: state::ChildInfo, packet: Packet, closures: &FnTable, ctx: &NativeCallContext) -> i32 {
+pub fn run_forked(info: state::ChildInfo, target: &Dynamic, args: Array, ctx: &NativeCallContext) -> i32 {
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
     state::enter_child(info);
     if daemon && !die_with_parent(Some(parent_pid)) {
         return 1;
     }
-    let result = run_call(ctx, &packet.bytes, packet.fds, closures);
+    let result = match target.clone().try_cast::<FnPtr>() {
+        None => Ok(Dynamic::UNIT),
+        Some(f) => f.call_raw(ctx, None, args),
+    };
     finish(report(result))
 }
 

@@ -36,7 +36,7 @@ pub use message::{Kind as MessageKind, Message, INLINE_MAX};
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
 pub use wire::{
-    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, FnTable, HandleCodec, Packet,
+    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, HandleCodec, NoFunctions, Packet,
     Wire, MAX_DEPTH,
 };
 

@@ -246,12 +246,14 @@ impl Process {
         };
         let popen = match method {
             StartMethod::Fork => {
-                let mut closures = wire::FnTable::default();
-                let packet = wire::encode_parts(&[("target", &target), ("args", &args)], Some(&mut closures))?;
-                fork::launch(info, packet, closures, ctx)?
+                // Check that the call could cross (so scripts behave the same under every
+                // method), but hand the child the very values: as in Python, a forked child
+                // uses the parent's objects, so closing an inherited Connection closes it.
+                wire::encode_parts(&[("target", &target), ("args", &args)])?;
+                fork::launch(info, &target, args.cast::<Array>(), ctx)?
             }
             StartMethod::Spawn | StartMethod::ForkServer => {
-                let packet = wire::encode_parts(&[("target", &target), ("args", &args)], None)?;
+                let packet = wire::encode_parts(&[("target", &target), ("args", &args)])?;
                 let boot = state::with(|s| Boot {
                     mode: Mode::Child,
                     info,

@@ -156,7 +156,7 @@ enum Seg {
     Captured(usize),
 }
 
-struct ToWire<'a> {
+struct ToWire {
     root: String,
     path: Vec<Seg>,
     fds: Vec<OwnedFd>,
@@ -164,11 +164,9 @@ struct ToWire<'a> {
     shared: HashMap<usize, u32>,
     /// Shared cells being encoded right now: meeting one again is a cycle.
     open: Vec<usize>,
-    /// Anonymous functions met, for a `fork` child to resolve them without an AST.
-    closures: Option<&'a mut FnTable>,
 }
 
-impl ToWire<'_> {
+impl ToWire {
     fn where_(&self) -> String {
         let mut s = self.root.clone();
         for seg in &self.path {
@@ -260,13 +258,7 @@ impl ToWire<'_> {
     }
 
     fn fn_ptr(&mut self, f: &FnPtr) -> MpResult<Wire> {
-        if f.fn_name().starts_with("anon$") {
-            if let Some(table) = self.closures.as_deref_mut() {
-                let mut bare = f.clone();
-                bare.set_curry(std::iter::empty());
-                table.0.insert(f.fn_name().to_string(), bare);
-            }
-        } else if format!("{f:?}").starts_with("Fn#") {
+        if !f.fn_name().starts_with("anon$") && format!("{f:?}").starts_with("Fn#") {
             return Err(self.fail(format!("native function pointer '{}' cannot be sent", f.fn_name())));
         }
         let mut curry = Vec::with_capacity(f.curry().len());
@@ -290,19 +282,17 @@ fn short_type_name(name: &str) -> &str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
-/// Anonymous functions by name, as met while encoding (used by `fork` children, which share
-/// the parent's functions but have no AST at hand).
-#[derive(Default, Clone)]
-pub struct FnTable(pub HashMap<String, FnPtr>);
-
 /// Finds the function an anonymous function name refers to in this process.
 pub trait FnResolver {
     fn resolve(&self, name: &str) -> Option<FnPtr>;
 }
 
-impl FnResolver for FnTable {
-    fn resolve(&self, name: &str) -> Option<FnPtr> {
-        self.0.get(name).cloned()
+/// A resolver that knows no functions (for messages that carry no closures).
+pub struct NoFunctions;
+
+impl FnResolver for NoFunctions {
+    fn resolve(&self, _name: &str) -> Option<FnPtr> {
+        None
     }
 }
 
@@ -326,14 +316,8 @@ impl FnResolver for ContextFns<'_, '_> {
 
 /// Converts a value to its wire form. `root` names it in error messages (`"args"`).
 pub fn to_wire(value: &Dynamic, root: &str) -> MpResult<(Wire, Vec<OwnedFd>)> {
-    let mut enc = ToWire {
-        root: root.to_string(),
-        path: Vec::new(),
-        fds: Vec::new(),
-        shared: HashMap::new(),
-        open: Vec::new(),
-        closures: None,
-    };
+    let mut enc =
+        ToWire { root: root.to_string(), path: Vec::new(), fds: Vec::new(), shared: HashMap::new(), open: Vec::new() };
     let wire = enc.value(value)?;
     Ok((wire, enc.fds))
 }
@@ -345,17 +329,10 @@ pub fn encode(value: &Dynamic, root: &str) -> MpResult<Packet> {
 }
 
 /// Encodes several named values as one array (sharing and descriptors are common to all),
-/// e.g. `[("target", f), ("args", a)]`. Anonymous functions met are collected into
-/// `closures` when given (a `fork` child resolves them there).
-pub fn encode_parts(parts: &[(&str, &Dynamic)], closures: Option<&mut FnTable>) -> MpResult<Packet> {
-    let mut enc = ToWire {
-        root: String::new(),
-        path: Vec::new(),
-        fds: Vec::new(),
-        shared: HashMap::new(),
-        open: Vec::new(),
-        closures,
-    };
+/// e.g. `[("target", f), ("args", a)]`.
+pub fn encode_parts(parts: &[(&str, &Dynamic)]) -> MpResult<Packet> {
+    let mut enc =
+        ToWire { root: String::new(), path: Vec::new(), fds: Vec::new(), shared: HashMap::new(), open: Vec::new() };
     let mut items = Vec::with_capacity(parts.len());
     for (root, value) in parts {
         enc.root = root.to_string();
@@ -634,7 +611,7 @@ mod tests {
         let engine = rhai::Engine::new();
         let v: Dynamic = engine.eval("#{a: [1, 2.5, 'x', \"s\", (), true], b: blob(3, 7)}").unwrap();
         let p = encode(&v, "v").unwrap();
-        let back = decode(&p.bytes, p.fds, &FnTable::default()).unwrap();
+        let back = decode(&p.bytes, p.fds, &NoFunctions).unwrap();
         assert_eq!(format!("{v:?}"), format!("{back:?}"));
     }
 
