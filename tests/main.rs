@@ -11,4 +11,6 @@ mod process;
 mod queues;
 mod repl;
 mod scripts;
+mod shared_memory;
 mod start_methods;
+mod sync;
