@@ -117,6 +117,24 @@ fn write_u64(fd: &OwnedFd, n: u64) {
     let _ = nix::unistd::write(fd.as_fd(), &n.to_le_bytes());
 }
 
+/// Writes a record's header and bytes at `offset` with one system call (when it can).
+fn write_record(file: &std::fs::File, offset: u64, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
+    let total = header.len() + bytes.len();
+    let written = loop {
+        match nix::sys::uio::pwritev(file, &[std::io::IoSlice::new(header), std::io::IoSlice::new(bytes)], offset as i64) {
+            Err(nix::Error::EINTR) => continue,
+            r => break r.map_err(std::io::Error::from)?,
+        }
+    };
+    if written < total {
+        // A short write (rare on tmpfs): finish it plainly.
+        let mut all = header.to_vec();
+        all.extend_from_slice(bytes);
+        file.write_all_at(&all[written..], offset + written as u64)?;
+    }
+    Ok(())
+}
+
 fn until(timeout: Option<f64>) -> Option<Instant> {
     timeout.map(|t| Instant::now() + Duration::from_secs_f64(t))
 }
@@ -196,6 +214,9 @@ impl QueueCore {
             ));
         }
         let deadline = until(timeout);
+        if block && self.maxsize > 0 {
+            self.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
+        }
         loop {
             let g = self.lock()?;
             while self.maxsize > 0 && self.field(COUNT).load(Relaxed) >= self.maxsize {
@@ -212,10 +233,7 @@ impl QueueCore {
             let mut rec = [0u8; RECORD];
             rec[0..4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
             rec[4..8].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-            let file = self.region.file();
-            file.write_all_at(&rec, DATA + tail)
-                .and_then(|_| file.write_all_at(bytes, DATA + tail + RECORD as u64))
-                .map_err(|e| MpError::os("queue put", e))?;
+            write_record(self.region.file(), DATA + tail, &rec, bytes).map_err(|e| MpError::os("queue put", e))?;
             if !fds.is_empty() {
                 match rhai_mp_core::transport::send(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds) {
                     Ok(()) => {}
@@ -250,6 +268,9 @@ impl QueueCore {
     pub fn get(&self, block: bool, timeout: Option<f64>) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
         self.check_open()?;
         let deadline = until(timeout);
+        if block {
+            self.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
+        }
         let g = self.lock()?;
         while self.field(COUNT).load(Relaxed) == 0 {
             if !block {
@@ -297,6 +318,15 @@ impl QueueCore {
         self.advance(head, len);
         drop(g);
         Ok((data, fds))
+    }
+
+    /// Polls `busy` without the mutex for a moment (see `rhai_mp_core::spin_time`): an item
+    /// or a free slot often comes within microseconds, sooner than a sleep and wake-up.
+    fn spin_while(&self, busy: impl Fn() -> bool) {
+        let until = Instant::now() + rhai_mp_core::spin_time();
+        while busy() && Instant::now() < until {
+            std::hint::spin_loop();
+        }
     }
 
     /// Moves the head past the record at `head` (mutex held).

@@ -26,7 +26,7 @@ pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role};
 pub use report::type_and_message;
 pub use start::Popen;
-pub use sys::{borrow_fd, futex_wait, futex_wake, process_is_dead};
+pub use sys::{borrow_fd, futex_wait, futex_wake, process_is_dead, spin_time};
 pub mod transport {
     //! Message transport for primitives: atomic messages over SEQPACKET sockets.
     pub use crate::message::{peek, recv_message, send};

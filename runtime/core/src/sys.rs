@@ -138,3 +138,18 @@ pub fn process_is_dead(pid: i32) -> bool {
             .unwrap_or(true),
     }
 }
+
+/// How long a waiter polls before it sleeps: a reply or a release often comes within a few
+/// microseconds, and sleeping then being woken costs more than that (most of a round trip on
+/// a small VM). Zero on a single CPU, where polling would only delay the process it waits
+/// for.
+pub fn spin_time() -> std::time::Duration {
+    static SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *SPIN.get_or_init(|| {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            std::time::Duration::from_micros(50)
+        } else {
+            std::time::Duration::ZERO
+        }
+    })
+}
