@@ -23,7 +23,7 @@ use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
 use rhai_mp_core::{mp_err, Cond, ContextFns, HandleCodec, MpError, MpResult, Mutex, Region, COND_SIZE, MUTEX_SIZE};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
@@ -40,6 +40,11 @@ const COUNT: usize = TAIL + 8;
 const UNFINISHED: usize = COUNT + 8;
 const FD_MODE: usize = UNFINISHED + 8;
 const PUNCHED: usize = FD_MODE + 8;
+/// How much of the log file exists past `DATA` (the file is grown before the window is
+/// written there).
+const CAPACITY: usize = PUNCHED + 8;
+/// The part of the log mapped into memory; records past it use pread/pwrite.
+const WINDOW: usize = 1 << 30;
 /// The log starts after the header page.
 const DATA: u64 = 4096;
 const RECORD: usize = 8;
@@ -69,6 +74,8 @@ impl Flavour {
 /// The shared machinery behind a queue handle.
 pub struct QueueCore {
     region: Region,
+    /// The log, mapped (see [`WINDOW`]).
+    window: Region,
     /// Side channel for the descriptors of handles inside items: sent on `fd_tx`, received
     /// on `fd_rx`.
     fd_tx: OwnedFd,
@@ -79,7 +86,6 @@ pub struct QueueCore {
     pub flavour: Flavour,
     /// `close()` was called in this process.
     closed: Cell<bool>,
-    buf: RefCell<Vec<u8>>,
 }
 
 impl std::fmt::Debug for QueueCore {
@@ -117,8 +123,8 @@ fn write_u64(fd: &OwnedFd, n: u64) {
     let _ = nix::unistd::write(fd.as_fd(), &n.to_le_bytes());
 }
 
-/// Writes a record's header and bytes at `offset` with one system call (when it can).
-fn write_record(file: &std::fs::File, offset: u64, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a record's header and bytes at file `offset` with one system call (when it can).
+fn write_record_at(file: &std::fs::File, offset: u64, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
     let total = header.len() + bytes.len();
     let written = loop {
         match nix::sys::uio::pwritev(file, &[std::io::IoSlice::new(header), std::io::IoSlice::new(bytes)], offset as i64) {
@@ -153,15 +159,16 @@ impl QueueCore {
             None,
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )?;
+        let window = region.window(DATA, WINDOW)?;
         Ok(QueueCore {
             region,
+            window,
             fd_tx,
             fd_rx,
             ready: eventfd()?,
             maxsize,
             flavour,
             closed: Cell::new(false),
-            buf: RefCell::new(Vec::new()),
         })
     }
 
@@ -233,7 +240,7 @@ impl QueueCore {
             let mut rec = [0u8; RECORD];
             rec[0..4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
             rec[4..8].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-            write_record(self.region.file(), DATA + tail, &rec, bytes).map_err(|e| MpError::os("queue put", e))?;
+            self.write_record(tail, &rec, bytes).map_err(|e| MpError::os("queue put", e))?;
             if !fds.is_empty() {
                 match rhai_mp_core::transport::send(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds) {
                     Ok(()) => {}
@@ -282,25 +289,7 @@ impl QueueCore {
             }
         }
         let head = self.field(HEAD).load(Relaxed);
-        let tail = self.field(TAIL).load(Relaxed);
-        let file = self.region.file();
-        let mut buf = self.buf.borrow_mut();
-        let guess = ((tail - head) as usize).min(64 * 1024);
-        buf.resize(guess.max(RECORD), 0);
-        let got = file.read_at(&mut buf[..guess], DATA + head).map_err(|e| MpError::os("queue get", e))?;
-        if got < RECORD {
-            return Err(mp_err!(OSError, "queue log is damaged"));
-        }
-        let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
-        let nfds = u32::from_le_bytes(buf[4..8].try_into().unwrap()) as usize;
-        let data = if RECORD + len <= got {
-            buf[RECORD..RECORD + len].to_vec()
-        } else {
-            let mut data = vec![0u8; len];
-            file.read_exact_at(&mut data, DATA + head + RECORD as u64).map_err(|e| MpError::os("queue get", e))?;
-            data
-        };
-        drop(buf);
+        let (len, nfds, data) = self.read_record(head).map_err(|e| MpError::os("queue get", e))?;
         let mut fds = Vec::new();
         if nfds > 0 {
             let mut scratch = Vec::new();
@@ -318,6 +307,47 @@ impl QueueCore {
         self.advance(head, len);
         drop(g);
         Ok((data, fds))
+    }
+
+    /// Writes a record at log offset `at` (mutex held): through the mapped window when it
+    /// fits (growing the file first), else with one `pwritev`.
+    fn write_record(&self, at: u64, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
+        let end = at as usize + header.len() + bytes.len();
+        if end > WINDOW {
+            return write_record_at(self.region.file(), DATA + at, header, bytes);
+        }
+        let capacity = self.field(CAPACITY).load(Relaxed) as usize;
+        if end > capacity {
+            let grown = end.max(capacity * 2).max(64 * 1024).next_multiple_of(4096).min(WINDOW);
+            self.region.file().set_len(DATA + grown as u64)?;
+            self.field(CAPACITY).store(grown as u64, Relaxed);
+        }
+        self.window.write(at as usize, header);
+        self.window.write(at as usize + header.len(), bytes);
+        Ok(())
+    }
+
+    /// Reads the record at log offset `at` (mutex held): its length, descriptor count and
+    /// bytes.
+    fn read_record(&self, at: u64) -> std::io::Result<(usize, usize, Vec<u8>)> {
+        let at = at as usize;
+        let header = if at + RECORD <= WINDOW {
+            self.window.read(at, RECORD)
+        } else {
+            let mut h = vec![0u8; RECORD];
+            self.region.file().read_exact_at(&mut h, DATA + at as u64)?;
+            h
+        };
+        let len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+        let nfds = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
+        let data = if at + RECORD + len <= WINDOW {
+            self.window.read(at + RECORD, len)
+        } else {
+            let mut data = vec![0u8; len];
+            self.region.file().read_exact_at(&mut data, (DATA as usize + at + RECORD) as u64)?;
+            data
+        };
+        Ok((len, nfds, data))
     }
 
     /// Polls `busy` without the mutex for a moment (see `rhai_mp_core::spin_time`): an item
@@ -340,6 +370,7 @@ impl QueueCore {
             self.field(TAIL).store(0, Relaxed);
             self.field(PUNCHED).store(0, Relaxed);
             if tail > SHRINK_OVER {
+                self.field(CAPACITY).store(0, Relaxed);
                 let _ = self.region.file().set_len(DATA);
             }
         } else {
@@ -468,15 +499,16 @@ impl<T: Clone + 'static> HandleCodec for QueueCodec<T> {
         };
         let mut fds = fds.into_iter();
         let region = Region::open(fds.next().unwrap(), DATA as usize)?;
+        let window = region.window(DATA, WINDOW)?;
         let core = QueueCore {
             region,
+            window,
             fd_tx: fds.next().unwrap(),
             fd_rx: fds.next().unwrap(),
             ready: fds.next().unwrap(),
             maxsize: u64::from_le_bytes(data[0..8].try_into().unwrap()),
             flavour,
             closed: Cell::new(false),
-            buf: RefCell::new(Vec::new()),
         };
         Ok(Dynamic::from((self.0)(Rc::new(core))))
     }

@@ -44,6 +44,15 @@ impl Region {
         Self::map(File::from(fd), size)
     }
 
+    /// A second mapping of this region's file: `len` bytes from `offset`, which may lie past
+    /// the end of the file (for a log that grows). Touching a page past the end of the file
+    /// is a SIGBUS: callers grow the file (`file().set_len`) before they touch a page.
+    pub fn window(&self, offset: u64, len: usize) -> std::io::Result<Region> {
+        let file = self.file.try_clone()?;
+        let map = memmap2::MmapOptions::new().offset(offset).len(len).map_raw(&file)?;
+        Ok(Region { file, map })
+    }
+
     fn map(file: File, size: usize) -> std::io::Result<Region> {
         let map = memmap2::MmapOptions::new().len(size).map_raw(&file)?;
         Ok(Region { file, map })
