@@ -107,7 +107,7 @@ impl Connection {
         let m = self.recv_message()?;
         match m.kind {
             MessageKind::Value => rhai_mp_core::decode(&m.data, m.fds, &ContextFns(ctx)),
-            MessageKind::Bytes => Ok(Dynamic::from_blob(m.data)),
+            MessageKind::Bytes => Ok(Dynamic::from_blob(m.data.into_vec())),
         }
     }
 
@@ -128,7 +128,7 @@ impl Connection {
                 }
             }
         }
-        Ok(self.recv_message()?.data)
+        Ok(self.recv_message()?.data.into_vec())
     }
 
     /// Whether a message (or the end of the stream) can be read, waiting up to `timeout`.

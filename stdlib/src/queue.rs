@@ -127,7 +127,11 @@ fn write_u64(fd: &OwnedFd, n: u64) {
 fn write_record_at(file: &std::fs::File, offset: u64, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
     let total = header.len() + bytes.len();
     let written = loop {
-        match nix::sys::uio::pwritev(file, &[std::io::IoSlice::new(header), std::io::IoSlice::new(bytes)], offset as i64) {
+        match nix::sys::uio::pwritev(
+            file,
+            &[std::io::IoSlice::new(header), std::io::IoSlice::new(bytes)],
+            offset as i64,
+        ) {
             Err(nix::Error::EINTR) => continue,
             r => break r.map_err(std::io::Error::from)?,
         }
@@ -160,16 +164,7 @@ impl QueueCore {
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )?;
         let window = region.window(DATA, WINDOW)?;
-        Ok(QueueCore {
-            region,
-            window,
-            fd_tx,
-            fd_rx,
-            ready: eventfd()?,
-            maxsize,
-            flavour,
-            closed: Cell::new(false),
-        })
+        Ok(QueueCore { region, window, fd_tx, fd_rx, ready: eventfd()?, maxsize, flavour, closed: Cell::new(false) })
     }
 
     fn field(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {

@@ -32,7 +32,7 @@ pub mod transport {
     pub use crate::message::{peek, recv_message, send};
 }
 pub use channel::wait_readable;
-pub use message::{Kind as MessageKind, Message, INLINE_MAX};
+pub use message::{Kind as MessageKind, Message, Payload, INLINE_MAX};
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
 pub use wire::{
@@ -49,9 +49,11 @@ const HASHING_SEED: [u64; 4] =
 ///
 /// Installs the fixed hashing seed (closures must hash to the same names in parent and
 /// child), ignores SIGPIPE (a write to a closed pipe is then an error, not death), and
-/// raises the open-descriptor limit (every shared object holds a memfd).
+/// raises the open-descriptor limit (every shared object holds a memfd), and lets malloc
+/// reuse large freed blocks (see `sys::tune_malloc`).
 pub fn init() {
     let _ = rhai::config::hashing::set_hashing_seed(Some(HASHING_SEED));
     sys::ignore_signal(libc::SIGPIPE);
     sys::raise_fd_limit();
+    sys::tune_malloc();
 }

@@ -33,8 +33,34 @@ pub enum Kind {
 #[derive(Debug)]
 pub struct Message {
     pub kind: Kind,
-    pub data: Vec<u8>,
+    pub data: Payload,
     pub fds: Vec<OwnedFd>,
+}
+
+/// A message's bytes: copied out of the packet, or (large ones) the sender's memfd mapped.
+#[derive(Debug)]
+pub enum Payload {
+    Inline(Vec<u8>),
+    Mapped(crate::shm::Region),
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Inline(v) => v,
+            Payload::Mapped(r) => r.as_private_slice(),
+        }
+    }
+}
+
+impl Payload {
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Payload::Inline(v) => v,
+            Payload::Mapped(r) => r.as_private_slice().to_vec(),
+        }
+    }
 }
 
 fn io(e: nix::Error) -> std::io::Error {
@@ -137,18 +163,16 @@ pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Opti
         if fds.is_empty() {
             return Err(bad());
         }
-        let file = std::fs::File::from(fds.remove(0));
-        let mut data = Vec::new();
-        data.try_reserve_exact(len)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::OutOfMemory, "message too large"))?;
-        data.resize(len, 0);
-        file.read_exact_at(&mut data, 0)?;
-        data
+        let memfd = fds.remove(0);
+        if nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as usize != len {
+            return Err(bad());
+        }
+        Payload::Mapped(crate::shm::Region::open(memfd, len)?)
     } else {
         if n != HEADER + len {
             return Err(bad());
         }
-        buf[HEADER..n].to_vec()
+        Payload::Inline(buf[HEADER..n].to_vec())
     };
     Ok(Some(Message { kind, data, fds }))
 }

@@ -112,6 +112,14 @@ impl Region {
         unsafe { &*self.at::<std::sync::atomic::AtomicU8>(offset) }
     }
 
+    /// The whole region as a byte slice, for a region no other process writes any more (a
+    /// received message's memfd, whose sender has let go of it).
+    pub fn as_private_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is live for `self`'s lifetime and `len` bytes long; the caller
+        // guarantees no one writes it meanwhile, so the bytes do not change under the slice.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
+    }
+
     /// A copy of the bytes `offset..offset + len`.
     ///
     /// Other processes may write them meanwhile: like any shared memory, a read racing a

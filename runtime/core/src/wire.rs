@@ -23,8 +23,8 @@
 //! hold: it returns a `SerializationError` instead.
 
 use crate::error::{ErrorKind, MpError, MpResult};
-use bincode::de::read::Reader;
-use bincode::de::{Decode, Decoder};
+use bincode::de::read::BorrowReader;
+use bincode::de::{BorrowDecode, BorrowDecoder, Decode};
 use bincode::enc::{Encode, Encoder};
 use bincode::error::{DecodeError, EncodeError};
 use rhai::{Array, Blob, Dynamic, FnPtr, ImmutableString, Map, NativeCallContext, AST};
@@ -438,15 +438,32 @@ pub fn decode(bytes: &[u8], fds: Vec<OwnedFd>, resolver: &dyn FnResolver) -> MpR
 
 const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
+/// About how many bytes a wire tree encodes to (exact but for varints), so that encoding a
+/// large value allocates once.
+fn size_hint(wire: &Wire) -> usize {
+    match wire {
+        Wire::Str(s) => s.len() + 10,
+        Wire::Blob(b) => b.len() + 10,
+        Wire::Array(a) => 10 + a.iter().map(size_hint).sum::<usize>(),
+        Wire::Map(m) => 10 + m.iter().map(|(k, v)| k.len() + 10 + size_hint(v)).sum::<usize>(),
+        Wire::Fn { name, curry } => name.len() + 20 + curry.iter().map(size_hint).sum::<usize>(),
+        Wire::Shared { value, .. } => 6 + size_hint(value),
+        Wire::Handle { kind, data, fds } => kind.len() + data.len() + 5 * fds.len() + 30,
+        _ => 10,
+    }
+}
+
 /// Writes a wire tree as bytes.
 pub fn wire_to_bytes(wire: &Wire) -> Vec<u8> {
-    bincode::encode_to_vec(wire, CONFIG).expect("encoding into a Vec cannot fail")
+    let mut out = Vec::with_capacity(size_hint(wire));
+    bincode::encode_into_std_write(wire, &mut out, CONFIG).expect("encoding into a Vec cannot fail");
+    out
 }
 
 /// Reads a wire tree from bytes; never panics, whatever the bytes.
 pub fn wire_from_bytes(bytes: &[u8]) -> MpResult<Wire> {
     let ctx = Limits { depth: 0, max_len: bytes.len() };
-    match bincode::decode_from_slice_with_context::<_, Wire, _>(bytes, CONFIG, ctx) {
+    match bincode::borrow_decode_from_slice_with_context::<_, Wire, _>(bytes, CONFIG, ctx) {
         Ok((wire, used)) if used == bytes.len() => Ok(wire),
         Ok((_, used)) => Err(serr(format!("malformed message: {} trailing bytes", bytes.len() - used))),
         Err(e) => Err(serr(format!("malformed message: {e}"))),
@@ -493,7 +510,7 @@ impl Encode for Wire {
     }
 }
 
-fn length<D: Decoder<Context = Limits>>(d: &mut D) -> Result<usize, DecodeError> {
+fn length<'de, D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<usize, DecodeError> {
     let len = u64::decode(d)?;
     if len > d.context().max_len as u64 {
         return Err(DecodeError::Other("length prefix larger than the message"));
@@ -501,18 +518,16 @@ fn length<D: Decoder<Context = Limits>>(d: &mut D) -> Result<usize, DecodeError>
     Ok(len as usize)
 }
 
-fn bytes<D: Decoder<Context = Limits>>(d: &mut D) -> Result<Vec<u8>, DecodeError> {
+fn bytes<'de, D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<Vec<u8>, DecodeError> {
     let len = length(d)?;
-    let mut buf = vec![0u8; len];
-    d.reader().read(&mut buf)?;
-    Ok(buf)
+    Ok(d.borrow_reader().take_bytes(len)?.to_vec())
 }
 
-fn string<D: Decoder<Context = Limits>>(d: &mut D) -> Result<String, DecodeError> {
+fn string<'de, D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<String, DecodeError> {
     String::from_utf8(bytes(d)?).map_err(|e| DecodeError::Utf8 { inner: e.utf8_error() })
 }
 
-fn list<D: Decoder<Context = Limits>, T>(
+fn list<'de, D: BorrowDecoder<'de, Context = Limits>, T>(
     d: &mut D,
     mut item: impl FnMut(&mut D) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, DecodeError> {
@@ -524,8 +539,8 @@ fn list<D: Decoder<Context = Limits>, T>(
     Ok(out)
 }
 
-impl Decode<Limits> for Wire {
-    fn decode<D: Decoder<Context = Limits>>(d: &mut D) -> Result<Self, DecodeError> {
+impl<'de> BorrowDecode<'de, Limits> for Wire {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<Self, DecodeError> {
         if d.context().depth >= MAX_DEPTH {
             return Err(DecodeError::Other("value nested too deeply"));
         }
@@ -539,10 +554,10 @@ impl Decode<Limits> for Wire {
             T_CHAR => Wire::Char(char::decode(d)?),
             T_STR => Wire::Str(string(d)?),
             T_BLOB => Wire::Blob(bytes(d)?),
-            T_ARRAY => Wire::Array(list(d, Wire::decode)?),
-            T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::decode(d)?)))?),
-            T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::decode)? },
-            T_SHARED => Wire::Shared { id: u32::decode(d)?, value: Box::new(Wire::decode(d)?) },
+            T_ARRAY => Wire::Array(list(d, Wire::borrow_decode)?),
+            T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::borrow_decode(d)?)))?),
+            T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::borrow_decode)? },
+            T_SHARED => Wire::Shared { id: u32::decode(d)?, value: Box::new(Wire::borrow_decode(d)?) },
             T_SHARED_REF => Wire::SharedRef(u32::decode(d)?),
             T_HANDLE => Wire::Handle { kind: string(d)?, data: bytes(d)?, fds: list(d, u32::decode)? },
             _ => return Err(DecodeError::Other("unknown value tag")),
