@@ -192,6 +192,10 @@ impl QueueCore {
             count += 1;
         }
         self.field(COUNT).store(count, Relaxed);
+        if count == 0 {
+            self.field(TAIL).store(0, Relaxed);
+            self.field(HEAD).store(0, Relaxed);
+        }
         if self.field(FD_MODE).load(Relaxed) == 1 {
             while read_u64(&self.ready) {}
             write_u64(&self.ready, count);
@@ -274,14 +278,21 @@ impl QueueCore {
             self.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
         let g = self.lock()?;
-        while self.field(COUNT).load(Relaxed) == 0 {
-            if !block {
-                return Err(mp_err!(Empty, "the queue is empty"));
+        loop {
+            while self.field(COUNT).load(Relaxed) == 0 {
+                if !block {
+                    return Err(mp_err!(Empty, "the queue is empty"));
+                }
+                let signalled = Cond::at(&self.region, NOT_EMPTY).wait(&g.mutex, deadline)?;
+                if !signalled && self.field(COUNT).load(Relaxed) == 0 {
+                    return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
+                }
             }
-            let signalled = Cond::at(&self.region, NOT_EMPTY).wait(&g.mutex, deadline)?;
-            if !signalled && self.field(COUNT).load(Relaxed) == 0 {
-                return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
+            if self.field(HEAD).load(Relaxed) < self.field(TAIL).load(Relaxed) {
+                break;
             }
+            // The count says items but the log has none (a process died half-way): rebuild.
+            self.repair();
         }
         let head = self.field(HEAD).load(Relaxed);
         let (len, nfds, data) = self.read_record(head).map_err(|e| MpError::os("queue get", e))?;
@@ -356,20 +367,22 @@ impl QueueCore {
 
     /// Moves the head past the record at `head` (mutex held).
     fn advance(&self, head: u64, len: usize) {
+        // The order of these stores matters if this process dies half-way (see `repair`):
+        // head and tail are the truth, the count is derived from them.
         let new_head = head + (RECORD + len) as u64;
+        self.field(HEAD).store(new_head, Relaxed);
         let count = self.field(COUNT).fetch_sub(1, Relaxed) - 1;
         let tail = self.field(TAIL).load(Relaxed);
         if count == 0 {
             // Drained: start again at the beginning, shrinking a file that grew large.
-            self.field(HEAD).store(0, Relaxed);
             self.field(TAIL).store(0, Relaxed);
+            self.field(HEAD).store(0, Relaxed);
             self.field(PUNCHED).store(0, Relaxed);
             if tail > SHRINK_OVER {
                 self.field(CAPACITY).store(0, Relaxed);
                 let _ = self.region.file().set_len(DATA);
             }
         } else {
-            self.field(HEAD).store(new_head, Relaxed);
             let punched = self.field(PUNCHED).load(Relaxed);
             let upto = new_head & !4095;
             if upto > punched + PUNCH_EVERY {
