@@ -175,3 +175,29 @@ if __name__ == "__main__" { let p = Process(show); p.start(); p.join(); }
         assert_eq!(out.ok(), want, "{m}");
     }
 }
+
+#[test]
+fn forked_children_draw_their_own_random_numbers() {
+    // rand() in the parent (or the forkserver's top level) must not make every forked child
+    // repeat the same sequence.
+    for m in METHODS {
+        let out = run_script(
+            r#"
+let warm = rand();
+fn f(q) { q.put(rand()); }
+if __name__ == "__main__" {
+    let q = Queue();
+    let ps = [];
+    for i in 0..4 { let p = Process(f, [q]); p.start(); ps.push(p); }
+    for p in ps { p.join(); }
+    let xs = [];
+    for i in 0..4 { xs.push(q.get()); }
+    xs.sort(); xs.dedup();
+    print(xs.len());
+}
+"#,
+            m,
+        );
+        assert_eq!(out.ok(), "4\n", "{m}");
+    }
+}

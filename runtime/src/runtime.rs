@@ -42,6 +42,10 @@ impl Runtime {
     /// A runtime with the standard rhai-mp packages.
     pub fn new() -> Runtime {
         rhai_mp_core::init();
+        // A forked child must not draw the same random numbers as its parent (and siblings).
+        rhai_mp_core::at_fork_child(|| {
+            let _ = rand::rng().reseed();
+        });
         Runtime { setups: Vec::new() }
     }
 
@@ -64,15 +68,13 @@ impl Runtime {
 
     /// A new engine, set up like every other engine of this runtime.
     pub fn engine(&self) -> Engine {
-        // `Engine::new()`, but with every package's functions registered lazily (on first
-        // call): a spawn child builds an engine at start-up, so this is on its hot path.
-        let mut engine = Engine::new_raw();
-        engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new());
-        engine.set_max_strings_interned(1024);
-        rhai::packages::StandardPackage::new_lazy().register_into_engine(&mut engine);
-        rhai_mp_stdlib::MultiprocessingPackage::new_lazy().register_into_engine(&mut engine);
-        rhai_fs::FilesystemPackage::new_lazy().register_into_engine(&mut engine);
-        rhai_rand::RandomPackage::new_lazy().register_into_engine(&mut engine);
+        // Packages are registered eagerly: lazily registered functions made every lookup
+        // that missed the call cache (all calls of a closure run from a native function,
+        // such as hold() or a pool task) scan the packages' manifests, ~10x slower.
+        let mut engine = Engine::new();
+        rhai_mp_stdlib::MultiprocessingPackage::new().register_into_engine(&mut engine);
+        rhai_fs::FilesystemPackage::new().register_into_engine(&mut engine);
+        rhai_rand::RandomPackage::new().register_into_engine(&mut engine);
         engine.on_print(rhai_mp_core::stdout_line);
         engine.on_debug(|text, source, pos| {
             let at = match (source, pos.is_none()) {

@@ -44,6 +44,9 @@ impl EventCore {
     /// Waits until the flag is set, at most `timeout`; returns the flag.
     pub fn wait(&self, timeout: Option<f64>) -> bool {
         let flag = self.region.atomic32(FLAG);
+        if flag.load(SeqCst) == 1 || (timeout != Some(0.0) && rhai_mp_core::spin_while(|| flag.load(SeqCst) == 0)) {
+            return true;
+        }
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
         self.region.atomic32(SLEEPERS).fetch_add(1, SeqCst);
         let set = loop {

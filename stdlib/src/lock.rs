@@ -29,7 +29,7 @@ const WAITERS: u32 = 1 << 31;
 pub const OWNER_CHECK: Duration = Duration::from_millis(100);
 
 fn me() -> u32 {
-    std::process::id()
+    rhai_mp_core::pid()
 }
 
 /// The shared state of a Lock or RLock.
@@ -110,6 +110,8 @@ impl LockCore {
             return Ok(false);
         }
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        // The holder often releases within microseconds: poll before sleeping.
+        rhai_mp_core::spin_while(|| state.load(Relaxed) != 0);
         loop {
             let v = state.load(Relaxed);
             if v == 0 {
@@ -358,7 +360,7 @@ pub mod lock_functions {
         let name = lock.0.name();
         match lock.0.owner() {
             None => format!("<{name} unlocked>"),
-            Some(p) if lock.0.recursive && p == std::process::id() => {
+            Some(p) if lock.0.recursive && p == rhai_mp_core::pid() => {
                 format!("<{name} owner={p} count={}>", lock.0.level())
             }
             Some(p) => format!("<{name} owner={p}>"),

@@ -103,6 +103,9 @@ impl EmbeddedSem<'_> {
             if !block {
                 return false;
             }
+            if rhai_mp_core::spin_while(|| value.load(SeqCst) == 0) {
+                continue;
+            }
             let left = match deadline {
                 None => None,
                 Some(d) => {

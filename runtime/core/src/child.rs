@@ -103,6 +103,7 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
                 let listener =
                     taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
                 start::forkserver::serve(listener, |request, fds| {
+                    run_fork_hooks();
                     become_child(&request);
                     if request.info.daemon {
                         die_with_parent(None);
@@ -150,6 +151,21 @@ fn run_then_take_over(engine: &Engine, ast: &AST) -> RhaiResult {
 fn report(result: RhaiResult) -> i32 {
     let (name, pid) = who();
     interp::outcome(result, Some((&name, pid)))
+}
+
+static FORK_HOOKS: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a function every forked child (fork and forkserver start methods) runs first:
+/// to reseed random number generators, say, which would otherwise repeat the parent's.
+pub fn at_fork_child(hook: fn()) {
+    FORK_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
+}
+
+fn run_fork_hooks() {
+    let hooks = FORK_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for hook in hooks {
+        hook();
+    }
 }
 
 /// Makes this process's state the child's described by `boot`.
@@ -206,6 +222,7 @@ fn run_call(ctx: &NativeCallContext, call: &[u8], fds: Vec<OwnedFd>, fns: &dyn F
 pub fn run_forked(info: state::ChildInfo, target: &Dynamic, args: Array, ctx: &NativeCallContext) -> i32 {
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
+    run_fork_hooks();
     state::enter_child(info);
     if daemon && !die_with_parent(Some(parent_pid)) {
         return 1;

@@ -19,14 +19,14 @@ mod sys;
 mod wire;
 
 pub use boot::{Boot, Mode};
-pub use child::{run_if_child, CHILD_ENV};
+pub use child::{at_fork_child, run_if_child, CHILD_ENV};
 pub use error::{ErrorKind, MpError, MpResult};
 pub use interp::{compile_ast, exit_code, outcome, run_main, set_names, ExitRequest};
 pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role};
 pub use report::type_and_message;
 pub use start::Popen;
-pub use sys::{borrow_fd, futex_wait, futex_wake, process_is_dead, spin_time};
+pub use sys::{borrow_fd, futex_wait, futex_wake, pid, process_is_dead, spin_time, spin_while};
 pub mod transport {
     //! Message transport for primitives: atomic messages over SEQPACKET sockets.
     pub use crate::message::{peek, recv_message, send};

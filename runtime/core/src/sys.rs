@@ -19,7 +19,10 @@ pub fn fork() -> std::io::Result<Forked> {
     // rhai-mp keeps no lock held across this call.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
+        0 => {
+            refresh_pid();
+            Ok(Forked::Child)
+        }
         pid => Ok(Forked::Parent(pid)),
     }
 }
@@ -163,5 +166,39 @@ pub fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 512 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// This process's id, cached (glibc's `getpid` is a system call, and locks ask for it on
+/// every acquire). The cache is refreshed in every forked child.
+pub fn pid() -> u32 {
+    match PID.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => refresh_pid(),
+        p => p,
+    }
+}
+
+/// Re-reads this process's id (after a fork).
+pub fn refresh_pid() -> u32 {
+    let p = std::process::id();
+    PID.store(p, std::sync::atomic::Ordering::Relaxed);
+    p
+}
+
+/// Polls `busy` for up to [`spin_time`]; returns whether it stopped being busy.
+pub fn spin_while(busy: impl Fn() -> bool) -> bool {
+    let until = std::time::Instant::now() + spin_time();
+    loop {
+        if !busy() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
     }
 }
