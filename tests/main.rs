@@ -2,6 +2,22 @@
 //! real scripts, under each start method. Every wait is bounded (see `common::run`), and no
 //! assertion looks at the clock.
 
+/// Generates one test per start method for each `fn name(method: &str)` listed.
+macro_rules! per_method {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn spawn() { super::$name("spawn") }
+                #[test]
+                fn fork() { super::$name("fork") }
+                #[test]
+                fn forkserver() { super::$name("forkserver") }
+            }
+        )*
+    };
+}
+
 mod cli;
 mod common;
 mod embedding;

@@ -3,21 +3,6 @@
 
 use crate::common::*;
 
-macro_rules! per_method {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn spawn() { super::$name("spawn") }
-                #[test]
-                fn fork() { super::$name("fork") }
-                #[test]
-                fn forkserver() { super::$name("forkserver") }
-            }
-        )*
-    };
-}
-
 per_method!(
     values_round_trip_through_a_child,
     one_way_pipes_and_end_of_stream,

@@ -2,22 +2,6 @@
 
 use crate::common::*;
 
-/// Generates one test per start method for each `fn name(method: &str)`.
-macro_rules! per_method {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn spawn() { super::$name("spawn") }
-                #[test]
-                fn fork() { super::$name("fork") }
-                #[test]
-                fn forkserver() { super::$name("forkserver") }
-            }
-        )*
-    };
-}
-
 per_method!(
     start_join_properties,
     closures_carry_captured_values,

@@ -4,21 +4,6 @@
 
 use crate::common::*;
 
-macro_rules! per_method {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn spawn() { super::$name("spawn") }
-                #[test]
-                fn fork() { super::$name("fork") }
-                #[test]
-                fn forkserver() { super::$name("forkserver") }
-            }
-        )*
-    };
-}
-
 per_method!(
     many_producers_and_consumers_get_every_item_once,
     items_outlive_their_producer,

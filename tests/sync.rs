@@ -3,21 +3,6 @@
 
 use crate::common::*;
 
-macro_rules! per_method {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn spawn() { super::$name("spawn") }
-                #[test]
-                fn fork() { super::$name("fork") }
-                #[test]
-                fn forkserver() { super::$name("forkserver") }
-            }
-        )*
-    };
-}
-
 per_method!(
     locks_serialize_updates,
     primitives_travel_inside_values_and_through_queues,

@@ -35,35 +35,13 @@ fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
 }
 
 fn wait_for(objects: Array, timeout: Option<f64>) -> MpResult<Array> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let fds = objects.iter().enumerate().map(|(i, o)| fd_of(o, i)).collect::<MpResult<Vec<i32>>>()?;
     if fds.is_empty() {
         return Ok(Array::new());
     }
-    let deadline = timeout.map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t));
-    loop {
-        let left = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let ms = d.saturating_duration_since(std::time::Instant::now()).as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
-        let mut polls: Vec<PollFd> = borrowed.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
-        match poll(&mut polls, left) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-            Ok(_) => {
-                return Ok(objects
-                    .iter()
-                    .zip(&polls)
-                    .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
-                    .map(|(o, _)| o.clone())
-                    .collect())
-            }
-        }
-    }
+    let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
+    let ready = rhai_mp_core::wait_any(&borrowed, timeout.map(std::time::Duration::from_secs_f64))?;
+    Ok(objects.into_iter().zip(ready).filter(|(_, r)| *r).map(|(o, _)| o).collect())
 }
 
 #[export_module]

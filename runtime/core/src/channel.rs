@@ -118,22 +118,28 @@ pub fn write_all(fd: BorrowedFd, mut buf: &[u8]) -> std::io::Result<()> {
 
 /// Waits until `fd` is readable (or hung up). `None` waits forever. Returns whether it is.
 pub fn wait_readable(fd: BorrowedFd, timeout: Option<std::time::Duration>) -> std::io::Result<bool> {
+    Ok(wait_any(&[fd], timeout)?[0])
+}
+
+/// Waits until at least one of `fds` is readable (or hung up), at most `timeout` (`None`:
+/// forever). Returns which are.
+pub fn wait_any(fds: &[BorrowedFd], timeout: Option<std::time::Duration>) -> std::io::Result<Vec<bool>> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let left = match deadline {
             None => PollTimeout::NONE,
             Some(d) => {
-                let ms = d.saturating_duration_since(std::time::Instant::now()).as_millis();
+                // Round up: waking early would report a timeout before it passed.
+                let ms = d.saturating_duration_since(std::time::Instant::now()).as_micros().div_ceil(1000);
                 PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, left) {
+        let mut polls: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+        match poll(&mut polls, left) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(io_err(e)),
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(polls.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()),
         }
     }
 }

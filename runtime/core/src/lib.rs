@@ -31,7 +31,7 @@ pub mod transport {
     //! Message transport for primitives: atomic messages over SEQPACKET sockets.
     pub use crate::message::{peek, recv_message, send};
 }
-pub use channel::wait_readable;
+pub use channel::{wait_any, wait_readable};
 pub use message::{Kind as MessageKind, Message, Payload, INLINE_MAX};
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
