@@ -75,7 +75,7 @@ fn open_named(name: &str, create: bool, size: Option<INT>) -> MpResult<SharedMem
     })?;
     let size = if create {
         let size = size.ok_or_else(|| mp_err!(ValueError, "creating a SharedMemory needs a size"))?;
-        nix::unistd::ftruncate(&fd, size as i64)?;
+        nix::unistd::ftruncate(&fd, size)?;
         size as usize
     } else {
         nix::sys::stat::fstat(&fd)?.st_size as usize
@@ -220,7 +220,10 @@ pub mod shared_memory_functions {
     #[rhai_fn(global, return_raw)]
     pub fn write(s: &mut SharedMemory, offset: INT, data: Blob) -> Result<(), Box<EvalAltResult>> {
         let (o, _) = s.0.range(offset, data.len() as INT)?;
-        Ok(s.0.with(|r| Ok(r.write(o, &data)))?)
+        Ok(s.0.with(|r| {
+            r.write(o, &data);
+            Ok(())
+        })?)
     }
 
     /// The byte at `index` (0–255; negative counts from the end).
@@ -249,7 +252,10 @@ pub mod shared_memory_functions {
     pub fn set(s: &mut SharedMemory, index: INT, value: INT) -> Result<(), Box<EvalAltResult>> {
         let i = s.0.index(index)?;
         let b = u8::try_from(value).map_err(|_| mp_err!(ValueError, "a byte must be 0..=255, not {value}"))?;
-        Ok(s.0.with(|r| Ok(r.write(i, &[b])))?)
+        Ok(s.0.with(|r| {
+            r.write(i, &[b]);
+            Ok(())
+        })?)
     }
 
     /// Unmaps the block in this process (other processes keep it).
