@@ -6,8 +6,7 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, HandleCodec, MpResult, Region};
-use std::os::fd::OwnedFd;
+use rhai_mp_core::{futex_wait, futex_wake, MpResult, Region};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
@@ -68,28 +67,13 @@ impl EventCore {
 #[derive(Debug, Clone)]
 pub struct Event(pub Rc<EventCore>);
 
-struct EventCodec;
-
-impl HandleCodec for EventCodec {
-    fn kind(&self) -> &'static str {
-        "Event"
-    }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<Event>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let e = value.read_lock::<Event>().ok_or_else(|| mp_err!(SerializationError, "not an Event"))?;
-        fds.push(e.0.region.dup_fd()?);
-        Ok(Vec::new())
-    }
-    fn decode(&self, _data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let fd = fds.into_iter().next().ok_or_else(|| mp_err!(SerializationError, "malformed Event"))?;
-        Ok(Dynamic::from(Event(Rc::new(EventCore { region: Region::open(fd, 64)? }))))
-    }
-}
-
 pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(EventCodec);
+    rhai_mp_core::register_codec(crate::region_codec::RegionCodec::<Event> {
+        kind: "Event",
+        size: 64,
+        region: |e| &e.0.region,
+        make: |region| Event(Rc::new(EventCore { region })),
+    });
 }
 
 #[export_module]

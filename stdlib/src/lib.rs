@@ -26,6 +26,7 @@ mod opts;
 mod os;
 mod process;
 mod queue;
+mod region_codec;
 mod semaphore;
 mod shared_memory;
 mod simple_queue;

@@ -9,8 +9,7 @@ use crate::lock::block_timeout;
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, HandleCodec, MpResult, Region};
-use std::os::fd::OwnedFd;
+use rhai_mp_core::{futex_wait, futex_wake, mp_err, MpResult, Region};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
@@ -42,10 +41,6 @@ impl SemCore {
         region.atomic32(offset + VALUE).store(value, SeqCst);
         region.atomic32(offset + BOUND).store(u32::MAX, SeqCst);
         EmbeddedSem { region, offset }
-    }
-
-    fn open(fd: OwnedFd) -> MpResult<SemCore> {
-        Ok(SemCore { region: Region::open(fd, 64)? })
     }
 
     fn sem(&self) -> EmbeddedSem<'_> {
@@ -157,28 +152,13 @@ fn initial(n: &Dynamic, func: &str) -> MpResult<u32> {
     Ok(n as u32)
 }
 
-struct SemaphoreCodec;
-
-impl HandleCodec for SemaphoreCodec {
-    fn kind(&self) -> &'static str {
-        "Semaphore"
-    }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<Semaphore>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let s = value.read_lock::<Semaphore>().ok_or_else(|| mp_err!(SerializationError, "not a Semaphore"))?;
-        fds.push(s.0.region.dup_fd()?);
-        Ok(Vec::new())
-    }
-    fn decode(&self, _data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let fd = fds.into_iter().next().ok_or_else(|| mp_err!(SerializationError, "malformed Semaphore"))?;
-        Ok(Dynamic::from(Semaphore(Rc::new(SemCore::open(fd)?))))
-    }
-}
-
 pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(SemaphoreCodec);
+    rhai_mp_core::register_codec(crate::region_codec::RegionCodec::<Semaphore> {
+        kind: "Semaphore",
+        size: 64,
+        region: |s| &s.0.region,
+        make: |region| Semaphore(Rc::new(SemCore { region })),
+    });
 }
 
 #[export_module]
