@@ -157,8 +157,12 @@ static FORK_HOOKS: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new(
 
 /// Registers a function every forked child (fork and forkserver start methods) runs first:
 /// to reseed random number generators, say, which would otherwise repeat the parent's.
+/// Registering the same function again has no effect.
 pub fn at_fork_child(hook: fn()) {
-    FORK_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
+    let mut hooks = FORK_HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    if !hooks.iter().any(|h| std::ptr::fn_addr_eq(*h, hook)) {
+        hooks.push(hook);
+    }
 }
 
 fn run_fork_hooks() {
