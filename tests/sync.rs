@@ -268,3 +268,23 @@ print(boom.broken);
          ValueError: Barrier() got an unknown option 'bogus' (it takes: action, timeout)\n0\naction failed\ntrue\n"
     );
 }
+
+#[test]
+fn seed_ticket_purchase_with_a_lock_sells_the_last_ticket_once() {
+    for m in METHODS {
+        let script = root().join("scripts/seed003_ticket_lock.rhai");
+        let out = run(&["--start-method", m, script.to_str().unwrap()]);
+        let s = out.ok();
+        assert_eq!(s.matches("购票成功").count(), 1, "{m}: {s}");
+        assert_eq!(s.matches("抢票失败").count(), 9, "{m}: {s}");
+    }
+}
+
+#[test]
+fn seed_traffic_light_ends_in_bounded_time() {
+    // The seed's light and cars loop forever; the port bounds them. It must end by itself.
+    let script = root().join("scripts/seed003_event_traffic_light.rhai");
+    let out = run(&[script.to_str().unwrap()]);
+    let s = out.ok();
+    assert!(s.contains("绿灯"), "{s}");
+}
