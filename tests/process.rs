@@ -190,19 +190,25 @@ if __name__ == "__main__" {
 }
 
 fn children_are_joined_at_exit(m: &str) {
-    let out = run_script(
+    // The child writes a file after a while; if the main process joins it at exit, the file
+    // is there the moment the main process has ended.
+    let marker = std::env::temp_dir().join(format!("rhai-mp-joined-{}-{m}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let out = run_script_args(
         r#"
-fn late() { time::sleep(0.3); print("child finished"); }
+fn late(path) { time::sleep(0.3); let f = open_file(path, "w"); f.write("done"); print("child finished"); }
 if __name__ == "__main__" {
-    let p = Process(late);
+    let p = Process(late, [ARGV[0]]);
     p.start();
     print("main done");
 }
 "#,
         m,
+        &[marker.to_str().unwrap()],
     );
-    let s = out.ok();
-    assert_eq!(s, "main done\nchild finished\n");
+    assert!(marker.exists(), "the main process ended before its child");
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(out.ok(), "main done\nchild finished\n");
 }
 
 fn daemon_children_are_terminated_at_exit(m: &str) {
