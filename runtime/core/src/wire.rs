@@ -258,7 +258,7 @@ impl ToWire {
     }
 
     fn fn_ptr(&mut self, f: &FnPtr) -> MpResult<Wire> {
-        if !f.fn_name().starts_with("anon$") && format!("{f:?}").starts_with("Fn#") {
+        if !f.fn_name().starts_with("anon$") && is_native(f) {
             return Err(self.fail(format!("native function pointer '{}' cannot be sent", f.fn_name())));
         }
         let mut curry = Vec::with_capacity(f.curry().len());
@@ -269,6 +269,26 @@ impl ToWire {
         }
         Ok(Wire::Fn { name: f.fn_name().to_string(), curry })
     }
+}
+
+/// Whether a function pointer wraps a Rust closure (`FnPtr::from_fn`), which cannot be
+/// sent. Rhai only shows this in the pointer's Debug form (`Fn#(..)`), so read just its
+/// first bytes, without formatting the curried values.
+fn is_native(f: &FnPtr) -> bool {
+    struct Head(Vec<u8>);
+    impl std::fmt::Write for Head {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            if self.0.len() >= 3 {
+                Err(std::fmt::Error)
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let mut head = Head(Vec::new());
+    let _ = std::fmt::write(&mut head, format_args!("{f:?}"));
+    head.0.starts_with(b"Fn#")
 }
 
 fn is_ident(k: &str) -> bool {
