@@ -221,7 +221,8 @@ impl QueueCore {
         }
         let deadline = until(timeout);
         if block && self.maxsize > 0 {
-            self.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
+            // An item or a free slot often comes within microseconds: poll before sleeping.
+            rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
         }
         loop {
             let g = self.lock()?;
@@ -275,7 +276,7 @@ impl QueueCore {
         self.check_open()?;
         let deadline = until(timeout);
         if block {
-            self.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
+            rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
         let g = self.lock()?;
         loop {
@@ -354,15 +355,6 @@ impl QueueCore {
             data
         };
         Ok((len, nfds, data))
-    }
-
-    /// Polls `busy` without the mutex for a moment (see `rhai_mp_core::spin_time`): an item
-    /// or a free slot often comes within microseconds, sooner than a sleep and wake-up.
-    fn spin_while(&self, busy: impl Fn() -> bool) {
-        let until = Instant::now() + rhai_mp_core::spin_time();
-        while busy() && Instant::now() < until {
-            std::hint::spin_loop();
-        }
     }
 
     /// Moves the head past the record at `head` (mutex held).
