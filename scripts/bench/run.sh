@@ -11,8 +11,9 @@
 # counts; default 1), and the iteration counts listed next to the rows below.
 #
 # Every benchmark command runs from the repo root and must print, as its last
-# stdout line, "<label> <µs>" (the time per operation in microseconds); its
-# stderr is collected and shown after the tables. Three kinds of rows:
+# stdout line, "<label> <µs>" (the time per operation in microseconds; for
+# `speedup` rows, the speed-up instead); its stderr is collected and shown
+# after the tables. Four kinds of rows:
 #
 #   bench NAME TARGET RHAI_CMD PY_CMD
 #       rhai-mp vs CPython: both times, the speed-up CPython / rhai-mp, and
@@ -25,6 +26,11 @@
 #       an absolute target for rhai-mp alone, computed from the rhai-mp time of
 #       the earlier `bench` row named FROM (no new run): value = SCALE / µs,
 #       checked against value >= MIN. E.g. µs per MiB -> MB/s with SCALE 1048576.
+#   speedup NAME MIN RHAI_CMD PY_CMD
+#       a speed-up (higher is better) that each program measures itself and
+#       prints as "<label> <x>" (e.g. serial time / Pool time): both shown,
+#       rhai-mp's checked against >= MIN (or "-"), CPython's for information.
+#       With BENCH_REPEAT > 1 the largest counts.
 #
 # Rows of one kind are printed under one table header, so keep the rows of a
 # kind together. To add a benchmark, write the programs and add a row next to
@@ -64,15 +70,16 @@ misses=0
 skips=0
 ROW_FMT="%-44s %14s %14s %10s %9s  %s\n"
 FLOOR_FMT="%-44s %14s %10s %9s  %s\n"
+SPEEDUP_FMT="%-44s %14s %14s %9s  %s\n"
 # (µs is two bytes and printf pads bytes, so a cell holding it gets one more)
 CURRENT_TABLE=""
 declare -A RHAI_US=()   # bench row name -> rhai-mp µs, for `floor`
 
 # Runs one command (a string, evaluated from the repo root) BENCH_REPEAT times
-# and echoes the smallest of the numbers at the end of its last stdout line, or
-# nothing on failure.
+# and echoes the smallest (with a second argument "max": the largest) of the
+# numbers at the end of its last stdout line, or nothing on failure.
 measure() {
-    local out rc i best=""
+    local out rc i best="" want="${2:-min}"
     for ((i = 0; i < BENCH_REPEAT; i++)); do
         echo "--- $1" >>"$ERRLOG"
         out="$(timeout "$BENCH_TIMEOUT" bash -c "$1" 2>>"$ERRLOG")"
@@ -86,14 +93,15 @@ measure() {
             echo "run.sh: '$1' did not end with a number" >&2
             return 1
         fi
-        if [[ -z "$best" ]] || awk -v a="$out" -v b="$best" 'BEGIN { exit !(a + 0 < b + 0) }'; then
+        if [[ -z "$best" ]] || awk -v a="$out" -v b="$best" -v w="$want" \
+            'BEGIN { exit !(w == "max" ? (a + 0 > b + 0) : (a + 0 < b + 0)) }'; then
             best="$out"
         fi
     done
     echo "$best"
 }
 
-# Prints the header of a table of KIND (cpython, vs, floor) unless it is the current one.
+# Prints the header of a table of KIND (cpython, vs, floor, speedup) unless it is the current one.
 table() {
     [[ "$CURRENT_TABLE" == "$1" ]] && return
     [[ -n "$CURRENT_TABLE" ]] && echo
@@ -114,6 +122,13 @@ table() {
             echo
             printf "$FLOOR_FMT" "benchmark" "rhai-mp" "unit" "target" ""
             printf "$FLOOR_FMT" "--------------------------------------------" "----------" "-----" "------" ""
+            return
+            ;;
+        speedup)
+            echo "Speed-ups measured by each program itself (higher is better); the target is for rhai-mp, CPython's is for information"
+            echo
+            printf "$SPEEDUP_FMT" "benchmark" "CPython" "rhai-mp" "target" ""
+            printf "$SPEEDUP_FMT" "--------------------------------------------" "-------" "-------" "------" ""
             return
             ;;
     esac
@@ -203,6 +218,31 @@ floor() {
     printf "$FLOOR_FMT" "$name" "$value" "$unit" ">= $min" "$(printf '%-4s  (from: %s)' "$verdict" "$from")"
 }
 
+# speedup NAME MIN RHAI_CMD PY_CMD
+#   MIN: minimum rhai-mp speed-up (e.g. 1.8), or "-" for none; CPython's has no target
+speedup() {
+    local name="$1" min="$2" rhai_cmd="$3" py_cmd="$4"
+    local py_x rhai_x verdict target_txt
+    table speedup
+    py_x="$(measure "$py_cmd" max)" || py_x=""
+    rhai_x="$(measure "$rhai_cmd" max)" || rhai_x=""
+    if [[ "$min" == "-" ]]; then target_txt="-"; else target_txt=">= ${min}x"; fi
+    if [[ -z "$py_x" || -z "$rhai_x" ]]; then
+        failures=$((failures + 1))
+        printf "$SPEEDUP_FMT" "$name" "${py_x:-ERR}" "${rhai_x:-ERR}" "$target_txt" "ERROR"
+        return
+    fi
+    if [[ "$min" == "-" ]]; then
+        verdict=""
+    elif awk -v r="$rhai_x" -v t="$min" 'BEGIN { exit !(r + 0 >= t + 0) }'; then
+        verdict="ok"
+    else
+        verdict="MISS"
+        misses=$((misses + 1))
+    fi
+    printf "$SPEEDUP_FMT" "$name" "${py_x}x" "${rhai_x}x" "$target_txt" "$verdict"
+}
+
 echo "rhai-mp: $RHAI_MP ($("$RHAI_MP" --version 2>/dev/null | head -n1)), CPython: $("$PYTHON" --version 2>&1), $(nproc) CPUs"
 echo
 
@@ -244,6 +284,29 @@ for mode in send send_bytes; do
         "'$RHAI_MP' scripts/bench/pipe_blob.rhai $mode 10" \
         "'$PYTHON' scripts/bench/pipe_blob.py $mode 10"
 done
+
+# Pool(2).map() of sq(x) = x*x (scripts/bench/pool_map.*): over N_POOL_MAP ints
+# with map()'s default chunksize (N / 8 for two workers: few, large messages),
+# and over N_POOL_CHUNK1 ints with chunksize 1 (one task and one result message
+# per item). The workers are started and warmed up before the clock; each
+# program keeps the fastest of 5 (chunksize 1: 3) runs; µs per item.
+N_POOL_MAP="${N_POOL_MAP:-100000}"
+N_POOL_CHUNK1="${N_POOL_CHUNK1:-20000}"
+bench "pool_map" 2 \
+    "'$RHAI_MP' scripts/bench/pool_map.rhai $N_POOL_MAP" \
+    "'$PYTHON' scripts/bench/pool_map.py $N_POOL_MAP"
+bench "pool_map_chunk1" 3 \
+    "'$RHAI_MP' scripts/bench/pool_map.rhai $N_POOL_CHUNK1 1 fork 3" \
+    "'$PYTHON' scripts/bench/pool_map.py $N_POOL_CHUNK1 1 fork 3"
+
+# Eight CPU-bound tasks of N_POOL_CPU iterations of `s += i * i % 7` each over
+# Pool(2).map() (scripts/bench/pool_cpu.*); µs per task over the pool, for
+# information (this compares the two interpreters' loops more than the pools).
+# The target is the pool_cpu speed-up row at the end.
+N_POOL_CPU="${N_POOL_CPU:-300000}"
+bench "pool_cpu" - \
+    "'$RHAI_MP' scripts/bench/pool_cpu.rhai time 8 $N_POOL_CPU" \
+    "'$PYTHON' scripts/bench/pool_cpu.py time 8 $N_POOL_CPU"
 
 # The benchmarks below are noisier from one process to the next than within
 # one (interpreter-bound loops; scheduler-bound round trips): each side runs
@@ -327,6 +390,16 @@ bench_vs "event RTT vs pipe RTT" 2.0 \
 # pipe_blob throughput in MB/s (10^6 bytes/s): 1048576 bytes per MiB / µs per MiB.
 floor "pipe_blob send MB/s" "pipe_blob send" 500 "MB/s" 1048576
 floor "pipe_blob send_bytes MB/s" "pipe_blob send_bytes" 500 "MB/s" 1048576
+
+# --- speed-ups ------------------------------------------------------------------
+
+# The pool_cpu tasks run serially in the main process and over Pool(2).map(),
+# in the same program (scripts/bench/pool_cpu.*): serial time / pool time. Two
+# workers on two free CPUs approach 2x; rhai-mp must reach 1.8x (it needs at
+# least two CPUs), CPython's is for information.
+speedup "pool_cpu Pool(2) vs serial" 1.8 \
+    "'$RHAI_MP' scripts/bench/pool_cpu.rhai speedup 8 $N_POOL_CPU" \
+    "'$PYTHON' scripts/bench/pool_cpu.py speedup 8 $N_POOL_CPU"
 
 echo
 if [[ -s "$ERRLOG" ]] && grep -qv '^--- ' "$ERRLOG"; then

@@ -24,6 +24,7 @@ mod hold;
 mod lock;
 mod opts;
 mod os;
+mod pool;
 mod process;
 mod queue;
 mod region_codec;
@@ -37,6 +38,7 @@ mod wait;
 
 pub use connection::Connection;
 pub use context::Context;
+pub use pool::Pool;
 pub use queue::Queue;
 pub use simple_queue::SimpleQueue;
 
@@ -59,6 +61,8 @@ def_package! {
         combine_with_exported_module!(lib, "array", array::array_functions);
         combine_with_exported_module!(lib, "shared_memory", shared_memory::shared_memory_functions);
         combine_with_exported_module!(lib, "hold", hold::hold_functions);
+        combine_with_exported_module!(lib, "pool", pool::pool_functions);
+        pool::register(lib);
         lib.set_iterable::<array::SharedArray>();
         connection::register_codecs();
         lock::register_codecs();
@@ -71,6 +75,7 @@ def_package! {
         shared_memory::register_codecs();
         queue::register_codecs();
         simple_queue::register_codecs();
+        pool::register_codecs();
     } |> |engine| {
         engine.register_static_module("os", exported_module!(os::os_functions).into());
         engine.register_static_module("time", exported_module!(time::time_functions).into());

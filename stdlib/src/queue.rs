@@ -273,6 +273,18 @@ impl QueueCore {
 
     /// Takes the oldest item. `Empty` if there is none and none arrives in time.
     pub fn get(&self, block: bool, timeout: Option<f64>) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
+        self.get_with(block, timeout, &mut |_| {})
+    }
+
+    /// As [`QueueCore::get`], calling `on_take` with the item's bytes while the queue's mutex
+    /// is held, before the item leaves the queue: a process killed at any point leaves the
+    /// item either still queued or recorded by `on_take` (a pool worker notes its task so).
+    pub fn get_with(
+        &self,
+        block: bool,
+        timeout: Option<f64>,
+        on_take: &mut dyn FnMut(&[u8]),
+    ) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
         self.check_open()?;
         let deadline = until(timeout);
         if block {
@@ -297,6 +309,7 @@ impl QueueCore {
         }
         let head = self.field(HEAD).load(Relaxed);
         let (len, nfds, data) = self.read_record(head).map_err(|e| MpError::os("queue get", e))?;
+        on_take(&data);
         let mut fds = Vec::new();
         if nfds > 0 {
             let mut scratch = Vec::new();

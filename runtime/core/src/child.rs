@@ -68,6 +68,8 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
     become_child(&boot);
     if boot.mode == Mode::Server {
         let _ = sys::set_parent_death_signal(libc::SIGKILL);
+        // As Python's: Ctrl-C is for the children, not the server.
+        sys::ignore_signal(libc::SIGINT);
     } else if boot.info.daemon && !die_with_parent(Some(boot.info.parent.pid)) {
         return 1;
     }
@@ -104,6 +106,7 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
                     taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
                 start::forkserver::serve(listener, |request, fds| {
                     run_fork_hooks();
+                    sys::default_sigint();
                     become_child(&request);
                     if request.info.daemon {
                         die_with_parent(None);
@@ -236,6 +239,22 @@ pub fn run_forked(info: state::ChildInfo, target: &Dynamic, args: Array, ctx: &N
         Some(f) => f.call_raw(ctx, None, args),
     };
     finish(report(result))
+}
+
+/// The body of a [`crate::start::fork::Server`]: serves fork requests, each child running
+/// its call through `ctx` (the context the server was forked in). Never returns.
+pub(crate) fn serve_forked(listener: OwnedFd, ctx: &NativeCallContext) -> ! {
+    sys::ignore_signal(libc::SIGINT);
+    let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    start::forkserver::serve(listener, |request, fds| {
+        run_fork_hooks();
+        sys::default_sigint();
+        become_child(&request);
+        if request.info.daemon {
+            die_with_parent(None);
+        }
+        finish(report(run_call(ctx, &request.call, fds, &wire::ContextFns(ctx))))
+    })
 }
 
 /// A child's end: terminate its daemon children, join the others, keep the exit code.

@@ -36,6 +36,7 @@ pub enum ErrorKind {
     AuthenticationError,
     SerializationError,
     WorkerLostError,
+    KeyboardInterrupt,
 }
 
 impl ErrorKind {
@@ -64,6 +65,7 @@ impl ErrorKind {
             AuthenticationError => "AuthenticationError",
             SerializationError => "SerializationError",
             WorkerLostError => "WorkerLostError",
+            KeyboardInterrupt => "KeyboardInterrupt",
         }
     }
 }
@@ -130,6 +132,97 @@ impl From<nix::Error> for MpError {
 impl From<std::io::Error> for MpError {
     fn from(err: std::io::Error) -> Self {
         MpError::os("I/O failed", err)
+    }
+}
+
+/// The source tag of the wrapper [`RemoteError::to_eval`] puts around an error raised in
+/// another process; the report recognizes it to name that process.
+pub const REMOTE_TAG: &str = "rhai-mp-remote";
+
+/// An error raised in another process (a pool worker) on its way back to the caller.
+///
+/// `value` is what a `catch` in that process would have received: a thrown value unchanged,
+/// or, for a Rhai runtime error, Rhai's error map plus `type`, `process` and `pid`. The
+/// process and the position travel beside it, so that an uncaught remote error is reported
+/// with the worker's name, pid and `file:line:col`, while `catch` still sees only `value`.
+#[derive(Debug, Clone)]
+pub struct RemoteError {
+    pub value: Dynamic,
+    pub process: String,
+    pub pid: i32,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl RemoteError {
+    /// Captures `err`, raised in this process (named `process`), for sending.
+    pub fn capture(err: &EvalAltResult, process: &str, pid: i32) -> RemoteError {
+        let (inner, pos, _) = crate::report::innermost(err);
+        let value = match inner {
+            EvalAltResult::ErrorRuntime(v, _) => v.clone(),
+            other => {
+                let (kind, message) = crate::report::type_and_message(other);
+                let mut map = Map::new();
+                map.insert("message".into(), message.into());
+                map.insert("type".into(), kind.into());
+                if let Some(line) = pos.line() {
+                    map.insert("line".into(), (line as rhai::INT).into());
+                    map.insert("position".into(), (pos.position().unwrap_or(0) as rhai::INT).into());
+                }
+                map.insert("process".into(), process.into());
+                map.insert("pid".into(), (pid as rhai::INT).into());
+                map.into()
+            }
+        };
+        RemoteError {
+            value,
+            process: process.to_string(),
+            pid,
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(0),
+        }
+    }
+
+    /// The form that crosses: `#{value, process, pid, line, column}`.
+    pub fn to_dynamic(&self) -> Dynamic {
+        let mut m = Map::new();
+        m.insert("value".into(), self.value.clone());
+        m.insert("process".into(), self.process.clone().into());
+        m.insert("pid".into(), (self.pid as rhai::INT).into());
+        m.insert("line".into(), (self.line as rhai::INT).into());
+        m.insert("column".into(), (self.column as rhai::INT).into());
+        m.into()
+    }
+
+    /// Reads [`RemoteError::to_dynamic`]'s form back.
+    pub fn from_dynamic(v: Dynamic) -> Option<RemoteError> {
+        let mut m = v.try_cast::<Map>()?;
+        let int = |m: &Map, k: &str| m.get(k).and_then(|x| x.as_int().ok());
+        Some(RemoteError {
+            process: m.get("process")?.clone().into_string().ok()?,
+            pid: int(&m, "pid")? as i32,
+            line: int(&m, "line")?.max(0) as usize,
+            column: int(&m, "column")?.max(0) as usize,
+            value: m.remove("value")?,
+        })
+    }
+
+    /// The Rhai error to throw in the caller: `catch` receives `value`; an uncaught report
+    /// names the process and quotes its position.
+    pub fn to_eval(&self) -> Box<EvalAltResult> {
+        let pos = if self.line > 0 {
+            Position::new(self.line.min(u16::MAX as usize) as u16, self.column.min(u16::MAX as usize) as u16)
+        } else {
+            Position::NONE
+        };
+        let inner = EvalAltResult::ErrorRuntime(self.value.clone(), pos);
+        EvalAltResult::ErrorInFunctionCall(
+            self.process.clone(),
+            format!("{REMOTE_TAG}:{}", self.pid),
+            inner.into(),
+            Position::NONE,
+        )
+        .into()
     }
 }
 

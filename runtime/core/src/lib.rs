@@ -20,13 +20,16 @@ mod wire;
 
 pub use boot::{Boot, Mode};
 pub use child::{at_fork_child, run_if_child, CHILD_ENV};
-pub use error::{ErrorKind, MpError, MpResult};
+pub use error::{ErrorKind, MpError, MpResult, RemoteError};
 pub use interp::{compile_ast, exit_code, outcome, run_main, set_names, ExitRequest};
 pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role};
 pub use report::type_and_message;
-pub use start::Popen;
-pub use sys::{borrow_fd, futex_wait, futex_wake, pid, process_is_dead, spin_time, spin_while};
+pub use start::{fork::Server as ForkServer, Popen};
+pub use sys::{
+    borrow_fd, catch_sigint, default_sigint, futex_wait, futex_wake, pid, process_is_dead, spin_time, spin_while,
+    take_sigint, SigintGuard,
+};
 pub mod transport {
     //! Message transport for primitives: atomic messages over SEQPACKET sockets.
     pub use crate::message::{peek, recv_message, send};
@@ -36,8 +39,8 @@ pub use message::{Kind as MessageKind, Message, Payload, INLINE_MAX};
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
 pub use wire::{
-    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, HandleCodec, NoFunctions, Packet,
-    Wire, MAX_DEPTH,
+    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, FnTable, HandleCodec, NoFunctions,
+    Packet, Wire, MAX_DEPTH,
 };
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in

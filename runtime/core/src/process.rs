@@ -216,6 +216,30 @@ impl Process {
     /// Starts the child: checks Python's preconditions, encodes the call, and launches it
     /// with the object's start method (or the default).
     pub fn start(&self, ctx: &NativeCallContext) -> MpResult<()> {
+        self.start_in(Some(ctx), None)
+    }
+
+    /// Starts the child from outside any native call (a pool replacing a worker while a
+    /// `for` loop reads its results). Under `fork` it needs `server`, a fork server made
+    /// earlier (a forked child needs the script's running context).
+    pub fn start_detached(&self, server: Option<&fork::Server>) -> MpResult<()> {
+        self.start_in(None, server)
+    }
+
+    /// Checks Python's preconditions for starting a child from this process: not a daemon,
+    /// not bootstrapping (the missing `__main__` guard).
+    pub fn check_startable() -> MpResult<()> {
+        let (daemonic, bootstrapping) = state::with(|s| (s.daemon, s.bootstrapping));
+        if daemonic {
+            return Err(mp_err!(AssertionError, "daemonic processes are not allowed to have children"));
+        }
+        if bootstrapping {
+            return Err(mp_err!(RuntimeError, "{GUARD_MESSAGE}"));
+        }
+        Ok(())
+    }
+
+    fn start_in(&self, ctx: Option<&NativeCallContext>, server: Option<&fork::Server>) -> MpResult<()> {
         self.check_closed()?;
         {
             let i = self.0.borrow();
@@ -226,13 +250,7 @@ impl Process {
                 return Err(mp_err!(AssertionError, "can only start a process object created by current process"));
             }
         }
-        let (daemonic, bootstrapping) = state::with(|s| (s.daemon, s.bootstrapping));
-        if daemonic {
-            return Err(mp_err!(AssertionError, "daemonic processes are not allowed to have children"));
-        }
-        if bootstrapping {
-            return Err(mp_err!(RuntimeError, "{GUARD_MESSAGE}"));
-        }
+        Self::check_startable()?;
         reap_finished();
 
         let (target, args, info, method) = {
@@ -245,11 +263,26 @@ impl Process {
             (target, Dynamic::from_array(i.args.clone()), info, method)
         };
         let popen = match method {
+            StartMethod::Fork if server.is_some() => {
+                let packet = wire::encode_parts(&[("target", &target), ("args", &args)])?;
+                let boot = state::with(|s| Boot {
+                    mode: Mode::Child,
+                    info,
+                    script: s.script.clone(),
+                    argv: s.argv.clone(),
+                    forkserver: s.forkserver.clone(),
+                    call: packet.bytes,
+                });
+                forkserver::launch_at(&server.unwrap().name, boot, packet.fds)?
+            }
             StartMethod::Fork => {
                 // Check that the call could cross (so scripts behave the same under every
                 // method), but hand the child the very values: as in Python, a forked child
                 // uses the parent's objects, so closing an inherited Connection closes it.
                 wire::encode_parts(&[("target", &target), ("args", &args)])?;
+                let ctx = ctx.ok_or_else(|| {
+                    mp_err!(RuntimeError, "a fork child can only be started from a function call, not by a for loop")
+                })?;
                 fork::launch(info, &target, args.cast::<Array>(), ctx)?
             }
             StartMethod::Spawn | StartMethod::ForkServer => {
@@ -395,4 +428,5 @@ pub fn at_exit() {
     for c in active_children() {
         let _ = c.join(None);
     }
+    forkserver::stop_server();
 }

@@ -39,10 +39,26 @@ pub fn type_and_message(err: &EvalAltResult) -> (String, String) {
 /// Peels off "in function call" wrappers: the error that actually happened, its position,
 /// and the functions it happened in (outermost first).
 pub fn innermost(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>) {
+    let (e, pos, chain, _) = innermost_remote(err);
+    (e, pos, chain)
+}
+
+/// As [`innermost`], plus the process (name, pid) the error was raised in when it came from
+/// another process (see [`crate::error::RemoteError`]); the chain then starts there.
+pub fn innermost_remote(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>, Option<(String, i32)>) {
     let mut chain = Vec::new();
+    let mut remote = None;
     let mut e = err;
     loop {
         match e {
+            EvalAltResult::ErrorInFunctionCall(f, src, inner, _)
+                if src.strip_prefix(crate::error::REMOTE_TAG).is_some_and(|r| r.starts_with(':')) =>
+            {
+                let pid = src[crate::error::REMOTE_TAG.len() + 1..].parse().unwrap_or(0);
+                remote = Some((f.clone(), pid));
+                chain.clear();
+                e = inner;
+            }
             EvalAltResult::ErrorInFunctionCall(f, _, inner, _) => {
                 chain.push(if f.starts_with("anon$") { "<closure>".to_string() } else { f.clone() });
                 e = inner;
@@ -51,7 +67,7 @@ pub fn innermost(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>)
             _ => break,
         }
     }
-    (e, e.position(), chain)
+    (e, e.position(), chain, remote)
 }
 
 /// The source a report quotes from.
@@ -62,10 +78,11 @@ pub struct Source<'a> {
 
 /// Formats the report of an uncaught error. `who` names a child process.
 pub fn format(err: &EvalAltResult, source: Option<Source>, who: Option<(&str, i32)>) -> String {
-    let (inner, pos, chain) = innermost(err);
+    let (inner, pos, chain, remote) = innermost_remote(err);
     let (kind, message) = type_and_message(inner);
     let mut out = String::new();
-    if let Some((name, pid)) = who {
+    let remote_who = remote.as_ref().map(|(n, p)| (n.as_str(), *p));
+    if let Some((name, pid)) = remote_who.or(who) {
         out.push_str(&format!("Process {name} (pid {pid}): "));
     }
     out.push_str(&format!("{kind}: {message}\n"));

@@ -68,6 +68,8 @@ pub struct State {
     pub children: Vec<Process>,
     /// The abstract socket name of the forkserver this process uses, once started.
     pub forkserver: Option<String>,
+    /// The pid of the forkserver this process started (it is killed and reaped at exit).
+    pub forkserver_pid: Option<i32>,
 }
 
 impl Default for State {
@@ -85,6 +87,7 @@ impl Default for State {
             argv: Vec::new(),
             children: Vec::new(),
             forkserver: None,
+            forkserver_pid: None,
         }
     }
 }
@@ -126,6 +129,7 @@ pub fn enter_child(info: ChildInfo) {
         s.parent = Some(info.parent);
         s.counter = 0;
         s.children.clear();
+        s.forkserver_pid = None;
         s.default_method = info.method;
         s.method_fixed = true;
     })

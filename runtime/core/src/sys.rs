@@ -202,3 +202,53 @@ pub fn spin_while(busy: impl Fn() -> bool) -> bool {
         }
     }
 }
+
+static SIGINT_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_sigint(_: libc::c_int) {
+    SIGINT_SEEN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// While alive, SIGINT (Ctrl-C) sets a flag ([`take_sigint`]) instead of killing the
+/// process, so that a blocking wait can end with a clear error and clean up. Dropping it
+/// restores the previous disposition.
+pub struct SigintGuard {
+    old: libc::sigaction,
+}
+
+/// Catches SIGINT until the guard is dropped (see [`SigintGuard`]).
+pub fn catch_sigint() -> SigintGuard {
+    // SAFETY: a zeroed sigaction is a valid value to fill in; the handler only stores to an
+    // atomic, which is async-signal-safe; `old` receives the previous action.
+    unsafe {
+        let mut new: libc::sigaction = std::mem::zeroed();
+        new.sa_sigaction = note_sigint as *const () as usize;
+        libc::sigemptyset(&mut new.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGINT, &new, &mut old);
+        SigintGuard { old }
+    }
+}
+
+impl Drop for SigintGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the action `catch_sigint` saved.
+        unsafe {
+            libc::sigaction(libc::SIGINT, &self.old, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Whether SIGINT arrived while a [`SigintGuard`] was alive (and clears the flag).
+pub fn take_sigint() -> bool {
+    SIGINT_SEEN.swap(false, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Gives SIGINT its default action again (in a pool worker forked while the parent was
+/// catching it).
+pub fn default_sigint() {
+    // SAFETY: SIG_DFL is always a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}

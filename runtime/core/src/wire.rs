@@ -334,6 +334,29 @@ impl FnResolver for ContextFns<'_, '_> {
     }
 }
 
+/// A snapshot of the script functions a context sees, for decoding values later, outside
+/// any native call (a pool's results read by a `for` loop).
+#[derive(Debug, Clone, Default)]
+pub struct FnTable(HashMap<String, FnPtr>);
+
+impl FnTable {
+    pub fn from_context(ctx: &NativeCallContext) -> FnTable {
+        let mut t = HashMap::new();
+        for m in ctx.iter_namespaces() {
+            for f in m.iter_script_fn_info() {
+                t.entry(f.2.to_string()).or_insert_with(|| FnPtr::from(f.4.clone()));
+            }
+        }
+        FnTable(t)
+    }
+}
+
+impl FnResolver for FnTable {
+    fn resolve(&self, name: &str) -> Option<FnPtr> {
+        self.0.get(name).cloned()
+    }
+}
+
 /// Converts a value to its wire form. `root` names it in error messages (`"args"`).
 pub fn to_wire(value: &Dynamic, root: &str) -> MpResult<(Wire, Vec<OwnedFd>)> {
     let mut enc =

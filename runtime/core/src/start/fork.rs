@@ -6,7 +6,7 @@
 //! encodes them first, so a value that could not cross under spawn fails here too. Nothing
 //! is printed twice, because rhai-mp buffers no output across the fork.
 
-use super::Popen;
+use super::{forkserver, Popen};
 use crate::child;
 use crate::error::MpResult;
 use crate::state::ChildInfo;
@@ -21,5 +21,38 @@ pub fn launch(info: ChildInfo, target: &Dynamic, args: Array, ctx: &NativeCallCo
             let code = child::run_forked(info, target, args, ctx);
             sys::exit_now(code)
         }
+    }
+}
+
+/// A fork server made from this process as it is now: a forked copy that serves requests
+/// (as the forkserver does) by forking children that run their call with the context the
+/// server was made in. A fork pool uses one so that it can start workers later from
+/// anywhere, even from a `for` loop, which has no context to fork with.
+///
+/// The server ignores Ctrl-C (its children do not), dies with this process, and is killed
+/// when the `Server` is dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub name: String,
+    popen: Popen,
+}
+
+impl Server {
+    pub fn start(ctx: &NativeCallContext) -> MpResult<Server> {
+        let (name, listener) = forkserver::listen("rhai-mp-fork-pool")?;
+        match sys::fork().map_err(|e| crate::MpError::os("fork", e))? {
+            Forked::Parent(pid) => {
+                drop(listener);
+                Ok(Server { name, popen: Popen::direct(pid)? })
+            }
+            Forked::Child => child::serve_forked(listener, ctx),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.popen.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = self.popen.wait(None);
     }
 }

@@ -35,19 +35,25 @@ fn connect(name: &str) -> MpResult<OwnedFd> {
     Ok(fd)
 }
 
-/// The server's address, starting the server if this process has none yet.
-fn ensure_server() -> MpResult<String> {
-    if let Some(name) = state::with(|s| s.forkserver.clone()) {
-        return Ok(name);
-    }
+/// A fresh listening socket in the abstract namespace, and its name (`<prefix>-<pid>-<ns>`).
+pub(crate) fn listen(prefix: &str) -> MpResult<(String, OwnedFd)> {
     let name = format!(
-        "rhai-mp-forkserver-{}-{:x}",
+        "{prefix}-{}-{:x}",
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     );
     let listener = sock::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
     sock::bind(listener.as_raw_fd(), &UnixAddr::new_abstract(name.as_bytes())?)?;
     sock::listen(&listener, sock::Backlog::new(128)?)?;
+    Ok((name, listener))
+}
+
+/// The server's address, starting the server if this process has none yet.
+fn ensure_server() -> MpResult<String> {
+    if let Some(name) = state::with(|s| s.forkserver.clone()) {
+        return Ok(name);
+    }
+    let (name, listener) = listen("rhai-mp-forkserver")?;
     let boot = state::with(|s| Boot {
         mode: Mode::Server,
         info: ChildInfo {
@@ -62,8 +68,11 @@ fn ensure_server() -> MpResult<String> {
         forkserver: Some(name.clone()),
         call: Vec::new(),
     });
-    super::spawn::exec_self("forkserver", boot, vec![listener])?;
-    state::with(|s| s.forkserver = Some(name.clone()));
+    let pid = super::spawn::exec_self("forkserver", boot, vec![listener])?;
+    state::with(|s| {
+        s.forkserver = Some(name.clone());
+        s.forkserver_pid = Some(pid);
+    });
     Ok(name)
 }
 
@@ -71,8 +80,14 @@ fn ensure_server() -> MpResult<String> {
 pub fn launch(mut boot: Boot, fds: Vec<OwnedFd>) -> MpResult<Popen> {
     let name = ensure_server()?;
     boot.forkserver = Some(name.clone());
+    launch_at(&name, boot, fds)
+}
+
+/// Asks the server listening at `name` (a forkserver, or a fork pool's server, see
+/// [`super::fork::Server`]) for a child that runs the call in `boot`.
+pub fn launch_at(name: &str, boot: Boot, fds: Vec<OwnedFd>) -> MpResult<Popen> {
     let packet = boot.into_packet(fds)?;
-    let conn = connect(&name)?;
+    let conn = connect(name)?;
     channel::send(conn.as_fd(), &packet.bytes, &packet.fds)
         .map_err(|e| MpError::os("cannot send to the forkserver", e))?;
     let mut pid = [0u8; 4];
@@ -194,5 +209,14 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
 fn report(children: &mut HashMap<i32, Served>, pid: i32, code: i32) {
     if let Some(Served { conn: Some(conn), .. }) = children.remove(&pid) {
         let _ = channel::write_all(conn.as_fd(), &code.to_le_bytes());
+    }
+}
+
+/// Stops the forkserver this process started, if any (at exit: its served children were
+/// joined or terminated already).
+pub fn stop_server() {
+    if let Some(pid) = state::with(|s| s.forkserver_pid.take()) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
     }
 }

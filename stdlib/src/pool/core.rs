@@ -1,0 +1,677 @@
+//! The parent side of a pool: its workers, the task and result queues, the calls in
+//! progress, and the loop ([`Pool::pump`]) that moves results to those calls.
+//!
+//! There is no thread. Every pool call (and every call on one of its results) pumps: it
+//! sends more of a lazy `imap`'s input, takes the results that arrived, notices dead
+//! workers (failing the task a dead worker held with `WorkerLostError`, and starting a
+//! replacement), and runs the callbacks that became due, in completion order. A blocking
+//! call pumps until what it waits for is there, sleeping on the result queue in between.
+//!
+//! Workers start without a script context (a `for` loop has none): spawn and forkserver
+//! need none, and under `fork` the pool keeps a fork server, forked from the script when the
+//! pool was made, that forks its workers.
+//!
+//! Caveats: while the script is busy elsewhere, nothing is pumped: workers keep running
+//! queued tasks, but callbacks wait for the next call, and a worker that exited is replaced
+//! only then. A `for` loop over an `imap` runs no callbacks (it has no context to call
+//! them with); they run at the next call.
+
+use super::job::{Failure, Job, JobKind, Source};
+use super::task::{read_result, split_outcome, stop_task, Field, Kind, PoolSlots, TaskHead, MAX_WORKERS};
+use super::worker::WORKER_FN;
+use crate::queue::{Flavour, Queue, QueueCore};
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext, INT};
+use rhai_mp_core::{
+    mp_err, ContextFns, ErrorKind, FnTable, ForkServer, MpResult, Packet, Process, RemoteError, StartMethod,
+};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// How long a blocked call sleeps on the result queue before it looks at the workers.
+const POLL: Duration = Duration::from_millis(50);
+/// How often a busy pump looks at the workers.
+const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolState {
+    Run,
+    Close,
+    Terminate,
+}
+
+/// What `Pool(..)` was asked for.
+pub struct PoolConfig {
+    pub processes: usize,
+    pub initializer: Option<FnPtr>,
+    pub initargs: Array,
+    pub maxtasks: INT,
+    pub method: StartMethod,
+}
+
+pub struct PoolInner {
+    pub method: StartMethod,
+    pub size: usize,
+    tasks: Queue,
+    results: Queue,
+    slots: PoolSlots,
+    workers: Vec<Option<Process>>,
+    initializer: Option<FnPtr>,
+    initargs: Array,
+    maxtasks: INT,
+    pub state: PoolState,
+    /// Calls whose results are not all in.
+    jobs: BTreeMap<u64, Rc<RefCell<Job>>>,
+    /// The encoded function and task kind of calls that still have input to send.
+    funcs: HashMap<u64, (Kind, Packet)>,
+    next_job: u64,
+    callbacks: VecDeque<(FnPtr, Dynamic)>,
+    /// Set when the initializer failed: every call fails with its error.
+    broken: Option<Failure>,
+    /// The script's functions, to decode results outside a native call.
+    fns: FnTable,
+    /// Under `fork`: the server that forks workers (made when the pool was).
+    server: Option<ForkServer>,
+    last_check: Instant,
+}
+
+/// A pool handle; copies share the pool. The last copy to go terminates it.
+#[derive(Clone)]
+pub struct Pool(pub Rc<RefCell<PoolInner>>);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn worker_prefix(method: StartMethod) -> &'static str {
+    match method {
+        StartMethod::Spawn => "SpawnPoolWorker",
+        StartMethod::Fork => "ForkPoolWorker",
+        StartMethod::ForkServer => "ForkServerPoolWorker",
+    }
+}
+
+fn signal_name(n: i32) -> String {
+    nix::sys::signal::Signal::try_from(n).map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
+}
+
+impl Pool {
+    pub fn new(ctx: &NativeCallContext, cfg: PoolConfig) -> RhaiResult<Pool> {
+        if cfg.processes == 0 {
+            return Err(mp_err!(ValueError, "Number of processes must be at least 1").into());
+        }
+        if cfg.processes > MAX_WORKERS {
+            return Err(
+                mp_err!(ValueError, "a pool can have at most {MAX_WORKERS} processes, not {}", cfg.processes).into()
+            );
+        }
+        let inner = PoolInner {
+            method: cfg.method,
+            size: cfg.processes,
+            tasks: Queue(Rc::new(QueueCore::new(Flavour::Simple, 0)?)),
+            results: Queue(Rc::new(QueueCore::new(Flavour::Simple, 0)?)),
+            slots: PoolSlots::new()?,
+            workers: (0..cfg.processes).map(|_| None).collect(),
+            initializer: cfg.initializer,
+            initargs: cfg.initargs,
+            maxtasks: cfg.maxtasks,
+            state: PoolState::Run,
+            jobs: BTreeMap::new(),
+            funcs: HashMap::new(),
+            next_job: 1,
+            callbacks: VecDeque::new(),
+            broken: None,
+            fns: FnTable::from_context(ctx),
+            server: None,
+            last_check: Instant::now(),
+        };
+        let pool = Pool(Rc::new(RefCell::new(inner)));
+        {
+            let mut p = pool.0.borrow_mut();
+            if p.method == StartMethod::Fork {
+                // Checks first what `Process::start` would (a daemon cannot have children …).
+                Process::check_startable()?;
+                p.server = Some(ForkServer::start(ctx)?);
+            }
+            for i in 0..p.size {
+                if let Err(e) = p.start_worker(i) {
+                    p.terminate();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    pub fn describe(&self) -> String {
+        match self.0.try_borrow() {
+            Ok(p) => {
+                let state = match p.state {
+                    PoolState::Run => "RUN",
+                    PoolState::Close => "CLOSE",
+                    PoolState::Terminate => "TERMINATE",
+                };
+                format!("<Pool state={state} pool_size={}>", p.size)
+            }
+            Err(_) => "<Pool>".to_string(),
+        }
+    }
+
+    /// Refreshes the functions used to decode results outside native calls.
+    pub fn refresh_functions(&self, ctx: &NativeCallContext) {
+        self.0.borrow_mut().fns = FnTable::from_context(ctx);
+    }
+
+    /// Starts a call: sends its input (all of it, or for `lazy` calls the first chunks).
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit(
+        &self,
+        kind: JobKind,
+        task: Kind,
+        func: FnPtr,
+        source: Source,
+        chunksize: u64,
+        callback: Option<FnPtr>,
+        error_callback: Option<FnPtr>,
+    ) -> RhaiResult<Rc<RefCell<Job>>> {
+        let mut p = self.0.borrow_mut();
+        p.check_running()?;
+        let packet = rhai_mp_core::encode(&Dynamic::from(func), "func")?;
+        let id = p.next_job;
+        p.next_job += 1;
+        let mut job = Job::new(id, kind);
+        job.chunksize = chunksize.max(1);
+        job.total = Some(source.len());
+        job.source = Some(source);
+        job.callback = callback;
+        job.error_callback = error_callback;
+        let job = Rc::new(RefCell::new(job));
+        p.jobs.insert(id, job.clone());
+        p.funcs.insert(id, (task, packet));
+        let limit = if matches!(kind, JobKind::Imap { .. }) { p.in_flight_limit() } else { u64::MAX };
+        if let Err(e) = p.send_chunks(&job, limit, true) {
+            p.jobs.remove(&id);
+            p.funcs.remove(&id);
+            return Err(e.into());
+        }
+        p.settle(&job);
+        Ok(job)
+    }
+
+    /// Moves results until `done()` or the deadline; `Ok(false)` if the deadline came first.
+    /// Runs due callbacks (when there is a context to run them with). Ctrl-C while waiting
+    /// terminates the pool and throws `KeyboardInterrupt`.
+    pub fn pump(
+        &self,
+        ctx: Option<&NativeCallContext>,
+        deadline: Option<Instant>,
+        done: &dyn Fn() -> bool,
+    ) -> RhaiResult<bool> {
+        let _sigint = rhai_mp_core::catch_sigint();
+        let mut idle = false;
+        let interrupted = || -> RhaiResult<()> {
+            if rhai_mp_core::take_sigint() {
+                self.0.borrow_mut().terminate();
+                return Err(mp_err!(
+                    KeyboardInterrupt,
+                    "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated"
+                )
+                .into());
+            }
+            Ok(())
+        };
+        loop {
+            // Ctrl-C reaches the workers too: their deaths are not the story.
+            interrupted()?;
+            self.0.borrow_mut().step(ctx, idle)?;
+            interrupted()?;
+            self.run_callbacks(ctx)?;
+            if done() {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if d <= now => return Ok(false),
+                Some(d) => (d - now).min(POLL),
+                None => POLL,
+            };
+            let (results, state) = {
+                let p = self.0.borrow();
+                (p.results.clone(), p.state)
+            };
+            if state == PoolState::Terminate {
+                // Nothing more will come (terminate failed every call).
+                return Ok(done());
+            }
+            match results.0.get(true, Some(wait.as_secs_f64())) {
+                Ok((bytes, fds)) => {
+                    idle = false;
+                    self.0.borrow_mut().take_result(ctx, &bytes, fds)?;
+                }
+                Err(e) if e.kind == ErrorKind::Empty => idle = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn run_callbacks(&self, ctx: Option<&NativeCallContext>) -> RhaiResult<()> {
+        let Some(ctx) = ctx else { return Ok(()) };
+        loop {
+            let next = self.0.borrow_mut().callbacks.pop_front();
+            match next {
+                None => return Ok(()),
+                Some((f, v)) => {
+                    let _ = f.call_raw(ctx, None, [v])?;
+                }
+            }
+        }
+    }
+
+    pub fn close(&self, ctx: &NativeCallContext) -> RhaiResult<()> {
+        self.pump(Some(ctx), Some(Instant::now()), &|| true)?;
+        let mut p = self.0.borrow_mut();
+        if p.state == PoolState::Run {
+            p.state = PoolState::Close;
+        }
+        Ok(())
+    }
+
+    pub fn terminate(&self) {
+        self.0.borrow_mut().terminate();
+    }
+
+    /// Waits for every call to finish and every worker to exit (after `close()`).
+    pub fn join(&self, ctx: &NativeCallContext) -> RhaiResult<()> {
+        match self.0.borrow().state {
+            PoolState::Run => {
+                return Err(
+                    mp_err!(ValueError, "Pool is still running (call close() or terminate() before join())").into()
+                )
+            }
+            PoolState::Terminate => return Ok(()),
+            PoolState::Close => {}
+        }
+        let inner = self.0.clone();
+        self.pump(Some(ctx), None, &|| inner.borrow().jobs.is_empty())?;
+        let workers: Vec<Process> = {
+            let mut p = self.0.borrow_mut();
+            for _ in 0..p.size {
+                p.tasks.0.put(&stop_task(), &[], true, None)?;
+            }
+            p.workers.iter_mut().filter_map(Option::take).collect()
+        };
+        for w in workers {
+            w.join(None)?;
+            let _ = w.close();
+        }
+        Ok(())
+    }
+
+    /// Waits for a call's outcome.
+    pub fn wait_job(&self, ctx: &NativeCallContext, job: &Rc<RefCell<Job>>, timeout: Option<f64>) -> RhaiResult<bool> {
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        self.pump(Some(ctx), deadline, &|| job.borrow().outcome.is_some())
+    }
+
+    /// Waits for an imap's next item; `None` past the end, `Err(TimeoutError)` on timeout.
+    pub fn next_item(
+        &self,
+        ctx: Option<&NativeCallContext>,
+        job: &Rc<RefCell<Job>>,
+        timeout: Option<f64>,
+    ) -> RhaiResult<Option<Dynamic>> {
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        let ready = || {
+            let j = job.borrow();
+            !j.out.is_empty() || j.complete()
+        };
+        if !ready() && !self.pump(ctx, deadline, &ready)? {
+            return Err(mp_err!(TimeoutError, "no result arrived within {} s", timeout.unwrap_or(0.0)).into());
+        }
+        // Keep the workers busy with the next chunks.
+        self.0.borrow_mut().step(ctx, false)?;
+        let mut j = job.borrow_mut();
+        match j.out.pop_front() {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(Some(v)),
+            Some(Err(f)) => Err(f.to_eval()),
+        }
+    }
+}
+
+impl PoolInner {
+    fn check_running(&self) -> RhaiResult<()> {
+        if let Some(f) = &self.broken {
+            return Err(f.to_eval());
+        }
+        if self.state != PoolState::Run {
+            return Err(mp_err!(ValueError, "Pool not running (it was closed or terminated)").into());
+        }
+        Ok(())
+    }
+
+    fn in_flight_limit(&self) -> u64 {
+        (4 * self.size as u64).max(16)
+    }
+
+    fn start_worker(&mut self, i: usize) -> MpResult<()> {
+        let args: Array = vec![
+            Dynamic::from(self.tasks.clone()),
+            Dynamic::from(self.results.clone()),
+            Dynamic::from(self.slots.clone()),
+            (i as INT).into(),
+            self.initializer.clone().map_or(Dynamic::UNIT, Dynamic::from),
+            Dynamic::from_array(self.initargs.clone()),
+            self.maxtasks.into(),
+        ];
+        let target = FnPtr::new(WORKER_FN).map_err(|e| mp_err!(RuntimeError, "{e}"))?;
+        let p = Process::new(Some(target), args, None, Some(true), Some(self.method));
+        p.set_name(p.name().replacen("Process", worker_prefix(self.method), 1));
+        self.slots.set(i, Field::Job, 0);
+        p.start_detached(self.server.as_ref())?;
+        self.workers[i] = Some(p);
+        Ok(())
+    }
+
+    /// Sends chunks of a call's input until `limit` are in flight or the input is used up.
+    /// With `first`, an input item that cannot be sent fails the whole call at once.
+    fn send_chunks(&mut self, job: &Rc<RefCell<Job>>, limit: u64, first: bool) -> MpResult<()> {
+        loop {
+            let mut j = job.borrow_mut();
+            if j.all_sent || j.in_flight() >= limit {
+                return Ok(());
+            }
+            let Some((task, func)) = self.funcs.get(&j.id) else {
+                j.all_sent = true;
+                return Ok(());
+            };
+            let (task, chunksize, start) = (*task, j.chunksize, j.next_item);
+            let (kind, payload, n) = match j.source.as_mut() {
+                None => (task, None, 0),
+                Some(Source::Range { next, end }) if task == Kind::Map => {
+                    if *next >= *end {
+                        (task, None, 0)
+                    } else {
+                        let b = next.saturating_add(chunksize as INT).min(*end);
+                        let payload = Dynamic::from_array(vec![(*next).into(), b.into()]);
+                        let n = (b - *next) as u64;
+                        *next = b;
+                        (Kind::MapRange, Some(payload), n)
+                    }
+                }
+                Some(Source::Range { next, end }) => {
+                    let b = next.saturating_add(chunksize as INT).min(*end);
+                    let items: Array = (*next..b).map(Dynamic::from).collect();
+                    *next = b;
+                    let n = items.len() as u64;
+                    (task, (n > 0).then(|| Dynamic::from_array(items)), n)
+                }
+                Some(Source::Items(it)) => {
+                    let mut items: Array = it.by_ref().take(chunksize as usize).collect();
+                    let n = items.len() as u64;
+                    let payload = match task {
+                        Kind::Apply => items.pop(),
+                        _ => (n > 0).then(|| Dynamic::from_array(items)),
+                    };
+                    (task, payload, n)
+                }
+            };
+            let Some(payload) = payload else {
+                j.all_sent = true;
+                j.source = None;
+                self.funcs.remove(&j.id);
+                return Ok(());
+            };
+            let root = if task == Kind::Apply { "args" } else { "iterable" };
+            let packet = match rhai_mp_core::encode(&payload, root) {
+                Ok(p) => p,
+                Err(e) => {
+                    let e = if task == Kind::Apply { e } else { locate(&payload, start, e) };
+                    if first && j.sent == 0 {
+                        return Err(e);
+                    }
+                    // Mid-stream (imap): that chunk fails, the others go on.
+                    let chunk = j.sent;
+                    j.sent += 1;
+                    j.next_item += n;
+                    if let Some(cb) = j.chunk_back(chunk, Err(Failure::Local(e))) {
+                        self.callbacks.push_back(cb);
+                    }
+                    continue;
+                }
+            };
+            let head = TaskHead {
+                job: j.id,
+                chunk: j.sent,
+                first: start,
+                kind,
+                func_len: func.bytes.len(),
+                func_fds: func.fds.len(),
+            };
+            let mut fds = Vec::with_capacity(func.fds.len() + packet.fds.len());
+            for fd in &func.fds {
+                fds.push(fd.try_clone()?);
+            }
+            fds.extend(packet.fds);
+            let bytes = head.frame(&func.bytes, &packet.bytes);
+            self.tasks.0.put(&bytes, &fds, true, None)?;
+            j.sent += 1;
+            j.next_item += n;
+            if j.source.as_ref().is_some_and(|s| s.len() == 0) {
+                j.all_sent = true;
+                j.source = None;
+                self.funcs.remove(&j.id);
+            }
+        }
+    }
+
+    /// Records a finished call (an empty map is finished at once).
+    fn settle(&mut self, job: &Rc<RefCell<Job>>) {
+        let mut j = job.borrow_mut();
+        if j.all_sent && j.sent == 0 && j.kind == JobKind::Map {
+            if let Some(cb) = j.finish(Ok(Dynamic::from_array(Vec::new()))) {
+                self.callbacks.push_back(cb);
+            }
+        }
+        if j.complete() {
+            self.jobs.remove(&j.id);
+            self.funcs.remove(&j.id);
+        }
+    }
+
+    /// One round of the pump without blocking.
+    fn step(&mut self, ctx: Option<&NativeCallContext>, force_check: bool) -> RhaiResult<()> {
+        let lazy: Vec<_> = self
+            .jobs
+            .values()
+            .filter(|j| {
+                let j = j.borrow();
+                !j.all_sent && matches!(j.kind, JobKind::Imap { .. })
+            })
+            .cloned()
+            .collect();
+        let limit = self.in_flight_limit();
+        for job in lazy {
+            self.send_chunks(&job, limit, false)?;
+            self.settle(&job);
+        }
+        self.drain(ctx)?;
+        if force_check || self.last_check.elapsed() >= CHECK_EVERY {
+            self.check_workers(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Takes every result already there.
+    fn drain(&mut self, ctx: Option<&NativeCallContext>) -> RhaiResult<()> {
+        loop {
+            match self.results.0.get(false, None) {
+                Ok((bytes, fds)) => self.take_result(ctx, &bytes, fds)?,
+                Err(e) if e.kind == ErrorKind::Empty => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn take_result(
+        &mut self,
+        ctx: Option<&NativeCallContext>,
+        bytes: &[u8],
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> RhaiResult<()> {
+        let (id, chunk, rest) = read_result(bytes)?;
+        let job = if id == 0 { None } else { self.jobs.get(&id).cloned() };
+        if id != 0 && job.is_none() {
+            return Ok(()); // a call already settled (failed early, or a duplicate)
+        }
+        let decoded = match ctx {
+            Some(ctx) => rhai_mp_core::decode(rest, fds, &ContextFns(ctx)),
+            None => rhai_mp_core::decode(rest, fds, &self.fns),
+        };
+        let result = decoded.and_then(split_outcome).and_then(|(ok, value)| {
+            if ok {
+                value.try_cast::<Array>().map(Ok).ok_or_else(|| mp_err!(SerializationError, "malformed pool result"))
+            } else {
+                RemoteError::from_dynamic(value)
+                    .map(|r| Err(Failure::Remote(r)))
+                    .ok_or_else(|| mp_err!(SerializationError, "malformed pool error"))
+            }
+        });
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => Err(Failure::Local(e)),
+        };
+        let Some(job) = job else {
+            // The initializer failed in worker `chunk`: every call fails with its error.
+            let f = match result {
+                Err(f) => f,
+                Ok(_) => Failure::Local(mp_err!(RuntimeError, "the pool's initializer failed")),
+            };
+            self.break_pool(f);
+            return Ok(());
+        };
+        let cb = job.borrow_mut().chunk_back(chunk, result);
+        if let Some(cb) = cb {
+            self.callbacks.push_back(cb);
+        }
+        self.settle(&job);
+        Ok(())
+    }
+
+    fn break_pool(&mut self, f: Failure) {
+        if self.broken.is_some() {
+            return;
+        }
+        self.broken = Some(f.clone());
+        for (_, job) in std::mem::take(&mut self.jobs) {
+            if let Some(cb) = job.borrow_mut().fail_all(&f) {
+                self.callbacks.push_back(cb);
+            }
+        }
+        self.funcs.clear();
+    }
+
+    /// Notices workers that ended: fails the task a dead one held, and starts replacements
+    /// while there is work.
+    fn check_workers(&mut self, ctx: Option<&NativeCallContext>) -> RhaiResult<()> {
+        self.last_check = Instant::now();
+        let mut dead = Vec::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            if let Some(p) = w {
+                if let Some(code) = p.exitcode()? {
+                    dead.push((i, p.clone(), code));
+                }
+            }
+        }
+        if !dead.is_empty() {
+            // Results a worker put before it died are in the queue: take them first.
+            self.drain(ctx)?;
+        }
+        for (i, p, code) in dead {
+            let job = self.slots.get(i, Field::Job);
+            if job != 0 {
+                let (chunk, item) = (self.slots.get(i, Field::Chunk), self.slots.get(i, Field::Item));
+                let pid = p.pid().ok().flatten().unwrap_or(0);
+                let how = if code < 0 {
+                    format!("was killed by {}", signal_name(-code))
+                } else {
+                    format!("exited with code {code}")
+                };
+                let e =
+                    mp_err!(WorkerLostError, "pool worker {} (pid {pid}) {how} while running task {item}", p.name())
+                        .with("pid", pid as INT)
+                        .with("exitcode", code as INT)
+                        .with("task", item as INT);
+                if let Some(j) = self.jobs.get(&job).cloned() {
+                    let cb = j.borrow_mut().chunk_back(chunk, Err(Failure::Local(e)));
+                    if let Some(cb) = cb {
+                        self.callbacks.push_back(cb);
+                    }
+                    self.settle(&j);
+                }
+                self.slots.set(i, Field::Job, 0);
+            }
+            self.workers[i] = None;
+            let _ = p.close();
+        }
+        let wanted = self.broken.is_none()
+            && (self.state == PoolState::Run || (self.state == PoolState::Close && !self.jobs.is_empty()));
+        if wanted {
+            for i in 0..self.size {
+                if self.workers[i].is_none() {
+                    self.start_worker(i)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends every worker (SIGTERM, then SIGKILL for one that lingers) and reaps it; calls
+    /// still running fail.
+    pub fn terminate(&mut self) {
+        if self.state == PoolState::Terminate {
+            return;
+        }
+        self.state = PoolState::Terminate;
+        let f = Failure::Local(mp_err!(RuntimeError, "the pool was terminated before this call finished"));
+        for (_, job) in std::mem::take(&mut self.jobs) {
+            let _ = job.borrow_mut().fail_all(&f);
+        }
+        self.funcs.clear();
+        let workers: Vec<Process> = self.workers.iter_mut().filter_map(Option::take).collect();
+        for w in &workers {
+            let _ = w.terminate();
+        }
+        for w in workers {
+            if w.join(Some(2.0)).is_err() || matches!(w.exitcode(), Ok(None)) {
+                let _ = w.kill();
+                let _ = w.join(None);
+            }
+            let _ = w.close();
+        }
+        self.server = None;
+    }
+}
+
+/// Names the item of a chunk that could not be sent: `iterable[12]`.
+fn locate(payload: &Dynamic, first: u64, err: rhai_mp_core::MpError) -> rhai_mp_core::MpError {
+    if let Some(items) = payload.read_lock::<Array>() {
+        for (i, x) in items.iter().enumerate() {
+            if let Err(e) = rhai_mp_core::encode(x, &format!("iterable[{}]", first + i as u64)) {
+                return e;
+            }
+        }
+    }
+    err
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}

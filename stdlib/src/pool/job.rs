@@ -1,0 +1,222 @@
+//! One call on a pool (`apply_async`, `map_async`, `imap` …) as the parent tracks it: which
+//! chunks were sent and came back, the outcome, the callbacks, and, for `imap`, the items
+//! waiting to be handed out and the rest of the input still to be sent.
+
+use rhai::{Dynamic, EvalAltResult, FnPtr, INT};
+use rhai_mp_core::{MpError, RemoteError};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Why a task failed: an error from the worker, or one the parent saw (a lost worker).
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Remote(RemoteError),
+    Local(MpError),
+}
+
+impl Failure {
+    /// The error to throw.
+    pub fn to_eval(&self) -> Box<EvalAltResult> {
+        match self {
+            Failure::Remote(r) => r.to_eval(),
+            Failure::Local(e) => e.clone().into(),
+        }
+    }
+
+    /// The value an `error_callback` receives (what `catch` would).
+    pub fn value(&self) -> Dynamic {
+        match self {
+            Failure::Remote(r) => r.value.clone(),
+            Failure::Local(e) => e.to_map().into(),
+        }
+    }
+}
+
+/// What the call does with results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// One task; the outcome is its value.
+    Apply,
+    /// Chunks; the outcome is all their results, in order.
+    Map,
+    /// Chunks whose items are handed out one by one, in order or as they come.
+    Imap { ordered: bool },
+}
+
+/// The input still to be cut into chunks.
+#[derive(Debug)]
+pub enum Source {
+    Items(std::vec::IntoIter<Dynamic>),
+    /// `next..end`, end excluded.
+    Range {
+        next: INT,
+        end: INT,
+    },
+}
+
+impl Source {
+    /// How many items are left, if known.
+    pub fn len(&self) -> u64 {
+        match self {
+            Source::Items(it) => it.len() as u64,
+            Source::Range { next, end } => (*end as i128 - *next as i128).max(0) as u64,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub id: u64,
+    pub kind: JobKind,
+    /// Chunks sent so far; `all_sent` once the input is used up.
+    pub sent: u64,
+    pub all_sent: bool,
+    /// Which chunks came back (a chunk can come back twice in a rare race; the second is
+    /// dropped).
+    pub back: Vec<bool>,
+    pub back_count: u64,
+    /// Map: each chunk's results.
+    pub chunks: Vec<Option<Vec<Dynamic>>>,
+    /// Apply / Map: the outcome, once known.
+    pub outcome: Option<Result<Dynamic, Failure>>,
+    pub callback: Option<FnPtr>,
+    pub error_callback: Option<FnPtr>,
+    /// Imap: chunks that came back but cannot be handed out yet (ordered), by chunk.
+    pub waiting: BTreeMap<u64, Result<Vec<Dynamic>, Failure>>,
+    pub next_chunk: u64,
+    /// Imap: items ready to hand out.
+    pub out: VecDeque<Result<Dynamic, Failure>>,
+    /// The input still to send (imap sends it as results are read).
+    pub source: Option<Source>,
+    pub chunksize: u64,
+    /// The index of the next item to send.
+    pub next_item: u64,
+    /// All the items, when known (for a progress bar).
+    pub total: Option<u64>,
+}
+
+impl Job {
+    pub fn new(id: u64, kind: JobKind) -> Job {
+        Job {
+            id,
+            kind,
+            sent: 0,
+            all_sent: false,
+            back: Vec::new(),
+            back_count: 0,
+            chunks: Vec::new(),
+            outcome: None,
+            callback: None,
+            error_callback: None,
+            waiting: BTreeMap::new(),
+            next_chunk: 0,
+            out: VecDeque::new(),
+            source: None,
+            chunksize: 1,
+            next_item: 0,
+            total: None,
+        }
+    }
+
+    /// Sent chunks that have not come back.
+    pub fn in_flight(&self) -> u64 {
+        self.sent - self.back_count
+    }
+
+    /// Every result is in (imap: though not necessarily handed out).
+    pub fn complete(&self) -> bool {
+        match self.kind {
+            JobKind::Apply | JobKind::Map => self.outcome.is_some(),
+            JobKind::Imap { .. } => self.all_sent && self.back_count == self.sent,
+        }
+    }
+
+    /// A chunk's result came back. Returns the callback to run, if any, with its argument.
+    pub fn chunk_back(&mut self, chunk: u64, result: Result<Vec<Dynamic>, Failure>) -> Option<(FnPtr, Dynamic)> {
+        let c = chunk as usize;
+        if c >= self.sent as usize || self.back.get(c).copied().unwrap_or(false) {
+            return None;
+        }
+        if self.back.len() <= c {
+            self.back.resize(c + 1, false);
+        }
+        self.back[c] = true;
+        self.back_count += 1;
+        match self.kind {
+            JobKind::Apply => {
+                let r = result.map(|mut v| v.pop().unwrap_or(Dynamic::UNIT));
+                self.finish(r)
+            }
+            JobKind::Map => {
+                if self.outcome.is_some() {
+                    return None;
+                }
+                match result {
+                    Err(f) => self.finish(Err(f)),
+                    Ok(v) => {
+                        if self.chunks.len() <= c {
+                            self.chunks.resize(c + 1, None);
+                        }
+                        self.chunks[c] = Some(v);
+                        if self.all_sent && self.back_count == self.sent {
+                            let mut all = Vec::with_capacity(self.chunks.iter().flatten().map(Vec::len).sum());
+                            for chunk in self.chunks.drain(..) {
+                                all.extend(chunk.unwrap_or_default());
+                            }
+                            self.finish(Ok(Dynamic::from_array(all)))
+                        } else {
+                            None
+                        }
+                    }
+                }
+            }
+            JobKind::Imap { ordered } => {
+                if ordered {
+                    self.waiting.insert(chunk, result);
+                    while let Some(r) = self.waiting.remove(&self.next_chunk) {
+                        self.hand_out(r);
+                        self.next_chunk += 1;
+                    }
+                } else {
+                    self.hand_out(result);
+                }
+                None
+            }
+        }
+    }
+
+    fn hand_out(&mut self, r: Result<Vec<Dynamic>, Failure>) {
+        match r {
+            Ok(v) => self.out.extend(v.into_iter().map(Ok)),
+            Err(f) => self.out.push_back(Err(f)),
+        }
+    }
+
+    /// Sets the outcome; returns the callback to run with its argument.
+    pub fn finish(&mut self, r: Result<Dynamic, Failure>) -> Option<(FnPtr, Dynamic)> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let cb = match &r {
+            Ok(v) => self.callback.clone().map(|f| (f, v.clone())),
+            Err(e) => self.error_callback.clone().map(|f| (f, e.value())),
+        };
+        self.outcome = Some(r);
+        cb
+    }
+
+    /// Fails everything still outstanding (the pool was terminated or is broken).
+    pub fn fail_all(&mut self, f: &Failure) -> Option<(FnPtr, Dynamic)> {
+        match self.kind {
+            JobKind::Apply | JobKind::Map => self.finish(Err(f.clone())),
+            JobKind::Imap { .. } => {
+                self.waiting.clear();
+                self.out.push_back(Err(f.clone()));
+                self.source = None;
+                self.all_sent = true;
+                self.back_count = self.sent;
+                self.back = vec![true; self.sent as usize];
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The messages between a pool and its workers, and the slots where workers note what they
+//! are running. Values inside them are encoded by the wire format (`rhai_mp_core::encode`);
+//! this file only frames them.
+//!
+//! - A task is `[job][chunk][first][kind][func length][func descriptor count]`, then the
+//!   encoded function, then the encoded payload (the arguments of an `apply`, the items of
+//!   a chunk, or `[start, end]` of a chunk of a range). Job 0 tells a worker to exit.
+//! - A result is `[job][chunk]`, then the encoded `[ok, value]`: the chunk's results, or a
+//!   [`RemoteError`](rhai_mp_core::RemoteError) in its crossing form. Job 0 reports that
+//!   the initializer failed in the worker numbered `chunk`.
+//! - Slots: a shared region with one 32-byte slot per worker, `[pid, job, chunk, item]`.
+//!   A worker writes `job`/`chunk` under the task queue's mutex as it takes a task (see
+//!   `QueueCore::get_with`), so a worker killed at any moment leaves its task either queued
+//!   or named in its slot, and `item` as it goes through a chunk.
+
+use rhai::Dynamic;
+use rhai_mp_core::{mp_err, MpResult, Region};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What a task asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `f(args..)`, once; the payload is the argument array.
+    Apply = 0,
+    /// `f(item)` for each item of the payload array.
+    Map = 1,
+    /// `f(i)` for each `i` in `start..end` (the payload is `[start, end]`).
+    MapRange = 2,
+    /// `f(args..)` for each argument array of the payload array.
+    Starmap = 3,
+}
+
+impl Kind {
+    fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            0 => Kind::Apply,
+            1 => Kind::Map,
+            2 => Kind::MapRange,
+            3 => Kind::Starmap,
+            _ => return None,
+        })
+    }
+}
+
+/// The fixed part of a task.
+pub const TASK_HEAD: usize = 8 * 3 + 1 + 4 + 4;
+
+/// A task's fixed part.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskHead {
+    pub job: u64,
+    pub chunk: u64,
+    pub first: u64,
+    pub kind: Kind,
+    pub func_len: usize,
+    pub func_fds: usize,
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+impl TaskHead {
+    /// Reads the fixed part; `None` if the bytes are too short or malformed.
+    pub fn read(b: &[u8]) -> Option<TaskHead> {
+        if b.len() < 8 {
+            return None;
+        }
+        let job = u64_at(b, 0);
+        if job == 0 {
+            return Some(TaskHead { job, chunk: 0, first: 0, kind: Kind::Apply, func_len: 0, func_fds: 0 });
+        }
+        if b.len() < TASK_HEAD {
+            return None;
+        }
+        let head = TaskHead {
+            job,
+            chunk: u64_at(b, 8),
+            first: u64_at(b, 16),
+            kind: Kind::from_u8(b[24])?,
+            func_len: u32_at(b, 25) as usize,
+            func_fds: u32_at(b, 29) as usize,
+        };
+        (TASK_HEAD + head.func_len <= b.len()).then_some(head)
+    }
+
+    /// The task's bytes: this head, the encoded function, the encoded payload.
+    pub fn frame(&self, func: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(TASK_HEAD + func.len() + payload.len());
+        b.extend_from_slice(&self.job.to_le_bytes());
+        b.extend_from_slice(&self.chunk.to_le_bytes());
+        b.extend_from_slice(&self.first.to_le_bytes());
+        b.push(self.kind as u8);
+        b.extend_from_slice(&(func.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(self.func_fds as u32).to_le_bytes());
+        b.extend_from_slice(func);
+        b.extend_from_slice(payload);
+        b
+    }
+}
+
+/// The task that tells a worker to exit.
+pub fn stop_task() -> Vec<u8> {
+    0u64.to_le_bytes().to_vec()
+}
+
+/// A result's bytes: `[job][chunk]` and the encoded `[ok, value]`.
+pub fn frame_result(job: u64, chunk: u64, encoded: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16 + encoded.len());
+    b.extend_from_slice(&job.to_le_bytes());
+    b.extend_from_slice(&chunk.to_le_bytes());
+    b.extend_from_slice(encoded);
+    b
+}
+
+/// A result's job and chunk, and the encoded rest.
+pub fn read_result(b: &[u8]) -> MpResult<(u64, u64, &[u8])> {
+    if b.len() < 16 {
+        return Err(mp_err!(SerializationError, "malformed pool result ({} bytes)", b.len()));
+    }
+    Ok((u64_at(b, 0), u64_at(b, 8), &b[16..]))
+}
+
+/// The most workers a pool can have (the slots region holds this many).
+pub const MAX_WORKERS: usize = 2048;
+const SLOT: usize = 32;
+pub const SLOTS_SIZE: usize = MAX_WORKERS * SLOT;
+
+/// The workers' slots (shared memory); copies share them.
+#[derive(Debug, Clone)]
+pub struct PoolSlots(pub Rc<Region>);
+
+/// A slot's fields.
+#[derive(Debug, Clone, Copy)]
+pub enum Field {
+    Pid = 0,
+    Job = 1,
+    Chunk = 2,
+    Item = 3,
+}
+
+impl PoolSlots {
+    pub fn new() -> MpResult<PoolSlots> {
+        Ok(PoolSlots(Rc::new(Region::create("rhai-mp-pool", SLOTS_SIZE)?)))
+    }
+
+    fn at(&self, worker: usize, field: Field) -> &std::sync::atomic::AtomicU64 {
+        self.0.atomic(worker.min(MAX_WORKERS - 1) * SLOT + field as usize * 8)
+    }
+
+    pub fn get(&self, worker: usize, field: Field) -> u64 {
+        self.at(worker, field).load(Relaxed)
+    }
+
+    pub fn set(&self, worker: usize, field: Field, v: u64) {
+        self.at(worker, field).store(v, Relaxed)
+    }
+}
+
+pub(crate) fn register_codecs() {
+    rhai_mp_core::register_codec(crate::region_codec::RegionCodec::<PoolSlots> {
+        kind: "PoolSlots",
+        size: SLOTS_SIZE,
+        region: |s| &s.0,
+        make: |r| PoolSlots(Rc::new(r)),
+    });
+}
+
+/// Decodes `[ok, value]`.
+pub fn split_outcome(v: Dynamic) -> MpResult<(bool, Dynamic)> {
+    let bad = || mp_err!(SerializationError, "malformed pool result");
+    let mut a = v.try_cast::<rhai::Array>().ok_or_else(bad)?;
+    if a.len() != 2 {
+        return Err(bad());
+    }
+    let value = a.pop().unwrap();
+    let ok = a.pop().unwrap().as_bool().map_err(|_| bad())?;
+    Ok((ok, value))
+}
