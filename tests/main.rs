@@ -23,6 +23,7 @@ mod common;
 mod embedding;
 mod errors;
 mod pipes;
+mod pool;
 mod process;
 mod queues;
 mod repl;

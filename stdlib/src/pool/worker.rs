@@ -49,6 +49,7 @@ fn run_task(
     head: &TaskHead,
     bytes: &[u8],
     mut fds: Vec<OwnedFd>,
+    exit: &std::cell::Cell<Option<Box<EvalAltResult>>>,
 ) -> Result<Dynamic, Dynamic> {
     let as_remote = |e: MpError| remote(&Box::<EvalAltResult>::from(e));
     let rest = fds.split_off(head.func_fds.min(fds.len()));
@@ -56,8 +57,17 @@ fn run_task(
     let f = rhai_mp_core::decode(&bytes[TASK_HEAD..func_end], fds, &ContextFns(ctx)).map_err(as_remote)?;
     let f = f.try_cast::<FnPtr>().ok_or_else(|| as_remote(mp_err!(SerializationError, "malformed pool task")))?;
     let payload = rhai_mp_core::decode(&bytes[func_end..], rest, &ContextFns(ctx)).map_err(as_remote)?;
-    let call = |args: Vec<Dynamic>| f.call_raw(ctx, None, args).map_err(|e| remote(&e));
-    let call1 = |x: Dynamic| f.call_raw(ctx, None, [x]).map_err(|e| remote(&e));
+    // `exit(n)` in a task ends the worker (the pool then fails the task), as in Python.
+    let exiting = |e: Box<EvalAltResult>| {
+        if rhai_mp_core::ExitRequest::code_of(&e).is_some() {
+            exit.set(Some(e));
+            Dynamic::UNIT
+        } else {
+            remote(&e)
+        }
+    };
+    let call = |args: Vec<Dynamic>| f.call_raw(ctx, None, args).map_err(exiting);
+    let call1 = |x: Dynamic| f.call_raw(ctx, None, [x]).map_err(exiting);
     let items =
         |p: Dynamic| p.try_cast::<Array>().ok_or_else(|| as_remote(mp_err!(SerializationError, "malformed pool task")));
     match head.kind {
@@ -123,8 +133,14 @@ pub fn work(
     slots.set(index, Field::Pid, rhai_mp_core::pid() as u64);
     if let Some(init) = initializer.try_cast::<FnPtr>() {
         if let Err(e) = init.call_raw(ctx, None, initargs) {
+            if rhai_mp_core::ExitRequest::code_of(&e).is_some() {
+                return Err(e);
+            }
+            // Report here first: the pool terminates its workers once it hears of this.
+            let (name, pid) = who();
+            rhai_mp_core::report_error(&e, Some((&name, pid)));
             put_result(&results, 0, index as u64, false, remote(&e))?;
-            return Err(e);
+            return Err(rhai_mp_core::ExitRequest::error(&Dynamic::from(1 as INT)));
         }
     }
     let mut done: INT = 0;
@@ -143,10 +159,14 @@ pub fn work(
         if head.job == 0 {
             return Ok(());
         }
-        let (ok, value) = match run_task(ctx, &slots, index, &head, &bytes, fds) {
+        let exit = std::cell::Cell::new(None);
+        let (ok, value) = match run_task(ctx, &slots, index, &head, &bytes, fds, &exit) {
             Ok(v) => (true, v),
             Err(e) => (false, e),
         };
+        if let Some(e) = exit.take() {
+            return Err(e);
+        }
         put_result(&results, head.job, head.chunk, ok, value)?;
         slots.set(index, Field::Job, 0);
         done += 1;

@@ -116,7 +116,11 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    let _ = mask.thread_block();
+    // SIGINT is ignored by servers; blocked too, so that one sent to a child between its
+    // fork and its restoring the default action stays pending there and then ends it.
+    let mut blocked = mask;
+    blocked.add(Signal::SIGINT);
+    let _ = blocked.thread_block();
     let sfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
         Ok(s) => s,
         Err(e) => {
@@ -181,7 +185,8 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
             let daemon = boot.info.daemon;
             match crate::sys::fork() {
                 Ok(crate::sys::Forked::Child) => {
-                    let _ = mask.thread_unblock();
+                    crate::sys::default_sigint();
+                    let _ = blocked.thread_unblock();
                     drop(sfd);
                     drop(listener);
                     drop(conn);
