@@ -22,6 +22,7 @@ mod context;
 mod event;
 mod hold;
 mod lock;
+mod manager;
 mod opts;
 mod os;
 mod pool;
@@ -62,6 +63,8 @@ def_package! {
         combine_with_exported_module!(lib, "shared_memory", shared_memory::shared_memory_functions);
         combine_with_exported_module!(lib, "hold", hold::hold_functions);
         combine_with_exported_module!(lib, "pool", pool::pool_functions);
+        combine_with_exported_module!(lib, "manager", manager::manager_functions);
+        manager::register(lib);
         pool::register(lib);
         lib.set_iterable::<array::SharedArray>();
         connection::register_codecs();
@@ -76,6 +79,7 @@ def_package! {
         queue::register_codecs();
         simple_queue::register_codecs();
         pool::register_codecs();
+        manager::register_codecs();
     } |> |engine| {
         engine.register_static_module("os", exported_module!(os::os_functions).into());
         engine.register_static_module("time", exported_module!(time::time_functions).into());
