@@ -22,6 +22,7 @@ mod cli;
 mod common;
 mod embedding;
 mod errors;
+mod manager;
 mod pipes;
 mod pool;
 mod process;

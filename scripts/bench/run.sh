@@ -308,6 +308,14 @@ bench "pool_cpu" - \
     "'$RHAI_MP' scripts/bench/pool_cpu.rhai time 8 $N_POOL_CPU" \
     "'$PYTHON' scripts/bench/pool_cpu.py time 8 $N_POOL_CPU"
 
+# d["k"] = i then d["k"] through a dict proxy of a Manager (two round trips to
+# its server process, started before the clock) (scripts/bench/manager_dict.*);
+# N_MANAGER_DICT set+get pairs, µs per pair.
+N_MANAGER_DICT="${N_MANAGER_DICT:-20000}"
+bench "manager_dict" 3 \
+    "'$RHAI_MP' scripts/bench/manager_dict.rhai $N_MANAGER_DICT" \
+    "'$PYTHON' scripts/bench/manager_dict.py $N_MANAGER_DICT"
+
 # The benchmarks below are noisier from one process to the next than within
 # one (interpreter-bound loops; scheduler-bound round trips): each side runs
 # N_BEST times (default 3) through scripts/bench/best_of.sh, which keeps the

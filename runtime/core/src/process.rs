@@ -137,6 +137,12 @@ impl Process {
         Ok(())
     }
 
+    /// Drops this object's copy of the arguments (after `start()`: they live in the child
+    /// now). A manager does so, so that its listening socket lives only in its server.
+    pub fn forget_args(&self) {
+        self.0.borrow_mut().args = Array::new();
+    }
+
     pub fn name(&self) -> String {
         self.0.borrow().name.clone()
     }

@@ -96,10 +96,14 @@ fn connect(addr: &Address) -> MpResult<OwnedFd> {
             std::io::Error::from_raw_os_error(e as i32)
         )
     })?;
+    // A live server answers at once; don't wait forever for one that is stopped.
+    let _ = sock::setsockopt(&fd, sock::sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(30, 0));
     rhai_mp_core::transport::send(fd.as_fd(), MessageKind::Bytes, &addr.authkey, &[])
         .map_err(|e| gone("authentication", e))?;
     let mut scratch = Vec::new();
-    match rhai_mp_core::transport::recv_message(fd.as_fd(), &mut scratch) {
+    let answer = rhai_mp_core::transport::recv_message(fd.as_fd(), &mut scratch);
+    let _ = sock::setsockopt(&fd, sock::sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(0, 0));
+    match answer {
         Ok(Some(m)) if &*m.data == AUTH_OK => Ok(fd),
         Ok(_) => Err(mp_err!(AuthenticationError, "the manager's server refused this process's key")),
         Err(e) => Err(gone("authentication", e)),

@@ -50,7 +50,7 @@ fn authkey() -> MpResult<Vec<u8>> {
 }
 
 impl Manager {
-    fn start(ctx: &NativeCallContext) -> RhaiResult<Manager> {
+    fn start(ctx: &NativeCallContext, method: Option<rhai_mp_core::StartMethod>) -> RhaiResult<Manager> {
         use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, UnixAddr};
         let name = format!(
             "rhai-mp-manager-{}-{:x}",
@@ -70,10 +70,11 @@ impl Manager {
         let target = FnPtr::new("__manager_server")?;
         let args: Array =
             vec![Dynamic::from(server::ManagerSocket(Rc::new(listener))), Dynamic::from_blob(key.clone())];
-        let process = Process::new(Some(target), args, None, Some(true), None);
+        let process = Process::new(Some(target), args, None, Some(true), method);
         process.set_name(process.name().replacen("Process", "SyncManager", 1));
         process.start(ctx)?;
-        // The server holds the socket now; its copy here goes with the process's arguments.
+        // Only the server may hold the listening socket: once it is gone, connecting fails.
+        process.forget_args();
         Ok(Manager(Rc::new(ManagerInner {
             process,
             addr: Address { name, authkey: key },
@@ -164,7 +165,19 @@ pub mod manager_functions {
     /// the OS refuses (`OSError`).
     #[rhai_fn(name = "Manager", return_raw)]
     pub fn manager(ctx: NativeCallContext) -> Result<Manager, Box<EvalAltResult>> {
-        super::Manager::start(&ctx)
+        super::Manager::start(&ctx, None)
+    }
+
+    /// `Manager()` whose server starts with this context's start method.
+    ///
+    /// ```rhai
+    /// let m = get_context("fork").Manager();
+    /// ```
+    ///
+    /// Throws when: as `Manager()`.
+    #[rhai_fn(global, name = "Manager", return_raw)]
+    pub fn ctx_manager(ctx: NativeCallContext, c: &mut crate::context::Context) -> Result<Manager, Box<EvalAltResult>> {
+        super::Manager::start(&ctx, Some(c.0))
     }
 
     /// Stops the server; proxies then throw `BrokenPipeError`. Also happens when the last
