@@ -149,3 +149,73 @@ pub fn wait_gone(pid: i32) -> bool {
     }
     false
 }
+
+/// A script started in its own process group, for tests that signal it while it runs.
+pub struct Running {
+    pub child: Child,
+    /// Its stdout, line by line.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    _script: TempScript,
+}
+
+/// Starts a script (stderr piped) and delivers its stdout lines as they come.
+pub fn start_script(src: &str, method: &str) -> Running {
+    use std::io::BufRead;
+    let script = write_script(src);
+    let mut cmd = Command::new(bin());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.args(["--start-method", method, script.0.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot run rhai-mp");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Running { child, lines, _script: script }
+}
+
+impl Running {
+    /// The next stdout line, waiting at most [`LIMIT`]; kills the group and fails if none.
+    #[track_caller]
+    pub fn line(&mut self) -> String {
+        match self.lines.recv_timeout(LIMIT) {
+            Ok(l) => l,
+            Err(_) => {
+                self.kill_group();
+                panic!("the script printed no line within {LIMIT:?}");
+            }
+        }
+    }
+
+    /// Sends `signal` to the script's whole process group.
+    pub fn signal_group(&self, signal: i32) {
+        // SAFETY: kill(2) with a negative pid signals the child's own process group.
+        unsafe { libc::kill(-(self.child.id() as i32), signal) };
+    }
+
+    /// SIGKILLs the whole group and reaps the script.
+    pub fn kill_group(&mut self) {
+        self.signal_group(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// Waits (within [`LIMIT`]) for the script to end: its exit code and stderr.
+    #[track_caller]
+    pub fn wait(&mut self) -> (Option<i32>, String) {
+        let err = reader(self.child.stderr.take().unwrap());
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                self.kill_group();
+                panic!("the script did not end within {LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status.code(), err.recv_timeout(Duration::from_secs(20)).unwrap_or_default())
+    }
+}

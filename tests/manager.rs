@@ -2,8 +2,6 @@
 //! nested proxies, concurrent updates, shutdown, a dead server, authentication.
 
 use crate::common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 per_method!(
     dict_proxy_methods,
@@ -316,27 +314,8 @@ if __name__ == "__main__" {
     time::sleep(30);
 }
 "#;
-        let file = write_script(src);
-        let mut cmd = Command::new(bin());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.args(["--start-method", m, file.0.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let kill = |child: &mut std::process::Child| {
-            // SAFETY: kill(2) on the child's own process group.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-        };
-        let Ok(line) = rx.recv_timeout(LIMIT) else {
-            kill(&mut child);
-            panic!("{m}: no address printed");
-        };
+        let mut run = start_script(src, m);
+        let line = run.line();
         let (address, pid) = line.split_once(' ').unwrap();
         let pid: i32 = pid.parse().unwrap();
         // A client with the wrong key is refused: the server answers no request and
@@ -362,10 +341,10 @@ if __name__ == "__main__" {
         let _ = sock::send(fd.as_raw_fd(), b"garbage", sock::MsgFlags::empty());
         assert_eq!(sock::recv(fd.as_raw_fd(), &mut buf, sock::MsgFlags::empty()).unwrap_or(0), 0, "{m}");
         // The parent is SIGKILLed: the server dies too.
-        child.kill().unwrap();
-        let _ = child.wait();
+        run.child.kill().unwrap();
+        let _ = run.child.wait();
         assert!(wait_gone(pid), "{m}: the manager's server {pid} outlived its parent");
-        kill(&mut child);
+        run.kill_group();
     }
     // At the end of a script the server is stopped.
     for m in METHODS {

@@ -2,9 +2,7 @@
 //! workers that die, terminate and scope, Ctrl-C — under each start method.
 
 use crate::common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 per_method!(
     every_method_gives_the_right_results,
@@ -508,53 +506,21 @@ fn ctrl_c_stops_a_running_map() {
     print("not reached");
 "#,
         );
-        let file = write_script(&src);
-        let mut cmd = Command::new(bin());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.args(["--start-method", m, file.0.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let mut run = start_script(&src, m);
         let mut workers = Vec::new();
-        let deadline = Instant::now() + LIMIT;
         loop {
-            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-            match line.as_deref() {
-                Ok("started") => break,
-                Ok(l) if l.starts_with("worker ") => workers.push(l[7..].parse::<i32>().unwrap()),
-                Ok(l) => panic!("unexpected line {l:?}"),
-                Err(_) => {
-                    // SAFETY: kill(2) on the child's own process group.
-                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                    panic!("the script did not start under {m}");
-                }
+            match run.line().as_str() {
+                "started" => break,
+                l if l.starts_with("worker ") => workers.push(l[7..].parse::<i32>().unwrap()),
+                l => panic!("unexpected line {l:?}"),
             }
         }
         // Let the slow map get going, then press Ctrl-C (the whole group gets SIGINT).
         std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: kill(2) on the child's own process group.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
-        let mut stderr = child.stderr.take().unwrap();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                // SAFETY: kill(2) on the child's own process group.
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                panic!("{m}: the script did not stop after Ctrl-C");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
-        let rest: Vec<String> = rx.try_iter().collect();
-        assert_eq!(status.code(), Some(1), "{m}: {err}");
+        run.signal_group(libc::SIGINT);
+        let (code, err) = run.wait();
+        let rest: Vec<String> = run.lines.try_iter().collect();
+        assert_eq!(code, Some(1), "{m}: {err}");
         assert!(err.contains("KeyboardInterrupt"), "{m}: {err}");
         assert!(!rest.iter().any(|l| l == "not reached"), "{m}");
         for pid in workers {

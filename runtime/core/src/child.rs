@@ -105,12 +105,7 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
                 let listener =
                     taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
                 start::forkserver::serve(listener, |request, fds| {
-                    run_fork_hooks();
-                    sys::default_sigint();
-                    become_child(&request);
-                    if request.info.daemon {
-                        die_with_parent(None);
-                    }
+                    enter_served_child(&request);
                     let result = match &request.script {
                         // A REPL may have defined functions since the server started.
                         Script::Repl { .. } => interp::compile_ast(ctx.engine(), &request.script).and_then(|fresh| {
@@ -247,14 +242,19 @@ pub(crate) fn serve_forked(listener: OwnedFd, ctx: &NativeCallContext) -> ! {
     sys::ignore_signal(libc::SIGINT);
     let _ = sys::set_parent_death_signal(libc::SIGKILL);
     start::forkserver::serve(listener, |request, fds| {
-        run_fork_hooks();
-        sys::default_sigint();
-        become_child(&request);
-        if request.info.daemon {
-            die_with_parent(None);
-        }
+        enter_served_child(&request);
         finish(report(run_call(ctx, &request.call, fds, &wire::ContextFns(ctx))))
     })
+}
+
+/// The first steps of a child a server forked: fork hooks, its place in the tree, and
+/// death with its parent for a daemon.
+fn enter_served_child(request: &Boot) {
+    run_fork_hooks();
+    become_child(request);
+    if request.info.daemon {
+        die_with_parent(None);
+    }
 }
 
 /// A child's end: terminate its daemon children, join the others, keep the exit code.

@@ -135,6 +135,12 @@ impl From<std::io::Error> for MpError {
     }
 }
 
+/// Throws again, unchanged, an error value that came from another process (a manager's
+/// server): `catch` receives `value`.
+pub fn rethrow(value: Dynamic) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(value, Position::NONE).into()
+}
+
 /// The source tag of the wrapper [`RemoteError::to_eval`] puts around an error raised in
 /// another process; the report recognizes it to name that process.
 pub const REMOTE_TAG: &str = "rhai-mp-remote";

@@ -20,7 +20,7 @@ mod wire;
 
 pub use boot::{Boot, Mode};
 pub use child::{at_fork_child, run_if_child, CHILD_ENV};
-pub use error::{ErrorKind, MpError, MpResult, RemoteError};
+pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError};
 pub use interp::{compile_ast, exit_code, outcome, report_error, run_main, set_names, ExitRequest};
 pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role};

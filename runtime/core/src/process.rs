@@ -268,20 +268,25 @@ impl Process {
                 ChildInfo { identity: i.identity.clone(), name: i.name.clone(), daemon: i.daemon, parent, method };
             (target, Dynamic::from_array(i.args.clone()), info, method)
         };
-        let popen = match method {
-            StartMethod::Fork if server.is_some() => {
-                let packet = wire::encode_parts(&[("target", &target), ("args", &args)])?;
-                let boot = state::with(|s| Boot {
-                    mode: Mode::Child,
-                    info,
-                    script: s.script.clone(),
-                    argv: s.argv.clone(),
-                    forkserver: s.forkserver.clone(),
-                    call: packet.bytes,
-                });
-                forkserver::launch_at(&server.unwrap().name, boot, packet.fds)?
+        // The boot message of a child that decodes its call (all but a plain fork).
+        let boot = |info: ChildInfo| -> MpResult<(Boot, Vec<std::os::fd::OwnedFd>)> {
+            let packet = wire::encode_parts(&[("target", &target), ("args", &args)])?;
+            let boot = state::with(|s| Boot {
+                mode: Mode::Child,
+                info,
+                script: s.script.clone(),
+                argv: s.argv.clone(),
+                forkserver: s.forkserver.clone(),
+                call: packet.bytes,
+            });
+            Ok((boot, packet.fds))
+        };
+        let popen = match (method, server) {
+            (StartMethod::Fork, Some(server)) => {
+                let (boot, fds) = boot(info)?;
+                forkserver::launch_at(&server.name, boot, fds)?
             }
-            StartMethod::Fork => {
+            (StartMethod::Fork, None) => {
                 // Check that the call could cross (so scripts behave the same under every
                 // method), but hand the child the very values: as in Python, a forked child
                 // uses the parent's objects, so closing an inherited Connection closes it.
@@ -289,23 +294,15 @@ impl Process {
                 let ctx = ctx.ok_or_else(|| {
                     mp_err!(RuntimeError, "a fork child can only be started from a function call, not by a for loop")
                 })?;
-                fork::launch(info, &target, args.cast::<Array>(), ctx)?
+                fork::launch(info, &target, args.clone().cast::<Array>(), ctx)?
             }
-            StartMethod::Spawn | StartMethod::ForkServer => {
-                let packet = wire::encode_parts(&[("target", &target), ("args", &args)])?;
-                let boot = state::with(|s| Boot {
-                    mode: Mode::Child,
-                    info,
-                    script: s.script.clone(),
-                    argv: s.argv.clone(),
-                    forkserver: s.forkserver.clone(),
-                    call: packet.bytes,
-                });
-                if method == StartMethod::Spawn {
-                    spawn::launch(boot, packet.fds)?
-                } else {
-                    forkserver::launch(boot, packet.fds)?
-                }
+            (StartMethod::Spawn, _) => {
+                let (boot, fds) = boot(info)?;
+                spawn::launch(boot, fds)?
+            }
+            (StartMethod::ForkServer, _) => {
+                let (boot, fds) = boot(info)?;
+                forkserver::launch(boot, fds)?
             }
         };
         self.0.borrow_mut().popen = Some(popen);

@@ -164,7 +164,7 @@ pub fn request(
     if parts[0].as_bool().map_err(|_| bad())? {
         Ok(value)
     } else {
-        Err(EvalAltResult::ErrorRuntime(value, rhai::Position::NONE).into())
+        Err(rhai_mp_core::rethrow(value))
     }
 }
 
