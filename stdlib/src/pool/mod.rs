@@ -183,6 +183,14 @@ fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> M
     Ok(out)
 }
 
+/// Runs due callbacks (a call on the pool is their deadline) without waiting.
+fn settle_due(ctx: Option<&NativeCallContext>, pool: &Pool) -> RhaiResult<()> {
+    if ctx.is_some() {
+        pool.pump(ctx, Some(std::time::Instant::now()), &|| true)?;
+    }
+    Ok(())
+}
+
 fn start_map(
     pool: &Pool,
     func: &'static str,
@@ -355,7 +363,8 @@ pub mod pool_functions {
     /// Throws when: the pool is closed or terminated (`ValueError`); `f` cannot be sent
     /// (`SerializationError`).
     #[rhai_fn(global, name = "apply_async", return_raw)]
-    pub fn apply_async0(p: &mut Pool, f: Dynamic) -> Result<AsyncResult, Box<EvalAltResult>> {
+    pub fn apply_async0(ctx: NativeCallContext, p: &mut Pool, f: Dynamic) -> Result<AsyncResult, Box<EvalAltResult>> {
+        settle_due(Some(&ctx), p)?;
         let job = start_apply(p, "apply_async", f, None, async_opts(None, "apply_async", false)?)?;
         Ok(super::AsyncResult { pool: p.clone(), job })
     }
@@ -369,7 +378,13 @@ pub mod pool_functions {
     ///
     /// Throws when: as `apply_async(f)`; `args` is not an array (`TypeError`).
     #[rhai_fn(global, name = "apply_async", return_raw)]
-    pub fn apply_async(p: &mut Pool, f: Dynamic, args: Dynamic) -> Result<AsyncResult, Box<EvalAltResult>> {
+    pub fn apply_async(
+        ctx: NativeCallContext,
+        p: &mut Pool,
+        f: Dynamic,
+        args: Dynamic,
+    ) -> Result<AsyncResult, Box<EvalAltResult>> {
+        settle_due(Some(&ctx), p)?;
         let job = start_apply(p, "apply_async", f, Some(args), async_opts(None, "apply_async", false)?)?;
         Ok(super::AsyncResult { pool: p.clone(), job })
     }
@@ -386,11 +401,13 @@ pub mod pool_functions {
     /// function (`TypeError`).
     #[rhai_fn(global, name = "apply_async", return_raw)]
     pub fn apply_async_opts(
+        ctx: NativeCallContext,
         p: &mut Pool,
         f: Dynamic,
         args: Dynamic,
         o: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
+        settle_due(Some(&ctx), p)?;
         let job = start_apply(p, "apply_async", f, Some(args), async_opts(Some(o), "apply_async", false)?)?;
         Ok(super::AsyncResult { pool: p.clone(), job })
     }
@@ -444,7 +461,13 @@ pub mod pool_functions {
     ///
     /// Throws when: as `map`.
     #[rhai_fn(global, name = "map_async", return_raw)]
-    pub fn map_async(p: &mut Pool, f: Dynamic, iterable: Dynamic) -> Result<AsyncResult, Box<EvalAltResult>> {
+    pub fn map_async(
+        ctx: NativeCallContext,
+        p: &mut Pool,
+        f: Dynamic,
+        iterable: Dynamic,
+    ) -> Result<AsyncResult, Box<EvalAltResult>> {
+        settle_due(Some(&ctx), p)?;
         let job = start_map(p, "map_async", Kind::Map, f, iterable, async_opts(None, "map_async", true)?)?;
         Ok(super::AsyncResult { pool: p.clone(), job })
     }
@@ -459,11 +482,13 @@ pub mod pool_functions {
     /// (`TypeError`).
     #[rhai_fn(global, name = "map_async", return_raw)]
     pub fn map_async_opts(
+        ctx: NativeCallContext,
         p: &mut Pool,
         f: Dynamic,
         iterable: Dynamic,
         o: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
+        settle_due(Some(&ctx), p)?;
         let job = start_map(p, "map_async", Kind::Map, f, iterable, async_opts(Some(o), "map_async", true)?)?;
         Ok(super::AsyncResult { pool: p.clone(), job })
     }
@@ -514,7 +539,13 @@ pub mod pool_functions {
     ///
     /// Throws when: as `starmap`.
     #[rhai_fn(global, name = "starmap_async", return_raw)]
-    pub fn starmap_async(p: &mut Pool, f: Dynamic, iterable: Dynamic) -> Result<AsyncResult, Box<EvalAltResult>> {
+    pub fn starmap_async(
+        ctx: NativeCallContext,
+        p: &mut Pool,
+        f: Dynamic,
+        iterable: Dynamic,
+    ) -> Result<AsyncResult, Box<EvalAltResult>> {
+        settle_due(Some(&ctx), p)?;
         let job = start_map(p, "starmap_async", Kind::Starmap, f, iterable, async_opts(None, "starmap_async", true)?)?;
         Ok(super::AsyncResult { pool: p.clone(), job })
     }
@@ -529,11 +560,13 @@ pub mod pool_functions {
     /// of the wrong type (`TypeError`).
     #[rhai_fn(global, name = "starmap_async", return_raw)]
     pub fn starmap_async_opts(
+        ctx: NativeCallContext,
         p: &mut Pool,
         f: Dynamic,
         iterable: Dynamic,
         o: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
+        settle_due(Some(&ctx), p)?;
         let job =
             start_map(p, "starmap_async", Kind::Starmap, f, iterable, async_opts(Some(o), "starmap_async", true)?)?;
         Ok(super::AsyncResult { pool: p.clone(), job })
