@@ -17,6 +17,7 @@ per_method!(
     a_failing_initializer_breaks_the_pool,
     a_killed_worker_fails_only_its_task,
     a_worker_that_exits_fails_its_task,
+    killing_an_idle_worker_does_not_hang_the_queue,
     handles_work_in_tasks,
     terminate_and_scope_leave_no_processes,
     progress_is_silent_without_a_terminal,
@@ -414,6 +415,39 @@ fn a_worker_that_exits_fails_its_task(m: &str) {
         m,
     );
     assert_eq!(out.ok(), "WorkerLostError exitcode=3 task=1\n[1, 4, 9]\n");
+}
+
+/// Idle workers sleep on the task queue's condition variable; one killed there must not
+/// leave the queue's bookkeeping broken (glibc's shared condvars did: the next notify hung).
+fn killing_an_idle_worker_does_not_hang_the_queue(m: &str) {
+    let out = run_script(
+        &script(
+            r#"
+    let p = Pool(2);
+    let pids = worker_pids(p);
+    time::sleep(0.2);
+    os::kill(pids[0], "SIGKILL");
+    time::sleep(0.1);
+    for i in 0..3 { print(p.map(|x| x * 2, 0..6, 1)); }
+    // The same with plain getters of a queue.
+    let q = Queue();
+    let a = Process(|q| q.get(), [q]);
+    let b = Process(|q| { for i in 0..3 { print(`b got ${q.get()}`); } }, [q]);
+    a.start(); b.start();
+    time::sleep(0.2);
+    a.kill(); a.join();
+    for i in 0..3 { q.put(i); }
+    b.join(30);
+    print(b.exitcode);
+    p.terminate();
+"#,
+        ),
+        m,
+    );
+    assert_eq!(
+        out.ok(),
+        "[0, 2, 4, 6, 8, 10]\n[0, 2, 4, 6, 8, 10]\n[0, 2, 4, 6, 8, 10]\nb got 0\nb got 1\nb got 2\n0\n"
+    );
 }
 
 fn handles_work_in_tasks(m: &str) {

@@ -12,7 +12,7 @@
 use std::cell::UnsafeCell;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A shared mapping of a memfd.
@@ -151,7 +151,6 @@ pub const MUTEX_SIZE: usize = 64;
 pub const COND_SIZE: usize = 64;
 
 const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_SIZE);
-const _: () = assert!(std::mem::size_of::<libc::pthread_cond_t>() <= COND_SIZE);
 
 extern "C" {
     // glibc ≥ 2.30; the libc crate does not declare it yet.
@@ -247,68 +246,58 @@ impl<'r> Mutex<'r> {
     }
 }
 
-/// A process-shared condition variable (CLOCK_MONOTONIC) at an offset in a region.
+/// A process-shared condition variable at an offset in a region: a futex sequence number
+/// and a count of sleepers.
+///
+/// Not glibc's `pthread_cond_t`: a process killed while waiting on one of those leaves its
+/// group bookkeeping behind, and a later `pthread_cond_signal` can then block forever. Here
+/// a waiter that dies is simply gone from the kernel's futex queue; the count it leaves
+/// raised only costs the notifiers a needless wake-up call.
 pub struct Cond<'r> {
-    ptr: *mut libc::pthread_cond_t,
-    _region: std::marker::PhantomData<&'r Region>,
+    seq: &'r std::sync::atomic::AtomicU32,
+    sleepers: &'r std::sync::atomic::AtomicU32,
 }
 
 impl<'r> Cond<'r> {
     /// Initializes a new condition variable at `offset` (once).
     pub fn init(region: &'r Region, offset: usize) -> std::io::Result<Cond<'r>> {
         let c = Self::at(region, offset);
-        let mut attr = std::mem::MaybeUninit::<libc::pthread_condattr_t>::uninit();
-        // SAFETY: attribute set-up on a local, then pthread_cond_init on checked memory
-        // that nothing else uses yet.
-        unsafe {
-            let a = attr.as_mut_ptr();
-            check("pthread_condattr_init", libc::pthread_condattr_init(a))?;
-            check("pthread_condattr_setpshared", libc::pthread_condattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED))?;
-            check("pthread_condattr_setclock", libc::pthread_condattr_setclock(a, libc::CLOCK_MONOTONIC))?;
-            let rc = libc::pthread_cond_init(c.ptr, a);
-            libc::pthread_condattr_destroy(a);
-            check("pthread_cond_init", rc)?;
-        }
+        c.seq.store(0, Ordering::SeqCst);
+        c.sleepers.store(0, Ordering::SeqCst);
         Ok(c)
     }
 
     pub fn at(region: &'r Region, offset: usize) -> Cond<'r> {
-        Cond { ptr: region.at(offset), _region: std::marker::PhantomData }
+        Cond { seq: region.atomic32(offset), sleepers: region.atomic32(offset + 4) }
     }
 
-    /// Waits for a signal, until `until` (`None`: forever); the mutex must be held. Returns
-    /// false on timeout. Spurious wake-ups happen: re-check the condition.
+    /// Waits for a notification, until `until` (`None`: forever); the mutex must be held, and
+    /// is held again on return. Returns false on timeout. Spurious wake-ups happen: re-check
+    /// the condition.
     pub fn wait(&self, mutex: &Mutex, until: Option<Instant>) -> std::io::Result<bool> {
-        // SAFETY: both point to initialized process-shared objects; the caller holds `mutex`.
-        let rc = unsafe {
-            match until {
-                None => libc::pthread_cond_wait(self.ptr, mutex.ptr),
-                Some(t) => libc::pthread_cond_timedwait(
-                    self.ptr,
-                    mutex.ptr,
-                    &deadline(t.saturating_duration_since(Instant::now())),
-                ),
-            }
-        };
-        match rc {
-            0 => Ok(true),
-            libc::ETIMEDOUT => Ok(false),
-            libc::EOWNERDEAD => {
-                // SAFETY: we hold the mutex again (EOWNERDEAD from a robust mutex).
-                check("pthread_mutex_consistent", unsafe { libc::pthread_mutex_consistent(mutex.ptr) })?;
-                Ok(true)
-            }
-            rc => check("pthread_cond_wait", rc).map(|_| true),
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let seq = self.seq.load(Ordering::SeqCst);
+        mutex.unlock()?;
+        let timeout = until.map(|t| t.saturating_duration_since(Instant::now()));
+        if timeout != Some(Duration::ZERO) {
+            crate::sys::futex_wait(self.seq, seq, timeout);
         }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        mutex.lock(None)?;
+        Ok(self.seq.load(Ordering::SeqCst) != seq || until.is_none_or(|t| Instant::now() < t))
     }
 
     pub fn notify_one(&self) {
-        // SAFETY: `ptr` points to an initialized process-shared condition variable.
-        unsafe { libc::pthread_cond_signal(self.ptr) };
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            crate::sys::futex_wake(self.seq, 1);
+        }
     }
 
     pub fn notify_all(&self) {
-        // SAFETY: as above.
-        unsafe { libc::pthread_cond_broadcast(self.ptr) };
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            crate::sys::futex_wake(self.seq, i32::MAX);
+        }
     }
 }
