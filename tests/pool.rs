@@ -470,12 +470,21 @@ fn handles_work_in_tasks(m: &str) {
     p.apply(|q| { q.put(1); }, [jq]);
     jq.get(); jq.task_done(); jq.join();
     print("joinable ok");
+    // Hundreds of tasks carrying handles: submitting never blocks (the workers block on
+    // the small queue until this process reads it).
+    let small = Queue(5);
+    for i in 0..400 { p.apply_async(|q, i| q.put(i), [small, i]); }
+    let total = 0;
+    for i in 0..400 { total += small.get(true, 30); }
+    print(total);
+    // And as many results carrying handles.
+    print(p.map(|x| q, 0..600, 1).len());
     p.terminate();
 "#,
         ),
         m,
     );
-    assert_eq!(out.ok(), "6 [0, 1, 4, 9] [0, 1, 2, 3]\ntrue via pipe\njoinable ok\n");
+    assert_eq!(out.ok(), "6 [0, 1, 4, 9] [0, 1, 2, 3]\ntrue via pipe\njoinable ok\n79800\n600\n");
 }
 
 fn terminate_and_scope_leave_no_processes(m: &str) {

@@ -167,6 +167,21 @@ impl QueueCore {
         Ok(QueueCore { region, window, fd_tx, fd_rx, ready: eventfd()?, maxsize, flavour, closed: Cell::new(false) })
     }
 
+    /// Copies of the queue's descriptors (memfd, side channel, eventfd): with its `maxsize`
+    /// and flavour, all another handle on the same queue needs ([`QueueCore::from_fds`]).
+    pub fn dup_fds(&self) -> MpResult<Vec<OwnedFd>> {
+        Ok(vec![self.region.dup_fd()?, self.fd_tx.try_clone()?, self.fd_rx.try_clone()?, self.ready.try_clone()?])
+    }
+
+    /// Another handle on a queue, from [`QueueCore::dup_fds`].
+    pub fn from_fds(fds: Vec<OwnedFd>, maxsize: u64, flavour: Flavour) -> MpResult<QueueCore> {
+        let [region, fd_tx, fd_rx, ready]: [OwnedFd; 4] =
+            fds.try_into().map_err(|_| mp_err!(SerializationError, "malformed queue"))?;
+        let region = Region::open(region, DATA as usize)?;
+        let window = region.window(DATA, WINDOW)?;
+        Ok(QueueCore { region, window, fd_tx, fd_rx, ready, maxsize, flavour, closed: Cell::new(false) })
+    }
+
     fn field(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
         self.region.atomic(offset)
     }
@@ -211,6 +226,18 @@ impl QueueCore {
 
     /// Appends an encoded item. `Full` if `maxsize` items are there and none leaves in time.
     pub fn put(&self, bytes: &[u8], fds: &[OwnedFd], block: bool, timeout: Option<f64>) -> MpResult<()> {
+        let fds: Vec<std::os::fd::BorrowedFd> = fds.iter().map(AsFd::as_fd).collect();
+        self.put_fds(bytes, &fds, block, timeout)
+    }
+
+    /// [`QueueCore::put`] with borrowed descriptors (the item's handles stay open here).
+    pub fn put_fds(
+        &self,
+        bytes: &[u8],
+        fds: &[std::os::fd::BorrowedFd],
+        block: bool,
+        timeout: Option<f64>,
+    ) -> MpResult<()> {
         self.check_open()?;
         if bytes.len() > u32::MAX as usize {
             return Err(mp_err!(
@@ -242,7 +269,8 @@ impl QueueCore {
             rec[4..8].copy_from_slice(&(fds.len() as u32).to_le_bytes());
             self.write_record(tail, &rec, bytes).map_err(|e| MpError::os("queue put", e))?;
             if !fds.is_empty() {
-                match rhai_mp_core::transport::send(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds) {
+                match rhai_mp_core::transport::send_fds(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds)
+                {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         // The side channel is full: let consumers drain it, then try again.
@@ -491,10 +519,7 @@ impl<T: Clone + 'static> HandleCodec for QueueCodec<T> {
     fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
         let q = value.read_lock::<T>().ok_or_else(|| mp_err!(SerializationError, "not a {}", self.2))?;
         let core = (self.1)(&q);
-        fds.push(core.region.dup_fd()?);
-        fds.push(core.fd_tx.try_clone()?);
-        fds.push(core.fd_rx.try_clone()?);
-        fds.push(core.ready.try_clone()?);
+        fds.extend(core.dup_fds()?);
         let mut data = core.maxsize.to_le_bytes().to_vec();
         data.push(core.flavour as u8);
         Ok(data)
@@ -510,19 +535,7 @@ impl<T: Clone + 'static> HandleCodec for QueueCodec<T> {
             2 => Flavour::Simple,
             _ => return Err(bad()),
         };
-        let mut fds = fds.into_iter();
-        let region = Region::open(fds.next().unwrap(), DATA as usize)?;
-        let window = region.window(DATA, WINDOW)?;
-        let core = QueueCore {
-            region,
-            window,
-            fd_tx: fds.next().unwrap(),
-            fd_rx: fds.next().unwrap(),
-            ready: fds.next().unwrap(),
-            maxsize: u64::from_le_bytes(data[0..8].try_into().unwrap()),
-            flavour,
-            closed: Cell::new(false),
-        };
+        let core = QueueCore::from_fds(fds, u64::from_le_bytes(data[0..8].try_into().unwrap()), flavour)?;
         Ok(Dynamic::from((self.0)(Rc::new(core))))
     }
 }

@@ -32,7 +32,7 @@ pub use sys::{
 };
 pub mod transport {
     //! Message transport for primitives: atomic messages over SEQPACKET sockets.
-    pub use crate::message::{peek, recv_message, send};
+    pub use crate::message::{peek, recv_message, send, send_fds};
 }
 pub use channel::{wait_any, wait_readable};
 pub use message::{Kind as MessageKind, Message, Payload, INLINE_MAX};

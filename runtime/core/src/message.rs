@@ -78,6 +78,11 @@ fn header(kind: Kind, spilled: bool, nfds: usize, len: usize) -> [u8; HEADER] {
 
 /// Sends one message. Blocks while the socket buffer is full.
 pub fn send(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
+    send_fds(sock, kind, payload, fds)
+}
+
+/// [`send`] with descriptors of any kind (borrowed ones, say).
+pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[F]) -> std::io::Result<()> {
     let mut raw: Vec<RawFd> = Vec::with_capacity(fds.len() + 1);
     let spill;
     let h;

@@ -16,14 +16,13 @@
 //! only then. A `for` loop over an `imap` runs no callbacks (it has no context to call
 //! them with); they run at the next call.
 
+use super::feeder::{task_fds, Feeder, Task};
 use super::job::{Failure, Job, JobKind, Source};
 use super::task::{read_result, split_outcome, stop_task, Field, Kind, PoolSlots, TaskHead, MAX_WORKERS};
 use super::worker::WORKER_FN;
 use crate::queue::{Flavour, Queue, QueueCore};
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext, INT};
-use rhai_mp_core::{
-    mp_err, ContextFns, ErrorKind, FnTable, ForkServer, MpResult, Packet, Process, RemoteError, StartMethod,
-};
+use rhai_mp_core::{mp_err, ContextFns, ErrorKind, FnTable, ForkServer, MpResult, Process, RemoteError, StartMethod};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -66,11 +65,13 @@ pub struct PoolInner {
     /// Calls whose results are not all in.
     jobs: BTreeMap<u64, Rc<RefCell<Job>>>,
     /// The encoded function and task kind of calls that still have input to send.
-    funcs: HashMap<u64, (Kind, Packet)>,
+    funcs: HashMap<u64, (Kind, Vec<u8>, std::sync::Arc<Vec<std::os::fd::OwnedFd>>)>,
     next_job: u64,
     callbacks: VecDeque<(FnPtr, Dynamic)>,
     /// Set when the initializer failed: every call fails with its error.
     broken: Option<Failure>,
+    /// Puts the tasks the queue cannot take at once (see `feeder.rs`); started when needed.
+    feeder: Option<Feeder>,
     /// The script's functions, to decode results outside a native call.
     fns: FnTable,
     /// Under `fork`: the server that forks workers (made when the pool was).
@@ -126,6 +127,7 @@ impl Pool {
             next_job: 1,
             callbacks: VecDeque::new(),
             broken: None,
+            feeder: None,
             fns: FnTable::from_context(ctx),
             server: None,
             last_check: Instant::now(),
@@ -192,7 +194,7 @@ impl Pool {
         job.error_callback = error_callback;
         let job = Rc::new(RefCell::new(job));
         p.jobs.insert(id, job.clone());
-        p.funcs.insert(id, (task, packet));
+        p.funcs.insert(id, (task, packet.bytes, std::sync::Arc::new(packet.fds)));
         let limit = if matches!(kind, JobKind::Imap { .. }) { p.in_flight_limit() } else { u64::MAX };
         if let Err(e) = p.send_chunks(&job, limit, true) {
             p.jobs.remove(&id);
@@ -386,11 +388,12 @@ impl PoolInner {
             if j.all_sent || j.in_flight() >= limit {
                 return Ok(());
             }
-            let Some((task, func)) = self.funcs.get(&j.id) else {
+            let Some((task, func, func_fds)) = self.funcs.get(&j.id) else {
                 j.all_sent = true;
                 return Ok(());
             };
             let (task, chunksize, start) = (*task, j.chunksize, j.next_item);
+            let (func, func_fds) = (func.clone(), func_fds.clone());
             let (kind, payload, n) = match j.source.as_mut() {
                 None => (task, None, 0),
                 Some(Source::Range { next, end }) if task == Kind::Map => {
@@ -450,16 +453,11 @@ impl PoolInner {
                 chunk: j.sent,
                 first: start,
                 kind,
-                func_len: func.bytes.len(),
-                func_fds: func.fds.len(),
+                func_len: func.len(),
+                func_fds: func_fds.len(),
             };
-            let mut fds = Vec::with_capacity(func.fds.len() + packet.fds.len());
-            for fd in &func.fds {
-                fds.push(fd.try_clone()?);
-            }
-            fds.extend(packet.fds);
-            let bytes = head.frame(&func.bytes, &packet.bytes);
-            self.tasks.0.put(&bytes, &fds, true, None)?;
+            let bytes = head.frame(&func, &packet.bytes);
+            self.enqueue((bytes, func_fds, packet.fds))?;
             j.sent += 1;
             j.next_item += n;
             if j.source.as_ref().is_some_and(|s| s.len() == 0) {
@@ -468,6 +466,23 @@ impl PoolInner {
                 self.funcs.remove(&j.id);
             }
         }
+    }
+
+    /// Puts a task on the queue, or hands it to the feeder thread if the queue cannot take
+    /// it now (never blocks).
+    fn enqueue(&mut self, task: Task) -> MpResult<()> {
+        if !self.feeder.as_ref().is_some_and(Feeder::busy) {
+            match self.tasks.0.put_fds(&task.0, &task_fds(&task.1, &task.2), false, None) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind == ErrorKind::Full => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.feeder.is_none() {
+            self.feeder = Some(Feeder::start(&self.tasks.0)?);
+        }
+        self.feeder.as_ref().unwrap().send(task);
+        Ok(())
     }
 
     /// Records a finished call (an empty map is finished at once).
@@ -643,6 +658,7 @@ impl PoolInner {
             let _ = job.borrow_mut().fail_all(&f);
         }
         self.funcs.clear();
+        self.feeder = None;
         let workers: Vec<Process> = self.workers.iter_mut().filter_map(Option::take).collect();
         for w in &workers {
             let _ = w.terminate();

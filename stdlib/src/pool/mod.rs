@@ -4,7 +4,8 @@
 //! - `task.rs`: the messages between the pool and its workers, and the workers' slots;
 //! - `worker.rs`: the loop a worker runs (the native target `__pool_worker`);
 //! - `job.rs`: one call in progress, as the parent tracks it;
-//! - `core.rs`: the parent's machinery (no thread: every call pumps results).
+//! - `core.rs`: the parent's machinery (every call pumps results);
+//! - `feeder.rs`: the thread that feeds tasks the queue cannot take at once.
 //!
 //! Tasks go through a shared-memory queue that every worker takes from; results come back
 //! on another. A worker killed at any moment fails only the task it held
@@ -12,6 +13,7 @@
 //! calls, not in the background.
 
 mod core;
+mod feeder;
 mod job;
 mod task;
 mod worker;
