@@ -169,6 +169,11 @@ fn task_errors_reach_the_caller(m: &str) {
     let it = p.imap(|x| if x == 2 { throw "two" } else { x }, 0..4);
     loop { try { out.push(it.next()) } catch (e) { if type_of(e) == "map" && e.type == "StopIteration" { break } out.push(`err ${e}`) } }
     print(out);
+    // In chunks, every item still gets its own value or error, at its place.
+    let out = [];
+    let it = p.imap(|x| if x % 4 == 2 { throw `bad ${x}` } else { x }, 0..8, 3);
+    loop { try { out.push(it.next()) } catch (e) { if type_of(e) == "map" && e.type == "StopIteration" { break } out.push(`err ${e}`) } }
+    print(out);
     try { p.apply(|| current_process()) } catch (e) { print(`result: ${e.type}`) }
     try { p.starmap(add, [1, 2]) } catch (e) { print(`starmap: ${e.type}`) }
     print(p.map(sq, [2]));
@@ -179,7 +184,7 @@ fn task_errors_reach_the_caller(m: &str) {
     );
     assert_eq!(
         out.ok(),
-        "thrown: plain\nmap: KeyError k 1\nmap: item 5\nruntime: IndexError true i64 18\nruntime: NameError Variable not found: undefined_thing\nget: 42\nagain: 42\n[0, 1, \"err two\", 3]\nresult: SerializationError\nstarmap: TypeError\n[4]\n"
+        "thrown: plain\nmap: KeyError k 1\nmap: item 5\nruntime: IndexError true i64 18\nruntime: NameError Variable not found: undefined_thing\nget: 42\nagain: 42\n[0, 1, \"err two\", 3]\n[0, 1, \"err bad 2\", 3, 4, 5, \"err bad 6\", 7]\nresult: SerializationError\nstarmap: TypeError\n[4]\n"
     );
 }
 

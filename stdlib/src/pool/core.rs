@@ -441,6 +441,7 @@ impl PoolInner {
                     // Mid-stream (imap): that chunk fails, the others go on.
                     let chunk = j.sent;
                     j.sent += 1;
+                    j.lens.push(n);
                     j.next_item += n;
                     if let Some(cb) = j.chunk_back(chunk, Err(Failure::Local(e))) {
                         self.callbacks.push_back(cb);
@@ -459,6 +460,7 @@ impl PoolInner {
             let bytes = head.frame(&func, &packet.bytes);
             self.enqueue((bytes, func_fds, packet.fds))?;
             j.sent += 1;
+            j.lens.push(n);
             j.next_item += n;
             if j.source.as_ref().is_some_and(|s| s.len() == 0) {
                 j.all_sent = true;
@@ -550,7 +552,7 @@ impl PoolInner {
         };
         let result = decoded.and_then(split_outcome).and_then(|(ok, value)| {
             if ok {
-                value.try_cast::<Array>().map(Ok).ok_or_else(|| mp_err!(SerializationError, "malformed pool result"))
+                chunk_result(value)
             } else {
                 RemoteError::from_dynamic(value)
                     .map(|r| Err(Failure::Remote(r)))
@@ -672,6 +674,22 @@ impl PoolInner {
         }
         self.server = None;
     }
+}
+
+/// Reads a chunk's `[values, [[index, error], ..]]`.
+fn chunk_result(value: Dynamic) -> MpResult<super::job::ChunkOutcome> {
+    let bad = || mp_err!(SerializationError, "malformed pool result");
+    let mut parts = value.try_cast::<Array>().filter(|p| p.len() == 2).ok_or_else(bad)?;
+    let errors = parts.pop().unwrap().try_cast::<Array>().ok_or_else(bad)?;
+    let values = parts.pop().unwrap().try_cast::<Array>().ok_or_else(bad)?;
+    let mut out = Vec::with_capacity(errors.len());
+    for e in errors {
+        let mut pair = e.try_cast::<Array>().filter(|p| p.len() == 2).ok_or_else(bad)?;
+        let err = RemoteError::from_dynamic(pair.pop().unwrap()).ok_or_else(bad)?;
+        let index = pair.pop().unwrap().as_int().map_err(|_| bad())?;
+        out.push((index.max(0) as usize, Failure::Remote(err)));
+    }
+    Ok(Ok(super::job::ChunkResult { values, errors: out }))
 }
 
 /// Names the item of a chunk that could not be sent: `iterable[12]`.

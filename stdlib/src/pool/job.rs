@@ -31,6 +31,18 @@ impl Failure {
     }
 }
 
+/// What came back for a chunk: one value per item, and the items that threw (their index
+/// in the chunk and the error; their value is `()`).
+#[derive(Debug, Clone, Default)]
+pub struct ChunkResult {
+    pub values: Vec<Dynamic>,
+    pub errors: Vec<(usize, Failure)>,
+}
+
+/// A chunk's outcome: its results, or a failure of the whole chunk (its worker died, it
+/// could not be sent …).
+pub type ChunkOutcome = Result<ChunkResult, Failure>;
+
 /// What the call does with results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -81,7 +93,9 @@ pub struct Job {
     pub callback: Option<FnPtr>,
     pub error_callback: Option<FnPtr>,
     /// Imap: chunks that came back but cannot be handed out yet (ordered), by chunk.
-    pub waiting: BTreeMap<u64, Result<Vec<Dynamic>, Failure>>,
+    pub waiting: BTreeMap<u64, ChunkOutcome>,
+    /// How many items each chunk sent holds.
+    pub lens: Vec<u64>,
     pub next_chunk: u64,
     /// Imap: items ready to hand out.
     pub out: VecDeque<Result<Dynamic, Failure>>,
@@ -108,6 +122,7 @@ impl Job {
             callback: None,
             error_callback: None,
             waiting: BTreeMap::new(),
+            lens: Vec::new(),
             next_chunk: 0,
             out: VecDeque::new(),
             source: None,
@@ -131,7 +146,7 @@ impl Job {
     }
 
     /// A chunk's result came back. Returns the callback to run, if any, with its argument.
-    pub fn chunk_back(&mut self, chunk: u64, result: Result<Vec<Dynamic>, Failure>) -> Option<(FnPtr, Dynamic)> {
+    pub fn chunk_back(&mut self, chunk: u64, result: ChunkOutcome) -> Option<(FnPtr, Dynamic)> {
         let c = chunk as usize;
         if c >= self.sent as usize || self.back.get(c).copied().unwrap_or(false) {
             return None;
@@ -141,16 +156,24 @@ impl Job {
         }
         self.back[c] = true;
         self.back_count += 1;
+        // For apply and map, the first error (in item order) is the outcome.
+        let first_error = |r: ChunkOutcome| -> Result<Vec<Dynamic>, Failure> {
+            let mut r = r?;
+            match r.errors.is_empty() {
+                true => Ok(r.values),
+                false => Err(r.errors.swap_remove(0).1),
+            }
+        };
         match self.kind {
             JobKind::Apply => {
-                let r = result.map(|mut v| v.pop().unwrap_or(Dynamic::UNIT));
+                let r = first_error(result).map(|mut v| v.pop().unwrap_or(Dynamic::UNIT));
                 self.finish(r)
             }
             JobKind::Map => {
                 if self.outcome.is_some() {
                     return None;
                 }
-                match result {
+                match first_error(result) {
                     Err(f) => self.finish(Err(f)),
                     Ok(v) => {
                         if self.chunks.len() <= c {
@@ -173,21 +196,37 @@ impl Job {
                 if ordered {
                     self.waiting.insert(chunk, result);
                     while let Some(r) = self.waiting.remove(&self.next_chunk) {
-                        self.hand_out(r);
+                        self.hand_out(self.next_chunk, r);
                         self.next_chunk += 1;
                     }
                 } else {
-                    self.hand_out(result);
+                    self.hand_out(chunk, result);
                 }
                 None
             }
         }
     }
 
-    fn hand_out(&mut self, r: Result<Vec<Dynamic>, Failure>) {
+    /// Imap: each item's value or error, at its place; a chunk that failed whole gives its
+    /// error once per item.
+    fn hand_out(&mut self, chunk: u64, r: ChunkOutcome) {
         match r {
-            Ok(v) => self.out.extend(v.into_iter().map(Ok)),
-            Err(f) => self.out.push_back(Err(f)),
+            Ok(ChunkResult { values, mut errors }) => {
+                errors.sort_by_key(|e| std::cmp::Reverse(e.0));
+                for (i, v) in values.into_iter().enumerate() {
+                    if errors.last().is_some_and(|e| e.0 == i) {
+                        self.out.push_back(Err(errors.pop().unwrap().1));
+                    } else {
+                        self.out.push_back(Ok(v));
+                    }
+                }
+            }
+            Err(f) => {
+                let n = self.lens.get(chunk as usize).copied().unwrap_or(1).max(1);
+                for _ in 0..n {
+                    self.out.push_back(Err(f.clone()));
+                }
+            }
         }
     }
 

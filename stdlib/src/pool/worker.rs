@@ -49,7 +49,7 @@ fn run_task(
     head: &TaskHead,
     bytes: &[u8],
     mut fds: Vec<OwnedFd>,
-    exit: &std::cell::Cell<Option<Box<EvalAltResult>>>,
+    exit: &std::cell::RefCell<Option<Box<EvalAltResult>>>,
 ) -> Result<Dynamic, Dynamic> {
     let as_remote = |e: MpError| remote(&Box::<EvalAltResult>::from(e));
     let rest = fds.split_off(head.func_fds.min(fds.len()));
@@ -60,7 +60,7 @@ fn run_task(
     // `exit(n)` in a task ends the worker (the pool then fails the task), as in Python.
     let exiting = |e: Box<EvalAltResult>| {
         if rhai_mp_core::ExitRequest::code_of(&e).is_some() {
-            exit.set(Some(e));
+            *exit.borrow_mut() = Some(e);
             Dynamic::UNIT
         } else {
             remote(&e)
@@ -70,16 +70,19 @@ fn run_task(
     let call1 = |x: Dynamic| f.call_raw(ctx, None, [x]).map_err(exiting);
     let items =
         |p: Dynamic| p.try_cast::<Array>().ok_or_else(|| as_remote(mp_err!(SerializationError, "malformed pool task")));
+    // Every item runs, even after one threw: each gets its value or its error.
+    let mut out = Outcome::default();
+    let note = |i: usize| slots.set(index, Field::Item, head.first + i as u64);
     match head.kind {
-        Kind::Apply => Ok(Dynamic::from_array(vec![call(items(payload)?)?])),
+        Kind::Apply => out.push(0, call(items(payload)?)),
         Kind::Map => {
-            let items = items(payload)?;
-            let mut out = Vec::with_capacity(items.len());
-            for (i, x) in items.into_iter().enumerate() {
-                slots.set(index, Field::Item, head.first + i as u64);
-                out.push(call1(x)?);
+            for (i, x) in items(payload)?.into_iter().enumerate() {
+                note(i);
+                out.push(i, call1(x));
+                if exit.borrow().is_some() {
+                    break;
+                }
             }
-            Ok(Dynamic::from_array(out))
         }
         Kind::MapRange => {
             let bounds = items(payload)?;
@@ -88,18 +91,18 @@ fn run_task(
             else {
                 return Err(as_remote(mp_err!(SerializationError, "malformed pool task")));
             };
-            let mut out = Vec::with_capacity((b - a).max(0) as usize);
+            out.values.reserve((b - a).max(0) as usize);
             for (i, x) in (a..b).enumerate() {
-                slots.set(index, Field::Item, head.first + i as u64);
-                out.push(call1(Dynamic::from(x))?);
+                note(i);
+                out.push(i, call1(Dynamic::from(x)));
+                if exit.borrow().is_some() {
+                    break;
+                }
             }
-            Ok(Dynamic::from_array(out))
         }
         Kind::Starmap => {
-            let items = items(payload)?;
-            let mut out = Vec::with_capacity(items.len());
-            for (i, x) in items.into_iter().enumerate() {
-                slots.set(index, Field::Item, head.first + i as u64);
+            for (i, x) in items(payload)?.into_iter().enumerate() {
+                note(i);
                 let t = crate::opts::type_name(&x);
                 let args = crate::opts::items(x).map_err(|_| {
                     as_remote(mp_err!(
@@ -107,11 +110,37 @@ fn run_task(
                         "starmap() items must be arrays (or other iterables) of arguments; item {} is {t}",
                         head.first + i as u64
                     ))
-                })?;
-                out.push(call(args)?);
+                });
+                out.push(i, args.and_then(call));
+                if exit.borrow().is_some() {
+                    break;
+                }
             }
-            Ok(Dynamic::from_array(out))
         }
+    }
+    Ok(out.into_dynamic())
+}
+
+/// A chunk's values and errors, as they cross: `[values, [[index, error], ..]]`.
+#[derive(Default)]
+struct Outcome {
+    values: Array,
+    errors: Array,
+}
+
+impl Outcome {
+    fn push(&mut self, i: usize, r: Result<Dynamic, Dynamic>) {
+        match r {
+            Ok(v) => self.values.push(v),
+            Err(e) => {
+                self.values.push(Dynamic::UNIT);
+                self.errors.push(Dynamic::from_array(vec![(i as INT).into(), e]));
+            }
+        }
+    }
+
+    fn into_dynamic(self) -> Dynamic {
+        Dynamic::from_array(vec![Dynamic::from_array(self.values), Dynamic::from_array(self.errors)])
     }
 }
 
@@ -159,12 +188,12 @@ pub fn work(
         if head.job == 0 {
             return Ok(());
         }
-        let exit = std::cell::Cell::new(None);
+        let exit = std::cell::RefCell::new(None);
         let (ok, value) = match run_task(ctx, &slots, index, &head, &bytes, fds, &exit) {
             Ok(v) => (true, v),
             Err(e) => (false, e),
         };
-        if let Some(e) = exit.take() {
+        if let Some(e) = exit.into_inner() {
             return Err(e);
         }
         put_result(&results, head.job, head.chunk, ok, value)?;
