@@ -189,6 +189,16 @@ impl Running {
         }
     }
 
+    /// The rest of stdout, up to its end (bounded by [`LIMIT`]).
+    pub fn rest(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + LIMIT;
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            out.push(l);
+        }
+        out
+    }
+
     /// Sends `signal` to the script's whole process group.
     pub fn signal_group(&self, signal: i32) {
         // SAFETY: kill(2) with a negative pid signals the child's own process group.

@@ -100,6 +100,10 @@ if __name__ == "__main__" {
     let z = mgr.Array("d", 2);
     print(z);
     let ys = []; for x in a { ys.push(x) } print(ys);
+    let k = 100;
+    let fs = mgr.list([|x| x + k]);
+    for f in fs { print(f.call(1)) }
+    print(mgr.Value("d", 0.5, false).value + mgr.Array("i", 2, true).len());
 }
 "#,
         m,
@@ -122,6 +126,8 @@ Namespace(name="n", value=3, x=2)
 10 3 [10, 2, 30] array('i', [10, 2, 30])
 array('d', [0.0, 0.0])
 [10, 2, 30]
+101
+2.5
 "#
     );
 }
@@ -297,6 +303,37 @@ if __name__ == "__main__" {
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("BrokenPipeError"), "{}", out.stderr);
+}
+
+/// Ctrl-C during a pool call interrupts the script, not the manager's server: its data
+/// outlives a caught `KeyboardInterrupt`.
+#[test]
+fn ctrl_c_spares_the_manager() {
+    for m in METHODS {
+        let mut run = start_script(
+            r#"
+fn slow(x) { time::sleep(30); x }
+if __name__ == "__main__" {
+    let mgr = Manager();
+    let d = mgr.dict(#{a: 1});
+    let p = Pool(2);
+    p.map(|x| x, [1, 2]);
+    print("started");
+    try { p.map(slow, 0..4, 1) } catch (e) { print(e.type) }
+    d["a"] += 1;
+    print(d["a"]);
+}
+"#,
+            m,
+        );
+        assert_eq!(run.line(), "started", "{m}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        run.signal_group(libc::SIGINT);
+        let (code, err) = run.wait();
+        let rest = run.rest();
+        assert_eq!(code, Some(0), "{m}: {err}");
+        assert_eq!(rest, ["KeyboardInterrupt", "2"], "{m}: {err}");
+    }
 }
 
 /// The server refuses a connection that does not open with the manager's key, and dies

@@ -108,6 +108,11 @@ fn imap_streams_lazily_in_either_order(m: &str) {
     print(it.next(10));
     try { it.next() } catch (e) { print(e.type) }
     try { it.next(0.5) } catch (e) { print(e.type) }
+    // An abandoned imap stops sending its input.
+    let count = Value("i", 0);
+    for x in p.imap(|x| { hold(count.get_lock(), || count.value += 1); x }, 0..1000000) { if x == 10 { break } }
+    for i in 0..20 { p.apply(sq, [i]); }
+    print(count.value < 200);
     let it = p.imap(slow, [1]);
     try { it.next(0.2) } catch (e) { print(e.type) }
     print(it);
@@ -118,7 +123,7 @@ fn imap_streams_lazily_in_either_order(m: &str) {
     );
     assert_eq!(
         out.ok(),
-        "true\ntrue true true\n[0, 1, 4]\n4\n9\nStopIteration\nStopIteration\nTimeoutError\n<imap iterator>\n"
+        "true\ntrue true true\n[0, 1, 4]\n4\n9\nStopIteration\nStopIteration\ntrue\nTimeoutError\n<imap iterator>\n"
     );
 }
 
@@ -567,7 +572,7 @@ fn ctrl_c_stops_a_running_map() {
         std::thread::sleep(Duration::from_millis(300));
         run.signal_group(libc::SIGINT);
         let (code, err) = run.wait();
-        let rest: Vec<String> = run.lines.try_iter().collect();
+        let rest = run.rest();
         assert_eq!(code, Some(1), "{m}: {err}");
         assert!(err.contains("KeyboardInterrupt"), "{m}: {err}");
         assert!(!rest.iter().any(|l| l == "not reached"), "{m}");

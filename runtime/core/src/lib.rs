@@ -27,8 +27,8 @@ pub use process::{active_children, at_exit, Process, Role};
 pub use report::type_and_message;
 pub use start::{fork::Server as ForkServer, Popen};
 pub use sys::{
-    borrow_fd, catch_sigint, default_sigint, futex_wait, futex_wake, own_fd, pid, process_is_dead, spin_time,
-    spin_while, take_sigint, SigintGuard,
+    borrow_fd, catch_sigint, default_sigint, futex_wait, futex_wake, ignore_sigint, own_fd, pid, process_is_dead,
+    spin_time, spin_while, take_sigint, SigintGuard,
 };
 pub mod transport {
     //! Message transport for primitives: atomic messages over SEQPACKET sockets.

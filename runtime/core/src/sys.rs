@@ -211,30 +211,42 @@ extern "C" fn note_sigint(_: libc::c_int) {
 
 /// While alive, SIGINT (Ctrl-C) sets a flag ([`take_sigint`]) instead of killing the
 /// process, so that a blocking wait can end with a clear error and clean up. Dropping it
-/// restores the previous disposition.
+/// restores the previous disposition; a SIGINT that arrived and was not taken is then
+/// raised again, so it is never lost. Where SIGINT is ignored, the guard does nothing.
 pub struct SigintGuard {
-    old: libc::sigaction,
+    old: Option<libc::sigaction>,
 }
 
 /// Catches SIGINT until the guard is dropped (see [`SigintGuard`]).
 pub fn catch_sigint() -> SigintGuard {
     // SAFETY: a zeroed sigaction is a valid value to fill in; the handler only stores to an
-    // atomic, which is async-signal-safe; `old` receives the previous action.
+    // atomic, which is async-signal-safe; `old` receives the previous action, which is put
+    // back at once if it was "ignore".
     unsafe {
         let mut new: libc::sigaction = std::mem::zeroed();
         new.sa_sigaction = note_sigint as *const () as usize;
         libc::sigemptyset(&mut new.sa_mask);
         let mut old: libc::sigaction = std::mem::zeroed();
         libc::sigaction(libc::SIGINT, &new, &mut old);
-        SigintGuard { old }
+        if old.sa_sigaction == libc::SIG_IGN {
+            libc::sigaction(libc::SIGINT, &old, std::ptr::null_mut());
+            return SigintGuard { old: None };
+        }
+        SigintGuard { old: Some(old) }
     }
 }
 
 impl Drop for SigintGuard {
     fn drop(&mut self) {
-        // SAFETY: restores the action `catch_sigint` saved.
-        unsafe {
-            libc::sigaction(libc::SIGINT, &self.old, std::ptr::null_mut());
+        if let Some(old) = &self.old {
+            // SAFETY: restores the action `catch_sigint` saved, then re-raises a SIGINT that
+            // came too late to be taken (raise(3) is always safe to call).
+            unsafe {
+                libc::sigaction(libc::SIGINT, old, std::ptr::null_mut());
+                if SIGINT_SEEN.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    libc::raise(libc::SIGINT);
+                }
+            }
         }
     }
 }
@@ -242,6 +254,11 @@ impl Drop for SigintGuard {
 /// Whether SIGINT arrived while a [`SigintGuard`] was alive (and clears the flag).
 pub fn take_sigint() -> bool {
     SIGINT_SEEN.swap(false, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Ignores SIGINT (servers: a manager's, a forkserver).
+pub fn ignore_sigint() {
+    ignore_signal(libc::SIGINT);
 }
 
 /// Gives SIGINT its default action again (in a pool worker forked while the parent was

@@ -76,6 +76,9 @@ struct Open {
 
 thread_local! {
     static CONNECTIONS: RefCell<HashMap<String, Open>> = RefCell::new(HashMap::new());
+    /// The script's functions, taken at the first request made with a context: replies
+    /// read without one (a `for` loop over a proxy) may hold closures too.
+    static FUNCTIONS: RefCell<Option<rhai_mp_core::FnTable>> = const { RefCell::new(None) };
     /// The receive buffer, kept between requests (it is 64 KiB).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -120,7 +123,8 @@ fn connection(addr: &Address) -> MpResult<Rc<OwnedFd>> {
     Ok(fd)
 }
 
-fn forget(addr: &Address) {
+/// Closes this process's connection to a server.
+pub fn forget(addr: &Address) {
     CONNECTIONS.with(|c| c.borrow_mut().remove(&addr.name));
 }
 
@@ -152,8 +156,19 @@ pub fn request(
         }
     };
     let value = match ctx {
-        Some(ctx) => rhai_mp_core::decode(&reply.data, reply.fds, &ContextFns(ctx))?,
-        None => rhai_mp_core::decode(&reply.data, reply.fds, &NoFunctions)?,
+        Some(ctx) => {
+            FUNCTIONS.with(|f| {
+                let mut f = f.borrow_mut();
+                if f.is_none() {
+                    *f = Some(rhai_mp_core::FnTable::from_context(ctx));
+                }
+            });
+            rhai_mp_core::decode(&reply.data, reply.fds, &ContextFns(ctx))?
+        }
+        None => FUNCTIONS.with(|f| match &*f.borrow() {
+            Some(table) => rhai_mp_core::decode(&reply.data, reply.fds, table),
+            None => rhai_mp_core::decode(&reply.data, reply.fds, &NoFunctions),
+        })?,
     };
     let bad = || mp_err!(SerializationError, "malformed reply from the manager's server");
     let mut parts = value.try_cast::<Array>().ok_or_else(bad)?;

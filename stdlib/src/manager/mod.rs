@@ -101,6 +101,7 @@ impl ManagerInner {
             return;
         }
         let _ = client::request(None, &self.addr, 0, "shutdown", Array::new());
+        client::forget(&self.addr);
         if self.process.join(Some(5.0)).is_err() || matches!(self.process.exitcode(), Ok(None)) {
             let _ = self.process.kill();
             let _ = self.process.join(Some(5.0));
@@ -311,6 +312,44 @@ pub mod manager_functions {
         v: Dynamic,
     ) -> Result<Proxy, Box<EvalAltResult>> {
         m.proxy(&ctx, Kind::Value, "Value", vec![tc, v])
+    }
+
+    /// `m.Value(tc, v, lock)`: as the global `Value`'s signature; a managed value has no
+    /// lock of its own (each request is atomic), so `lock` is accepted and ignored, as in
+    /// Python.
+    ///
+    /// ```rhai
+    /// let v = m.Value("d", 0.5, false);
+    /// ```
+    ///
+    /// Throws when: as `m.Value(tc, v)`.
+    #[rhai_fn(global, name = "Value", return_raw)]
+    pub fn value_lock(
+        ctx: NativeCallContext,
+        m: &mut Manager,
+        tc: Dynamic,
+        v: Dynamic,
+        _lock: Dynamic,
+    ) -> Result<Proxy, Box<EvalAltResult>> {
+        value(ctx, m, tc, v)
+    }
+
+    /// `m.Array(tc, init, lock)`: `lock` is accepted and ignored, as for `m.Value`.
+    ///
+    /// ```rhai
+    /// let a = m.Array("i", 4, true);
+    /// ```
+    ///
+    /// Throws when: as `m.Array(tc, init)`.
+    #[rhai_fn(global, name = "Array", return_raw)]
+    pub fn array_lock(
+        ctx: NativeCallContext,
+        m: &mut Manager,
+        tc: Dynamic,
+        init: Dynamic,
+        _lock: Dynamic,
+    ) -> Result<Proxy, Box<EvalAltResult>> {
+        array(ctx, m, tc, init)
     }
 
     /// A managed array of a typecode: a size, or the initial items.

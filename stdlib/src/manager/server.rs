@@ -159,6 +159,8 @@ struct Conn {
 pub fn serve(ctx: &NativeCallContext, listener: ManagerSocket, authkey: Vec<u8>) -> RhaiResult<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::socket::{accept4, SockFlag};
+    // As Python's: Ctrl-C is for the script, not the server it keeps its data in.
+    rhai_mp_core::ignore_sigint();
     let mut server = Server { objects: HashMap::new(), next_id: 0 };
     let mut conns: Vec<Conn> = Vec::new();
     let mut scratch = Vec::new();

@@ -214,24 +214,9 @@ impl Pool {
         deadline: Option<Instant>,
         done: &dyn Fn() -> bool,
     ) -> RhaiResult<bool> {
-        let _sigint = rhai_mp_core::catch_sigint();
         let mut idle = false;
-        let interrupted = || -> RhaiResult<()> {
-            if rhai_mp_core::take_sigint() {
-                self.0.borrow_mut().terminate();
-                return Err(mp_err!(
-                    KeyboardInterrupt,
-                    "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated"
-                )
-                .into());
-            }
-            Ok(())
-        };
         loop {
-            // Ctrl-C reaches the workers too: their deaths are not the story.
-            interrupted()?;
             self.0.borrow_mut().step(ctx, idle)?;
-            interrupted()?;
             self.run_callbacks(ctx)?;
             if done() {
                 return Ok(true);
@@ -250,7 +235,22 @@ impl Pool {
                 // Nothing more will come (terminate failed every call).
                 return Ok(done());
             }
-            match results.0.get(true, Some(wait.as_secs_f64())) {
+            // Ctrl-C while blocked here ends the wait (elsewhere, as in a callback, it keeps
+            // its usual effect). It reaches the workers too: their deaths are not the story.
+            let (got, interrupted) = {
+                let _sigint = rhai_mp_core::catch_sigint();
+                let got = results.0.get(true, Some(wait.as_secs_f64()));
+                (got, rhai_mp_core::take_sigint())
+            };
+            if interrupted {
+                self.0.borrow_mut().terminate();
+                return Err(mp_err!(
+                    KeyboardInterrupt,
+                    "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated"
+                )
+                .into());
+            }
+            match got {
                 Ok((bytes, fds)) => {
                     idle = false;
                     self.0.borrow_mut().take_result(ctx, &bytes, fds)?;
@@ -385,7 +385,7 @@ impl PoolInner {
     fn send_chunks(&mut self, job: &Rc<RefCell<Job>>, limit: u64, first: bool) -> MpResult<()> {
         loop {
             let mut j = job.borrow_mut();
-            if j.all_sent || j.in_flight() >= limit {
+            if j.all_sent || j.ahead() >= limit {
                 return Ok(());
             }
             let Some((task, func, func_fds)) = self.funcs.get(&j.id) else {
@@ -514,7 +514,13 @@ impl PoolInner {
             .collect();
         let limit = self.in_flight_limit();
         for job in lazy {
-            self.send_chunks(&job, limit, false)?;
+            // Only the pool holds it: every copy of the iterator is gone, stop sending.
+            if Rc::strong_count(&job) == 2 {
+                job.borrow_mut().abandon();
+                self.funcs.remove(&job.borrow().id);
+            } else {
+                self.send_chunks(&job, limit, false)?;
+            }
             self.settle(&job);
         }
         self.drain(ctx)?;

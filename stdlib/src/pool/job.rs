@@ -137,6 +137,19 @@ impl Job {
         self.sent - self.back_count
     }
 
+    /// Chunks sent and not yet read by the script: in flight, or back and waiting (imap's
+    /// bound on how much of the input goes ahead).
+    pub fn ahead(&self) -> u64 {
+        let unread = self.waiting.len() as u64 + (self.out.len() as u64).div_ceil(self.chunksize.max(1));
+        self.in_flight() + unread
+    }
+
+    /// Stops sending input (nobody reads this imap any more).
+    pub fn abandon(&mut self) {
+        self.source = None;
+        self.all_sent = true;
+    }
+
     /// Every result is in (imap: though not necessarily handed out).
     pub fn complete(&self) -> bool {
         match self.kind {
