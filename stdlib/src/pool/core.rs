@@ -1,7 +1,8 @@
 //! The parent side of a pool: its workers, the task and result queues, the calls in
 //! progress, and the loop ([`Pool::pump`]) that moves results to those calls.
 //!
-//! There is no thread. Every pool call (and every call on one of its results) pumps: it
+//! No thread moves results (a feeder thread only puts tasks the queue cannot take at once,
+//! see `feeder.rs`). Every pool call (and every call on one of its results) pumps: it
 //! sends more of a lazy `imap`'s input, takes the results that arrived, notices dead
 //! workers (failing the task a dead worker held with `WorkerLostError`, and starting a
 //! replacement), and runs the callbacks that became due, in completion order. A blocking
