@@ -418,7 +418,21 @@ impl Server {
                 Ok(self.add(Obj::Array(tc, items)))
             }
             "create" => {
+                const MADE: &[&str] = &[
+                    "Lock",
+                    "RLock",
+                    "Semaphore",
+                    "BoundedSemaphore",
+                    "Condition",
+                    "Event",
+                    "Barrier",
+                    "Queue",
+                    "JoinableQueue",
+                ];
                 let name = arg(0).into_string().map_err(|_| err(mp_err!(TypeError, "bad constructor name")))?;
+                if !MADE.contains(&name.as_str()) {
+                    return Err(err(mp_err!(ValueError, "a manager cannot make a '{name}'")));
+                }
                 let mut rest = arg(1).try_cast::<Array>().unwrap_or_default();
                 let mut refs: Vec<&mut Dynamic> = rest.iter_mut().collect();
                 let v = ctx.call_fn_raw(&name, false, false, &mut refs).map_err(caught)?;
