@@ -114,7 +114,7 @@ fn connect(addr: &Address) -> MpResult<OwnedFd> {
 }
 
 fn connection(addr: &Address) -> MpResult<Rc<OwnedFd>> {
-    let me = std::process::id();
+    let me = rhai_mp_core::pid();
     if let Some(fd) = CONNECTIONS.with(|c| c.borrow().get(&addr.name).filter(|o| o.pid == me).map(|o| o.fd.clone())) {
         return Ok(fd);
     }

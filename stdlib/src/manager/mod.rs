@@ -78,7 +78,7 @@ impl Manager {
         Ok(Manager(Rc::new(ManagerInner {
             process,
             addr: Address { name, authkey: key },
-            creator: std::process::id(),
+            creator: rhai_mp_core::pid(),
             stopped: Cell::new(false),
         })))
     }
@@ -97,7 +97,7 @@ impl Manager {
 impl ManagerInner {
     /// Asks the server to stop, then makes sure it did.
     fn shutdown(&self) {
-        if self.stopped.replace(true) || self.creator != std::process::id() {
+        if self.stopped.replace(true) || self.creator != rhai_mp_core::pid() {
             return;
         }
         let _ = client::request(None, &self.addr, 0, "shutdown", Array::new());

@@ -277,7 +277,7 @@ struct Server {
 /// The value a local `catch` would have received for `e`.
 fn caught(e: Box<EvalAltResult>) -> Dynamic {
     let who = rhai_mp_core::with_state(|s| s.name.clone());
-    RemoteError::capture(&e, &who, std::process::id() as i32).value
+    RemoteError::capture(&e, &who, rhai_mp_core::pid() as i32).value
 }
 
 fn err(e: MpError) -> Dynamic {

@@ -65,6 +65,8 @@ pub struct PoolInner {
     pub state: PoolState,
     /// Calls whose results are not all in.
     jobs: BTreeMap<u64, Rc<RefCell<Job>>>,
+    /// The imap calls that still have input to send (fed a little at each pump).
+    lazy: Vec<Rc<RefCell<Job>>>,
     /// The encoded function and task kind of calls that still have input to send.
     funcs: HashMap<u64, (Kind, Vec<u8>, std::sync::Arc<Vec<std::os::fd::OwnedFd>>)>,
     next_job: u64,
@@ -124,6 +126,7 @@ impl Pool {
             maxtasks: cfg.maxtasks,
             state: PoolState::Run,
             jobs: BTreeMap::new(),
+            lazy: Vec::new(),
             funcs: HashMap::new(),
             next_job: 1,
             callbacks: VecDeque::new(),
@@ -203,6 +206,9 @@ impl Pool {
             return Err(e.into());
         }
         p.settle(&job);
+        if !job.borrow().all_sent {
+            p.lazy.push(job.clone());
+        }
         Ok(job)
     }
 
@@ -504,18 +510,10 @@ impl PoolInner {
 
     /// One round of the pump without blocking.
     fn step(&mut self, ctx: Option<&NativeCallContext>, force_check: bool) -> RhaiResult<()> {
-        let lazy: Vec<_> = self
-            .jobs
-            .values()
-            .filter(|j| {
-                let j = j.borrow();
-                !j.all_sent && matches!(j.kind, JobKind::Imap { .. })
-            })
-            .cloned()
-            .collect();
         let limit = self.in_flight_limit();
-        for job in lazy {
-            // Only the pool holds it: every copy of the iterator is gone, stop sending.
+        for job in std::mem::take(&mut self.lazy) {
+            // Only the pool holds it (here and in `jobs`): every copy of the iterator is
+            // gone, stop sending.
             if Rc::strong_count(&job) == 2 {
                 job.borrow_mut().abandon();
                 self.funcs.remove(&job.borrow().id);
@@ -523,6 +521,9 @@ impl PoolInner {
                 self.send_chunks(&job, limit, false)?;
             }
             self.settle(&job);
+            if !job.borrow().all_sent {
+                self.lazy.push(job);
+            }
         }
         self.drain(ctx)?;
         if force_check || self.last_check.elapsed() >= CHECK_EVERY {
@@ -592,6 +593,7 @@ impl PoolInner {
             return;
         }
         self.broken = Some(f.clone());
+        self.lazy.clear();
         for (_, job) in std::mem::take(&mut self.jobs) {
             if let Some(cb) = job.borrow_mut().fail_all(&f) {
                 self.callbacks.push_back(cb);
@@ -663,6 +665,7 @@ impl PoolInner {
         }
         self.state = PoolState::Terminate;
         let f = Failure::Local(mp_err!(RuntimeError, "the pool was terminated before this call finished"));
+        self.lazy.clear();
         for (_, job) in std::mem::take(&mut self.jobs) {
             let _ = job.borrow_mut().fail_all(&f);
         }
