@@ -128,6 +128,7 @@ pub fn run(runtime: &Runtime) -> i32 {
                 continue;
             }
         };
+        rhai_mp_core::wire::add_program(&ast);
         if ast.iter_functions().next().is_some() {
             rhai_mp_core::with_state(|s| {
                 if let Script::Repl { entries } = &mut s.script {

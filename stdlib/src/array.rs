@@ -6,11 +6,10 @@
 use crate::lock::Lock;
 use crate::opts;
 use crate::typecode::Typecode;
-use crate::value::{decode_lock, encode_lock, lock_arg};
+use crate::value::lock_arg;
 use rhai::plugin::*;
 use rhai::{Array, Blob, Dynamic, INT};
-use rhai_mp_core::{mp_err, HandleCodec, MpResult, Region};
-use std::os::fd::OwnedFd;
+use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
 
 /// The shared state of an Array.
@@ -78,38 +77,29 @@ fn new_array(typecode: &Dynamic, init: &Dynamic, lock: Option<Lock>, func: &str)
     Ok(SharedArray(Rc::new(ArrayCore { region, typecode: tc, len: items.len(), lock })))
 }
 
-struct ArrayCodec;
-
-impl HandleCodec for ArrayCodec {
-    fn kind(&self) -> &'static str {
-        "SharedArray"
+/// An Array crosses as its memfd, length, typecode and lock (if any).
+impl Portable for SharedArray {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.region.fd())?;
+        w.u64(self.0.len as u64);
+        w.put(&self.0.typecode)?;
+        w.put(&self.0.lock)
     }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<SharedArray>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let a = value.read_lock::<SharedArray>().ok_or_else(|| mp_err!(SerializationError, "not an Array"))?;
-        fds.push(a.0.region.dup_fd()?);
-        let mut data = (a.0.len as u64).to_le_bytes().to_vec();
-        data.push(a.0.typecode.code() as u8);
-        encode_lock(&a.0.lock, fds, &mut data)?;
-        Ok(data)
-    }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let mut fds = fds.into_iter();
-        let (Some(fd), true) = (fds.next(), data.len() >= 9) else {
-            return Err(mp_err!(SerializationError, "malformed Array"));
-        };
-        let len = u64::from_le_bytes(data[0..8].try_into().unwrap()) as usize;
-        let typecode = Typecode::parse(&Dynamic::from((data[8] as char).to_string()), "Array")?;
-        let lock = decode_lock(&data[9..], fds.collect())?;
-        let region = Region::open(fd, (len * typecode.size()).max(64))?;
-        Ok(Dynamic::from(SharedArray(Rc::new(ArrayCore { region, typecode, len, lock }))))
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let fd = r.fd()?;
+        let len = r.u64()?;
+        let typecode: Typecode = r.get()?;
+        let bytes = usize::try_from(len)
+            .ok()
+            .and_then(|n| n.checked_mul(typecode.size()))
+            .ok_or_else(|| rhai_mp_core::wire::malformed("an Array's length"))?;
+        let region = Region::open(fd, bytes.max(64))?;
+        Ok(SharedArray(Rc::new(ArrayCore { region, typecode, len: len as usize, lock: r.get()? })))
     }
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(ArrayCodec);
+impl Handle for SharedArray {
+    const KIND: &'static str = "SharedArray";
 }
 
 #[export_module]

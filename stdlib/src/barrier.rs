@@ -3,17 +3,18 @@
 //! Python's `threading.Barrier` algorithm (filling → draining → filling, with resetting
 //! and broken states), on a robust process-shared mutex and condition variable in shared
 //! memory. The `action` runs in the process that arrives last; it travels with the barrier
-//! as encoded bytes and is decoded where it runs.
+//! (with its captured values).
 
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr, Map, INT};
-use rhai_mp_core::{mp_err, Cond, ContextFns, HandleCodec, MpError, MpResult, Mutex, Region, COND_SIZE, MUTEX_SIZE};
-use std::os::fd::OwnedFd;
+use rhai_mp_core::{
+    mp_err, Cond, Deadline, Handle, MpError, MpResult, Mutex, Portable, Reader, Region, RhaiResult, Writer, COND_SIZE,
+    MUTEX_SIZE,
+};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
 
 const MUTEX: usize = 0;
 const COND: usize = MUTEX_SIZE;
@@ -31,8 +32,9 @@ const BROKEN: u64 = 3;
 #[derive(Debug)]
 pub struct BarrierCore {
     region: Region,
-    /// The encoded action (a function pointer or closure), if any.
-    action: Option<Vec<u8>>,
+    /// The action (a function pointer or closure), if any.
+    action: Option<FnPtr>,
+    /// The default timeout of `wait()`, in seconds.
     timeout: Option<f64>,
 }
 
@@ -94,23 +96,26 @@ impl BarrierCore {
     }
 
     /// Waits on the condition until `done` or the deadline; false on timeout.
-    fn wait_until(&self, held: &Held, deadline: Option<Instant>, done: impl Fn() -> bool) -> MpResult<bool> {
+    fn wait_until(&self, held: &Held, deadline: Deadline, done: impl Fn() -> bool) -> MpResult<bool> {
         while !done() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline.passed() {
                 return Ok(false);
             }
-            self.cond().wait(&held.0, deadline)?;
+            self.cond().wait(&held.0, deadline.instant())?;
         }
         Ok(true)
     }
 
-    /// Waits for all parties; returns this process's arrival index.
-    pub fn wait(&self, ctx: &NativeCallContext, timeout: Option<f64>) -> Result<INT, Box<EvalAltResult>> {
-        let timeout = timeout.or(self.timeout);
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+    /// Waits for all parties, at most until `deadline` (`None`: the barrier's default
+    /// timeout); returns this process's arrival index.
+    pub fn wait(&self, ctx: &NativeCallContext, deadline: Option<Deadline>) -> RhaiResult<INT> {
+        let deadline = deadline.unwrap_or_else(|| self.timeout.map_or(Deadline::NEVER, Deadline::after_secs));
         let held = self.lock()?;
         // Enter: wait while a previous round drains or resets.
-        self.wait_until(&held, None, || !matches!(self.state(), DRAINING | RESETTING))?;
+        if !self.wait_until(&held, deadline, || !matches!(self.state(), DRAINING | RESETTING))? {
+            self.break_it();
+            return Err(broken().into());
+        }
         if self.state() == BROKEN {
             return Err(broken().into());
         }
@@ -139,12 +144,9 @@ impl BarrierCore {
     }
 
     /// The last arrival: run the action, then let everyone go.
-    fn release(&self, ctx: &NativeCallContext) -> Result<(), Box<EvalAltResult>> {
+    fn release(&self, ctx: &NativeCallContext) -> RhaiResult<()> {
         if let Some(action) = &self.action {
-            let outcome = rhai_mp_core::decode(action, Vec::new(), &ContextFns(ctx))
-                .map_err(Box::<EvalAltResult>::from)
-                .and_then(|f| f.cast::<FnPtr>().call_raw(ctx, None, []).map(|_| ()));
-            if let Err(e) = outcome {
+            if let Err(e) = action.call_raw(ctx, None, []) {
                 self.break_it();
                 return Err(e);
             }
@@ -178,35 +180,28 @@ impl BarrierCore {
 #[derive(Debug, Clone)]
 pub struct Barrier(pub Rc<BarrierCore>);
 
-struct BarrierCodec;
-
-impl HandleCodec for BarrierCodec {
-    fn kind(&self) -> &'static str {
-        "Barrier"
+/// A Barrier crosses as its memfd, its default timeout and its action.
+impl Portable for Barrier {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.region.fd())?;
+        w.put(&self.0.timeout)?;
+        w.value(&self.0.action.clone().map_or(Dynamic::UNIT, Dynamic::from), "action")
     }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<Barrier>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let b = value.read_lock::<Barrier>().ok_or_else(|| mp_err!(SerializationError, "not a Barrier"))?;
-        fds.push(b.0.region.dup_fd()?);
-        let mut data = b.0.timeout.unwrap_or(-1.0).to_le_bytes().to_vec();
-        data.extend_from_slice(b.0.action.as_deref().unwrap_or_default());
-        Ok(data)
-    }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let (Some(fd), Some(t)) = (fds.into_iter().next(), data.get(0..8)) else {
-            return Err(mp_err!(SerializationError, "malformed Barrier"));
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let region = Region::open(r.fd()?, SIZE)?;
+        let timeout = r.get()?;
+        let action = r.value()?;
+        let action = if action.is_unit() {
+            None
+        } else {
+            Some(action.try_cast::<FnPtr>().ok_or_else(|| rhai_mp_core::wire::malformed("a Barrier's action"))?)
         };
-        let t = f64::from_le_bytes(t.try_into().unwrap());
-        let action = Some(data[8..].to_vec()).filter(|a| !a.is_empty());
-        let core = BarrierCore { region: Region::open(fd, SIZE)?, action, timeout: (t >= 0.0).then_some(t) };
-        Ok(Dynamic::from(Barrier(Rc::new(core))))
+        Ok(Barrier(Rc::new(BarrierCore { region, action, timeout })))
     }
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(BarrierCodec);
+impl Handle for Barrier {
+    const KIND: &'static str = "Barrier";
 }
 
 fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
@@ -215,13 +210,17 @@ fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
         return Err(mp_err!(ValueError, "a barrier needs at least 1 party, not {parties}"));
     }
     let mut o = Opts::new(options, "Barrier", &["action", "timeout"])?;
-    let action = o.fn_ptr("action")?.map(|f| rhai_mp_core::encode(&Dynamic::from(f), "action")).transpose()?;
-    let timeout = o.timeout("timeout")?;
+    let action = o.fn_ptr("action")?;
+    if let Some(f) = &action {
+        // An action that could not cross would fail only when the barrier is sent.
+        rhai_mp_core::encode(&Dynamic::from(f.clone()), "action")?;
+    }
+    let timeout = o.seconds("timeout")?;
     let region = Region::create("rhai-mp-barrier", SIZE)?;
     Mutex::init(&region, MUTEX)?;
     Cond::init(&region, COND)?;
     region.atomic(PARTIES).store(parties as u64, Relaxed);
-    Ok(Barrier(Rc::new(BarrierCore { region, action: action.map(|p| p.bytes), timeout })))
+    Ok(Barrier(Rc::new(BarrierCore { region, action, timeout })))
 }
 
 #[export_module]
@@ -280,8 +279,9 @@ pub mod barrier_functions {
     /// Throws when: as `wait()`; `timeout` is negative (`ValueError`).
     #[rhai_fn(global, name = "wait", return_raw)]
     pub fn wait_timeout(ctx: NativeCallContext, b: &mut Barrier, timeout: Dynamic) -> Result<INT, Box<EvalAltResult>> {
-        let t = opts::timeout(&timeout, "wait")?;
-        b.0.wait(&ctx, t)
+        // `wait(())` uses the barrier's default timeout, as Python's `wait(None)` does.
+        let deadline = if timeout.is_unit() { None } else { Some(opts::deadline(&timeout, "wait")?) };
+        b.0.wait(&ctx, deadline)
     }
 
     /// Returns the barrier to its empty state; processes waiting get `BrokenBarrierError`.

@@ -10,10 +10,8 @@ use crate::opts;
 use crate::semaphore::EmbeddedSem;
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr, INT};
-use rhai_mp_core::{mp_err, HandleCodec, MpResult, Region};
-use std::os::fd::OwnedFd;
+use rhai_mp_core::{mp_err, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 const SLEEPING: usize = 0;
 const WOKEN: usize = 16;
@@ -43,14 +41,15 @@ impl CondCore {
         &self.lock.0
     }
 
-    /// Releases the lock, waits for a notification (at most `timeout`), takes the lock back.
-    pub fn wait(&self, timeout: Option<f64>) -> MpResult<bool> {
+    /// Releases the lock, waits for a notification (at most until `deadline`), takes the
+    /// lock back.
+    pub fn wait(&self, deadline: Deadline) -> MpResult<bool> {
         if !self.core().is_mine() {
             return Err(mp_err!(AssertionError, "must acquire() condition before using wait()"));
         }
         self.sem(SLEEPING).release()?;
         let level = self.core().release_all()?;
-        let woken = self.sem(WAITING).acquire(true, timeout);
+        let woken = self.sem(WAITING).acquire(true, deadline);
         self.sem(WOKEN).release()?;
         self.core().reacquire(level)?;
         Ok(woken)
@@ -62,20 +61,20 @@ impl CondCore {
             return Err(mp_err!(AssertionError, "lock is not owned"));
         }
         // Forget sleepers that timed out since the last notify.
-        while self.sem(WOKEN).acquire(false, None) {
-            self.sem(SLEEPING).acquire(false, None);
+        while self.sem(WOKEN).acquire(false, Deadline::NEVER) {
+            self.sem(SLEEPING).acquire(false, Deadline::NEVER);
         }
         let mut sleepers = 0;
-        while sleepers < n && self.sem(SLEEPING).acquire(false, None) {
+        while sleepers < n && self.sem(SLEEPING).acquire(false, Deadline::NEVER) {
             self.sem(WAITING).release()?;
             sleepers += 1;
         }
         if sleepers > 0 {
             for _ in 0..sleepers {
-                self.sem(WOKEN).acquire(true, None);
+                self.sem(WOKEN).acquire(true, Deadline::NEVER);
             }
             // Take back wake-ups no one used (their sleepers timed out meanwhile).
-            while self.sem(WAITING).acquire(false, None) {}
+            while self.sem(WAITING).acquire(false, Deadline::NEVER) {}
         }
         Ok(())
     }
@@ -85,36 +84,20 @@ impl CondCore {
 #[derive(Debug, Clone)]
 pub struct Condition(pub Rc<CondCore>);
 
-struct ConditionCodec;
-
-impl HandleCodec for ConditionCodec {
-    fn kind(&self) -> &'static str {
-        "Condition"
+/// A Condition crosses as its memfd and its lock.
+impl Portable for Condition {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.region.fd())?;
+        w.put(&self.0.lock)
     }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<Condition>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let c = value.read_lock::<Condition>().ok_or_else(|| mp_err!(SerializationError, "not a Condition"))?;
-        fds.push(c.0.region.dup_fd()?);
-        let lock: Dynamic = Dynamic::from(c.0.lock.clone());
-        let mut lock_fds = Vec::new();
-        let data = crate::lock::lock_codec().encode(&lock, &mut lock_fds)?;
-        fds.extend(lock_fds);
-        Ok(data)
-    }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let mut fds = fds.into_iter();
-        let (Some(own), Some(lock_fd)) = (fds.next(), fds.next()) else {
-            return Err(mp_err!(SerializationError, "malformed Condition"));
-        };
-        let lock = crate::lock::lock_codec().decode(data, vec![lock_fd])?.cast::<Lock>();
-        Ok(Dynamic::from(Condition(Rc::new(CondCore { region: Region::open(own, 64)?, lock }))))
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let region = Region::open(r.fd()?, 64)?;
+        Ok(Condition(Rc::new(CondCore { region, lock: r.get()? })))
     }
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(ConditionCodec);
+impl Handle for Condition {
+    const KIND: &'static str = "Condition";
 }
 
 /// Calls a predicate and reads its result as a bool.
@@ -168,7 +151,7 @@ pub mod condition_functions {
     /// Throws when: never.
     #[rhai_fn(global, return_raw)]
     pub fn acquire(c: &mut Condition) -> Result<bool, Box<EvalAltResult>> {
-        Ok(c.0.core().acquire(true, None)?)
+        Ok(c.0.core().acquire(true, Deadline::NEVER)?)
     }
 
     /// Takes the condition's lock; with `block == false` returns `false` at once if held.
@@ -181,7 +164,7 @@ pub mod condition_functions {
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_block(c: &mut Condition, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
         let (block, _) = crate::lock::block_timeout(&block, &Dynamic::UNIT)?;
-        Ok(c.0.core().acquire(block, None)?)
+        Ok(c.0.core().acquire(block, Deadline::NEVER)?)
     }
 
     /// Takes the condition's lock, waiting at most `timeout` seconds.
@@ -218,7 +201,7 @@ pub mod condition_functions {
     /// Throws when: this process does not hold the lock (`AssertionError`).
     #[rhai_fn(global, return_raw)]
     pub fn wait(c: &mut Condition) -> Result<bool, Box<EvalAltResult>> {
-        Ok(c.0.wait(None)?)
+        Ok(c.0.wait(Deadline::NEVER)?)
     }
 
     /// As `wait()`, but at most `timeout` seconds; returns `false` on timeout.
@@ -231,7 +214,7 @@ pub mod condition_functions {
     /// negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "wait", return_raw)]
     pub fn wait_timeout(c: &mut Condition, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        Ok(c.0.wait(opts::timeout(&timeout, "wait")?)?)
+        Ok(c.0.wait(opts::deadline(&timeout, "wait")?)?)
     }
 
     /// Waits until `predicate()` returns true; returns its last result.
@@ -262,20 +245,10 @@ pub mod condition_functions {
         predicate: FnPtr,
         timeout: Dynamic,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let deadline = opts::timeout(&timeout, "wait_for")?.map(|t| Instant::now() + Duration::from_secs_f64(t));
+        let deadline = opts::deadline(&timeout, "wait_for")?;
         let mut result = check(&ctx, &predicate)?;
-        while !result {
-            let left = match deadline {
-                None => None,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    Some(left.as_secs_f64())
-                }
-            };
-            c.0.wait(left)?;
+        while !result && !deadline.passed() {
+            c.0.wait(deadline)?;
             result = check(&ctx, &predicate)?;
         }
         Ok(result)

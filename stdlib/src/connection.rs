@@ -10,7 +10,8 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Blob, Dynamic, INT};
-use rhai_mp_core::{mp_err, transport, ContextFns, HandleCodec, MessageKind, MpError, MpResult};
+use rhai_mp_core::transport::seqpacket;
+use rhai_mp_core::{mp_err, Deadline, Handle, MessageKind, MpError, MpResult, Portable, Reader, Writer};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
@@ -76,7 +77,7 @@ impl Connection {
     fn send_raw(&self, kind: MessageKind, payload: &[u8], fds: &[OwnedFd]) -> MpResult<()> {
         self.check(false)?;
         let s = self.0.borrow();
-        transport::send(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds).map_err(|e| os_error("send", e))
+        seqpacket::send(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds).map_err(|e| os_error("send", e))
     }
 
     /// Sends a value (any value that can cross processes).
@@ -95,7 +96,7 @@ impl Connection {
         self.check(true)?;
         let mut s = self.0.borrow_mut();
         let ConnState { fd, buf, .. } = &mut *s;
-        match transport::recv_message(fd.as_ref().unwrap().as_fd(), buf) {
+        match seqpacket::recv_message(fd.as_ref().unwrap().as_fd(), buf) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(mp_err!(EOFError, "the other end of the connection is closed and no message is left")),
             Err(e) => Err(os_error("recv", e)),
@@ -103,10 +104,10 @@ impl Connection {
     }
 
     /// Receives a value (a `send_bytes` message arrives as a blob).
-    pub fn recv(&self, ctx: &NativeCallContext) -> MpResult<Dynamic> {
+    pub fn recv(&self) -> MpResult<Dynamic> {
         let m = self.recv_message()?;
         match m.kind {
-            MessageKind::Value => rhai_mp_core::decode(&m.data, m.fds, &ContextFns(ctx)),
+            MessageKind::Value => rhai_mp_core::decode(&m.data, m.fds),
             MessageKind::Bytes => Ok(Dynamic::from_blob(m.data.into_vec())),
         }
     }
@@ -117,7 +118,7 @@ impl Connection {
             self.check(true)?;
             let len = {
                 let s = self.0.borrow();
-                transport::peek(s.fd.as_ref().unwrap().as_fd()).map_err(|e| os_error("recv_bytes", e))?
+                seqpacket::peek(s.fd.as_ref().unwrap().as_fd()).map_err(|e| os_error("recv_bytes", e))?
             };
             if let Some((_, len)) = len {
                 if len > max {
@@ -131,12 +132,11 @@ impl Connection {
         Ok(self.recv_message()?.data.into_vec())
     }
 
-    /// Whether a message (or the end of the stream) can be read, waiting up to `timeout`.
-    pub fn poll(&self, timeout: Option<f64>) -> MpResult<bool> {
+    /// Whether a message (or the end of the stream) can be read, waiting until `deadline`.
+    pub fn poll(&self, deadline: Deadline) -> MpResult<bool> {
         self.check(true)?;
         let s = self.0.borrow();
-        rhai_mp_core::wait_readable(s.fd.as_ref().unwrap().as_fd(), timeout.map(std::time::Duration::from_secs_f64))
-            .map_err(|e| os_error("poll", e))
+        rhai_mp_core::wait_readable(s.fd.as_ref().unwrap().as_fd(), deadline).map_err(|e| os_error("poll", e))
     }
 
     pub fn close(&self) {
@@ -148,33 +148,23 @@ impl Connection {
     }
 }
 
-/// Sends Connections to other processes as a duplicate descriptor.
-struct ConnectionCodec;
-
-impl HandleCodec for ConnectionCodec {
-    fn kind(&self) -> &'static str {
-        "Connection"
-    }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<Connection>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let c = value.read_lock::<Connection>().ok_or_else(|| mp_err!(SerializationError, "not a Connection"))?;
-        let s = c.0.borrow();
+/// A Connection crosses as a duplicate of its descriptor.
+impl Portable for Connection {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        let s = self.0.borrow();
         let fd = s.fd.as_ref().ok_or_else(|| mp_err!(SerializationError, "a closed Connection cannot be sent"))?;
-        fds.push(fd.try_clone()?);
-        Ok(vec![s.readable as u8, s.writable as u8])
+        w.dup(fd.as_fd())?;
+        w.bool(s.readable);
+        w.bool(s.writable);
+        Ok(())
     }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        match (data, fds.into_iter().next()) {
-            ([r, w], Some(fd)) => Ok(Dynamic::from(Connection::new(fd, *r == 1, *w == 1))),
-            _ => Err(mp_err!(SerializationError, "malformed Connection")),
-        }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(Connection::new(r.fd()?, r.bool()?, r.bool()?))
     }
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(ConnectionCodec);
+impl Handle for Connection {
+    const KIND: &'static str = "Connection";
 }
 
 fn bad_range(msg: &str) -> Box<EvalAltResult> {
@@ -237,8 +227,8 @@ pub mod connection_functions {
     /// Throws when: the other end is closed and nothing is left (`EOFError`); this end is
     /// closed or write-only (`OSError`).
     #[rhai_fn(global, return_raw)]
-    pub fn recv(ctx: NativeCallContext, conn: &mut Connection) -> Result<Dynamic, Box<EvalAltResult>> {
-        Ok(conn.recv(&ctx)?)
+    pub fn recv(conn: &mut Connection) -> Result<Dynamic, Box<EvalAltResult>> {
+        Ok(conn.recv()?)
     }
 
     /// Whether a message (or the end of the stream) is waiting; does not block.
@@ -250,7 +240,7 @@ pub mod connection_functions {
     /// Throws when: this end is closed or write-only (`OSError`).
     #[rhai_fn(global, return_raw)]
     pub fn poll(conn: &mut Connection) -> Result<bool, Box<EvalAltResult>> {
-        Ok(conn.poll(Some(0.0))?)
+        Ok(conn.poll(Deadline::now())?)
     }
 
     /// Waits up to `timeout` seconds (`()`: no limit) for a message or the end of the stream.
@@ -263,8 +253,7 @@ pub mod connection_functions {
     /// end is closed or write-only (`OSError`).
     #[rhai_fn(global, name = "poll", return_raw)]
     pub fn poll_timeout(conn: &mut Connection, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        let t = opts::timeout(&timeout, "poll")?;
-        Ok(conn.poll(t)?)
+        Ok(conn.poll(opts::deadline(&timeout, "poll")?)?)
     }
 
     /// Sends a blob as one message.

@@ -6,10 +6,9 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{futex_wait, futex_wake, MpResult, Region};
+use rhai_mp_core::{futex_wait, futex_wake, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{Duration, Instant};
 
 const FLAG: usize = 0;
 const SLEEPERS: usize = 4;
@@ -40,23 +39,21 @@ impl EventCore {
         self.region.atomic32(FLAG).store(0, SeqCst);
     }
 
-    /// Waits until the flag is set, at most `timeout`; returns the flag.
-    pub fn wait(&self, timeout: Option<f64>) -> bool {
+    /// Waits until the flag is set, at most until `deadline`; returns the flag.
+    pub fn wait(&self, deadline: Deadline) -> bool {
         let flag = self.region.atomic32(FLAG);
-        if flag.load(SeqCst) == 1 || (timeout != Some(0.0) && rhai_mp_core::spin_while(|| flag.load(SeqCst) == 0)) {
+        if flag.load(SeqCst) == 1 || (!deadline.passed() && rhai_mp_core::spin_while(|| flag.load(SeqCst) == 0)) {
             return true;
         }
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
         self.region.atomic32(SLEEPERS).fetch_add(1, SeqCst);
         let set = loop {
             if flag.load(SeqCst) == 1 {
                 break true;
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
+            if deadline.passed() {
                 break false;
             }
-            futex_wait(flag, 0, left);
+            futex_wait(flag, 0, deadline.left());
         };
         self.region.atomic32(SLEEPERS).fetch_sub(1, SeqCst);
         set
@@ -67,13 +64,18 @@ impl EventCore {
 #[derive(Debug, Clone)]
 pub struct Event(pub Rc<EventCore>);
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(crate::region_codec::RegionCodec::<Event> {
-        kind: "Event",
-        size: 64,
-        region: |e| &e.0.region,
-        make: |region| Event(Rc::new(EventCore { region })),
-    });
+/// An Event crosses as its memfd.
+impl Portable for Event {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.region.fd())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(Event(Rc::new(EventCore { region: Region::open(r.fd()?, 64)? })))
+    }
+}
+
+impl Handle for Event {
+    const KIND: &'static str = "Event";
 }
 
 #[export_module]
@@ -140,7 +142,7 @@ pub mod event_functions {
     /// Throws when: never.
     #[rhai_fn(global)]
     pub fn wait(e: &mut Event) -> bool {
-        e.0.wait(None)
+        e.0.wait(Deadline::NEVER)
     }
 
     /// Waits at most `timeout` seconds (`()`: no limit); returns whether the flag is set.
@@ -152,7 +154,7 @@ pub mod event_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "wait", return_raw)]
     pub fn wait_timeout(e: &mut Event, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        Ok(e.0.wait(opts::timeout(&timeout, "wait")?))
+        Ok(e.0.wait(opts::deadline(&timeout, "wait")?))
     }
 
     /// `<Event set>` or `<Event unset>`.

@@ -8,7 +8,7 @@ use crate::opts;
 use crate::semaphore::Semaphore;
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr};
-use rhai_mp_core::mp_err;
+use rhai_mp_core::{mp_err, Deadline};
 
 #[export_module]
 pub mod hold_functions {
@@ -47,10 +47,10 @@ pub mod hold_functions {
         };
         match &held {
             Held::Lock(l) => {
-                l.0.acquire(true, None)?;
+                l.0.acquire(true, Deadline::NEVER)?;
             }
             Held::Sem(s) => {
-                s.0.acquire(true, None);
+                s.0.acquire(true, Deadline::NEVER);
             }
         }
         let result = f.call_raw(&ctx, None, []);

@@ -1,9 +1,9 @@
 //! rhai-mp-stdlib: the Rhai-visible primitives of rhai-mp, as one Rhai package.
 //!
-//! [`MultiprocessingPackage`] registers the global API of `../shared/API.md`
-//! (`Process(..)`, `cpu_count()`, `get_context(..)` …) and, when put into an engine, the
-//! static modules `os::` and `time::`. One file per primitive; the machinery under them is
-//! `rhai-mp-core`.
+//! [`MultiprocessingPackage`] registers the global API of the reference
+//! (`stdlib/REFERENCE.md`: `Process(..)`, `cpu_count()`, `get_context(..)` …) and, when put
+//! into an engine, the static modules `os::` and `time::`. One file (or folder) per
+//! primitive; the machinery under them is `rhai-mp-core`.
 //!
 //! ```no_run
 //! use rhai::packages::Package;
@@ -28,10 +28,8 @@ mod os;
 mod pool;
 mod process;
 mod queue;
-mod region_codec;
 mod semaphore;
 mod shared_memory;
-mod simple_queue;
 mod time;
 mod typecode;
 mod value;
@@ -40,18 +38,40 @@ mod wait;
 pub use connection::Connection;
 pub use context::Context;
 pub use pool::Pool;
-pub use queue::Queue;
-pub use simple_queue::SimpleQueue;
+pub use queue::{Queue, SimpleQueue};
+
+/// Registers what crosses process boundaries and the runtime's native entry points (once
+/// per process; idempotent).
+fn register_machinery() {
+    use rhai_mp_core::register_handle;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        register_handle::<connection::Connection>();
+        register_handle::<queue::Queue>();
+        register_handle::<queue::SimpleQueue>();
+        register_handle::<lock::Lock>();
+        register_handle::<semaphore::Semaphore>();
+        register_handle::<event::Event>();
+        register_handle::<condition::Condition>();
+        register_handle::<barrier::Barrier>();
+        register_handle::<value::Value>();
+        register_handle::<array::SharedArray>();
+        register_handle::<shared_memory::SharedMemory>();
+        register_handle::<manager::Proxy>();
+        rhai_mp_core::register_entry(pool::WORKER_ENTRY, pool::worker_entry);
+        rhai_mp_core::register_entry(manager::SERVER_ENTRY, manager::server_entry);
+    });
+}
 
 def_package! {
-    /// Python's `multiprocessing` for Rhai: every primitive of API.md, plus `os::` and
-    /// `time::` as static modules.
+    /// Python's `multiprocessing` for Rhai: every primitive of the reference, plus `os::`
+    /// and `time::` as static modules.
     pub MultiprocessingPackage(lib) {
         combine_with_exported_module!(lib, "process", process::process_functions);
         combine_with_exported_module!(lib, "context", context::context_functions);
         combine_with_exported_module!(lib, "connection", connection::connection_functions);
         combine_with_exported_module!(lib, "queue", queue::queue_functions);
-        combine_with_exported_module!(lib, "simple_queue", simple_queue::simple_queue_functions);
+        combine_with_exported_module!(lib, "simple_queue", queue::simple_queue_functions);
         combine_with_exported_module!(lib, "wait", wait::wait_functions);
         combine_with_exported_module!(lib, "lock", lock::lock_functions);
         combine_with_exported_module!(lib, "semaphore", semaphore::semaphore_functions);
@@ -63,23 +83,13 @@ def_package! {
         combine_with_exported_module!(lib, "shared_memory", shared_memory::shared_memory_functions);
         combine_with_exported_module!(lib, "hold", hold::hold_functions);
         combine_with_exported_module!(lib, "pool", pool::pool_functions);
+        combine_with_exported_module!(lib, "pool_results", pool::result_functions);
         combine_with_exported_module!(lib, "manager", manager::manager_functions);
+        combine_with_exported_module!(lib, "proxy", manager::proxy_functions);
         manager::register(lib);
         pool::register(lib);
         lib.set_iterable::<array::SharedArray>();
-        connection::register_codecs();
-        lock::register_codecs();
-        semaphore::register_codecs();
-        event::register_codecs();
-        condition::register_codecs();
-        barrier::register_codecs();
-        value::register_codecs();
-        array::register_codecs();
-        shared_memory::register_codecs();
-        queue::register_codecs();
-        simple_queue::register_codecs();
-        pool::register_codecs();
-        manager::register_codecs();
+        register_machinery();
     } |> |engine| {
         engine.register_static_module("os", exported_module!(os::os_functions).into());
         engine.register_static_module("time", exported_module!(time::time_functions).into());

@@ -14,12 +14,11 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, HandleCodec, MpResult, Region};
-use std::os::fd::OwnedFd;
+use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STATE: usize = 0;
 const OWNER_DIED: usize = 4;
@@ -45,10 +44,6 @@ impl LockCore {
             region: Region::create(if recursive { "rhai-mp-rlock" } else { "rhai-mp-lock" }, 64)?,
             recursive,
         })
-    }
-
-    fn open(fd: OwnedFd, recursive: bool) -> MpResult<LockCore> {
-        Ok(LockCore { region: Region::open(fd, 64)?, recursive })
     }
 
     fn state(&self) -> &AtomicU32 {
@@ -94,8 +89,8 @@ impl LockCore {
         self.region.atomic32(OWNER_DIED).load(Relaxed) == 1
     }
 
-    /// Takes the lock; `false` if not within `timeout` (or at once, when `!block`).
-    pub fn acquire(&self, block: bool, timeout: Option<f64>) -> MpResult<bool> {
+    /// Takes the lock; `false` if not by `deadline` (or at once, when `!block`).
+    pub fn acquire(&self, block: bool, deadline: Deadline) -> MpResult<bool> {
         let me = me();
         let state = self.state();
         if self.recursive && state.load(Relaxed) & !WAITERS == me {
@@ -109,7 +104,6 @@ impl LockCore {
         if !block {
             return Ok(false);
         }
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
         // The holder often releases within microseconds: poll before sleeping.
         rhai_mp_core::spin_while(|| state.load(Relaxed) != 0);
         loop {
@@ -125,17 +119,10 @@ impl LockCore {
             if v & WAITERS == 0 && state.compare_exchange(v, v | WAITERS, Relaxed, Relaxed).is_err() {
                 continue;
             }
-            let slice = match deadline {
-                None => OWNER_CHECK,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    left.min(OWNER_CHECK)
-                }
-            };
-            futex_wait(state, v | WAITERS, Some(slice));
+            if deadline.passed() {
+                return Ok(false);
+            }
+            futex_wait(state, v | WAITERS, Some(deadline.slice(OWNER_CHECK)));
             let owner = v & !WAITERS;
             if state.load(Relaxed) == v | WAITERS
                 && rhai_mp_core::process_is_dead(owner as i32)
@@ -191,7 +178,7 @@ impl LockCore {
     /// Takes the lock back at `level` (after `release_all`).
     pub fn reacquire(&self, level: u32) -> MpResult<()> {
         if level > 0 {
-            self.acquire(true, None)?;
+            self.acquire(true, Deadline::NEVER)?;
             self.count().store(level, SeqCst);
         }
         Ok(())
@@ -208,43 +195,28 @@ impl Lock {
     }
 }
 
-/// Sends locks to other processes as their memfd.
-pub(crate) struct LockCodec;
-
-/// The lock codec, for objects that embed a lock (Condition, Value, Array).
-pub(crate) fn lock_codec() -> LockCodec {
-    LockCodec
-}
-
-impl HandleCodec for LockCodec {
-    fn kind(&self) -> &'static str {
-        "Lock"
+/// A lock crosses as its memfd and whether it is re-entrant.
+impl Portable for Lock {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.region.fd())?;
+        w.bool(self.0.recursive);
+        Ok(())
     }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<Lock>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let l = value.read_lock::<Lock>().ok_or_else(|| mp_err!(SerializationError, "not a Lock"))?;
-        fds.push(l.0.region.dup_fd()?);
-        Ok(vec![l.0.recursive as u8])
-    }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        match (data, fds.into_iter().next()) {
-            ([r], Some(fd)) => Ok(Dynamic::from(Lock(Rc::new(LockCore::open(fd, *r == 1)?)))),
-            _ => Err(mp_err!(SerializationError, "malformed Lock")),
-        }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let region = Region::open(r.fd()?, 64)?;
+        Ok(Lock(Rc::new(LockCore { region, recursive: r.bool()? })))
     }
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(LockCodec);
+impl Handle for Lock {
+    const KIND: &'static str = "Lock";
 }
 
 /// `acquire(block, timeout)` argument handling shared by the lock-like primitives.
-pub(crate) fn block_timeout(block: &Dynamic, timeout: &Dynamic) -> MpResult<(bool, Option<f64>)> {
+pub(crate) fn block_timeout(block: &Dynamic, timeout: &Dynamic) -> MpResult<(bool, Deadline)> {
     let block = opts::arg_bool(block, "acquire", "block")?;
-    let timeout = opts::timeout(timeout, "acquire")?;
-    Ok((block, if block { timeout } else { None }))
+    let deadline = opts::deadline(timeout, "acquire")?;
+    Ok((block, if block { deadline } else { Deadline::NEVER }))
 }
 
 #[export_module]
@@ -291,7 +263,7 @@ pub mod lock_functions {
     /// Throws when: never.
     #[rhai_fn(global, return_raw)]
     pub fn acquire(lock: &mut Lock) -> Result<bool, Box<EvalAltResult>> {
-        Ok(lock.0.acquire(true, None)?)
+        Ok(lock.0.acquire(true, Deadline::NEVER)?)
     }
 
     /// Takes the lock; with `block == false`, returns `false` at once if it is held.
@@ -304,7 +276,7 @@ pub mod lock_functions {
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_block(lock: &mut Lock, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
         let (block, _) = block_timeout(&block, &Dynamic::UNIT)?;
-        Ok(lock.0.acquire(block, None)?)
+        Ok(lock.0.acquire(block, Deadline::NEVER)?)
     }
 
     /// Takes the lock, waiting at most `timeout` seconds (`()`: no limit); returns whether

@@ -3,7 +3,7 @@
 //! the option and the function).
 
 use rhai::{Array, Dynamic, FnPtr, Map, INT};
-use rhai_mp_core::{mp_err, MpResult};
+use rhai_mp_core::{mp_err, Deadline, MpResult};
 use std::ops::{Range, RangeInclusive};
 
 /// The Rhai name of a value's type, for messages.
@@ -68,11 +68,11 @@ impl Opts {
         }
     }
 
-    /// A timeout option (seconds; `()` or absent: none).
-    pub fn timeout(&mut self, key: &str) -> MpResult<Option<f64>> {
+    /// A timeout option in seconds (`()` or absent: none), checked as [`seconds`] does.
+    pub fn seconds(&mut self, key: &str) -> MpResult<Option<f64>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => timeout(&v, self.func),
+            Some(v) => seconds(&v, self.func),
         }
     }
 
@@ -85,8 +85,10 @@ impl Opts {
     }
 }
 
-/// A timeout in seconds: `()` is no limit; a negative one throws `ValueError`.
-pub fn timeout(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
+/// A timeout in seconds, as a script gives it: `()` is no limit (`None`), so is an infinite
+/// one; a negative or NaN one throws `ValueError`, a value that is not a number `TypeError`.
+/// The one place where timeouts are read.
+pub fn seconds(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
     let secs = if v.is_unit() {
         return Ok(None);
     } else if let Ok(i) = v.as_int() {
@@ -96,10 +98,18 @@ pub fn timeout(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
     } else {
         return Err(mp_err!(TypeError, "timeout of {func}() must be a number of seconds or (), not {}", type_name(v)));
     };
-    if secs < 0.0 || secs.is_nan() {
+    if secs.is_nan() {
+        return Err(mp_err!(ValueError, "timeout of {func}() must be a number of seconds, not NaN"));
+    }
+    if secs < 0.0 {
         return Err(mp_err!(ValueError, "timeout of {func}() must be non-negative, not {secs}"));
     }
-    Ok(Some(secs))
+    Ok(Some(secs).filter(|s| s.is_finite()))
+}
+
+/// A timeout (see [`seconds`]) as the deadline a wait ends at.
+pub fn deadline(v: &Dynamic, func: &str) -> MpResult<Deadline> {
+    Ok(seconds(v, func)?.map_or(Deadline::NEVER, Deadline::after_secs))
 }
 
 /// The items of an iterable: an array, a range, a string (its chars) or a blob (its bytes).

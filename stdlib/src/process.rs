@@ -7,7 +7,7 @@
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, INT};
-use rhai_mp_core::{mp_err, MpResult, StartMethod};
+use rhai_mp_core::{mp_err, Deadline, MpResult, StartMethod};
 
 /// Builds a Process from positional arguments and an option map, for the global
 /// `Process(..)` and a context's `ctx.Process(..)`.
@@ -138,11 +138,7 @@ pub mod process_functions {
     /// Throws when: the target throws (the same error).
     #[rhai_fn(global, return_raw)]
     pub fn run(ctx: NativeCallContext, p: &mut Process) -> Result<(), Box<EvalAltResult>> {
-        let (target, args) = {
-            let i = p.0.borrow();
-            (i.target.clone(), i.args.clone())
-        };
-        if let Some(f) = target {
+        if let Some((f, args)) = p.script_target() {
             let _ = f.call_raw(&ctx, None, args)?;
         }
         Ok(())
@@ -159,7 +155,7 @@ pub mod process_functions {
     /// it is closed (`ValueError`).
     #[rhai_fn(global, return_raw)]
     pub fn join(p: &mut Process) -> Result<(), Box<EvalAltResult>> {
-        Ok(p.join(None)?)
+        Ok(p.join(Deadline::NEVER)?)
     }
 
     /// Waits at most `timeout` seconds (`()`: no limit) for the process to end; check
@@ -174,8 +170,7 @@ pub mod process_functions {
     /// (`TypeError`).
     #[rhai_fn(global, name = "join", return_raw)]
     pub fn join_timeout(p: &mut Process, timeout: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let t = opts::timeout(&timeout, "join")?;
-        Ok(p.join(t)?)
+        Ok(p.join(opts::deadline(&timeout, "join")?)?)
     }
 
     /// Whether the process is running (`true` between `start()` and its end).

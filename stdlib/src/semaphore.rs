@@ -9,11 +9,10 @@ use crate::lock::block_timeout;
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, MpResult, Region};
+use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{Duration, Instant};
 
 const VALUE: usize = 0;
 const SLEEPERS: usize = 4;
@@ -51,8 +50,9 @@ impl SemCore {
         self.region.atomic32(BOUND).load(SeqCst) != u32::MAX
     }
 
-    pub fn acquire(&self, block: bool, timeout: Option<f64>) -> bool {
-        self.sem().acquire(block, timeout)
+    /// Takes one unit; `false` if none comes by `deadline` (or at once, when `!block`).
+    pub fn acquire(&self, block: bool, deadline: Deadline) -> bool {
+        self.sem().acquire(block, deadline)
     }
 
     pub fn release(&self) -> MpResult<()> {
@@ -83,10 +83,9 @@ impl EmbeddedSem<'_> {
         self.word(VALUE).load(SeqCst)
     }
 
-    /// Takes one unit; `false` if none comes within `timeout` (or at once, when `!block`).
-    pub fn acquire(&self, block: bool, timeout: Option<f64>) -> bool {
+    /// Takes one unit; `false` if none comes by `deadline` (or at once, when `!block`).
+    pub fn acquire(&self, block: bool, deadline: Deadline) -> bool {
         let value = self.word(VALUE);
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
         loop {
             let v = value.load(SeqCst);
             if v > 0 {
@@ -101,18 +100,11 @@ impl EmbeddedSem<'_> {
             if rhai_mp_core::spin_while(|| value.load(SeqCst) == 0) {
                 continue;
             }
-            let left = match deadline {
-                None => None,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    Some(left)
-                }
-            };
+            if deadline.passed() {
+                return false;
+            }
             self.word(SLEEPERS).fetch_add(1, SeqCst);
-            futex_wait(value, 0, left);
+            futex_wait(value, 0, deadline.left());
             self.word(SLEEPERS).fetch_sub(1, SeqCst);
         }
     }
@@ -152,13 +144,18 @@ fn initial(n: &Dynamic, func: &str) -> MpResult<u32> {
     Ok(n as u32)
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(crate::region_codec::RegionCodec::<Semaphore> {
-        kind: "Semaphore",
-        size: 64,
-        region: |s| &s.0.region,
-        make: |region| Semaphore(Rc::new(SemCore { region })),
-    });
+/// A semaphore crosses as its memfd (value and bound live in it).
+impl Portable for Semaphore {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.region.fd())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(Semaphore(Rc::new(SemCore { region: Region::open(r.fd()?, 64)? })))
+    }
+}
+
+impl Handle for Semaphore {
+    const KIND: &'static str = "Semaphore";
 }
 
 #[export_module]
@@ -227,7 +224,7 @@ pub mod semaphore_functions {
     /// Throws when: never.
     #[rhai_fn(global)]
     pub fn acquire(s: &mut Semaphore) -> bool {
-        s.0.acquire(true, None)
+        s.0.acquire(true, Deadline::NEVER)
     }
 
     /// Takes one unit; with `block == false`, returns `false` at once if none is free.
@@ -240,7 +237,7 @@ pub mod semaphore_functions {
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_block(s: &mut Semaphore, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
         let (block, _) = block_timeout(&block, &Dynamic::UNIT)?;
-        Ok(s.0.acquire(block, None))
+        Ok(s.0.acquire(block, Deadline::NEVER))
     }
 
     /// Takes one unit, waiting at most `timeout` seconds; returns whether it got one.

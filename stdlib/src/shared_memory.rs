@@ -8,9 +8,8 @@
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Blob, Dynamic, Map, INT};
-use rhai_mp_core::{mp_err, HandleCodec, MpError, MpResult, Region};
+use rhai_mp_core::{mp_err, Handle, MpError, MpResult, Portable, Reader, Region, Writer};
 use std::cell::RefCell;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 /// The state of a SharedMemory handle in this process.
@@ -92,38 +91,25 @@ fn anonymous(size: INT) -> MpResult<SharedMemory> {
     Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(region)), name: None, size: size as usize })))
 }
 
-struct SharedMemoryCodec;
-
-impl HandleCodec for SharedMemoryCodec {
-    fn kind(&self) -> &'static str {
-        "SharedMemory"
+/// A SharedMemory crosses as its descriptor, size and name.
+impl Portable for SharedMemory {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        self.0
+            .with(|r| Ok(w.dup(r.fd())?))
+            .map_err(|_| mp_err!(SerializationError, "a closed SharedMemory cannot be sent"))?;
+        w.u64(self.0.size as u64);
+        w.put(&self.0.name)
     }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<SharedMemory>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let s = value.read_lock::<SharedMemory>().ok_or_else(|| mp_err!(SerializationError, "not a SharedMemory"))?;
-        fds.push(
-            s.0.with(|r| Ok(r.dup_fd()?))
-                .map_err(|_| mp_err!(SerializationError, "a closed SharedMemory cannot be sent"))?,
-        );
-        let mut data = (s.0.size as u64).to_le_bytes().to_vec();
-        data.extend_from_slice(s.0.name.as_deref().unwrap_or("").as_bytes());
-        Ok(data)
-    }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let (Some(fd), Some(size)) = (fds.into_iter().next(), data.get(0..8)) else {
-            return Err(mp_err!(SerializationError, "malformed SharedMemory"));
-        };
-        let size = u64::from_le_bytes(size.try_into().unwrap()) as usize;
-        let name = String::from_utf8(data[8..].to_vec()).ok().filter(|n| !n.is_empty());
-        let core = ShmCore { region: RefCell::new(Some(Region::open(fd, size)?)), name, size };
-        Ok(Dynamic::from(SharedMemory(Rc::new(core))))
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let fd = r.fd()?;
+        let size = usize::try_from(r.u64()?).map_err(|_| rhai_mp_core::wire::malformed("a SharedMemory's size"))?;
+        let name = r.get()?;
+        Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(Region::open(fd, size)?)), name, size })))
     }
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(SharedMemoryCodec);
+impl Handle for SharedMemory {
+    const KIND: &'static str = "SharedMemory";
 }
 
 #[export_module]

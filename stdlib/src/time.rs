@@ -17,10 +17,17 @@ pub mod time_functions {
     /// Throws when: `secs` is negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(return_raw)]
     pub fn sleep(secs: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let secs = crate::opts::timeout(&secs, "time::sleep")?
-            .ok_or_else(|| mp_err!(TypeError, "time::sleep() takes a number of seconds, not ()"))?;
-        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
-        Ok(())
+        if secs.is_unit() {
+            return Err(mp_err!(TypeError, "time::sleep() takes a number of seconds, not ()").into());
+        }
+        let deadline = crate::opts::deadline(&secs, "time::sleep")?;
+        loop {
+            match deadline.left() {
+                None => std::thread::sleep(std::time::Duration::from_secs(3600)),
+                Some(left) if left.is_zero() => return Ok(()),
+                Some(left) => std::thread::sleep(left),
+            }
+        }
     }
 
     /// Seconds since the Unix epoch, as a float.

@@ -6,7 +6,7 @@
 
 use crate::opts;
 use rhai::{Dynamic, FLOAT, INT};
-use rhai_mp_core::{mp_err, MpResult, Region};
+use rhai_mp_core::{mp_err, MpResult, Portable, Reader, Region, Writer};
 use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +27,18 @@ pub enum Typecode {
 const CODES: &str = "b B h H i I l L q Q f d c";
 
 impl Typecode {
+    /// The typecode a script gives (`"i"`).
     pub fn parse(v: &Dynamic, func: &str) -> MpResult<Typecode> {
         let t = opts::type_name(v);
         let s = v
             .clone()
             .into_string()
             .map_err(|_| mp_err!(TypeError, "typecode of {func}() must be a string such as \"i\", not {t}"))?;
-        Ok(match s.as_str() {
+        Self::from_code(&s)
+    }
+
+    fn from_code(s: &str) -> MpResult<Typecode> {
+        Ok(match s {
             "b" => Typecode::I8,
             "B" => Typecode::U8,
             "h" => Typecode::I16,
@@ -49,6 +54,7 @@ impl Typecode {
         })
     }
 
+    /// Its letter.
     pub fn code(self) -> char {
         match self {
             Typecode::I8 => 'b',
@@ -65,6 +71,7 @@ impl Typecode {
         }
     }
 
+    /// The size of an item in bytes.
     pub fn size(self) -> usize {
         match self {
             Typecode::I8 | Typecode::U8 | Typecode::Char => 1,
@@ -154,5 +161,18 @@ impl Typecode {
             4 => region.atomic32(offset).store(bits as u32, Relaxed),
             _ => region.atomic(offset).store(bits, Relaxed),
         }
+    }
+}
+
+/// A typecode crosses as its letter.
+impl Portable for Typecode {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.u8(self.code() as u8);
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let code = r.u8()?;
+        Self::from_code(&(code as char).to_string())
+            .map_err(|_| rhai_mp_core::wire::malformed(&format!("typecode {code}")))
     }
 }

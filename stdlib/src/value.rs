@@ -2,13 +2,12 @@
 //! (API.md, "Shared memory"): one typed item in shared memory, with a lock (an RLock by
 //! default, a given Lock/RLock, or none for a raw value).
 
-use crate::lock::{lock_codec, Lock};
+use crate::lock::Lock;
 use crate::opts;
 use crate::typecode::Typecode;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{mp_err, HandleCodec, MpResult, Region};
-use std::os::fd::OwnedFd;
+use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
 
 /// The shared state of a Value.
@@ -42,56 +41,21 @@ fn new_value(typecode: &Dynamic, init: &Dynamic, lock: Option<Lock>, func: &str)
     Ok(Value(Rc::new(ValueCore { region, typecode: tc, lock })))
 }
 
-/// Encodes an optional lock after a typecode: `[code, has_lock, lock data..]`.
-pub(crate) fn encode_lock(lock: &Option<Lock>, fds: &mut Vec<OwnedFd>, data: &mut Vec<u8>) -> MpResult<()> {
-    match lock {
-        None => data.push(0),
-        Some(l) => {
-            data.push(1);
-            data.extend(lock_codec().encode(&Dynamic::from(l.clone()), fds)?);
-        }
+/// A Value crosses as its memfd, its typecode and its lock (if any).
+impl Portable for Value {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.region.fd())?;
+        w.put(&self.0.typecode)?;
+        w.put(&self.0.lock)
     }
-    Ok(())
-}
-
-/// Decodes what [`encode_lock`] wrote; `fds` holds the lock's descriptor, if any.
-pub(crate) fn decode_lock(data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Option<Lock>> {
-    match data.first() {
-        Some(0) => Ok(None),
-        Some(1) => Ok(Some(lock_codec().decode(&data[1..], fds)?.cast::<Lock>())),
-        _ => Err(mp_err!(SerializationError, "malformed lock in a shared value")),
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let region = Region::open(r.fd()?, 64)?;
+        Ok(Value(Rc::new(ValueCore { region, typecode: r.get()?, lock: r.get()? })))
     }
 }
 
-struct ValueCodec;
-
-impl HandleCodec for ValueCodec {
-    fn kind(&self) -> &'static str {
-        "Value"
-    }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<Value>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let v = value.read_lock::<Value>().ok_or_else(|| mp_err!(SerializationError, "not a Value"))?;
-        fds.push(v.0.region.dup_fd()?);
-        let mut data = vec![v.0.typecode.code() as u8];
-        encode_lock(&v.0.lock, fds, &mut data)?;
-        Ok(data)
-    }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let mut fds = fds.into_iter();
-        let (Some(fd), Some(&code)) = (fds.next(), data.first()) else {
-            return Err(mp_err!(SerializationError, "malformed Value"));
-        };
-        let typecode = Typecode::parse(&Dynamic::from((code as char).to_string()), "Value")?;
-        let lock = decode_lock(&data[1..], fds.collect())?;
-        Ok(Dynamic::from(Value(Rc::new(ValueCore { region: Region::open(fd, 64)?, typecode, lock }))))
-    }
-}
-
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(ValueCodec);
+impl Handle for Value {
+    const KIND: &'static str = "Value";
 }
 
 #[export_module]

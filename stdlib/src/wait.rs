@@ -4,11 +4,10 @@
 
 use crate::connection::Connection;
 use crate::opts;
-use crate::queue::Queue;
-use crate::simple_queue::SimpleQueue;
+use crate::queue::{Queue, SimpleQueue};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic};
-use rhai_mp_core::{mp_err, MpResult, Process};
+use rhai_mp_core::{mp_err, Deadline, MpResult, Process};
 
 /// The descriptor that becomes readable when `obj` is ready.
 fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
@@ -34,13 +33,13 @@ fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
     ))
 }
 
-fn wait_for(objects: Array, timeout: Option<f64>) -> MpResult<Array> {
+fn wait_for(objects: Array, deadline: Deadline) -> MpResult<Array> {
     let fds = objects.iter().enumerate().map(|(i, o)| fd_of(o, i)).collect::<MpResult<Vec<i32>>>()?;
     if fds.is_empty() {
         return Ok(Array::new());
     }
     let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
-    let ready = rhai_mp_core::wait_any(&borrowed, timeout.map(std::time::Duration::from_secs_f64))?;
+    let ready = rhai_mp_core::wait_any(&borrowed, deadline)?;
     Ok(objects.into_iter().zip(ready).filter(|(_, r)| *r).map(|(o, _)| o).collect())
 }
 
@@ -60,7 +59,7 @@ pub mod wait_functions {
     /// (`OSError`).
     #[rhai_fn(name = "wait", return_raw)]
     pub fn wait(objects: Array) -> Result<Array, Box<EvalAltResult>> {
-        Ok(wait_for(objects, None)?)
+        Ok(wait_for(objects, Deadline::NEVER)?)
     }
 
     /// As `wait(objects)`, but returns `[]` after `timeout` seconds (`()`: no limit).
@@ -74,6 +73,6 @@ pub mod wait_functions {
     /// `wait(objects)`.
     #[rhai_fn(name = "wait", return_raw)]
     pub fn wait_timeout(objects: Array, timeout: Dynamic) -> Result<Array, Box<EvalAltResult>> {
-        Ok(wait_for(objects, opts::timeout(&timeout, "wait")?)?)
+        Ok(wait_for(objects, opts::deadline(&timeout, "wait")?)?)
     }
 }

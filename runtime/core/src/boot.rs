@@ -1,16 +1,13 @@
 //! The boot message: everything a new process needs to become a child — its place in the
-//! tree, the script to re-run, and the encoded call (target and arguments).
+//! tree, the script to re-run, and the call it makes (see [`Call`]).
 //!
-//! It is itself a Rhai object map sent through [`crate::wire`], so there is one format for
-//! everything that crosses. The call is an inner encoded blob because it can only be decoded
-//! once the child has compiled the script (closures are looked up in its AST); the
-//! descriptors of the call's handles travel with the outer packet.
+//! The call stays an inner packet until the child has compiled the script: closures in it
+//! are looked up among the script's functions.
 
-use crate::error::{MpError, MpResult};
+use crate::error::MpResult;
 use crate::state::{ChildInfo, ParentInfo, Script, StartMethod};
-use crate::wire::{self, NoFunctions, Packet};
-use rhai::{Array, Dynamic, Map};
-use std::os::fd::OwnedFd;
+use crate::wire::{malformed, Packet, Portable, Reader, Writer};
+use rhai::{Array, Dynamic, FnPtr};
 
 /// What the new process is to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,93 +18,147 @@ pub enum Mode {
     Server,
 }
 
-#[derive(Debug, Clone)]
+/// The boot message.
+#[derive(Debug)]
 pub struct Boot {
+    /// Child or server.
     pub mode: Mode,
+    /// Its place in the process tree.
     pub info: ChildInfo,
+    /// The script whose top level it re-runs (or the REPL entries it compiles).
     pub script: Script,
+    /// `ARGV`.
     pub argv: Vec<String>,
+    /// The forkserver its own children use, if one runs.
     pub forkserver: Option<String>,
-    /// The encoded `[target, args]` (empty for a server).
-    pub call: Vec<u8>,
+    /// The encoded [`Call`] (empty for a server).
+    pub call: Packet,
 }
 
-fn strings(v: &[String]) -> Dynamic {
-    v.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
+/// What a child runs once it is up.
+pub enum Call {
+    /// Nothing (a process without a target).
+    Nothing,
+    /// A script function or closure with its arguments.
+    Script(FnPtr, Array),
+    /// A native entry point of the runtime (a pool worker, a manager's server) with its
+    /// own typed arguments, which the entry decodes (see [`crate::register_entry`]).
+    Native(String, Packet),
+}
+
+impl Call {
+    /// Encodes a script call: the target and the arguments (sharing between them kept).
+    pub fn encode_script(target: &Dynamic, args: &Dynamic) -> MpResult<Packet> {
+        let mut w = Writer::new();
+        w.u8(1);
+        w.value(target, "target")?;
+        w.value(args, "args")?;
+        Ok(w.finish())
+    }
+
+    /// Encodes a native call.
+    pub fn encode_native(entry: &str, payload: Packet) -> Packet {
+        let mut w = Writer::new();
+        w.u8(2);
+        w.str(entry);
+        w.packet(payload);
+        w.finish()
+    }
+
+    /// Decodes a call (in the child, once its script is compiled).
+    pub fn decode(p: Packet) -> MpResult<Call> {
+        if p.bytes.is_empty() {
+            return Ok(Call::Nothing);
+        }
+        let mut r = Reader::new(&p.bytes, p.fds);
+        let call = match r.u8()? {
+            1 => {
+                let target = r.value()?;
+                let args = r.value()?.try_cast::<Array>().ok_or_else(|| malformed("the call's arguments"))?;
+                if target.is_unit() {
+                    Call::Nothing
+                } else {
+                    Call::Script(target.try_cast::<FnPtr>().ok_or_else(|| malformed("the call's target"))?, args)
+                }
+            }
+            2 => Call::Native(r.string()?, r.packet()?),
+            t => return Err(malformed(&format!("call kind {t}"))),
+        };
+        r.finish()?;
+        Ok(call)
+    }
 }
 
 impl Boot {
-    /// Encodes the boot message; the call's descriptors come along.
-    pub fn into_packet(self, call_fds: Vec<OwnedFd>) -> MpResult<Packet> {
-        let mut m = Map::new();
-        m.insert("mode".into(), (self.mode == Mode::Server).into());
-        m.insert(
-            "identity".into(),
-            self.info.identity.iter().map(|&i| Dynamic::from(i as rhai::INT)).collect::<Array>().into(),
-        );
-        m.insert("name".into(), self.info.name.into());
-        m.insert("daemon".into(), self.info.daemon.into());
-        m.insert("parent_pid".into(), (self.info.parent.pid as rhai::INT).into());
-        m.insert("parent_name".into(), self.info.parent.name.into());
-        m.insert("method".into(), self.info.method.name().into());
-        match self.script {
-            Script::Source { name, text } => {
-                m.insert("script_name".into(), name.into());
-                m.insert("script_text".into(), text.into());
-            }
-            Script::Repl { entries } => {
-                m.insert("repl".into(), strings(&entries));
-            }
-        }
-        m.insert("argv".into(), strings(&self.argv));
-        m.insert("forkserver".into(), self.forkserver.map_or(Dynamic::UNIT, Dynamic::from));
-        m.insert("call".into(), Dynamic::from_blob(self.call));
-        let mut packet = wire::encode(&m.into(), "boot")?;
-        packet.fds = call_fds;
-        Ok(packet)
+    /// Encodes the boot message (its call's descriptors come along).
+    pub fn into_packet(self) -> MpResult<Packet> {
+        let mut w = Writer::new();
+        w.bool(self.mode == Mode::Server);
+        w.put(&self.info)?;
+        w.put(&self.script)?;
+        w.put(&self.argv)?;
+        w.put(&self.forkserver)?;
+        w.packet(self.call);
+        Ok(w.finish())
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> MpResult<Boot> {
-        let bad =
-            |what: &str| MpError::new(crate::ErrorKind::SerializationError, format!("malformed boot message: {what}"));
-        let v = wire::decode(bytes, Vec::new(), &NoFunctions)?;
-        let m = v.try_cast::<Map>().ok_or_else(|| bad("not a map"))?;
-        let get = |k: &str| m.get(k).cloned().ok_or_else(|| bad(k));
-        let string = |k: &str| get(k)?.into_string().map_err(|_| bad(k));
-        let strings = |v: Dynamic, k: &str| -> MpResult<Vec<String>> {
-            v.try_cast::<Array>()
-                .ok_or_else(|| bad(k))?
-                .into_iter()
-                .map(|x| x.into_string().map_err(|_| bad(k)))
-                .collect()
+    /// Decodes a boot message.
+    pub fn from_packet(p: Packet) -> MpResult<Boot> {
+        let mut r = Reader::new(&p.bytes, p.fds);
+        let boot = Boot {
+            mode: if r.bool()? { Mode::Server } else { Mode::Child },
+            info: r.get()?,
+            script: r.get()?,
+            argv: r.get()?,
+            forkserver: r.get()?,
+            call: r.packet()?,
         };
-        let script = match m.get("repl") {
-            Some(r) => Script::Repl { entries: strings(r.clone(), "repl")? },
-            None => Script::Source { name: string("script_name")?, text: string("script_text")? },
-        };
-        let identity = get("identity")?
-            .try_cast::<Array>()
-            .ok_or_else(|| bad("identity"))?
-            .into_iter()
-            .map(|x| x.as_int().map(|i| i as u32).map_err(|_| bad("identity")))
-            .collect::<MpResult<Vec<u32>>>()?;
-        let fs = get("forkserver")?;
-        Ok(Boot {
-            mode: if get("mode")?.as_bool().map_err(|_| bad("mode"))? { Mode::Server } else { Mode::Child },
-            info: ChildInfo {
-                identity,
-                name: string("name")?,
-                daemon: get("daemon")?.as_bool().map_err(|_| bad("daemon"))?,
-                parent: ParentInfo {
-                    pid: get("parent_pid")?.as_int().map_err(|_| bad("parent_pid"))? as i32,
-                    name: string("parent_name")?,
-                },
-                method: StartMethod::parse(&string("method")?).ok_or_else(|| bad("method"))?,
-            },
-            script,
-            argv: strings(get("argv")?, "argv")?,
-            forkserver: if fs.is_unit() { None } else { Some(fs.into_string().map_err(|_| bad("forkserver"))?) },
-            call: get("call")?.try_cast::<rhai::Blob>().ok_or_else(|| bad("call"))?,
+        r.finish()?;
+        Ok(boot)
+    }
+}
+
+impl Portable for ChildInfo {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.put(&self.identity)?;
+        w.str(&self.name);
+        w.bool(self.daemon);
+        w.i64(self.parent.pid as i64);
+        w.str(&self.parent.name);
+        w.str(self.method.name());
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(ChildInfo {
+            identity: r.get()?,
+            name: r.string()?,
+            daemon: r.bool()?,
+            parent: ParentInfo { pid: r.i64()? as i32, name: r.string()? },
+            method: StartMethod::parse(r.str()?).ok_or_else(|| malformed("the start method"))?,
         })
+    }
+}
+
+impl Portable for Script {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        match self {
+            Script::Source { name, text } => {
+                w.u8(0);
+                w.str(name);
+                w.str(text);
+            }
+            Script::Repl { entries } => {
+                w.u8(1);
+                w.put(entries)?;
+            }
+        }
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        match r.u8()? {
+            0 => Ok(Script::Source { name: r.string()?, text: r.string()? }),
+            1 => Ok(Script::Repl { entries: r.get()? }),
+            t => Err(malformed(&format!("script kind {t}"))),
+        }
     }
 }

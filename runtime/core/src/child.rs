@@ -1,31 +1,62 @@
 //! The child side of every start method: how a process that was started as a child becomes
-//! one, runs its target, and ends with the right exit code.
+//! one, makes its call, and ends with the right exit code.
 //!
 //! - spawn: [`run_if_child`] (called first thing in `main`) reads the boot message from
 //!   stdin, builds the host's engine, re-runs the script's top level with
-//!   `__name__ == "__mp_main__"`, then calls the target.
+//!   `__name__ == "__mp_main__"`, then makes the call.
 //! - forkserver: the same entry point, in server mode: the top level runs once, then
 //!   [`crate::start::forkserver::serve`] forks a child per request.
 //! - fork: [`run_forked`], called in the forked copy with the parent's engine.
 //!
+//! A call is a script target or a native entry point of the runtime ([`register_entry`]).
 //! A child's uncaught error is reported on its stderr, naming it, and gives exit code 1.
 
-use crate::boot::{Boot, Mode};
-use crate::interp;
+use crate::boot::{Boot, Call, Mode};
+use crate::error::RhaiResult;
 use crate::state::{self, Script};
-use crate::wire::{self, FnResolver};
-use crate::{channel, process, sys};
-use crate::{mp_err, start};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, NativeCallContext, Scope, AST};
-
-type RhaiResult = Result<Dynamic, Box<EvalAltResult>>;
+use crate::transport::stream;
+use crate::wire::{self, Packet};
+use crate::{interp, mp_err, process, start, sys};
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Scope, AST};
 use std::cell::RefCell;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::rc::Rc;
+use std::sync::RwLock;
 
 /// The environment variable that marks a process started as a child (`spawn` or
 /// `forkserver`); its boot message waits on stdin.
 pub const CHILD_ENV: &str = "RHAI_MP_CHILD";
+
+/// A native entry point: runtime code a child runs instead of a script target (a pool
+/// worker's loop, a manager's server), given the script's context and its typed arguments.
+pub type Entry = fn(&NativeCallContext, Packet) -> RhaiResult<()>;
+
+static ENTRIES: RwLock<Vec<(&'static str, Entry)>> = RwLock::new(Vec::new());
+
+/// Registers a native entry point under `name` (once per process, before children start;
+/// registering a name again replaces it). A process whose target is
+/// [`crate::Process::native`]`(name, ..)` runs it.
+pub fn register_entry(name: &'static str, entry: Entry) {
+    let mut entries = ENTRIES.write().unwrap_or_else(|e| e.into_inner());
+    entries.retain(|(n, _)| *n != name);
+    entries.push((name, entry));
+}
+
+fn entry(name: &str) -> Option<Entry> {
+    ENTRIES.read().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
+}
+
+/// Makes a decoded call through `ctx` (with the functions of the running script).
+fn run(ctx: &NativeCallContext, call: Call) -> RhaiResult {
+    match call {
+        Call::Nothing => Ok(Dynamic::UNIT),
+        Call::Script(f, args) => f.call_raw(ctx, None, args),
+        Call::Native(name, payload) => {
+            let entry = entry(&name).ok_or_else(|| mp_err!(RuntimeError, "no native entry point '{name}' here"))?;
+            entry(ctx, payload).map(|_| Dynamic::UNIT)
+        }
+    }
+}
 
 /// Turns this process into a child if it was started as one (Python's `freeze_support`):
 /// runs the target and exits. Returns at once in any other process. Call it first thing in
@@ -48,7 +79,7 @@ pub fn run_if_child(make_engine: &dyn Fn() -> Engine) {
 
 fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
     let stdin = sys::own_fd(0);
-    let received = channel::recv(stdin.as_fd());
+    let received = stream::recv(stdin.as_fd());
     drop(stdin);
     let _ = sys::stdin_from_devnull();
     let (bytes, fds) = match received {
@@ -58,7 +89,7 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
             return 1;
         }
     };
-    let boot = match Boot::from_bytes(&bytes) {
+    let mut boot = match Boot::from_packet(Packet { bytes, fds }) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("rhai-mp: {e}");
@@ -79,61 +110,66 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
         Ok(ast) => ast,
         Err(e) => return report(Err(e)),
     };
+    wire::set_program(&ast);
     // The script's top level runs again, as in Python (starting a process there is the
     // missing guard), and then, in the same evaluation so that the top level's `const`s are
-    // visible as `global::NAME`, a native function takes over: it calls the target (child)
+    // visible as `global::NAME`, a native function takes over: it makes the call (child)
     // or serves fork requests (forkserver).
     state::with(|s| s.bootstrapping = true);
+    let call = std::mem::take(&mut boot.call);
     match boot.mode {
         Mode::Child => {
-            let call = RefCell::new(Some((boot.call, fds)));
-            let fns = ast.clone();
+            let call = RefCell::new(Some(call));
             engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
                 state::with(|s| s.bootstrapping = false);
-                let (bytes, fds) = call.take().ok_or_else(|| mp_err!(RuntimeError, "{TAKE_OVER} called twice"))?;
-                run_call(&ctx, &bytes, fds, &fns)
+                let call = call.take().ok_or_else(|| mp_err!(RuntimeError, "{TAKE_OVER} called twice"))?;
+                run(&ctx, Call::decode(call)?)
             });
             let result = run_then_take_over(&engine, &ast);
             finish(report(result))
         }
-        Mode::Server => {
-            let listener = Rc::new(RefCell::new(fds.into_iter().next()));
-            let taken = listener.clone();
-            let fns = ast.clone();
-            engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
-                state::with(|s| s.bootstrapping = false);
-                let listener =
-                    taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
-                start::forkserver::serve(listener, |request, fds| {
-                    enter_served_child(&request);
-                    let result = match &request.script {
-                        // A REPL may have defined functions since the server started.
-                        Script::Repl { .. } => interp::compile_ast(ctx.engine(), &request.script).and_then(|fresh| {
-                            let (target, args) = decode_call(&request.call, fds, &fresh)?;
-                            target.map_or(Ok(Dynamic::UNIT), |f| f.call::<Dynamic>(ctx.engine(), &fresh, args))
-                        }),
-                        Script::Source { .. } => run_call(&ctx, &request.call, fds, &fns),
-                    };
-                    finish(report(result))
-                })
-            });
-            let failure = match run_then_take_over(&engine, &ast) {
-                Err(e) if interp::ExitRequest::code_of(&e).is_none() => e,
-                other => return report(other),
-            };
-            // The top level failed (the missing guard, say). As with spawn, each child
-            // reports that error and exits 1, and the parent carries on.
-            let Some(listener) = listener.take() else {
-                return report(Err(failure));
-            };
-            start::forkserver::serve(listener, |request, _fds| {
-                become_child(&request);
-                let (name, pid) = who();
-                interp::report_error(&failure, Some((&name, pid)));
-                1
-            })
-        }
+        Mode::Server => serve_as_forkserver(engine, &ast, call),
     }
+}
+
+/// A forkserver: runs the top level, then forks a child per request.
+fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet) -> i32 {
+    let listener = Rc::new(RefCell::new(call.fds.into_iter().next()));
+    let taken = listener.clone();
+    engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
+        state::with(|s| s.bootstrapping = false);
+        let listener = taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
+        start::forkserver::serve(listener, |request| {
+            enter_served_child(&request);
+            // A REPL may have defined functions since the server started.
+            let result = match &request.script {
+                Script::Repl { .. } => interp::compile_ast(ctx.engine(), &request.script).and_then(|fresh| {
+                    wire::set_program(&fresh);
+                    match Call::decode(request.call)? {
+                        Call::Script(f, args) => f.call::<Dynamic>(ctx.engine(), &fresh, args),
+                        other => run(&ctx, other),
+                    }
+                }),
+                Script::Source { .. } => Call::decode(request.call).map_err(Into::into).and_then(|c| run(&ctx, c)),
+            };
+            finish(report(result))
+        })
+    });
+    let failure = match run_then_take_over(&engine, ast) {
+        Err(e) if interp::ExitRequest::code_of(&e).is_none() => e,
+        other => return report(other),
+    };
+    // The top level failed (the missing guard, say). As with spawn, each child reports that
+    // error and exits 1, and the parent carries on.
+    let Some(listener) = listener.take() else {
+        return report(Err(failure));
+    };
+    start::forkserver::serve(listener, |request| {
+        become_child(&request);
+        let (name, pid) = who();
+        interp::report_error(&failure, Some((&name, pid)));
+        1
+    })
 }
 
 /// The native function appended to a child's program: it runs after the top level.
@@ -146,7 +182,7 @@ fn run_then_take_over(engine: &Engine, ast: &AST) -> RhaiResult {
 }
 
 /// A child's outcome as its exit code, reporting an error in its name.
-fn report(result: RhaiResult) -> i32 {
+fn report(result: Result<Dynamic, Box<EvalAltResult>>) -> i32 {
     let (name, pid) = who();
     interp::outcome(result, Some((&name, pid)))
 }
@@ -191,37 +227,8 @@ fn who() -> (String, i32) {
     (state::with(|s| s.name.clone()), std::process::id() as i32)
 }
 
-/// Splits a decoded call into its target and arguments.
-fn split_call(call: Dynamic) -> Result<(Option<FnPtr>, Array), Box<EvalAltResult>> {
-    let bad = || -> Box<EvalAltResult> { crate::mp_err!(SerializationError, "malformed call in boot message").into() };
-    let mut parts = call.try_cast::<Array>().ok_or_else(bad)?;
-    if parts.len() != 2 {
-        return Err(bad());
-    }
-    let args = parts.pop().and_then(|a| a.try_cast::<Array>()).ok_or_else(bad)?;
-    let target = parts.pop().ok_or_else(bad)?;
-    let target = if target.is_unit() { None } else { Some(target.try_cast::<FnPtr>().ok_or_else(bad)?) };
-    Ok((target, args))
-}
-
-/// Decodes a call: the target (if any) and its arguments; anonymous functions are looked up
-/// with `fns`.
-fn decode_call(
-    call: &[u8],
-    fds: Vec<OwnedFd>,
-    fns: &dyn FnResolver,
-) -> Result<(Option<FnPtr>, Array), Box<EvalAltResult>> {
-    split_call(wire::decode(call, fds, fns)?)
-}
-
-/// Decodes a call and runs it through `ctx` (with the functions of the running script).
-fn run_call(ctx: &NativeCallContext, call: &[u8], fds: Vec<OwnedFd>, fns: &dyn FnResolver) -> RhaiResult {
-    let (target, args) = decode_call(call, fds, fns)?;
-    target.map_or(Ok(Dynamic::UNIT), |f| f.call_raw(ctx, None, args))
-}
-
-/// The child side of `fork`: runs the call with the parent's engine (through `ctx`).
-pub fn run_forked(info: state::ChildInfo, target: &Dynamic, args: Array, ctx: &NativeCallContext) -> i32 {
+/// The child side of `fork`: makes the call with the parent's engine (through `ctx`).
+pub fn run_forked(info: state::ChildInfo, call: Call, ctx: &NativeCallContext) -> i32 {
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
     run_fork_hooks();
@@ -229,21 +236,17 @@ pub fn run_forked(info: state::ChildInfo, target: &Dynamic, args: Array, ctx: &N
     if daemon && !die_with_parent(Some(parent_pid)) {
         return 1;
     }
-    let result = match target.clone().try_cast::<FnPtr>() {
-        None => Ok(Dynamic::UNIT),
-        Some(f) => f.call_raw(ctx, None, args),
-    };
-    finish(report(result))
+    finish(report(run(ctx, call)))
 }
 
-/// The body of a [`crate::start::fork::Server`]: serves fork requests, each child running
-/// its call through `ctx` (the context the server was forked in). Never returns.
-pub(crate) fn serve_forked(listener: OwnedFd, ctx: &NativeCallContext) -> ! {
+/// The body of a [`crate::start::fork::Server`]: serves fork requests, each child making its
+/// call through `ctx` (the context the server was forked in). Never returns.
+pub(crate) fn serve_forked(listener: std::os::fd::OwnedFd, ctx: &NativeCallContext) -> ! {
     sys::ignore_signal(libc::SIGINT);
     let _ = sys::set_parent_death_signal(libc::SIGKILL);
-    start::forkserver::serve(listener, |request, fds| {
+    start::forkserver::serve(listener, |request| {
         enter_served_child(&request);
-        finish(report(run_call(ctx, &request.call, fds, &wire::ContextFns(ctx))))
+        finish(report(Call::decode(request.call).map_err(Into::into).and_then(|c| run(ctx, c))))
     })
 }
 

@@ -189,30 +189,6 @@ impl RemoteError {
         }
     }
 
-    /// The form that crosses: `#{value, process, pid, line, column}`.
-    pub fn to_dynamic(&self) -> Dynamic {
-        let mut m = Map::new();
-        m.insert("value".into(), self.value.clone());
-        m.insert("process".into(), self.process.clone().into());
-        m.insert("pid".into(), (self.pid as rhai::INT).into());
-        m.insert("line".into(), (self.line as rhai::INT).into());
-        m.insert("column".into(), (self.column as rhai::INT).into());
-        m.into()
-    }
-
-    /// Reads [`RemoteError::to_dynamic`]'s form back.
-    pub fn from_dynamic(v: Dynamic) -> Option<RemoteError> {
-        let mut m = v.try_cast::<Map>()?;
-        let int = |m: &Map, k: &str| m.get(k).and_then(|x| x.as_int().ok());
-        Some(RemoteError {
-            process: m.get("process")?.clone().into_string().ok()?,
-            pid: int(&m, "pid")? as i32,
-            line: int(&m, "line")?.max(0) as usize,
-            column: int(&m, "column")?.max(0) as usize,
-            value: m.remove("value")?,
-        })
-    }
-
     /// The Rhai error to throw in the caller: `catch` receives `value`; an uncaught report
     /// names the process and quotes its position.
     pub fn to_eval(&self) -> Box<EvalAltResult> {
@@ -234,6 +210,29 @@ impl RemoteError {
 
 /// The result type of rhai-mp internals.
 pub type MpResult<T> = Result<T, MpError>;
+
+/// The result type of functions Rhai calls (`Box<EvalAltResult>` errors).
+pub type RhaiResult<T = Dynamic> = Result<T, Box<EvalAltResult>>;
+
+impl crate::wire::Portable for RemoteError {
+    fn write(&self, w: &mut crate::wire::Writer) -> MpResult<()> {
+        w.value(&self.value, "error")?;
+        w.str(&self.process);
+        w.i64(self.pid as i64);
+        w.u64(self.line as u64);
+        w.u64(self.column as u64);
+        Ok(())
+    }
+    fn read(r: &mut crate::wire::Reader) -> MpResult<Self> {
+        Ok(RemoteError {
+            value: r.value()?,
+            process: r.string()?,
+            pid: r.i64()? as i32,
+            line: r.u64()? as usize,
+            column: r.u64()? as usize,
+        })
+    }
+}
 
 /// `mp_err!(ValueError, "bad {}", x)` builds an [`MpError`] of that kind.
 #[macro_export]

@@ -100,7 +100,7 @@ pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
         Script::Repl { .. } => None,
     };
     let text = report::format(err, source, who);
-    let _ = crate::channel::write_all(crate::sys::borrow_fd(2), text.as_bytes());
+    let _ = crate::transport::stream::write_all(crate::sys::borrow_fd(2), text.as_bytes());
 }
 
 /// Runs a main script (`__name__ == "__main__"`) to the end: reports an uncaught error,
@@ -109,7 +109,10 @@ pub fn run_main(mut engine: Engine, name: &str, text: String) -> i32 {
     let script = Script::Source { name: name.to_string(), text };
     state::with(|s| s.script = script.clone());
     set_names(&mut engine, "__main__");
-    let result = compile_ast(&engine, &script).and_then(|ast| engine.run_ast_with_scope(&mut Scope::new(), &ast));
+    let result = compile_ast(&engine, &script).and_then(|ast| {
+        crate::wire::set_program(&ast);
+        engine.run_ast_with_scope(&mut Scope::new(), &ast)
+    });
     let code = outcome(result.map(|_| Dynamic::UNIT), None);
     process::at_exit();
     code

@@ -4,11 +4,10 @@
 //! `rhai-mp` (the runtime) puts both into an engine.
 
 mod boot;
-mod channel;
 mod child;
+mod deadline;
 mod error;
 mod interp;
-mod message;
 mod output;
 mod process;
 mod report;
@@ -16,32 +15,27 @@ mod shm;
 mod start;
 mod state;
 mod sys;
-mod wire;
+pub mod transport;
+pub mod wire;
 
-pub use boot::{Boot, Mode};
-pub use child::{at_fork_child, run_if_child, CHILD_ENV};
-pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError};
+pub use boot::{Boot, Call, Mode};
+pub use child::{at_fork_child, register_entry, run_if_child, Entry, CHILD_ENV};
+pub use deadline::Deadline;
+pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError, RhaiResult};
 pub use interp::{compile_ast, exit_code, outcome, report_error, run_main, set_names, ExitRequest};
 pub use output::{stderr_line, stdout_line};
-pub use process::{active_children, at_exit, Process, Role};
+pub use process::{active_children, at_exit, Process, Role, Target};
 pub use report::type_and_message;
+pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use start::{fork::Server as ForkServer, Popen};
+pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
 pub use sys::{
     borrow_fd, catch_sigint, default_sigint, futex_wait, futex_wake, ignore_sigint, own_fd, pid, process_is_dead,
     spin_time, spin_while, take_sigint, SigintGuard,
 };
-pub mod transport {
-    //! Message transport for primitives: atomic messages over SEQPACKET sockets.
-    pub use crate::message::{peek, recv_message, send, send_fds};
-}
-pub use channel::{wait_any, wait_readable};
-pub use message::{Kind as MessageKind, Message, Payload, INLINE_MAX};
-pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
-pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
-pub use wire::{
-    decode, encode, encode_parts, register_codec, ContextFns, DataCodec, FnResolver, FnTable, HandleCodec, NoFunctions,
-    Packet, Wire, MAX_DEPTH,
-};
+pub use transport::poll::{readable_now, wait_any, wait_readable};
+pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, INLINE_MAX};
+pub use wire::{decode, encode, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer};
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in
 /// every process. A host that sets its own seed must set the same one in every process.

@@ -12,7 +12,7 @@ fn write_line(fd: BorrowedFd, text: &str) {
     line.push_str(text);
     line.push('\n');
     // A closed stdout (`rhai-mp x | head -1`) is not the script's error: drop the line.
-    let _ = crate::channel::write_all(fd, line.as_bytes());
+    let _ = crate::transport::stream::write_all(fd, line.as_bytes());
 }
 
 /// Writes one line to stdout.

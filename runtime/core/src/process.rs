@@ -5,16 +5,17 @@
 //! Copies of a `Process` value share one state (it is a handle), so a process started
 //! through one copy is joined through any other.
 
+use crate::boot::{Boot, Call, Mode};
+use crate::deadline::Deadline;
 use crate::error::MpResult;
+use crate::mp_err;
 use crate::start::{fork, forkserver, spawn, Popen};
 use crate::state::{self, ChildInfo, ParentInfo, StartMethod};
-use crate::wire;
-use crate::{boot::Boot, boot::Mode, mp_err};
+use crate::wire::Packet;
 use nix::sys::signal::Signal;
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// What a Process object stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,22 +28,42 @@ pub enum Role {
     Parent,
 }
 
+/// What a child process runs.
+#[derive(Debug)]
+pub enum Target {
+    /// A script function or closure (or nothing) and its arguments.
+    Script {
+        /// The function; `None`: the process runs nothing.
+        func: Option<FnPtr>,
+        /// Its arguments.
+        args: Array,
+    },
+    /// A native entry point (see [`crate::register_entry`]) and its encoded arguments,
+    /// which go to the child when it starts.
+    Native {
+        /// The entry's name.
+        entry: &'static str,
+        /// Its arguments (taken by `start()`).
+        payload: Option<Packet>,
+    },
+}
+
+/// The state behind a [`Process`] handle.
 #[derive(Debug)]
 pub struct Inner {
-    pub role: Role,
-    pub target: Option<FnPtr>,
-    pub args: Array,
-    pub name: String,
-    pub daemon: bool,
-    pub identity: Vec<u32>,
+    role: Role,
+    target: Target,
+    name: String,
+    daemon: bool,
+    identity: Vec<u32>,
     /// The start method of the context that made it; `None`: the default at start time.
-    pub method: Option<StartMethod>,
-    pub popen: Option<Popen>,
+    method: Option<StartMethod>,
+    popen: Option<Popen>,
     /// The pid of the process that made this object (only it may start and join it).
-    pub creator: i32,
+    creator: i32,
     /// The pid of a `Current` or `Parent` object.
-    pub known_pid: Option<i32>,
-    pub closed: bool,
+    known_pid: Option<i32>,
+    closed: bool,
 }
 
 /// A handle on a process.
@@ -63,12 +84,9 @@ fn this_pid() -> i32 {
     std::process::id() as i32
 }
 
-fn duration(timeout: Option<f64>) -> Option<Duration> {
-    timeout.map(|t| Duration::from_secs_f64(t.max(0.0)))
-}
-
 impl Process {
-    /// A new, unstarted child process object, named like Python's (`Process-N`, `Process-1:2`).
+    /// A new, unstarted child process object that will call `target(args..)`, named like
+    /// Python's (`Process-N`, `Process-1:2`) unless `name` is given.
     pub fn new(
         target: Option<FnPtr>,
         args: Array,
@@ -76,6 +94,22 @@ impl Process {
         daemon: Option<bool>,
         method: Option<StartMethod>,
     ) -> Process {
+        Self::with_target(Target::Script { func: target, args }, name, daemon, method)
+    }
+
+    /// A new, unstarted child process object that will run the native entry `entry` with
+    /// `payload` (see [`crate::register_entry`]).
+    pub fn native(
+        entry: &'static str,
+        payload: Packet,
+        name: Option<String>,
+        daemon: Option<bool>,
+        method: Option<StartMethod>,
+    ) -> Process {
+        Self::with_target(Target::Native { entry, payload: Some(payload) }, name, daemon, method)
+    }
+
+    fn with_target(target: Target, name: Option<String>, daemon: Option<bool>, method: Option<StartMethod>) -> Process {
         let (identity, default_name, parent_daemon) = state::with(|s| {
             s.counter += 1;
             let mut id = s.identity.clone();
@@ -86,7 +120,6 @@ impl Process {
         Process(Rc::new(RefCell::new(Inner {
             role: Role::Child,
             target,
-            args,
             name: name.unwrap_or(default_name),
             daemon: daemon.unwrap_or(parent_daemon),
             identity,
@@ -113,8 +146,7 @@ impl Process {
     fn known(role: Role, name: String, daemon: bool, identity: Vec<u32>, pid: i32) -> Process {
         Process(Rc::new(RefCell::new(Inner {
             role,
-            target: None,
-            args: Array::new(),
+            target: Target::Script { func: None, args: Array::new() },
             name,
             daemon,
             identity,
@@ -137,10 +169,12 @@ impl Process {
         Ok(())
     }
 
-    /// Drops this object's copy of the arguments (after `start()`: they live in the child
-    /// now). A manager does so, so that its listening socket lives only in its server.
-    pub fn forget_args(&self) {
-        self.0.borrow_mut().args = Array::new();
+    /// The script target and its arguments, if this process has one (`run()`).
+    pub fn script_target(&self) -> Option<(FnPtr, Array)> {
+        match &self.0.borrow().target {
+            Target::Script { func: Some(f), args } => Some((f.clone(), args.clone())),
+            _ => None,
+        }
     }
 
     pub fn name(&self) -> String {
@@ -259,59 +293,69 @@ impl Process {
         Self::check_startable()?;
         reap_finished();
 
-        let (target, args, info, method) = {
+        let (info, method) = {
             let i = self.0.borrow();
-            let target = i.target.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT);
             let method = i.method.unwrap_or_else(state::default_method);
             let parent = state::with(|s| ParentInfo { pid: this_pid(), name: s.name.clone() });
-            let info =
-                ChildInfo { identity: i.identity.clone(), name: i.name.clone(), daemon: i.daemon, parent, method };
-            (target, Dynamic::from_array(i.args.clone()), info, method)
-        };
-        // The boot message of a child that decodes its call (all but a plain fork).
-        let boot = |info: ChildInfo| -> MpResult<(Boot, Vec<std::os::fd::OwnedFd>)> {
-            let packet = wire::encode_parts(&[("target", &target), ("args", &args)])?;
-            let boot = state::with(|s| Boot {
-                mode: Mode::Child,
-                info,
-                script: s.script.clone(),
-                argv: s.argv.clone(),
-                forkserver: s.forkserver.clone(),
-                call: packet.bytes,
-            });
-            Ok((boot, packet.fds))
+            (ChildInfo { identity: i.identity.clone(), name: i.name.clone(), daemon: i.daemon, parent, method }, method)
         };
         let popen = match (method, server) {
-            (StartMethod::Fork, Some(server)) => {
-                let (boot, fds) = boot(info)?;
-                forkserver::launch_at(&server.name, boot, fds)?
-            }
             (StartMethod::Fork, None) => {
-                // Check that the call could cross (so scripts behave the same under every
-                // method), but hand the child the very values: as in Python, a forked child
-                // uses the parent's objects, so closing an inherited Connection closes it.
-                wire::encode_parts(&[("target", &target), ("args", &args)])?;
                 let ctx = ctx.ok_or_else(|| {
                     mp_err!(RuntimeError, "a fork child can only be started from a function call, not by a for loop")
                 })?;
-                fork::launch(info, &target, args.clone().cast::<Array>(), ctx)?
+                fork::launch(info, self.fork_call()?, ctx)?
             }
-            (StartMethod::Spawn, _) => {
-                let (boot, fds) = boot(info)?;
-                spawn::launch(boot, fds)?
-            }
-            (StartMethod::ForkServer, _) => {
-                let (boot, fds) = boot(info)?;
-                forkserver::launch(boot, fds)?
-            }
+            (StartMethod::Fork, Some(server)) => forkserver::launch_at(&server.name, self.boot(info)?)?,
+            (StartMethod::Spawn, _) => spawn::launch(self.boot(info)?)?,
+            (StartMethod::ForkServer, _) => forkserver::launch(self.boot(info)?)?,
         };
         self.0.borrow_mut().popen = Some(popen);
         state::with(|s| s.children.push(self.clone()));
         Ok(())
     }
 
-    /// Waits for the child to end, at most `timeout` seconds (`None`: no limit).
-    pub fn join(&self, timeout: Option<f64>) -> MpResult<()> {
+    /// The encoded call, taking a native target's arguments.
+    fn encode_call(&self) -> MpResult<Packet> {
+        match &mut self.0.borrow_mut().target {
+            Target::Script { func, args } => {
+                let target = func.clone().map_or(Dynamic::UNIT, Dynamic::from);
+                Call::encode_script(&target, &Dynamic::from_array(args.clone()))
+            }
+            Target::Native { entry, payload } => {
+                let payload = payload.take().ok_or_else(|| mp_err!(AssertionError, "cannot start a process twice"))?;
+                Ok(Call::encode_native(entry, payload))
+            }
+        }
+    }
+
+    /// The boot message of a child that decodes its call (all but a plain fork).
+    fn boot(&self, info: ChildInfo) -> MpResult<Boot> {
+        let call = self.encode_call()?;
+        Ok(state::with(|s| Boot {
+            mode: Mode::Child,
+            info,
+            script: s.script.clone(),
+            argv: s.argv.clone(),
+            forkserver: s.forkserver.clone(),
+            call,
+        }))
+    }
+
+    /// The call of a plain fork child. A script call is checked to cross (so scripts behave
+    /// the same under every method), but the child gets the very values: as in Python, a
+    /// forked child uses the parent's objects, so closing an inherited Connection closes it.
+    fn fork_call(&self) -> MpResult<Call> {
+        let packet = self.encode_call()?;
+        match &self.0.borrow().target {
+            Target::Script { func: None, .. } => Ok(Call::Nothing),
+            Target::Script { func: Some(f), args } => Ok(Call::Script(f.clone(), args.clone())),
+            Target::Native { .. } => Call::decode(packet),
+        }
+    }
+
+    /// Waits for the child to end, at most until `deadline`.
+    pub fn join(&self, deadline: Deadline) -> MpResult<()> {
         self.check_closed()?;
         let done = {
             let mut i = self.0.borrow_mut();
@@ -320,7 +364,7 @@ impl Process {
             }
             match &mut i.popen {
                 None => return Err(mp_err!(AssertionError, "can only join a started process")),
-                Some(p) => p.wait(duration(timeout))?.is_some(),
+                Some(p) => p.wait(deadline)?.is_some(),
             }
         };
         if done {
@@ -429,7 +473,7 @@ pub fn at_exit() {
         }
     }
     for c in active_children() {
-        let _ = c.join(None);
+        let _ = c.join(Deadline::NEVER);
     }
     forkserver::stop_server();
 }

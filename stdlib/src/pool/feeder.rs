@@ -9,7 +9,7 @@
 //! gets plain bytes and descriptors, never Rhai values. It stops when the pool drops it.
 
 use crate::queue::{Flavour, QueueCore};
-use rhai_mp_core::{ErrorKind, MpResult};
+use rhai_mp_core::{Deadline, ErrorKind, MpResult};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -50,7 +50,7 @@ impl Feeder {
                         if c.load(Ordering::SeqCst) {
                             return;
                         }
-                        match queue.put_fds(&bytes, &fds, true, Some(0.1)) {
+                        match queue.put_fds(&bytes, &fds, true, Deadline::after_secs(0.1)) {
                             Ok(()) => break,
                             Err(e) if e.kind == ErrorKind::Full => continue,
                             Err(_) => return,

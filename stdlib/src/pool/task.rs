@@ -1,20 +1,23 @@
 //! The messages between a pool and its workers, and the slots where workers note what they
-//! are running. Values inside them are encoded by the wire format (`rhai_mp_core::encode`);
-//! this file only frames them.
+//! are running. Everything is written with the wire format's typed messages.
 //!
+//! - A worker's arguments: [`WorkerArgs`] (its queues, its slot, the initializer …).
 //! - A task is `[job][chunk][first][kind][func length][func descriptor count]`, then the
 //!   encoded function, then the encoded payload (the arguments of an `apply`, the items of
-//!   a chunk, or `[start, end]` of a chunk of a range). Job 0 tells a worker to exit.
-//! - A result is `[job][chunk]`, then the encoded `[ok, value]`: the chunk's results, or a
-//!   [`RemoteError`](rhai_mp_core::RemoteError) in its crossing form. Job 0 reports that
-//!   the initializer failed in the worker numbered `chunk`.
+//!   a chunk, or `[start, end]` of a chunk of a range). Job 0 tells a worker to exit. The
+//!   function is encoded once per call and shared by its tasks; the fixed head lets a
+//!   worker note its task without decoding it.
+//! - A result is `[job][chunk]`, then a [`ChunkOutcome`]. Job 0 reports that the
+//!   initializer failed in the worker numbered `chunk`.
 //! - Slots: a shared region with one 32-byte slot per worker, `[pid, job, chunk, item]`.
 //!   A worker writes `job`/`chunk` under the task queue's mutex as it takes a task (see
 //!   `QueueCore::get_with`), so a worker killed at any moment leaves its task either queued
 //!   or named in its slot, and `item` as it goes through a chunk.
 
-use rhai::Dynamic;
-use rhai_mp_core::{mp_err, MpResult, Region};
+use crate::queue::Queue;
+use rhai::{Array, Dynamic, FnPtr};
+use rhai_mp_core::wire::malformed;
+use rhai_mp_core::{mp_err, MpResult, Portable, Reader, Region, RemoteError, Writer};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -109,21 +112,109 @@ pub fn stop_task() -> Vec<u8> {
     0u64.to_le_bytes().to_vec()
 }
 
-/// A result's bytes: `[job][chunk]` and the encoded `[ok, value]`.
-pub fn frame_result(job: u64, chunk: u64, encoded: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(16 + encoded.len());
-    b.extend_from_slice(&job.to_le_bytes());
-    b.extend_from_slice(&chunk.to_le_bytes());
-    b.extend_from_slice(encoded);
-    b
+/// What came back for a chunk: one value per item and the items that threw (their index
+/// in the chunk and the error), or an error for the whole chunk (the task could not be
+/// decoded, a result could not cross, the initializer failed).
+pub enum ChunkOutcome {
+    /// The chunk ran: `values` (`()` where an item threw) and `errors`.
+    Ran {
+        /// One value per item.
+        values: Array,
+        /// `(index in the chunk, error)` for the items that threw.
+        errors: Vec<(u64, RemoteError)>,
+    },
+    /// The chunk failed as a whole.
+    Failed(RemoteError),
 }
 
-/// A result's job and chunk, and the encoded rest.
-pub fn read_result(b: &[u8]) -> MpResult<(u64, u64, &[u8])> {
+impl Portable for ChunkOutcome {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        match self {
+            ChunkOutcome::Ran { values, errors } => {
+                w.u8(0);
+                w.value(&Dynamic::from_array(values.clone()), "result")?;
+                w.put(errors)
+            }
+            ChunkOutcome::Failed(e) => {
+                w.u8(1);
+                w.put(e)
+            }
+        }
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        match r.u8()? {
+            0 => Ok(ChunkOutcome::Ran {
+                values: r.value()?.try_cast::<Array>().ok_or_else(|| malformed("a pool result"))?,
+                errors: r.get()?,
+            }),
+            1 => Ok(ChunkOutcome::Failed(r.get()?)),
+            t => Err(malformed(&format!("pool result kind {t}"))),
+        }
+    }
+}
+
+/// A result's bytes and descriptors: `[job][chunk]`, then the outcome.
+pub fn encode_result(job: u64, chunk: u64, outcome: &ChunkOutcome) -> MpResult<rhai_mp_core::Packet> {
+    let mut w = Writer::new();
+    w.u64(job);
+    w.u64(chunk);
+    w.put(outcome)?;
+    Ok(w.finish())
+}
+
+/// A result's job and chunk (read without decoding the rest).
+pub fn result_head(b: &[u8]) -> MpResult<(u64, u64)> {
     if b.len() < 16 {
         return Err(mp_err!(SerializationError, "malformed pool result ({} bytes)", b.len()));
     }
-    Ok((u64_at(b, 0), u64_at(b, 8), &b[16..]))
+    Ok((u64_at(b, 0), u64_at(b, 8)))
+}
+
+/// A result's outcome.
+pub fn result_outcome(b: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> MpResult<ChunkOutcome> {
+    rhai_mp_core::wire::decode_message(b.get(16..).unwrap_or_default(), fds)
+}
+
+/// What a pool worker is started with (the payload of its native entry).
+pub struct WorkerArgs {
+    /// The queue it takes tasks from.
+    pub tasks: Queue,
+    /// The queue it puts results on.
+    pub results: Queue,
+    /// The workers' slots.
+    pub slots: PoolSlots,
+    /// Its slot.
+    pub index: u64,
+    /// The function it calls first, with `initargs`.
+    pub initializer: Option<FnPtr>,
+    /// The initializer's arguments.
+    pub initargs: Array,
+    /// How many tasks it runs before it exits (0: no limit).
+    pub maxtasks: u64,
+}
+
+impl Portable for WorkerArgs {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.put(&self.tasks)?;
+        w.put(&self.results)?;
+        w.put(&self.slots)?;
+        w.u64(self.index);
+        w.value(&self.initializer.clone().map_or(Dynamic::UNIT, Dynamic::from), "initializer")?;
+        w.value(&Dynamic::from_array(self.initargs.clone()), "initargs")?;
+        w.u64(self.maxtasks);
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(WorkerArgs {
+            tasks: r.get()?,
+            results: r.get()?,
+            slots: r.get()?,
+            index: r.u64()?,
+            initializer: r.value()?.try_cast::<FnPtr>(),
+            initargs: r.value()?.try_cast::<Array>().ok_or_else(|| malformed("a pool's initargs"))?,
+            maxtasks: r.u64()?,
+        })
+    }
 }
 
 /// The most workers a pool can have (the slots region holds this many).
@@ -162,23 +253,11 @@ impl PoolSlots {
     }
 }
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(crate::region_codec::RegionCodec::<PoolSlots> {
-        kind: "PoolSlots",
-        size: SLOTS_SIZE,
-        region: |s| &s.0,
-        make: |r| PoolSlots(Rc::new(r)),
-    });
-}
-
-/// Decodes `[ok, value]`.
-pub fn split_outcome(v: Dynamic) -> MpResult<(bool, Dynamic)> {
-    let bad = || mp_err!(SerializationError, "malformed pool result");
-    let mut a = v.try_cast::<rhai::Array>().ok_or_else(bad)?;
-    if a.len() != 2 {
-        return Err(bad());
+impl Portable for PoolSlots {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.dup(self.0.fd())
     }
-    let value = a.pop().unwrap();
-    let ok = a.pop().unwrap().as_bool().map_err(|_| bad())?;
-    Ok((ok, value))
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(PoolSlots(Rc::new(Region::open(r.fd()?, SLOTS_SIZE)?)))
+    }
 }

@@ -1,47 +1,46 @@
 //! The worker side of a pool: the loop a worker process runs. A worker is an ordinary
-//! daemon `Process` whose target is the native function `__pool_worker` (sent by name), so
-//! it starts the same way under every start method.
+//! daemon `Process` whose target is the native entry [`ENTRY`] with typed arguments
+//! ([`WorkerArgs`]), so it starts the same way under every start method.
 //!
 //! The loop: run the initializer once; then take a task (noting it in the worker's slot),
-//! call the function on each of its items, put `[ok, results]` on the result queue, clear
-//! the slot; exit on the stop task or after `maxtasksperchild` tasks. An error thrown by the
-//! function ends the chunk and goes back as a `RemoteError`.
+//! call the function on each of its items, put the chunk's outcome on the result queue,
+//! clear the slot; exit on the stop task or after `maxtasksperchild` tasks. An error thrown
+//! by the function for one item goes back as that item's `RemoteError`; the other items of
+//! the chunk still run.
 
-use super::task::{frame_result, Field, Kind, PoolSlots, TaskHead, TASK_HEAD};
+use super::task::{encode_result, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, TASK_HEAD};
 use crate::queue::Queue;
-use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext, INT};
-use rhai_mp_core::{mp_err, ContextFns, MpError, RemoteError};
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
+use rhai_mp_core::{mp_err, Deadline, MpError, Packet, RemoteError, RhaiResult};
 use std::os::fd::OwnedFd;
 
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
-
-/// The name of the worker's native target.
-pub const WORKER_FN: &str = "__pool_worker";
+/// The name of the workers' native entry point.
+pub const ENTRY: &str = "pool-worker";
 
 fn who() -> (String, i32) {
     (rhai_mp_core::with_state(|s| s.name.clone()), rhai_mp_core::pid() as i32)
 }
 
-fn remote(err: &EvalAltResult) -> Dynamic {
+fn remote(err: &EvalAltResult) -> RemoteError {
     let (name, pid) = who();
-    RemoteError::capture(err, &name, pid).to_dynamic()
+    RemoteError::capture(err, &name, pid)
 }
 
-fn put_result(results: &Queue, job: u64, chunk: u64, ok: bool, value: Dynamic) -> RhaiResult<()> {
-    let outcome = Dynamic::from_array(vec![ok.into(), value]);
-    let packet = match rhai_mp_core::encode(&outcome, "result") {
+fn remote_mp(e: MpError) -> RemoteError {
+    remote(&Box::<EvalAltResult>::from(e))
+}
+
+fn put_result(results: &Queue, job: u64, chunk: u64, outcome: ChunkOutcome) -> RhaiResult<()> {
+    let packet = match encode_result(job, chunk, &outcome) {
         Ok(p) => p,
         // A result that cannot cross becomes the error it is.
-        Err(e) => {
-            let err: Box<EvalAltResult> = e.into();
-            rhai_mp_core::encode(&Dynamic::from_array(vec![false.into(), remote(&err)]), "error")?
-        }
+        Err(e) => encode_result(job, chunk, &ChunkOutcome::Failed(remote_mp(e)))?,
     };
-    results.0.put(&frame_result(job, chunk, &packet.bytes), &packet.fds, true, None)?;
+    results.0.put(&packet.bytes, &packet.fds, true, Deadline::NEVER)?;
     Ok(())
 }
 
-/// Runs one task: `Ok(results)` or `Err(error in crossing form)`.
+/// Runs one task's items. `exit` receives an `exit(n)` request, which ends the worker.
 fn run_task(
     ctx: &NativeCallContext,
     slots: &PoolSlots,
@@ -50,26 +49,26 @@ fn run_task(
     bytes: &[u8],
     mut fds: Vec<OwnedFd>,
     exit: &std::cell::RefCell<Option<Box<EvalAltResult>>>,
-) -> Result<Dynamic, Dynamic> {
-    let as_remote = |e: MpError| remote(&Box::<EvalAltResult>::from(e));
+) -> Result<ChunkOutcome, RemoteError> {
     let rest = fds.split_off(head.func_fds.min(fds.len()));
     let func_end = TASK_HEAD + head.func_len;
-    let f = rhai_mp_core::decode(&bytes[TASK_HEAD..func_end], fds, &ContextFns(ctx)).map_err(as_remote)?;
-    let f = f.try_cast::<FnPtr>().ok_or_else(|| as_remote(mp_err!(SerializationError, "malformed pool task")))?;
-    let payload = rhai_mp_core::decode(&bytes[func_end..], rest, &ContextFns(ctx)).map_err(as_remote)?;
+    let f = rhai_mp_core::decode(&bytes[TASK_HEAD..func_end], fds).map_err(remote_mp)?;
+    let f = f.try_cast::<FnPtr>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")))?;
+    let payload = rhai_mp_core::decode(&bytes[func_end..], rest).map_err(remote_mp)?;
     // `exit(n)` in a task ends the worker (the pool then fails the task), as in Python.
     let exiting = |e: Box<EvalAltResult>| {
         if rhai_mp_core::ExitRequest::code_of(&e).is_some() {
             *exit.borrow_mut() = Some(e);
-            Dynamic::UNIT
+            remote_mp(mp_err!(RuntimeError, "the worker exited"))
         } else {
             remote(&e)
         }
     };
     let call = |args: Vec<Dynamic>| f.call_raw(ctx, None, args).map_err(exiting);
     let call1 = |x: Dynamic| f.call_raw(ctx, None, [x]).map_err(exiting);
-    let items =
-        |p: Dynamic| p.try_cast::<Array>().ok_or_else(|| as_remote(mp_err!(SerializationError, "malformed pool task")));
+    let items = |p: Dynamic| {
+        p.try_cast::<Array>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")))
+    };
     // Every item runs, even after one threw: each gets its value or its error.
     let mut out = Outcome::default();
     let note = |i: usize| slots.set(index, Field::Item, head.first + i as u64);
@@ -89,7 +88,7 @@ fn run_task(
             let (Some(a), Some(b)) =
                 (bounds.first().and_then(|x| x.as_int().ok()), bounds.get(1).and_then(|x| x.as_int().ok()))
             else {
-                return Err(as_remote(mp_err!(SerializationError, "malformed pool task")));
+                return Err(remote_mp(mp_err!(SerializationError, "malformed pool task")));
             };
             out.values.reserve((b - a).max(0) as usize);
             for (i, x) in (a..b).enumerate() {
@@ -105,7 +104,7 @@ fn run_task(
                 note(i);
                 let t = crate::opts::type_name(&x);
                 let args = crate::opts::items(x).map_err(|_| {
-                    as_remote(mp_err!(
+                    remote_mp(mp_err!(
                         TypeError,
                         "starmap() items must be arrays (or other iterables) of arguments; item {} is {t}",
                         head.first + i as u64
@@ -118,49 +117,42 @@ fn run_task(
             }
         }
     }
-    Ok(out.into_dynamic())
+    Ok(ChunkOutcome::Ran { values: out.values, errors: out.errors })
 }
 
-/// A chunk's values and errors, as they cross: `[values, [[index, error], ..]]`.
+/// A chunk's values and errors as they are collected.
 #[derive(Default)]
 struct Outcome {
     values: Array,
-    errors: Array,
+    errors: Vec<(u64, RemoteError)>,
 }
 
 impl Outcome {
-    fn push(&mut self, i: usize, r: Result<Dynamic, Dynamic>) {
+    fn push(&mut self, i: usize, r: Result<Dynamic, RemoteError>) {
         match r {
             Ok(v) => self.values.push(v),
             Err(e) => {
                 self.values.push(Dynamic::UNIT);
-                self.errors.push(Dynamic::from_array(vec![(i as INT).into(), e]));
+                self.errors.push((i as u64, e));
             }
         }
     }
-
-    fn into_dynamic(self) -> Dynamic {
-        Dynamic::from_array(vec![Dynamic::from_array(self.values), Dynamic::from_array(self.errors)])
-    }
 }
 
-/// The worker loop (the target of every pool worker).
-#[allow(clippy::too_many_arguments)]
-pub fn work(
-    ctx: &NativeCallContext,
-    tasks: Queue,
-    results: Queue,
-    slots: PoolSlots,
-    index: INT,
-    initializer: Dynamic,
-    initargs: Array,
-    maxtasks: INT,
-) -> RhaiResult<()> {
+/// The native entry of every pool worker: decodes its arguments and runs [`work`].
+pub fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> {
+    let args: WorkerArgs = rhai_mp_core::wire::decode_message(&payload.bytes, payload.fds)?;
+    work(ctx, args)
+}
+
+/// The worker loop.
+fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
+    let WorkerArgs { tasks, results, slots, index, initializer, initargs, maxtasks } = args;
     // A forked worker may have inherited the parent's Ctrl-C catcher.
     rhai_mp_core::default_sigint();
-    let index = index.max(0) as usize;
+    let index = index as usize;
     slots.set(index, Field::Pid, rhai_mp_core::pid() as u64);
-    if let Some(init) = initializer.try_cast::<FnPtr>() {
+    if let Some(init) = initializer {
         if let Err(e) = init.call_raw(ctx, None, initargs) {
             if rhai_mp_core::ExitRequest::code_of(&e).is_some() {
                 return Err(e);
@@ -168,11 +160,11 @@ pub fn work(
             // Report here first: the pool terminates its workers once it hears of this.
             let (name, pid) = who();
             rhai_mp_core::report_error(&e, Some((&name, pid)));
-            put_result(&results, 0, index as u64, false, remote(&e))?;
-            return Err(rhai_mp_core::ExitRequest::error(&Dynamic::from(1 as INT)));
+            put_result(&results, 0, index as u64, ChunkOutcome::Failed(remote(&e)))?;
+            return Err(rhai_mp_core::ExitRequest::error(&Dynamic::from(1 as rhai::INT)));
         }
     }
-    let mut done: INT = 0;
+    let mut done: u64 = 0;
     loop {
         let mut noted = |b: &[u8]| {
             if let Some(h) = TaskHead::read(b) {
@@ -183,20 +175,17 @@ pub fn work(
                 }
             }
         };
-        let (bytes, fds) = tasks.0.get_with(true, None, &mut noted)?;
+        let (bytes, fds) = tasks.0.get_with(true, Deadline::NEVER, &mut noted)?;
         let head = TaskHead::read(&bytes).ok_or_else(|| mp_err!(SerializationError, "malformed pool task"))?;
         if head.job == 0 {
             return Ok(());
         }
         let exit = std::cell::RefCell::new(None);
-        let (ok, value) = match run_task(ctx, &slots, index, &head, &bytes, fds, &exit) {
-            Ok(v) => (true, v),
-            Err(e) => (false, e),
-        };
+        let outcome = run_task(ctx, &slots, index, &head, &bytes, fds, &exit).unwrap_or_else(ChunkOutcome::Failed);
         if let Some(e) = exit.into_inner() {
             return Err(e);
         }
-        put_result(&results, head.job, head.chunk, ok, value)?;
+        put_result(&results, head.job, head.chunk, outcome)?;
         slots.set(index, Field::Job, 0);
         done += 1;
         if maxtasks > 0 && done >= maxtasks {

@@ -6,19 +6,21 @@
 //! encodes them first, so a value that could not cross under spawn fails here too. Nothing
 //! is printed twice, because rhai-mp buffers no output across the fork.
 
-use super::{forkserver, Popen};
+use super::Popen;
+use crate::boot::Call;
 use crate::child;
 use crate::error::MpResult;
 use crate::state::ChildInfo;
 use crate::sys::{self, Forked};
-use rhai::{Array, Dynamic, NativeCallContext};
+use crate::transport::listener;
+use rhai::NativeCallContext;
 
-/// Forks; the child calls `target(args..)` and exits, the parent gets the [`Popen`].
-pub fn launch(info: ChildInfo, target: &Dynamic, args: Array, ctx: &NativeCallContext) -> MpResult<Popen> {
+/// Forks; the child makes the call and exits, the parent gets the [`Popen`].
+pub fn launch(info: ChildInfo, call: Call, ctx: &NativeCallContext) -> MpResult<Popen> {
     match sys::fork().map_err(|e| crate::MpError::os("fork", e))? {
         Forked::Parent(pid) => Popen::direct(pid),
         Forked::Child => {
-            let code = child::run_forked(info, target, args, ctx);
+            let code = child::run_forked(info, call, ctx);
             sys::exit_now(code)
         }
     }
@@ -39,7 +41,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(ctx: &NativeCallContext) -> MpResult<Server> {
-        let (name, listener) = forkserver::listen("rhai-mp-fork-pool")?;
+        let (name, listener) = listener::listen("rhai-mp-fork-pool", listener::Kind::Stream)?;
         match sys::fork().map_err(|e| crate::MpError::os("fork", e))? {
             Forked::Parent(pid) => {
                 drop(listener);
@@ -53,6 +55,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.popen.signal(nix::sys::signal::Signal::SIGKILL);
-        let _ = self.popen.wait(None);
+        let _ = self.popen.wait(crate::Deadline::NEVER);
     }
 }

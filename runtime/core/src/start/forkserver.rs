@@ -16,44 +16,23 @@
 
 use super::Popen;
 use crate::boot::{Boot, Mode};
-use crate::channel;
 use crate::error::{MpError, MpResult};
 use crate::state::{self, ChildInfo, ParentInfo, StartMethod};
+use crate::transport::{listener, stream};
+use crate::wire::Packet;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, UnixAddr};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-
-fn connect(name: &str) -> MpResult<OwnedFd> {
-    let fd = sock::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    let addr = UnixAddr::new_abstract(name.as_bytes())?;
-    sock::connect(fd.as_raw_fd(), &addr)
-        .map_err(|e| MpError::os("cannot reach the forkserver", std::io::Error::from_raw_os_error(e as i32)))?;
-    Ok(fd)
-}
-
-/// A fresh listening socket in the abstract namespace, and its name (`<prefix>-<pid>-<ns>`).
-pub(crate) fn listen(prefix: &str) -> MpResult<(String, OwnedFd)> {
-    let name = format!(
-        "{prefix}-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-    );
-    let listener = sock::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    sock::bind(listener.as_raw_fd(), &UnixAddr::new_abstract(name.as_bytes())?)?;
-    sock::listen(&listener, sock::Backlog::new(128)?)?;
-    Ok((name, listener))
-}
 
 /// The server's address, starting the server if this process has none yet.
 fn ensure_server() -> MpResult<String> {
     if let Some(name) = state::with(|s| s.forkserver.clone()) {
         return Ok(name);
     }
-    let (name, listener) = listen("rhai-mp-forkserver")?;
+    let (name, listener) = listener::listen("rhai-mp-forkserver", listener::Kind::Stream)?;
     let boot = state::with(|s| Boot {
         mode: Mode::Server,
         info: ChildInfo {
@@ -66,9 +45,9 @@ fn ensure_server() -> MpResult<String> {
         script: s.script.clone(),
         argv: s.argv.clone(),
         forkserver: Some(name.clone()),
-        call: Vec::new(),
+        call: Packet { bytes: Vec::new(), fds: vec![listener] },
     });
-    let pid = super::spawn::exec_self("forkserver", boot, vec![listener])?;
+    let pid = super::spawn::exec_self("forkserver", boot)?;
     state::with(|s| {
         s.forkserver = Some(name.clone());
         s.forkserver_pid = Some(pid);
@@ -77,21 +56,21 @@ fn ensure_server() -> MpResult<String> {
 }
 
 /// Asks the forkserver for a child that runs the call in `boot`.
-pub fn launch(mut boot: Boot, fds: Vec<OwnedFd>) -> MpResult<Popen> {
+pub fn launch(mut boot: Boot) -> MpResult<Popen> {
     let name = ensure_server()?;
     boot.forkserver = Some(name.clone());
-    launch_at(&name, boot, fds)
+    launch_at(&name, boot)
 }
 
 /// Asks the server listening at `name` (a forkserver, or a fork pool's server, see
 /// [`super::fork::Server`]) for a child that runs the call in `boot`.
-pub fn launch_at(name: &str, boot: Boot, fds: Vec<OwnedFd>) -> MpResult<Popen> {
-    let packet = boot.into_packet(fds)?;
-    let conn = connect(name)?;
-    channel::send(conn.as_fd(), &packet.bytes, &packet.fds)
+pub fn launch_at(name: &str, boot: Boot) -> MpResult<Popen> {
+    let packet = boot.into_packet()?;
+    let conn = listener::connect(name, listener::Kind::Stream).map_err(|e| listener::unreachable("forkserver", e))?;
+    stream::send(conn.as_fd(), &packet.bytes, &packet.fds)
         .map_err(|e| MpError::os("cannot send to the forkserver", e))?;
     let mut pid = [0u8; 4];
-    channel::read_exact(conn.as_fd(), &mut pid).map_err(|_| {
+    stream::read_exact(conn.as_fd(), &mut pid).map_err(|_| {
         crate::mp_err!(
             RuntimeError,
             "the forkserver could not start the process (it has exited; its error, if any, is on stderr above)"
@@ -106,13 +85,9 @@ struct Served {
     daemon: bool,
 }
 
-fn same_uid(conn: &OwnedFd) -> bool {
-    sock::getsockopt(conn, sock::sockopt::PeerCredentials).is_ok_and(|c| c.uid() == nix::unistd::getuid().as_raw())
-}
-
 /// The server loop; never returns. `run_child` runs in each forked child with the request
-/// (boot bytes and descriptors) and returns the child's exit code.
-pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) -> i32) -> ! {
+/// and returns the child's exit code.
+pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot) -> i32) -> ! {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -168,18 +143,15 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
             }
         }
         if listener_ready {
-            let Ok(raw) = sock::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) else {
+            let Some(conn) = listener::accept_same_user(listener.as_fd()) else {
                 continue;
             };
-            let conn = crate::sys::own_fd(raw);
-            if !same_uid(&conn) {
-                continue;
-            }
+            use nix::sys::socket as sock;
             let _ = sock::setsockopt(&conn, sock::sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(10, 0));
-            let Ok(Some((bytes, req_fds))) = channel::recv(conn.as_fd()) else {
+            let Ok(Some((bytes, req_fds))) = stream::recv(conn.as_fd()) else {
                 continue;
             };
-            let Ok(boot) = Boot::from_bytes(&bytes) else {
+            let Ok(boot) = Boot::from_packet(Packet { bytes, fds: req_fds }) else {
                 continue;
             };
             let daemon = boot.info.daemon;
@@ -191,12 +163,11 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
                     drop(listener);
                     drop(conn);
                     drop(children);
-                    let code = run_child(boot, req_fds);
+                    let code = run_child(boot);
                     crate::sys::exit_now(code)
                 }
                 Ok(crate::sys::Forked::Parent(pid)) => {
-                    drop(req_fds);
-                    if channel::write_all(conn.as_fd(), &pid.to_le_bytes()).is_ok() {
+                    if stream::write_all(conn.as_fd(), &pid.to_le_bytes()).is_ok() {
                         children.insert(pid, Served { conn: Some(conn), daemon });
                     } else {
                         children.insert(pid, Served { conn: None, daemon });
@@ -213,7 +184,7 @@ pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot, Vec<OwnedFd>) ->
 
 fn report(children: &mut HashMap<i32, Served>, pid: i32, code: i32) {
     if let Some(Served { conn: Some(conn), .. }) = children.remove(&pid) {
-        let _ = channel::write_all(conn.as_fd(), &code.to_le_bytes());
+        let _ = stream::write_all(conn.as_fd(), &code.to_le_bytes());
     }
 }
 

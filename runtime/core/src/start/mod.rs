@@ -12,13 +12,13 @@ pub mod fork;
 pub mod forkserver;
 pub mod spawn;
 
-use crate::channel;
+use crate::deadline::Deadline;
 use crate::error::MpResult;
+use crate::transport::{poll, stream};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 /// The parent's handle on a started child.
 #[derive(Debug)]
@@ -73,9 +73,9 @@ impl Popen {
                 Ok(*status)
             }
             Popen::Served { conn, status, .. } => {
-                if channel::wait_readable(conn.as_fd(), Some(Duration::ZERO))? {
+                if poll::readable_now(conn.as_fd())? {
                     let mut buf = [0u8; 4];
-                    *status = Some(match channel::read_exact(conn.as_fd(), &mut buf) {
+                    *status = Some(match stream::read_exact(conn.as_fd(), &mut buf) {
                         Ok(()) => i32::from_le_bytes(buf),
                         // The server died before reporting: Python says 255 too.
                         Err(_) => 255,
@@ -86,13 +86,13 @@ impl Popen {
         }
     }
 
-    /// Waits up to `timeout` (`None`: forever) for the child to end; its exit code if it did.
-    pub fn wait(&mut self, timeout: Option<Duration>) -> MpResult<Option<i32>> {
+    /// Waits until `deadline` at most for the child to end; its exit code if it did.
+    pub fn wait(&mut self, deadline: Deadline) -> MpResult<Option<i32>> {
         if let Some(code) = self.poll()? {
             return Ok(Some(code));
         }
         if let Popen::Direct { pid, status, .. } = self {
-            if timeout.is_none() {
+            if deadline.is_never() {
                 loop {
                     match waitpid(Pid::from_raw(*pid), None) {
                         Err(nix::Error::EINTR) => continue,
@@ -106,7 +106,7 @@ impl Popen {
                 }
             }
         }
-        channel::wait_readable(crate::sys::borrow_fd(self.sentinel()), timeout)?;
+        poll::wait_readable(crate::sys::borrow_fd(self.sentinel()), deadline)?;
         self.poll()
     }
 

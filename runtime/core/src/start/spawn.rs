@@ -11,17 +11,17 @@
 
 use super::Popen;
 use crate::boot::Boot;
-use crate::channel;
 use crate::child::CHILD_ENV;
 use crate::error::{MpError, MpResult};
+use crate::transport::stream;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// Starts a fresh interpreter in `mode` (`"spawn"` or `"forkserver"`) and sends it `boot`.
-pub(crate) fn exec_self(mode: &str, boot: Boot, fds: Vec<OwnedFd>) -> MpResult<i32> {
-    let packet = boot.into_packet(fds)?;
+pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<i32> {
+    let packet = boot.into_packet()?;
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
     let child = Command::new("/proc/self/exe")
         .arg0("rhai-mp")
@@ -30,7 +30,7 @@ pub(crate) fn exec_self(mode: &str, boot: Boot, fds: Vec<OwnedFd>) -> MpResult<i
         .spawn()
         .map_err(|e| MpError::os("cannot start a new rhai-mp process", e))?;
     let pid = child.id() as i32;
-    match channel::send(ours.as_fd(), &packet.bytes, &packet.fds) {
+    match stream::send(ours.as_fd(), &packet.bytes, &packet.fds) {
         // The child died before reading: its exit code will tell.
         Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::ECONNRESET) => {}
         Err(e) => return Err(MpError::os("cannot send the boot message", e)),
@@ -40,7 +40,7 @@ pub(crate) fn exec_self(mode: &str, boot: Boot, fds: Vec<OwnedFd>) -> MpResult<i
 }
 
 /// Spawns a child that will run the call in `boot`.
-pub fn launch(boot: Boot, fds: Vec<OwnedFd>) -> MpResult<Popen> {
-    let pid = exec_self("spawn", boot, fds)?;
+pub fn launch(boot: Boot) -> MpResult<Popen> {
+    let pid = exec_self("spawn", boot)?;
     Popen::direct(pid)
 }

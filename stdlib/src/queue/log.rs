@@ -1,4 +1,5 @@
-//! `Queue`, `JoinableQueue` (API.md, "Queues"), and the machinery `SimpleQueue` shares.
+//! The machinery of every queue (`Queue`, `JoinableQueue`, `SimpleQueue`, and a pool's
+//! task and result queues): a shared-memory log.
 //!
 //! A queue is a shared-memory log, not a pipe with a feeder thread: a memfd whose first page
 //! holds a robust process-shared mutex, condition variables and counters, and whose rest
@@ -19,16 +20,15 @@
 //!
 //! Caveat: like Python's, `qsize()` is a snapshot.
 
-use crate::opts;
-use rhai::plugin::*;
-use rhai::{Dynamic, INT};
-use rhai_mp_core::{mp_err, Cond, ContextFns, HandleCodec, MpError, MpResult, Mutex, Region, COND_SIZE, MUTEX_SIZE};
+use rhai::Dynamic;
+use rhai_mp_core::transport::seqpacket;
+use rhai_mp_core::{
+    mp_err, Cond, Deadline, MpError, MpResult, Mutex, Portable, Reader, Region, Writer, COND_SIZE, MUTEX_SIZE,
+};
 use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
 
 const MUTEX: usize = 0;
 const NOT_EMPTY: usize = MUTEX_SIZE;
@@ -145,10 +145,6 @@ fn write_record_at(file: &std::fs::File, offset: u64, header: &[u8], bytes: &[u8
     Ok(())
 }
 
-fn until(timeout: Option<f64>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + Duration::from_secs_f64(t))
-}
-
 impl QueueCore {
     pub fn new(flavour: Flavour, maxsize: u64) -> MpResult<QueueCore> {
         use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -224,10 +220,11 @@ impl QueueCore {
         Ok(())
     }
 
-    /// Appends an encoded item. `Full` if `maxsize` items are there and none leaves in time.
-    pub fn put(&self, bytes: &[u8], fds: &[OwnedFd], block: bool, timeout: Option<f64>) -> MpResult<()> {
+    /// Appends an encoded item. `Full` if `maxsize` items are there and none leaves by
+    /// `deadline`.
+    pub fn put(&self, bytes: &[u8], fds: &[OwnedFd], block: bool, deadline: Deadline) -> MpResult<()> {
         let fds: Vec<std::os::fd::BorrowedFd> = fds.iter().map(AsFd::as_fd).collect();
-        self.put_fds(bytes, &fds, block, timeout)
+        self.put_fds(bytes, &fds, block, deadline)
     }
 
     /// [`QueueCore::put`] with borrowed descriptors (the item's handles stay open here).
@@ -236,7 +233,7 @@ impl QueueCore {
         bytes: &[u8],
         fds: &[std::os::fd::BorrowedFd],
         block: bool,
-        timeout: Option<f64>,
+        deadline: Deadline,
     ) -> MpResult<()> {
         self.check_open()?;
         if bytes.len() > u32::MAX as usize {
@@ -246,7 +243,6 @@ impl QueueCore {
                 bytes.len()
             ));
         }
-        let deadline = until(timeout);
         if block && self.maxsize > 0 {
             // An item or a free slot often comes within microseconds: poll before sleeping.
             rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
@@ -258,7 +254,7 @@ impl QueueCore {
                 if !block {
                     return Err(full());
                 }
-                let signalled = Cond::at(&self.region, NOT_FULL).wait(&g.mutex, deadline)?;
+                let signalled = Cond::at(&self.region, NOT_FULL).wait(&g.mutex, deadline.instant())?;
                 if !signalled && self.field(COUNT).load(Relaxed) >= self.maxsize {
                     return Err(full());
                 }
@@ -269,18 +265,16 @@ impl QueueCore {
             rec[4..8].copy_from_slice(&(fds.len() as u32).to_le_bytes());
             self.write_record(tail, &rec, bytes).map_err(|e| MpError::os("queue put", e))?;
             if !fds.is_empty() {
-                match rhai_mp_core::transport::send_fds(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds)
-                {
+                match seqpacket::send_fds(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         // The side channel is full: let consumers drain it, then try again.
                         drop(g);
-                        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                        if left.is_some_and(|l| l.is_zero()) || !block {
+                        if deadline.passed() || !block {
                             return Err(mp_err!(Full, "too many items carrying handles are waiting in the queue"));
                         }
                         // Rare (hundreds of handle-carrying items queued): poll for room.
-                        std::thread::sleep(Duration::from_millis(1).min(left.unwrap_or(Duration::MAX)));
+                        std::thread::sleep(deadline.slice(std::time::Duration::from_millis(1)));
                         continue;
                     }
                     Err(e) => return Err(MpError::os("queue put", e)),
@@ -299,9 +293,9 @@ impl QueueCore {
         }
     }
 
-    /// Takes the oldest item. `Empty` if there is none and none arrives in time.
-    pub fn get(&self, block: bool, timeout: Option<f64>) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
-        self.get_with(block, timeout, &mut |_| {})
+    /// Takes the oldest item. `Empty` if there is none and none arrives by `deadline`.
+    pub fn get(&self, block: bool, deadline: Deadline) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
+        self.get_with(block, deadline, &mut |_| {})
     }
 
     /// As [`QueueCore::get`], calling `on_take` with the item's bytes while the queue's mutex
@@ -310,11 +304,10 @@ impl QueueCore {
     pub fn get_with(
         &self,
         block: bool,
-        timeout: Option<f64>,
+        deadline: Deadline,
         on_take: &mut dyn FnMut(&[u8]),
     ) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
         self.check_open()?;
-        let deadline = until(timeout);
         if block {
             rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
@@ -324,7 +317,7 @@ impl QueueCore {
                 if !block {
                     return Err(mp_err!(Empty, "the queue is empty"));
                 }
-                let signalled = Cond::at(&self.region, NOT_EMPTY).wait(&g.mutex, deadline)?;
+                let signalled = Cond::at(&self.region, NOT_EMPTY).wait(&g.mutex, deadline.instant())?;
                 if !signalled && self.field(COUNT).load(Relaxed) == 0 {
                     return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
                 }
@@ -341,7 +334,7 @@ impl QueueCore {
         let mut fds = Vec::new();
         if nfds > 0 {
             let mut scratch = Vec::new();
-            match rhai_mp_core::transport::recv_message(self.fd_rx.as_fd(), &mut scratch) {
+            match seqpacket::recv_message(self.fd_rx.as_fd(), &mut scratch) {
                 Ok(Some(m)) => fds = m.fds,
                 _ => {
                     self.advance(head, len);
@@ -479,6 +472,7 @@ impl QueueCore {
         Ok(())
     }
 
+    /// Waits until every item put was marked done (JoinableQueue).
     pub fn join(&self) -> MpResult<()> {
         let g = self.lock()?;
         while self.field(UNFINISHED).load(Relaxed) > 0 {
@@ -488,374 +482,39 @@ impl QueueCore {
     }
 
     /// Encodes a value and puts it.
-    pub fn put_value(&self, value: &Dynamic, block: bool, timeout: Option<f64>) -> MpResult<()> {
+    pub fn put_value(&self, value: &Dynamic, block: bool, deadline: Deadline) -> MpResult<()> {
         self.check_open()?;
         let packet = rhai_mp_core::encode(value, "obj")?;
-        self.put(&packet.bytes, &packet.fds, block, timeout)
+        self.put(&packet.bytes, &packet.fds, block, deadline)
     }
 
     /// Gets an item and decodes it.
-    pub fn get_value(&self, ctx: &NativeCallContext, block: bool, timeout: Option<f64>) -> MpResult<Dynamic> {
-        let (bytes, fds) = self.get(block, timeout)?;
-        rhai_mp_core::decode(&bytes, fds, &ContextFns(ctx))
+    pub fn get_value(&self, block: bool, deadline: Deadline) -> MpResult<Dynamic> {
+        let (bytes, fds) = self.get(block, deadline)?;
+        rhai_mp_core::decode(&bytes, fds)
     }
 }
 
-/// A queue handle (`Queue` or `JoinableQueue`). Copies share the queue; `close()` applies to
-/// this process's handle.
-#[derive(Debug, Clone)]
-pub struct Queue(pub Rc<QueueCore>);
-
-/// Sends queues to other processes: their memfd, side channel and eventfd.
-pub(crate) struct QueueCodec<T>(pub fn(Rc<QueueCore>) -> T, pub fn(&T) -> &Rc<QueueCore>, pub &'static str);
-
-impl<T: Clone + 'static> HandleCodec for QueueCodec<T> {
-    fn kind(&self) -> &'static str {
-        self.2
-    }
-    fn type_id(&self) -> std::any::TypeId {
-        std::any::TypeId::of::<T>()
-    }
-    fn encode(&self, value: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Vec<u8>> {
-        let q = value.read_lock::<T>().ok_or_else(|| mp_err!(SerializationError, "not a {}", self.2))?;
-        let core = (self.1)(&q);
-        fds.extend(core.dup_fds()?);
-        let mut data = core.maxsize.to_le_bytes().to_vec();
-        data.push(core.flavour as u8);
-        Ok(data)
-    }
-    fn decode(&self, data: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
-        let bad = || mp_err!(SerializationError, "malformed {}", self.2);
-        if data.len() != 9 || fds.len() != 4 {
-            return Err(bad());
+/// A queue crosses as its descriptors (memfd, side channel, eventfd), its `maxsize` and its
+/// flavour.
+impl Portable for QueueCore {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        for fd in self.dup_fds()? {
+            w.fd(fd);
         }
-        let flavour = match data[8] {
+        w.u64(self.maxsize);
+        w.u8(self.flavour as u8);
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        let fds = vec![r.fd()?, r.fd()?, r.fd()?, r.fd()?];
+        let maxsize = r.u64()?;
+        let flavour = match r.u8()? {
             0 => Flavour::Queue,
             1 => Flavour::Joinable,
             2 => Flavour::Simple,
-            _ => return Err(bad()),
+            f => return Err(rhai_mp_core::wire::malformed(&format!("queue flavour {f}"))),
         };
-        let core = QueueCore::from_fds(fds, u64::from_le_bytes(data[0..8].try_into().unwrap()), flavour)?;
-        Ok(Dynamic::from((self.0)(Rc::new(core))))
-    }
-}
-
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(QueueCodec::<Queue>(Queue, |q| &q.0, "Queue"));
-}
-
-pub(crate) fn maxsize(n: &Dynamic, func: &str) -> MpResult<u64> {
-    let n = opts::arg_int(n, func, "maxsize")?;
-    if n < 0 {
-        return Err(mp_err!(ValueError, "maxsize must be 0 (no limit) or positive, not {n}"));
-    }
-    Ok(n as u64)
-}
-
-fn block_timeout(block: bool, timeout: &Dynamic, func: &str) -> MpResult<Option<f64>> {
-    let t = opts::timeout(timeout, func)?;
-    Ok(if block { t } else { None })
-}
-
-#[export_module]
-pub mod queue_functions {
-    use super::*;
-
-    /// A process-safe FIFO queue (`Queue`) or one that counts unfinished tasks
-    /// (`JoinableQueue`).
-    pub type Queue = super::Queue;
-
-    /// An unbounded queue.
-    ///
-    /// ```rhai
-    /// let q = Queue();
-    /// q.put([42, (), "hello"]);
-    /// print(q.get());
-    /// ```
-    ///
-    /// Throws when: the OS refuses the shared memory (`OSError`).
-    #[rhai_fn(name = "Queue", return_raw)]
-    pub fn queue() -> Result<Queue, Box<EvalAltResult>> {
-        queue_max(Dynamic::from(0 as INT))
-    }
-
-    /// A queue holding at most `maxsize` items (`0`: no limit); `put` waits for room.
-    ///
-    /// ```rhai
-    /// let q = Queue(10);
-    /// ```
-    ///
-    /// Throws when: `maxsize` is negative (`ValueError`); the OS refuses (`OSError`).
-    #[rhai_fn(name = "Queue", return_raw)]
-    pub fn queue_max(maxsize: Dynamic) -> Result<Queue, Box<EvalAltResult>> {
-        Ok(super::Queue(Rc::new(QueueCore::new(Flavour::Queue, super::maxsize(&maxsize, "Queue")?)?)))
-    }
-
-    /// A queue whose `join()` waits until every item put has been marked `task_done()`.
-    ///
-    /// ```rhai
-    /// let q = JoinableQueue();
-    /// ```
-    ///
-    /// Throws when: the OS refuses the shared memory (`OSError`).
-    #[rhai_fn(name = "JoinableQueue", return_raw)]
-    pub fn joinable() -> Result<Queue, Box<EvalAltResult>> {
-        joinable_max(Dynamic::from(0 as INT))
-    }
-
-    /// A JoinableQueue holding at most `maxsize` items.
-    ///
-    /// ```rhai
-    /// let q = JoinableQueue(100);
-    /// ```
-    ///
-    /// Throws when: `maxsize` is negative (`ValueError`); the OS refuses (`OSError`).
-    #[rhai_fn(name = "JoinableQueue", return_raw)]
-    pub fn joinable_max(maxsize: Dynamic) -> Result<Queue, Box<EvalAltResult>> {
-        Ok(super::Queue(Rc::new(QueueCore::new(Flavour::Joinable, super::maxsize(&maxsize, "JoinableQueue")?)?)))
-    }
-
-    /// Puts an item, waiting for room if the queue is full.
-    ///
-    /// ```rhai
-    /// q.put(#{job: 1});
-    /// ```
-    ///
-    /// Throws when: the item cannot be sent (`SerializationError`); the queue was closed in
-    /// this process (`ValueError`).
-    #[rhai_fn(global, return_raw)]
-    pub fn put(q: &mut Queue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(q.0.put_value(&item, true, None)?)
-    }
-
-    /// Puts an item; with `block == false`, throws `Full` at once instead of waiting.
-    ///
-    /// ```rhai
-    /// q.put(1, false);
-    /// ```
-    ///
-    /// Throws when: the queue is full and `block` is false (`Full`); as `put(item)`.
-    #[rhai_fn(global, name = "put", return_raw)]
-    pub fn put_block(q: &mut Queue, item: Dynamic, block: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "put", "block")?;
-        Ok(q.0.put_value(&item, block, None)?)
-    }
-
-    /// Puts an item, waiting at most `timeout` seconds for room (`()`: no limit).
-    ///
-    /// ```rhai
-    /// try { q.put(1, true, 0.5) } catch (e) { if e.type == "Full" { print("no room") } }
-    /// ```
-    ///
-    /// Throws when: no room in time (`Full`); `timeout` is negative (`ValueError`); as
-    /// `put(item)`.
-    #[rhai_fn(global, name = "put", return_raw)]
-    pub fn put_timeout(
-        q: &mut Queue,
-        item: Dynamic,
-        block: Dynamic,
-        timeout: Dynamic,
-    ) -> Result<(), Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "put", "block")?;
-        let t = block_timeout(block, &timeout, "put")?;
-        Ok(q.0.put_value(&item, block, t)?)
-    }
-
-    /// `put(item, false)`.
-    ///
-    /// ```rhai
-    /// q.put_nowait(1);
-    /// ```
-    ///
-    /// Throws when: the queue is full (`Full`); as `put(item)`.
-    #[rhai_fn(global, return_raw)]
-    pub fn put_nowait(q: &mut Queue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(q.0.put_value(&item, false, None)?)
-    }
-
-    /// Takes the oldest item, waiting for one.
-    ///
-    /// ```rhai
-    /// let item = q.get();
-    /// ```
-    ///
-    /// Throws when: the queue was closed in this process (`ValueError`).
-    #[rhai_fn(global, return_raw)]
-    pub fn get(ctx: NativeCallContext, q: &mut Queue) -> Result<Dynamic, Box<EvalAltResult>> {
-        Ok(q.0.get_value(&ctx, true, None)?)
-    }
-
-    /// Takes the oldest item; with `block == false`, throws `Empty` at once if there is none.
-    ///
-    /// ```rhai
-    /// try { q.get(false) } catch (e) { if e.type == "Empty" { print("nothing") } }
-    /// ```
-    ///
-    /// Throws when: the queue is empty and `block` is false (`Empty`); as `get()`.
-    #[rhai_fn(global, name = "get", return_raw)]
-    pub fn get_block(ctx: NativeCallContext, q: &mut Queue, block: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "get", "block")?;
-        Ok(q.0.get_value(&ctx, block, None)?)
-    }
-
-    /// Takes the oldest item, waiting at most `timeout` seconds (`()`: no limit).
-    ///
-    /// ```rhai
-    /// let item = q.get(true, 1.5);
-    /// ```
-    ///
-    /// Throws when: no item in time (`Empty`); `timeout` is negative (`ValueError`); as
-    /// `get()`.
-    #[rhai_fn(global, name = "get", return_raw)]
-    pub fn get_timeout(
-        ctx: NativeCallContext,
-        q: &mut Queue,
-        block: Dynamic,
-        timeout: Dynamic,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "get", "block")?;
-        let t = block_timeout(block, &timeout, "get")?;
-        Ok(q.0.get_value(&ctx, block, t)?)
-    }
-
-    /// `get(false)`.
-    ///
-    /// ```rhai
-    /// let item = q.get_nowait();
-    /// ```
-    ///
-    /// Throws when: the queue is empty (`Empty`); as `get()`.
-    #[rhai_fn(global, return_raw)]
-    pub fn get_nowait(ctx: NativeCallContext, q: &mut Queue) -> Result<Dynamic, Box<EvalAltResult>> {
-        Ok(q.0.get_value(&ctx, false, None)?)
-    }
-
-    /// The number of items (a snapshot: other processes may change it at once).
-    ///
-    /// ```rhai
-    /// print(q.qsize());
-    /// ```
-    ///
-    /// Throws when: never.
-    #[rhai_fn(global, pure)]
-    pub fn qsize(q: &mut Queue) -> INT {
-        q.0.qsize() as INT
-    }
-
-    /// Whether the queue is empty (a snapshot).
-    ///
-    /// ```rhai
-    /// while !q.empty() { print(q.get()); }
-    /// ```
-    ///
-    /// Throws when: never.
-    #[rhai_fn(global, pure)]
-    pub fn empty(q: &mut Queue) -> bool {
-        q.0.empty()
-    }
-
-    /// Whether the queue holds `maxsize` items (a snapshot; always false without a limit).
-    ///
-    /// ```rhai
-    /// if !q.full() { q.put(1); }
-    /// ```
-    ///
-    /// Throws when: never.
-    #[rhai_fn(global, pure)]
-    pub fn full(q: &mut Queue) -> bool {
-        q.0.full()
-    }
-
-    /// This process will put and get no more: later `put`/`get` here throw `ValueError`.
-    /// Items already put stay in the queue for other processes.
-    ///
-    /// ```rhai
-    /// q.close();
-    /// q.join_thread();
-    /// ```
-    ///
-    /// Throws when: never.
-    #[rhai_fn(global)]
-    pub fn close(q: &mut Queue) {
-        q.0.close()
-    }
-
-    /// Python waits here for the feeder thread to flush; rhai-mp's `put` is already done
-    /// when it returns, so this only checks that `close()` came first.
-    ///
-    /// ```rhai
-    /// q.close();
-    /// q.join_thread();
-    /// ```
-    ///
-    /// Throws when: the queue was not closed (`AssertionError`).
-    #[rhai_fn(global, return_raw)]
-    pub fn join_thread(q: &mut Queue) -> Result<(), Box<EvalAltResult>> {
-        if !q.0.is_closed() {
-            return Err(mp_err!(AssertionError, "{} not closed", q.0.flavour.name()).into());
-        }
-        Ok(())
-    }
-
-    /// Does nothing: rhai-mp never holds items back in a process, so there is nothing to
-    /// flush or lose at exit.
-    ///
-    /// ```rhai
-    /// q.cancel_join_thread();
-    /// ```
-    ///
-    /// Throws when: never.
-    #[rhai_fn(global)]
-    pub fn cancel_join_thread(_q: &mut Queue) {}
-
-    /// Marks one item taken with `get()` as processed (JoinableQueue).
-    ///
-    /// ```rhai
-    /// let job = q.get();
-    /// work(job);
-    /// q.task_done();
-    /// ```
-    ///
-    /// Throws when: called more often than items were put (`ValueError`); the queue is not a
-    /// JoinableQueue (`ValueError`).
-    #[rhai_fn(global, return_raw)]
-    pub fn task_done(q: &mut Queue) -> Result<(), Box<EvalAltResult>> {
-        if q.0.flavour != Flavour::Joinable {
-            return Err(mp_err!(ValueError, "task_done() needs a JoinableQueue, not a Queue").into());
-        }
-        Ok(q.0.task_done()?)
-    }
-
-    /// Waits until every item put has been marked with `task_done()` (JoinableQueue).
-    ///
-    /// ```rhai
-    /// q.join();
-    /// ```
-    ///
-    /// Throws when: the queue is not a JoinableQueue (`ValueError`).
-    #[rhai_fn(global, return_raw)]
-    pub fn join(q: &mut Queue) -> Result<(), Box<EvalAltResult>> {
-        if q.0.flavour != Flavour::Joinable {
-            return Err(mp_err!(ValueError, "join() needs a JoinableQueue, not a Queue").into());
-        }
-        Ok(q.0.join()?)
-    }
-
-    /// `<Queue qsize=3 maxsize=0>` (or `<JoinableQueue ..>`).
-    ///
-    /// ```rhai
-    /// print(q);
-    /// ```
-    ///
-    /// Throws when: never.
-    #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
-    pub fn describe(q: &mut Queue) -> String {
-        format!(
-            "<{} qsize={} maxsize={}{}>",
-            q.0.flavour.name(),
-            q.0.qsize(),
-            q.0.maxsize,
-            if q.0.is_closed() { " closed" } else { "" }
-        )
+        QueueCore::from_fds(fds, maxsize, flavour)
     }
 }

@@ -1,17 +1,27 @@
-//! `SimpleQueue` (API.md, "Queues"): an unbounded queue with only `put`, `get`, `empty`
-//! and `close`, on the same shared-memory machinery as `Queue` (see `queue.rs`).
+//! `SimpleQueue` (see the reference, "Queues"): an unbounded queue with only `put`, `get`,
+//! `empty` and `close`, on the same shared-memory log as `Queue` (`log.rs`).
 
-use crate::queue::{Flavour, QueueCodec, QueueCore};
+use super::log::{Flavour, QueueCore};
 use rhai::plugin::*;
 use rhai::Dynamic;
+use rhai_mp_core::{Deadline, Handle, MpResult, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// A SimpleQueue handle; copies share the queue.
 #[derive(Debug, Clone)]
 pub struct SimpleQueue(pub Rc<QueueCore>);
 
-pub(crate) fn register_codecs() {
-    rhai_mp_core::register_codec(QueueCodec::<SimpleQueue>(SimpleQueue, |q| &q.0, "SimpleQueue"));
+impl Portable for SimpleQueue {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        self.0.write(w)
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(SimpleQueue(Rc::new(QueueCore::read(r)?)))
+    }
+}
+
+impl Handle for SimpleQueue {
+    const KIND: &'static str = "SimpleQueue";
 }
 
 #[export_module]
@@ -45,7 +55,7 @@ pub mod simple_queue_functions {
     /// this process (`ValueError`).
     #[rhai_fn(global, return_raw)]
     pub fn put(q: &mut SimpleQueue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(q.0.put_value(&item, true, None)?)
+        Ok(q.0.put_value(&item, true, Deadline::NEVER)?)
     }
 
     /// Takes the oldest item, waiting for one.
@@ -56,8 +66,8 @@ pub mod simple_queue_functions {
     ///
     /// Throws when: the queue was closed in this process (`ValueError`).
     #[rhai_fn(global, return_raw)]
-    pub fn get(ctx: NativeCallContext, q: &mut SimpleQueue) -> Result<Dynamic, Box<EvalAltResult>> {
-        Ok(q.0.get_value(&ctx, true, None)?)
+    pub fn get(q: &mut SimpleQueue) -> Result<Dynamic, Box<EvalAltResult>> {
+        Ok(q.0.get_value(true, Deadline::NEVER)?)
     }
 
     /// Whether the queue is empty (a snapshot).

@@ -1,18 +1,18 @@
-//! Framed messages with attached file descriptors over Unix stream sockets.
+//! Framed messages with attached file descriptors over Unix stream sockets: the boot
+//! message of a spawned child, and the requests a forkserver serves.
 //!
 //! A frame is a 16-byte header (payload length, descriptor count, magic) followed by the
 //! payload. The descriptors ride as `SCM_RIGHTS` on the first `sendmsg` of the frame, so the
 //! receiver gets them with the header. This is the transport only: what the bytes mean is
 //! [`crate::wire`]'s business.
 
+use super::{io_err, MAX_FDS};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 const MAGIC: u32 = 0x524d_5031; // "RMP1"
 const HEADER: usize = 16;
-/// The kernel's limit on descriptors in one message (SCM_MAX_FD).
-pub const MAX_FDS: usize = 253;
 
 fn header(len: usize, nfds: usize) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
@@ -20,10 +20,6 @@ fn header(len: usize, nfds: usize) -> [u8; HEADER] {
     h[8..12].copy_from_slice(&(nfds as u32).to_le_bytes());
     h[12..16].copy_from_slice(&MAGIC.to_le_bytes());
     h
-}
-
-fn io_err(e: nix::Error) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
 }
 
 /// Sends one frame. Blocks until all of it is written.
@@ -114,32 +110,4 @@ pub fn write_all(fd: BorrowedFd, mut buf: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Waits until `fd` is readable (or hung up). `None` waits forever. Returns whether it is.
-pub fn wait_readable(fd: BorrowedFd, timeout: Option<std::time::Duration>) -> std::io::Result<bool> {
-    Ok(wait_any(&[fd], timeout)?[0])
-}
-
-/// Waits until at least one of `fds` is readable (or hung up), at most `timeout` (`None`:
-/// forever). Returns which are.
-pub fn wait_any(fds: &[BorrowedFd], timeout: Option<std::time::Duration>) -> std::io::Result<Vec<bool>> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    loop {
-        let left = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                // Round up: waking early would report a timeout before it passed.
-                let ms = d.saturating_duration_since(std::time::Instant::now()).as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut polls: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
-        match poll(&mut polls, left) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(io_err(e)),
-            Ok(_) => return Ok(polls.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()),
-        }
-    }
 }

@@ -11,6 +11,7 @@
 //! Packet: a 16-byte header (kind, spilled?, descriptor count, payload length), then the
 //! payload if inline.
 
+use super::io_err as io;
 use nix::sys::socket::{recv, recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -63,9 +64,6 @@ impl Payload {
     }
 }
 
-fn io(e: nix::Error) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
-}
 
 fn header(kind: Kind, spilled: bool, nfds: usize, len: usize) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
@@ -104,10 +102,10 @@ pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &
         &iov_header
     };
     raw.extend(fds.iter().map(AsRawFd::as_raw_fd));
-    if raw.len() > crate::channel::MAX_FDS {
+    if raw.len() > super::MAX_FDS {
         return Err(std::io::Error::other(format!(
             "a message can carry at most {} descriptors",
-            crate::channel::MAX_FDS
+            super::MAX_FDS
         )));
     }
     let cmsg = [ControlMessage::ScmRights(&raw)];
@@ -124,7 +122,7 @@ pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &
 /// and nothing is left.
 pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
     buf.resize(HEADER + INLINE_MAX, 0);
-    let mut cmsg_buf = nix::cmsg_space!([RawFd; crate::channel::MAX_FDS]);
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
     // A reply often comes within microseconds (ping-pong): poll without blocking for a
     // moment first, which saves the sleep and wake-up (most of a round trip's cost).
     let spin_until = std::time::Instant::now() + crate::sys::spin_time();

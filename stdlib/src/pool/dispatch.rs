@@ -18,18 +18,17 @@
 //! them with); they run at the next call.
 
 use super::feeder::{task_fds, Feeder, Task};
-use super::job::{Failure, Job, JobKind, Source};
-use super::task::{read_result, split_outcome, stop_task, Field, Kind, PoolSlots, TaskHead, MAX_WORKERS};
-use super::worker::WORKER_FN;
+use super::job::{ChunkResult, Failure, Job, JobKind, Source};
+use super::task::{
+    result_head, result_outcome, stop_task, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, MAX_WORKERS,
+};
 use crate::queue::{Flavour, Queue, QueueCore};
-use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext, INT};
-use rhai_mp_core::{mp_err, ContextFns, ErrorKind, FnTable, ForkServer, MpResult, Process, RemoteError, StartMethod};
+use rhai::{Array, Dynamic, FnPtr, NativeCallContext, INT};
+use rhai_mp_core::{mp_err, Deadline, ErrorKind, ForkServer, MpResult, Process, RhaiResult, StartMethod};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// How long a blocked call sleeps on the result queue before it looks at the workers.
 const POLL: Duration = Duration::from_millis(50);
@@ -75,8 +74,6 @@ pub struct PoolInner {
     broken: Option<Failure>,
     /// Puts the tasks the queue cannot take at once (see `feeder.rs`); started when needed.
     feeder: Option<Feeder>,
-    /// The script's functions, to decode results outside a native call.
-    fns: FnTable,
     /// Under `fork`: the server that forks workers (made when the pool was).
     server: Option<ForkServer>,
     last_check: Instant,
@@ -132,7 +129,6 @@ impl Pool {
             callbacks: VecDeque::new(),
             broken: None,
             feeder: None,
-            fns: FnTable::from_context(ctx),
             server: None,
             last_check: Instant::now(),
         };
@@ -166,11 +162,6 @@ impl Pool {
             }
             Err(_) => "<Pool>".to_string(),
         }
-    }
-
-    /// Refreshes the functions used to decode results outside native calls.
-    pub fn refresh_functions(&self, ctx: &NativeCallContext) {
-        self.0.borrow_mut().fns = FnTable::from_context(ctx);
     }
 
     /// Starts a call: sends its input (all of it, or for `lazy` calls the first chunks).
@@ -215,25 +206,18 @@ impl Pool {
     /// Moves results until `done()` or the deadline; `Ok(false)` if the deadline came first.
     /// Runs due callbacks (when there is a context to run them with). Ctrl-C while waiting
     /// terminates the pool and throws `KeyboardInterrupt`.
-    pub fn pump(
-        &self,
-        ctx: Option<&NativeCallContext>,
-        deadline: Option<Instant>,
-        done: &dyn Fn() -> bool,
-    ) -> RhaiResult<bool> {
+    pub fn pump(&self, ctx: Option<&NativeCallContext>, deadline: Deadline, done: &dyn Fn() -> bool) -> RhaiResult<bool> {
         let mut idle = false;
         loop {
-            self.0.borrow_mut().step(ctx, idle)?;
+            self.0.borrow_mut().step(idle)?;
             self.run_callbacks(ctx)?;
             if done() {
                 return Ok(true);
             }
-            let now = Instant::now();
-            let wait = match deadline {
-                Some(d) if d <= now => return Ok(false),
-                Some(d) => (d - now).min(POLL),
-                None => POLL,
-            };
+            if deadline.passed() {
+                return Ok(false);
+            }
+            let wait = deadline.slice(POLL);
             let (results, state) = {
                 let p = self.0.borrow();
                 (p.results.clone(), p.state)
@@ -246,7 +230,7 @@ impl Pool {
             // its usual effect). It reaches the workers too: their deaths are not the story.
             let (got, interrupted) = {
                 let _sigint = rhai_mp_core::catch_sigint();
-                let got = results.0.get(true, Some(wait.as_secs_f64()));
+                let got = results.0.get(true, Deadline::after(wait));
                 (got, rhai_mp_core::take_sigint())
             };
             if interrupted {
@@ -260,7 +244,7 @@ impl Pool {
             match got {
                 Ok((bytes, fds)) => {
                     idle = false;
-                    self.0.borrow_mut().take_result(ctx, &bytes, fds)?;
+                    self.0.borrow_mut().take_result(&bytes, fds)?;
                 }
                 Err(e) if e.kind == ErrorKind::Empty => idle = true,
                 Err(e) => return Err(e.into()),
@@ -282,7 +266,7 @@ impl Pool {
     }
 
     pub fn close(&self, ctx: &NativeCallContext) -> RhaiResult<()> {
-        self.pump(Some(ctx), Some(Instant::now()), &|| true)?;
+        self.pump(Some(ctx), Deadline::now(), &|| true)?;
         let mut p = self.0.borrow_mut();
         if p.state == PoolState::Run {
             p.state = PoolState::Close;
@@ -306,24 +290,23 @@ impl Pool {
             PoolState::Close => {}
         }
         let inner = self.0.clone();
-        self.pump(Some(ctx), None, &|| inner.borrow().jobs.is_empty())?;
+        self.pump(Some(ctx), Deadline::NEVER, &|| inner.borrow().jobs.is_empty())?;
         let workers: Vec<Process> = {
             let mut p = self.0.borrow_mut();
             for _ in 0..p.size {
-                p.tasks.0.put(&stop_task(), &[], true, None)?;
+                p.tasks.0.put(&stop_task(), &[], true, Deadline::NEVER)?;
             }
             p.workers.iter_mut().filter_map(Option::take).collect()
         };
         for w in workers {
-            w.join(None)?;
+            w.join(Deadline::NEVER)?;
             let _ = w.close();
         }
         Ok(())
     }
 
-    /// Waits for a call's outcome.
-    pub fn wait_job(&self, ctx: &NativeCallContext, job: &Rc<RefCell<Job>>, timeout: Option<f64>) -> RhaiResult<bool> {
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+    /// Waits for a call's outcome, until `deadline` at most; whether it came.
+    pub fn wait_job(&self, ctx: &NativeCallContext, job: &Rc<RefCell<Job>>, deadline: Deadline) -> RhaiResult<bool> {
         self.pump(Some(ctx), deadline, &|| job.borrow().outcome.is_some())
     }
 
@@ -332,18 +315,17 @@ impl Pool {
         &self,
         ctx: Option<&NativeCallContext>,
         job: &Rc<RefCell<Job>>,
-        timeout: Option<f64>,
+        deadline: Deadline,
     ) -> RhaiResult<Option<Dynamic>> {
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
         let ready = || {
             let j = job.borrow();
             !j.out.is_empty() || j.complete()
         };
         if !ready() && !self.pump(ctx, deadline, &ready)? {
-            return Err(mp_err!(TimeoutError, "no result arrived within {} s", timeout.unwrap_or(0.0)).into());
+            return Err(mp_err!(TimeoutError, "no result arrived within the timeout").into());
         }
         // Keep the workers busy with the next chunks.
-        self.0.borrow_mut().step(ctx, false)?;
+        self.0.borrow_mut().step(false)?;
         let mut j = job.borrow_mut();
         match j.out.pop_front() {
             None => Ok(None),
@@ -369,17 +351,17 @@ impl PoolInner {
     }
 
     fn start_worker(&mut self, i: usize) -> MpResult<()> {
-        let args: Array = vec![
-            Dynamic::from(self.tasks.clone()),
-            Dynamic::from(self.results.clone()),
-            Dynamic::from(self.slots.clone()),
-            (i as INT).into(),
-            self.initializer.clone().map_or(Dynamic::UNIT, Dynamic::from),
-            Dynamic::from_array(self.initargs.clone()),
-            self.maxtasks.into(),
-        ];
-        let target = FnPtr::new(WORKER_FN).map_err(|e| mp_err!(RuntimeError, "{e}"))?;
-        let p = Process::new(Some(target), args, None, Some(true), Some(self.method));
+        let args = WorkerArgs {
+            tasks: self.tasks.clone(),
+            results: self.results.clone(),
+            slots: self.slots.clone(),
+            index: i as u64,
+            initializer: self.initializer.clone(),
+            initargs: self.initargs.clone(),
+            maxtasks: self.maxtasks.max(0) as u64,
+        };
+        let payload = rhai_mp_core::wire::encode_message(&args)?;
+        let p = Process::native(super::worker::ENTRY, payload, None, Some(true), Some(self.method));
         p.set_name(p.name().replacen("Process", worker_prefix(self.method), 1));
         self.slots.set(i, Field::Job, 0);
         p.start_detached(self.server.as_ref())?;
@@ -481,7 +463,7 @@ impl PoolInner {
     /// it now (never blocks).
     fn enqueue(&mut self, task: Task) -> MpResult<()> {
         if !self.feeder.as_ref().is_some_and(Feeder::busy) {
-            match self.tasks.0.put_fds(&task.0, &task_fds(&task.1, &task.2), false, None) {
+            match self.tasks.0.put_fds(&task.0, &task_fds(&task.1, &task.2), false, Deadline::NEVER) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind == ErrorKind::Full => {}
                 Err(e) => return Err(e),
@@ -509,7 +491,7 @@ impl PoolInner {
     }
 
     /// One round of the pump without blocking.
-    fn step(&mut self, ctx: Option<&NativeCallContext>, force_check: bool) -> RhaiResult<()> {
+    fn step(&mut self, force_check: bool) -> RhaiResult<()> {
         let limit = self.in_flight_limit();
         for job in std::mem::take(&mut self.lazy) {
             // Only the pool holds it (here and in `jobs`): every copy of the iterator is
@@ -525,50 +507,36 @@ impl PoolInner {
                 self.lazy.push(job);
             }
         }
-        self.drain(ctx)?;
+        self.drain()?;
         if force_check || self.last_check.elapsed() >= CHECK_EVERY {
-            self.check_workers(ctx)?;
+            self.check_workers()?;
         }
         Ok(())
     }
 
     /// Takes every result already there.
-    fn drain(&mut self, ctx: Option<&NativeCallContext>) -> RhaiResult<()> {
+    fn drain(&mut self) -> RhaiResult<()> {
         loop {
-            match self.results.0.get(false, None) {
-                Ok((bytes, fds)) => self.take_result(ctx, &bytes, fds)?,
+            match self.results.0.get(false, Deadline::NEVER) {
+                Ok((bytes, fds)) => self.take_result(&bytes, fds)?,
                 Err(e) if e.kind == ErrorKind::Empty => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
-    fn take_result(
-        &mut self,
-        ctx: Option<&NativeCallContext>,
-        bytes: &[u8],
-        fds: Vec<std::os::fd::OwnedFd>,
-    ) -> RhaiResult<()> {
-        let (id, chunk, rest) = read_result(bytes)?;
+    fn take_result(&mut self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> RhaiResult<()> {
+        let (id, chunk) = result_head(bytes)?;
         let job = if id == 0 { None } else { self.jobs.get(&id).cloned() };
         if id != 0 && job.is_none() {
             return Ok(()); // a call already settled (failed early, or a duplicate)
         }
-        let decoded = match ctx {
-            Some(ctx) => rhai_mp_core::decode(rest, fds, &ContextFns(ctx)),
-            None => rhai_mp_core::decode(rest, fds, &self.fns),
-        };
-        let result = decoded.and_then(split_outcome).and_then(|(ok, value)| {
-            if ok {
-                chunk_result(value)
-            } else {
-                RemoteError::from_dynamic(value)
-                    .map(|r| Err(Failure::Remote(r)))
-                    .ok_or_else(|| mp_err!(SerializationError, "malformed pool error"))
-            }
-        });
-        let result = match result {
-            Ok(r) => r,
+        let result = match result_outcome(bytes, fds) {
+            Ok(ChunkOutcome::Ran { values, errors }) => Ok(ChunkResult {
+                values,
+                errors: errors.into_iter().map(|(i, e)| (i as usize, Failure::Remote(e))).collect(),
+            }),
+            Ok(ChunkOutcome::Failed(e)) => Err(Failure::Remote(e)),
             Err(e) => Err(Failure::Local(e)),
         };
         let Some(job) = job else {
@@ -604,7 +572,7 @@ impl PoolInner {
 
     /// Notices workers that ended: fails the task a dead one held, and starts replacements
     /// while there is work.
-    fn check_workers(&mut self, ctx: Option<&NativeCallContext>) -> RhaiResult<()> {
+    fn check_workers(&mut self) -> RhaiResult<()> {
         self.last_check = Instant::now();
         let mut dead = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
@@ -616,7 +584,7 @@ impl PoolInner {
         }
         if !dead.is_empty() {
             // Results a worker put before it died are in the queue: take them first.
-            self.drain(ctx)?;
+            self.drain()?;
         }
         for (i, p, code) in dead {
             let job = self.slots.get(i, Field::Job);
@@ -676,30 +644,14 @@ impl PoolInner {
             let _ = w.terminate();
         }
         for w in workers {
-            if w.join(Some(2.0)).is_err() || matches!(w.exitcode(), Ok(None)) {
+            if w.join(Deadline::after_secs(2.0)).is_err() || matches!(w.exitcode(), Ok(None)) {
                 let _ = w.kill();
-                let _ = w.join(None);
+                let _ = w.join(Deadline::NEVER);
             }
             let _ = w.close();
         }
         self.server = None;
     }
-}
-
-/// Reads a chunk's `[values, [[index, error], ..]]`.
-fn chunk_result(value: Dynamic) -> MpResult<super::job::ChunkOutcome> {
-    let bad = || mp_err!(SerializationError, "malformed pool result");
-    let mut parts = value.try_cast::<Array>().filter(|p| p.len() == 2).ok_or_else(bad)?;
-    let errors = parts.pop().unwrap().try_cast::<Array>().ok_or_else(bad)?;
-    let values = parts.pop().unwrap().try_cast::<Array>().ok_or_else(bad)?;
-    let mut out = Vec::with_capacity(errors.len());
-    for e in errors {
-        let mut pair = e.try_cast::<Array>().filter(|p| p.len() == 2).ok_or_else(bad)?;
-        let err = RemoteError::from_dynamic(pair.pop().unwrap()).ok_or_else(bad)?;
-        let index = pair.pop().unwrap().as_int().map_err(|_| bad())?;
-        out.push((index.max(0) as usize, Failure::Remote(err)));
-    }
-    Ok(Ok(super::job::ChunkResult { values, errors: out }))
 }
 
 /// Names the item of a chunk that could not be sent: `iterable[12]`.

@@ -1,0 +1,40 @@
+//! Waiting for descriptors to become readable (`poll(2)`), with a timeout that is never
+//! rounded down: waking early would report a timeout before it passed.
+
+use super::io_err;
+use crate::deadline::Deadline;
+use std::os::fd::BorrowedFd;
+
+/// Waits until `fd` is readable (or hung up), at most until `deadline`. Returns whether it
+/// is.
+pub fn wait_readable(fd: BorrowedFd, deadline: Deadline) -> std::io::Result<bool> {
+    Ok(wait_any(&[fd], deadline)?[0])
+}
+
+/// Whether `fd` is readable (or hung up) now.
+pub fn readable_now(fd: BorrowedFd) -> std::io::Result<bool> {
+    wait_readable(fd, Deadline::now())
+}
+
+/// Waits until at least one of `fds` is readable (or hung up), at most until `deadline`.
+/// Returns which are.
+pub fn wait_any(fds: &[BorrowedFd], deadline: Deadline) -> std::io::Result<Vec<bool>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let left = match deadline.left() {
+            None => PollTimeout::NONE,
+            Some(left) => {
+                // Round up: waking early would report a timeout before it passed.
+                let ms = left.as_micros().div_ceil(1000);
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut polls: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+        match poll(&mut polls, left) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io_err(e)),
+            Ok(0) if !deadline.passed() => continue, // a wait longer than poll(2) can take
+            Ok(_) => return Ok(polls.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! [`Wire`] trees as bytes, with bincode 2 (varint integers, little endian).
+//!
+//! The decoder checks every length prefix against the bytes that remain and limits the
+//! nesting depth, so malformed or hostile input gives an error, never a panic or a huge
+//! allocation.
+
+use super::tree::Wire;
+use super::{serr, MAX_DEPTH};
+use crate::error::MpResult;
+use bincode::de::read::BorrowReader;
+use bincode::de::{BorrowDecode, BorrowDecoder, Decode};
+use bincode::enc::{Encode, Encoder};
+use bincode::error::{DecodeError, EncodeError};
+
+const CONFIG: bincode::config::Configuration = bincode::config::standard();
+
+/// About how many bytes a tree encodes to (exact but for varints), so that encoding a large
+/// value allocates once.
+pub(crate) fn size_hint(wire: &Wire) -> usize {
+    match wire {
+        Wire::Str(s) => s.len() + 10,
+        Wire::Blob(b) => b.len() + 10,
+        Wire::Array(a) => 10 + a.iter().map(size_hint).sum::<usize>(),
+        Wire::Map(m) => 10 + m.iter().map(|(k, v)| k.len() + 10 + size_hint(v)).sum::<usize>(),
+        Wire::Fn { name, curry } => name.len() + 20 + curry.iter().map(size_hint).sum::<usize>(),
+        Wire::Shared { value, .. } => 6 + size_hint(value),
+        Wire::Handle { kind, data, fds } => kind.len() + data.len() + 5 * fds.len() + 30,
+        _ => 10,
+    }
+}
+
+/// Appends a tree's bytes to `out`.
+pub(crate) fn append_tree(wire: &Wire, out: &mut Vec<u8>) {
+    out.reserve(size_hint(wire));
+    bincode::encode_into_std_write(wire, out, CONFIG).expect("encoding into a Vec cannot fail");
+}
+
+/// A tree's bytes.
+pub fn tree_to_bytes(wire: &Wire) -> Vec<u8> {
+    let mut out = Vec::new();
+    append_tree(wire, &mut out);
+    out
+}
+
+/// Reads a tree from the start of `bytes`; returns it and how many bytes it took. Never
+/// panics, whatever the bytes.
+pub(crate) fn tree_prefix(bytes: &[u8]) -> MpResult<(Wire, usize)> {
+    let ctx = Limits { depth: 0, max_len: bytes.len() };
+    bincode::borrow_decode_from_slice_with_context::<_, Wire, _>(bytes, CONFIG, ctx)
+        .map_err(|e| serr(format!("malformed message: {e}")))
+}
+
+/// Reads a tree that fills `bytes` exactly.
+pub fn tree_from_bytes(bytes: &[u8]) -> MpResult<Wire> {
+    match tree_prefix(bytes)? {
+        (wire, used) if used == bytes.len() => Ok(wire),
+        (_, used) => Err(serr(format!("malformed message: {} trailing bytes", bytes.len() - used))),
+    }
+}
+
+/// Decoding limits: nesting depth, and the input size that bounds every length prefix.
+struct Limits {
+    depth: u32,
+    max_len: usize,
+}
+
+const T_UNIT: u8 = 0;
+const T_BOOL: u8 = 1;
+const T_INT: u8 = 2;
+const T_FLOAT: u8 = 3;
+const T_CHAR: u8 = 4;
+const T_STR: u8 = 5;
+const T_BLOB: u8 = 6;
+const T_ARRAY: u8 = 7;
+const T_MAP: u8 = 8;
+const T_FN: u8 = 9;
+const T_SHARED: u8 = 10;
+const T_SHARED_REF: u8 = 11;
+const T_HANDLE: u8 = 12;
+
+impl Encode for Wire {
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        match self {
+            Wire::Unit => T_UNIT.encode(e),
+            Wire::Bool(b) => (T_BOOL, b).encode(e),
+            Wire::Int(i) => (T_INT, i).encode(e),
+            Wire::Float(f) => (T_FLOAT, f).encode(e),
+            Wire::Char(c) => (T_CHAR, c).encode(e),
+            Wire::Str(s) => (T_STR, s).encode(e),
+            Wire::Blob(b) => (T_BLOB, b).encode(e),
+            Wire::Array(a) => (T_ARRAY, a).encode(e),
+            Wire::Map(m) => (T_MAP, m).encode(e),
+            Wire::Fn { name, curry } => (T_FN, name, curry).encode(e),
+            Wire::Shared { id, value } => (T_SHARED, id, value).encode(e),
+            Wire::SharedRef(id) => (T_SHARED_REF, id).encode(e),
+            Wire::Handle { kind, data, fds } => (T_HANDLE, kind, data, fds).encode(e),
+        }
+    }
+}
+
+fn length<'de, D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<usize, DecodeError> {
+    let len = u64::decode(d)?;
+    if len > d.context().max_len as u64 {
+        return Err(DecodeError::Other("length prefix larger than the message"));
+    }
+    Ok(len as usize)
+}
+
+fn bytes<'de, D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<Vec<u8>, DecodeError> {
+    let len = length(d)?;
+    Ok(d.borrow_reader().take_bytes(len)?.to_vec())
+}
+
+fn string<'de, D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<String, DecodeError> {
+    String::from_utf8(bytes(d)?).map_err(|e| DecodeError::Utf8 { inner: e.utf8_error() })
+}
+
+fn list<'de, D: BorrowDecoder<'de, Context = Limits>, T>(
+    d: &mut D,
+    mut item: impl FnMut(&mut D) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let len = length(d)?;
+    let mut out = Vec::with_capacity(len.min(1024));
+    for _ in 0..len {
+        out.push(item(d)?);
+    }
+    Ok(out)
+}
+
+impl<'de> BorrowDecode<'de, Limits> for Wire {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<Self, DecodeError> {
+        if d.context().depth >= MAX_DEPTH {
+            return Err(DecodeError::Other("value nested too deeply"));
+        }
+        d.context().depth += 1;
+        let tag = u8::decode(d)?;
+        let wire = match tag {
+            T_UNIT => Wire::Unit,
+            T_BOOL => Wire::Bool(bool::decode(d)?),
+            T_INT => Wire::Int(i64::decode(d)?),
+            T_FLOAT => Wire::Float(f64::decode(d)?),
+            T_CHAR => Wire::Char(char::decode(d)?),
+            T_STR => Wire::Str(string(d)?),
+            T_BLOB => Wire::Blob(bytes(d)?),
+            T_ARRAY => Wire::Array(list(d, Wire::borrow_decode)?),
+            T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::borrow_decode(d)?)))?),
+            T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::borrow_decode)? },
+            T_SHARED => Wire::Shared { id: u32::decode(d)?, value: Box::new(Wire::borrow_decode(d)?) },
+            T_SHARED_REF => Wire::SharedRef(u32::decode(d)?),
+            T_HANDLE => Wire::Handle { kind: string(d)?, data: bytes(d)?, fds: list(d, u32::decode)? },
+            _ => return Err(DecodeError::Other("unknown value tag")),
+        };
+        d.context().depth -= 1;
+        Ok(wire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{decode, encode};
+    use proptest::prelude::*;
+    use rhai::{Array, Dynamic};
+
+    fn roundtrip(w: &Wire) -> Wire {
+        tree_from_bytes(&tree_to_bytes(w)).unwrap()
+    }
+
+    #[test]
+    fn scalars_roundtrip() {
+        for w in [
+            Wire::Unit,
+            Wire::Bool(true),
+            Wire::Int(-5),
+            Wire::Int(i64::MAX),
+            Wire::Float(0.25),
+            Wire::Char('包'),
+            Wire::Str("hé".into()),
+            Wire::Blob(vec![0, 255]),
+        ] {
+            assert_eq!(roundtrip(&w), w);
+        }
+    }
+
+    #[test]
+    fn nested_roundtrip() {
+        let w = Wire::Map(vec![(
+            "a".into(),
+            Wire::Array(vec![
+                Wire::Int(1),
+                Wire::Fn {
+                    name: "f".into(),
+                    curry: vec![Wire::Shared { id: 0, value: Box::new(Wire::Int(2)) }, Wire::SharedRef(0)],
+                },
+            ]),
+        )]);
+        assert_eq!(roundtrip(&w), w);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut bytes = [T_ARRAY, 1].repeat(100_000);
+        bytes.push(T_UNIT);
+        assert!(tree_from_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn huge_length_prefix_is_an_error() {
+        let mut bytes = vec![T_BLOB, 253];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(tree_from_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn values_roundtrip_through_dynamic() {
+        let engine = rhai::Engine::new();
+        let v: Dynamic = engine.eval("#{a: [1, 2.5, 'x', \"s\", (), true], b: blob(3, 7)}").unwrap();
+        let p = encode(&v, "v").unwrap();
+        let back = decode(&p.bytes, p.fds).unwrap();
+        assert_eq!(format!("{v:?}"), format!("{back:?}"));
+    }
+
+    #[test]
+    fn unsendable_value_names_its_place() {
+        let engine = rhai::Engine::new();
+        let v: Dynamic = engine.eval("[1, #{items: [0, 1, 2, timestamp()]}]").unwrap();
+        let err = encode(&v, "args").unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::SerializationError);
+        assert!(err.message.contains("args[1].items[3]"), "{}", err.message);
+        assert!(err.message.contains("timestamp"), "{}", err.message);
+    }
+
+    #[test]
+    fn shared_cycle_is_refused() {
+        let a: Dynamic = Array::new().into();
+        let a = a.into_shared();
+        let mut inner = a.clone();
+        inner.write_lock::<Array>().unwrap().push(a.clone());
+        let err = encode(&a, "args").unwrap_err();
+        assert!(err.message.contains("cycle"), "{}", err.message);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = tree_from_bytes(&bytes);
+            let _ = decode(&bytes, Vec::new());
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(seed in any::<u64>(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let w = Wire::Map(vec![("k".into(), Wire::Array(vec![Wire::Int(seed as i64), Wire::Str("abc".into()), Wire::Handle { kind: "Q".into(), data: vec![1, 2], fds: vec![0] }]))]);
+            let mut bytes = tree_to_bytes(&w);
+            for (i, b) in flips {
+                let n = bytes.len();
+                bytes[i % n] = b;
+            }
+            let _ = tree_from_bytes(&bytes);
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The wire format: the one module through which every value crosses a process boundary.
+//!
+//! Two kinds of things cross:
+//!
+//! - **Rhai values** ([`Dynamic`]): unit, bool, int, float, char, string, blob, array,
+//!   object map, function pointers and closures *with their captured values*, and handles
+//!   (a Queue, a Lock, a host type …) whose Rust type has a codec ([`Handle`],
+//!   [`register_codec`]). A value becomes a [`Wire`] tree (`tree.rs`), written with bincode 2
+//!   (`bytes.rs`); shared values (closure captures) keep their sharing.
+//! - **Typed messages** ([`Portable`]): the boot message of a child, a pool's tasks and
+//!   results, a manager's requests and replies, and a handle's own state. They are written
+//!   field by field with a [`Writer`] and read back with a [`Reader`] (`message.rs`); a field
+//!   may be a Rhai value, a descriptor, or another portable type.
+//!
+//! Descriptors (a handle's memfd, a socket) travel beside the bytes in a [`Packet`] — sent
+//! with `SCM_RIGHTS`, or inherited over `fork` — and are named in the bytes by their index.
+//!
+//! What does not cross, with a `SerializationError` naming the value and where it is
+//! (`args[1].items[3]`): a type with no codec (Process, Pool, timestamps, host types), a
+//! shared-reference cycle, a value nested deeper than [`MAX_DEPTH`], and a native Rust
+//! function pointer.
+//!
+//! A closure crosses by name (`anon$<hash>`, the same in every process thanks to the fixed
+//! hashing seed of [`crate::init`]); the receiver finds its definition among the functions
+//! of the script it runs (`code.rs`). The decoder never panics on malformed bytes and
+//! never allocates more than the input could hold: it returns a `SerializationError`.
+//! bincode is used in this module only.
+
+mod bytes;
+mod code;
+mod handle;
+mod message;
+mod tree;
+
+pub use bytes::{tree_from_bytes, tree_to_bytes};
+pub use code::{add_program, set_program};
+pub use handle::{register_codec, register_handle, DataCodec, Handle, HandleCodec};
+pub use message::{decode_message, encode_message, Portable, Reader, Writer};
+pub use tree::Wire;
+
+use crate::error::{ErrorKind, MpError, MpResult};
+use rhai::Dynamic;
+use std::os::fd::OwnedFd;
+
+/// Values nested deeper than this do not cross (and a malicious message cannot overflow the
+/// decoder's stack).
+pub const MAX_DEPTH: u32 = 512;
+
+/// Encoded bytes plus the file descriptors that must travel with them.
+#[derive(Debug, Default)]
+pub struct Packet {
+    /// The encoded message.
+    pub bytes: Vec<u8>,
+    /// The descriptors its handles need, in the order the bytes name them.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// A `SerializationError` with this message.
+pub(crate) fn serr(msg: impl Into<String>) -> MpError {
+    MpError::new(ErrorKind::SerializationError, msg)
+}
+
+/// The `SerializationError` for a message whose `what` is not as it should be.
+pub fn malformed(what: &str) -> MpError {
+    serr(format!("malformed message: {what}"))
+}
+
+/// Encodes one Rhai value into a packet. `root` names it in error messages (`"obj"`).
+pub fn encode(value: &Dynamic, root: &str) -> MpResult<Packet> {
+    let mut w = Writer::new();
+    w.value(value, root)?;
+    Ok(w.finish())
+}
+
+/// Decodes a packet made by [`encode`] back into a value.
+pub fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
+    let mut r = Reader::new(bytes, fds);
+    let v = r.value()?;
+    r.finish()?;
+    Ok(v)
+}

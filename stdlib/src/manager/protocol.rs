@@ -1,0 +1,296 @@
+//! The typed protocol between a manager's clients and its server: one [`Request`] per
+//! message, one [`Reply`] back. Both sides use these types; on the wire each is a tag byte
+//! and its fields (values through the wire format), so no method travels as a string.
+
+use rhai::{Array, Dynamic};
+use rhai_mp_core::wire::malformed;
+use rhai_mp_core::{MpResult, Portable, Reader, Writer};
+
+/// What a client asks the server.
+#[derive(Debug)]
+pub enum Request {
+    /// Make an object; the reply is its id (or, for a primitive, the primitive itself).
+    Create(Create),
+    /// Run an operation on the object numbered `id`.
+    Call {
+        /// The object.
+        id: u64,
+        /// The operation.
+        op: Op,
+    },
+    /// Stop the server.
+    Shutdown,
+}
+
+/// The objects a manager makes.
+#[derive(Debug)]
+pub enum Create {
+    /// `m.dict()` / `m.dict(init)`.
+    Dict(Dynamic),
+    /// `m.list()` / `m.list(init)`.
+    List(Dynamic),
+    /// `m.Namespace()`.
+    Namespace,
+    /// `m.Value(typecode, value)`.
+    Value(Dynamic, Dynamic),
+    /// `m.Array(typecode, size_or_items)`.
+    Array(Dynamic, Dynamic),
+    /// `m.Lock()`, `m.Queue(..)` …: made by the server with the global's arguments.
+    Primitive(Primitive, Array),
+}
+
+/// The primitives a manager makes with the globals of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Primitive {
+    /// `Lock()`.
+    Lock,
+    /// `RLock()`.
+    RLock,
+    /// `Semaphore(..)`.
+    Semaphore,
+    /// `BoundedSemaphore(..)`.
+    BoundedSemaphore,
+    /// `Condition(..)`.
+    Condition,
+    /// `Event()`.
+    Event,
+    /// `Barrier(..)`.
+    Barrier,
+    /// `Queue(..)`.
+    Queue,
+    /// `JoinableQueue(..)`.
+    JoinableQueue,
+}
+
+const PRIMITIVES: [Primitive; 9] = [
+    Primitive::Lock,
+    Primitive::RLock,
+    Primitive::Semaphore,
+    Primitive::BoundedSemaphore,
+    Primitive::Condition,
+    Primitive::Event,
+    Primitive::Barrier,
+    Primitive::Queue,
+    Primitive::JoinableQueue,
+];
+
+impl Primitive {
+    /// The global function that makes it.
+    pub fn global(self) -> &'static str {
+        match self {
+            Primitive::Lock => "Lock",
+            Primitive::RLock => "RLock",
+            Primitive::Semaphore => "Semaphore",
+            Primitive::BoundedSemaphore => "BoundedSemaphore",
+            Primitive::Condition => "Condition",
+            Primitive::Event => "Event",
+            Primitive::Barrier => "Barrier",
+            Primitive::Queue => "Queue",
+            Primitive::JoinableQueue => "JoinableQueue",
+        }
+    }
+}
+
+/// An operation on a managed object (the proxy methods).
+#[derive(Debug)]
+pub enum Op {
+    /// `p[key]`.
+    GetItem(Dynamic),
+    /// `p[key] = value`.
+    SetItem(Dynamic, Dynamic),
+    /// `d.get(key, default)`.
+    Get(Dynamic, Dynamic),
+    /// `p.contains(x)`, `x in p`.
+    Contains(Dynamic),
+    /// `d.keys()` (a list's items, for iteration).
+    Keys,
+    /// `d.values()`.
+    Values,
+    /// `d.items()`.
+    Items,
+    /// `p.len()`.
+    Len,
+    /// `d.remove(key)`, `l.remove(index)`.
+    Remove(Dynamic),
+    /// `d.clear()`.
+    Clear,
+    /// `d.to_map()`, `ns.to_map()`.
+    ToMap,
+    /// `l.push(v)`.
+    Push(Dynamic),
+    /// `l.pop()`.
+    Pop,
+    /// `l.insert(index, v)`.
+    Insert(Dynamic, Dynamic),
+    /// `l.reverse()`.
+    Reverse,
+    /// `l.sort()`.
+    Sort,
+    /// `l.to_array()`.
+    ToArray,
+    /// What `print(proxy)` shows.
+    Repr,
+    /// `v.value`.
+    GetValue,
+    /// `v.value = x`.
+    SetValue(Dynamic),
+}
+
+/// The server's answer: the value, or the error a local `catch` would have received.
+pub type Reply = Result<Dynamic, Dynamic>;
+
+impl Portable for Request {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        match self {
+            Request::Create(c) => {
+                w.u8(0);
+                w.put(c)
+            }
+            Request::Call { id, op } => {
+                w.u8(1);
+                w.u64(*id);
+                w.put(op)
+            }
+            Request::Shutdown => {
+                w.u8(2);
+                Ok(())
+            }
+        }
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        match r.u8()? {
+            0 => Ok(Request::Create(r.get()?)),
+            1 => Ok(Request::Call { id: r.u64()?, op: r.get()? }),
+            2 => Ok(Request::Shutdown),
+            t => Err(malformed(&format!("manager request kind {t}"))),
+        }
+    }
+}
+
+impl Portable for Create {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        match self {
+            Create::Dict(init) => {
+                w.u8(0);
+                w.value(init, "init")
+            }
+            Create::List(init) => {
+                w.u8(1);
+                w.value(init, "init")
+            }
+            Create::Namespace => {
+                w.u8(2);
+                Ok(())
+            }
+            Create::Value(tc, v) => {
+                w.u8(3);
+                w.value(tc, "typecode")?;
+                w.value(v, "value")
+            }
+            Create::Array(tc, init) => {
+                w.u8(4);
+                w.value(tc, "typecode")?;
+                w.value(init, "init")
+            }
+            Create::Primitive(p, args) => {
+                w.u8(5);
+                w.u8(*p as u8);
+                w.value(&Dynamic::from_array(args.clone()), "args")
+            }
+        }
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(match r.u8()? {
+            0 => Create::Dict(r.value()?),
+            1 => Create::List(r.value()?),
+            2 => Create::Namespace,
+            3 => Create::Value(r.value()?, r.value()?),
+            4 => Create::Array(r.value()?, r.value()?),
+            5 => {
+                let p = r.u8()?;
+                let p = *PRIMITIVES.get(p as usize).ok_or_else(|| malformed(&format!("primitive {p}")))?;
+                let args = r.value()?.try_cast::<Array>().ok_or_else(|| malformed("a constructor's arguments"))?;
+                Create::Primitive(p, args)
+            }
+            t => return Err(malformed(&format!("manager object kind {t}"))),
+        })
+    }
+}
+
+impl Portable for Op {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        let (tag, args): (u8, &[&Dynamic]) = match self {
+            Op::GetItem(k) => (0, &[k]),
+            Op::SetItem(k, v) => (1, &[k, v]),
+            Op::Get(k, d) => (2, &[k, d]),
+            Op::Contains(k) => (3, &[k]),
+            Op::Keys => (4, &[]),
+            Op::Values => (5, &[]),
+            Op::Items => (6, &[]),
+            Op::Len => (7, &[]),
+            Op::Remove(k) => (8, &[k]),
+            Op::Clear => (9, &[]),
+            Op::ToMap => (10, &[]),
+            Op::Push(v) => (11, &[v]),
+            Op::Pop => (12, &[]),
+            Op::Insert(i, v) => (13, &[i, v]),
+            Op::Reverse => (14, &[]),
+            Op::Sort => (15, &[]),
+            Op::ToArray => (16, &[]),
+            Op::Repr => (17, &[]),
+            Op::GetValue => (18, &[]),
+            Op::SetValue(v) => (19, &[v]),
+        };
+        w.u8(tag);
+        for a in args {
+            w.value(a, "args")?;
+        }
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(match r.u8()? {
+            0 => Op::GetItem(r.value()?),
+            1 => Op::SetItem(r.value()?, r.value()?),
+            2 => Op::Get(r.value()?, r.value()?),
+            3 => Op::Contains(r.value()?),
+            4 => Op::Keys,
+            5 => Op::Values,
+            6 => Op::Items,
+            7 => Op::Len,
+            8 => Op::Remove(r.value()?),
+            9 => Op::Clear,
+            10 => Op::ToMap,
+            11 => Op::Push(r.value()?),
+            12 => Op::Pop,
+            13 => Op::Insert(r.value()?, r.value()?),
+            14 => Op::Reverse,
+            15 => Op::Sort,
+            16 => Op::ToArray,
+            17 => Op::Repr,
+            18 => Op::GetValue,
+            19 => Op::SetValue(r.value()?),
+            t => return Err(malformed(&format!("manager operation {t}"))),
+        })
+    }
+}
+
+/// Writes a reply.
+pub fn write_reply(reply: &Reply, w: &mut Writer) -> MpResult<()> {
+    match reply {
+        Ok(v) => {
+            w.bool(true);
+            w.value(v, "reply")
+        }
+        Err(e) => {
+            w.bool(false);
+            w.value(e, "error")
+        }
+    }
+}
+
+/// Reads a reply.
+pub fn read_reply(r: &mut Reader) -> MpResult<Reply> {
+    let ok = r.bool()?;
+    let v = r.value()?;
+    Ok(if ok { Ok(v) } else { Err(v) })
+}
