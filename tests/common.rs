@@ -8,22 +8,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The start methods, for tests that run under each.
-pub const METHODS: [&str; 3] = ["spawn", "fork", "forkserver"];
+pub(crate) const METHODS: [&str; 3] = ["spawn", "fork", "forkserver"];
 
 /// How long any one run may take before the test fails (a hang is a failure, not a wait).
-pub const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rhai-mp"))
 }
 
 /// The repository root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// A script file that is removed when dropped.
-pub struct TempScript(pub PathBuf);
+pub(crate) struct TempScript(pub PathBuf);
 
 impl Drop for TempScript {
     fn drop(&mut self) {
@@ -33,7 +33,7 @@ impl Drop for TempScript {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-pub fn write_script(src: &str) -> TempScript {
+pub(crate) fn write_script(src: &str) -> TempScript {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let path = std::env::temp_dir().join(format!("rhai-mp-test-{}-{n}.rhai", std::process::id()));
     std::fs::write(&path, src).unwrap();
@@ -41,7 +41,7 @@ pub fn write_script(src: &str) -> TempScript {
 }
 
 #[derive(Debug)]
-pub struct Out {
+pub(crate) struct Out {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -50,7 +50,7 @@ pub struct Out {
 impl Out {
     /// Asserts exit code 0 and returns stdout.
     #[track_caller]
-    pub fn ok(&self) -> &str {
+    pub(crate) fn ok(&self) -> &str {
         assert_eq!(self.code, Some(0), "expected success\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         &self.stdout
     }
@@ -67,7 +67,7 @@ fn reader(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String
 }
 
 /// Waits for `child` within [`LIMIT`], killing it (and failing) if it takes longer.
-pub fn finish(mut child: Child) -> Out {
+pub(crate) fn finish(mut child: Child) -> Out {
     let out = reader(child.stdout.take().unwrap());
     let err = reader(child.stderr.take().unwrap());
     let deadline = Instant::now() + LIMIT;
@@ -96,7 +96,7 @@ pub fn finish(mut child: Child) -> Out {
 }
 
 /// Runs a program with arguments and optional stdin.
-pub fn run_program(program: &Path, args: &[&str], stdin: Option<&str>) -> Out {
+pub(crate) fn run_program(program: &Path, args: &[&str], stdin: Option<&str>) -> Out {
     let mut cmd = Command::new(program);
     // Its own process group, so that a runaway run can be killed whole.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -112,12 +112,12 @@ pub fn run_program(program: &Path, args: &[&str], stdin: Option<&str>) -> Out {
 }
 
 /// Runs `rhai-mp ARGS`.
-pub fn run(args: &[&str]) -> Out {
+pub(crate) fn run(args: &[&str]) -> Out {
     run_program(&bin(), args, None)
 }
 
 /// Runs a script (given as source) under a start method, with script arguments.
-pub fn run_script_args(src: &str, method: &str, args: &[&str]) -> Out {
+pub(crate) fn run_script_args(src: &str, method: &str, args: &[&str]) -> Out {
     let script = write_script(src);
     let path = script.0.to_str().unwrap().to_string();
     let mut all = vec!["--start-method", method, path.as_str()];
@@ -126,12 +126,12 @@ pub fn run_script_args(src: &str, method: &str, args: &[&str]) -> Out {
 }
 
 /// Runs a script (given as source) under a start method.
-pub fn run_script(src: &str, method: &str) -> Out {
+pub(crate) fn run_script(src: &str, method: &str) -> Out {
     run_script_args(src, method, &[])
 }
 
 /// Whether process `pid` is gone (no such process, or a zombie nobody reaped yet).
-pub fn is_gone(pid: i32) -> bool {
+pub(crate) fn is_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
@@ -139,7 +139,7 @@ pub fn is_gone(pid: i32) -> bool {
 }
 
 /// Polls (bounded) until `pid` is gone; returns whether it went.
-pub fn wait_gone(pid: i32) -> bool {
+pub(crate) fn wait_gone(pid: i32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if is_gone(pid) {
@@ -151,7 +151,7 @@ pub fn wait_gone(pid: i32) -> bool {
 }
 
 /// A script started in its own process group, for tests that signal it while it runs.
-pub struct Running {
+pub(crate) struct Running {
     pub child: Child,
     /// Its stdout, line by line.
     pub lines: std::sync::mpsc::Receiver<String>,
@@ -159,7 +159,7 @@ pub struct Running {
 }
 
 /// Starts a script (stderr piped) and delivers its stdout lines as they come.
-pub fn start_script(src: &str, method: &str) -> Running {
+pub(crate) fn start_script(src: &str, method: &str) -> Running {
     use std::io::BufRead;
     let script = write_script(src);
     let mut cmd = Command::new(bin());
@@ -179,7 +179,7 @@ pub fn start_script(src: &str, method: &str) -> Running {
 impl Running {
     /// The next stdout line, waiting at most [`LIMIT`]; kills the group and fails if none.
     #[track_caller]
-    pub fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         match self.lines.recv_timeout(LIMIT) {
             Ok(l) => l,
             Err(_) => {
@@ -190,7 +190,7 @@ impl Running {
     }
 
     /// The rest of stdout, up to its end (bounded by [`LIMIT`]).
-    pub fn rest(&mut self) -> Vec<String> {
+    pub(crate) fn rest(&mut self) -> Vec<String> {
         let deadline = Instant::now() + LIMIT;
         let mut out = Vec::new();
         while let Ok(l) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -200,20 +200,20 @@ impl Running {
     }
 
     /// Sends `signal` to the script's whole process group.
-    pub fn signal_group(&self, signal: i32) {
+    pub(crate) fn signal_group(&self, signal: i32) {
         // SAFETY: kill(2) with a negative pid signals the child's own process group.
         unsafe { libc::kill(-(self.child.id() as i32), signal) };
     }
 
     /// SIGKILLs the whole group and reaps the script.
-    pub fn kill_group(&mut self) {
+    pub(crate) fn kill_group(&mut self) {
         self.signal_group(libc::SIGKILL);
         let _ = self.child.wait();
     }
 
     /// Waits (within [`LIMIT`]) for the script to end: its exit code and stderr.
     #[track_caller]
-    pub fn wait(&mut self) -> (Option<i32>, String) {
+    pub(crate) fn wait(&mut self) -> (Option<i32>, String) {
         let err = reader(self.child.stderr.take().unwrap());
         let deadline = Instant::now() + LIMIT;
         let status = loop {

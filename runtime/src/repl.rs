@@ -19,7 +19,7 @@ Functions and closures defined here work in processes started here (any start me
   let p = Process(square, [7]); p.start(); p.join();";
 
 /// Whether every `{`, `[` and `(` of `code` is closed (outside strings and comments).
-pub fn balanced(code: &str) -> bool {
+pub(crate) fn balanced(code: &str) -> bool {
     let mut depth: i64 = 0;
     let mut chars = code.chars().peekable();
     while let Some(c) = chars.next() {
@@ -66,7 +66,7 @@ fn history_path() -> Option<std::path::PathBuf> {
 }
 
 /// Runs the REPL until `:quit` or end of input; returns the exit code.
-pub fn run(runtime: &Runtime) -> i32 {
+pub(crate) fn run(runtime: &Runtime) -> i32 {
     let mut engine = runtime.engine();
     rhai_mp_core::with_state(|s| s.script = Script::Repl { entries: Vec::new() });
     rhai_mp_core::set_names(&mut engine, "__main__");

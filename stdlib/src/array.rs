@@ -1,5 +1,5 @@
 //! `Array(typecode, size_or_iterable)`, `Array(typecode, init, lock)`, `RawArray(..)`
-//! (API.md, "Shared memory"): a fixed-length typed array in shared memory, with a lock (an
+//! (see the reference, "Shared memory"): a fixed-length typed array in shared memory, with a lock (an
 //! RLock by default, a given Lock/RLock, or none for a raw array). Its Rhai type is
 //! `SharedArray` (Rhai's own arrays are `array`).
 
@@ -102,6 +102,7 @@ impl Handle for SharedArray {
     const KIND: &'static str = "SharedArray";
 }
 
+/// The Rhai bindings: `Array`, `RawArray` and the methods of a shared array.
 #[export_module]
 pub mod array_functions {
     use super::*;

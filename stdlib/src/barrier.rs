@@ -1,4 +1,4 @@
-//! `Barrier(parties)`, `Barrier(parties, #{action, timeout})` (API.md, "Synchronization").
+//! `Barrier(parties)`, `Barrier(parties, #{action, timeout})` (see the reference, "Synchronization").
 //!
 //! Python's `threading.Barrier` algorithm (filling → draining → filling, with resetting
 //! and broken states), on a robust process-shared mutex and condition variable in shared
@@ -223,6 +223,7 @@ fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
     Ok(Barrier(Rc::new(BarrierCore { region, action, timeout })))
 }
 
+/// The Rhai bindings: `Barrier` and its methods.
 #[export_module]
 pub mod barrier_functions {
     use super::*;

@@ -1,4 +1,4 @@
-//! `Condition()`, `Condition(lock)` (API.md, "Synchronization").
+//! `Condition()`, `Condition(lock)` (see the reference, "Synchronization").
 //!
 //! The algorithm is Python's `multiprocessing.synchronize.Condition`: three semaphores in
 //! shared memory (sleepers, woken, and the one sleepers wait on) next to a Lock or RLock
@@ -107,6 +107,7 @@ fn check(ctx: &NativeCallContext, predicate: &FnPtr) -> Result<bool, Box<EvalAlt
     r.as_bool().map_err(|_| mp_err!(TypeError, "the predicate of wait_for() must return a bool, not {t}").into())
 }
 
+/// The Rhai bindings: `Condition` and its methods.
 #[export_module]
 pub mod condition_functions {
     use super::*;

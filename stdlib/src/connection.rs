@@ -1,4 +1,4 @@
-//! `Pipe()` and `Connection` (API.md, "Pipe and Connection").
+//! `Pipe()` and `Connection` (see the reference, "Pipe and Connection").
 //!
 //! A pipe is a `SOCK_SEQPACKET` socket pair: every message is one packet, so several
 //! processes may read or write the same end and never see a torn or interleaved message
@@ -39,6 +39,7 @@ fn os_error(what: &str, e: std::io::Error) -> MpError {
 }
 
 impl Connection {
+    /// A connection on `fd`, readable and/or writable.
     pub fn new(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
         Connection(Rc::new(RefCell::new(ConnState { fd: Some(fd), readable, writable, buf: Vec::new() })))
     }
@@ -139,10 +140,12 @@ impl Connection {
         rhai_mp_core::wait_readable(s.fd.as_ref().unwrap().as_fd(), deadline).map_err(|e| os_error("poll", e))
     }
 
+    /// Closes this end (every copy of the handle).
     pub fn close(&self) {
         self.0.borrow_mut().fd = None;
     }
 
+    /// Whether this end is closed.
     pub fn closed(&self) -> bool {
         self.0.borrow().fd.is_none()
     }
@@ -171,6 +174,7 @@ fn bad_range(msg: &str) -> Box<EvalAltResult> {
     mp_err!(ValueError, "{msg}").into()
 }
 
+/// The Rhai bindings: `Pipe` and the methods of a `Connection`.
 #[export_module]
 pub mod connection_functions {
     use super::*;

@@ -16,6 +16,7 @@ pub(crate) fn parse_method(m: &str) -> MpResult<StartMethod> {
         .ok_or_else(|| mp_err!(ValueError, "cannot find context for '{m}' (start methods: fork, spawn, forkserver)"))
 }
 
+/// The Rhai bindings: Start methods and contexts.
 #[export_module]
 pub mod context_functions {
     use super::*;

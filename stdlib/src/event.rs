@@ -1,4 +1,4 @@
-//! `Event()` (API.md, "Synchronization"): a flag in shared memory that processes wait on.
+//! `Event()` (see the reference, "Synchronization"): a flag in shared memory that processes wait on.
 //!
 //! The flag is a 32-bit futex word; `set()` wakes every sleeper, and only makes a system
 //! call when someone sleeps.
@@ -78,6 +78,7 @@ impl Handle for Event {
     const KIND: &'static str = "Event";
 }
 
+/// The Rhai bindings: `Event` and its methods.
 #[export_module]
 pub mod event_functions {
     use super::*;

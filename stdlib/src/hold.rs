@@ -10,6 +10,7 @@ use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr};
 use rhai_mp_core::{mp_err, Deadline};
 
+/// The Rhai bindings: `hold(lock, f)`.
 #[export_module]
 pub mod hold_functions {
     use super::*;

@@ -36,6 +36,33 @@ mod value;
 mod wait;
 
 pub use connection::Connection;
+
+/// The Rhai-visible functions, one module per primitive: what [`MultiprocessingPackage`]
+/// registers (`os` and `time` are the static modules `os::` and `time::`). Their
+/// documentation is the script reference.
+pub mod bindings {
+    pub use crate::array::array_functions as array;
+    pub use crate::barrier::barrier_functions as barrier;
+    pub use crate::condition::condition_functions as condition;
+    pub use crate::connection::connection_functions as connection;
+    pub use crate::context::context_functions as context;
+    pub use crate::event::event_functions as event;
+    pub use crate::hold::hold_functions as hold;
+    pub use crate::lock::lock_functions as lock;
+    pub use crate::manager::manager_functions as manager;
+    pub use crate::manager::proxy_functions as proxy;
+    pub use crate::os::os_functions as os;
+    pub use crate::pool::pool_functions as pool;
+    pub use crate::pool::result_functions as pool_results;
+    pub use crate::process::process_functions as process;
+    pub use crate::queue::queue_functions as queue;
+    pub use crate::queue::simple_queue_functions as simple_queue;
+    pub use crate::semaphore::semaphore_functions as semaphore;
+    pub use crate::shared_memory::shared_memory_functions as shared_memory;
+    pub use crate::time::time_functions as time;
+    pub use crate::value::value_functions as value;
+    pub use crate::wait::wait_functions as wait;
+}
 pub use context::Context;
 pub use pool::Pool;
 pub use queue::{Queue, SimpleQueue};

@@ -1,4 +1,4 @@
-//! `Lock()` and `RLock()` (API.md, "Synchronization"), and the lock machinery `Condition`,
+//! `Lock()` and `RLock()` (see the reference, "Synchronization"), and the lock machinery `Condition`,
 //! `Value` and `Array` use.
 //!
 //! A lock is one 32-bit futex word in shared memory (a memfd page): `0` when free, else the
@@ -25,7 +25,7 @@ const OWNER_DIED: usize = 4;
 const COUNT: usize = 8;
 const WAITERS: u32 = 1 << 31;
 /// How often a waiter checks that the lock's owner is still alive.
-pub const OWNER_CHECK: Duration = Duration::from_millis(100);
+pub(crate) const OWNER_CHECK: Duration = Duration::from_millis(100);
 
 fn me() -> u32 {
     rhai_mp_core::pid()
@@ -219,6 +219,7 @@ pub(crate) fn block_timeout(block: &Dynamic, timeout: &Dynamic) -> MpResult<(boo
     Ok((block, if block { deadline } else { Deadline::NEVER }))
 }
 
+/// The Rhai bindings: `Lock`, `RLock` and their methods.
 #[export_module]
 pub mod lock_functions {
     use super::*;

@@ -1,5 +1,5 @@
 //! Argument helpers shared by every primitive: keyword-style option maps, timeouts, and
-//! iterables. They produce the `ValueError` / `TypeError` messages API.md asks for (naming
+//! iterables. They produce the `ValueError` / `TypeError` messages the reference promises (naming
 //! the option and the function).
 
 use rhai::{Array, Dynamic, FnPtr, Map, INT};
@@ -7,20 +7,20 @@ use rhai_mp_core::{mp_err, Deadline, MpResult};
 use std::ops::{Range, RangeInclusive};
 
 /// The Rhai name of a value's type, for messages.
-pub fn type_name(v: &Dynamic) -> String {
+pub(crate) fn type_name(v: &Dynamic) -> String {
     let name = v.type_name();
     name.rsplit("::").next().unwrap_or(name).to_string()
 }
 
 /// An option map (`#{name: "w", daemon: true}`) being taken apart.
-pub struct Opts {
+pub(crate) struct Opts {
     map: Map,
     func: &'static str,
 }
 
 impl Opts {
     /// Checks that every key is one of `allowed`: an unknown key throws `ValueError`.
-    pub fn new(map: Map, func: &'static str, allowed: &[&str]) -> MpResult<Opts> {
+    pub(crate) fn new(map: Map, func: &'static str, allowed: &[&str]) -> MpResult<Opts> {
         if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(mp_err!(
                 ValueError,
@@ -40,28 +40,28 @@ impl Opts {
         mp_err!(TypeError, "option '{key}' of {}() must be {want}, not {}", self.func, type_name(v))
     }
 
-    pub fn fn_ptr(&mut self, key: &str) -> MpResult<Option<FnPtr>> {
+    pub(crate) fn fn_ptr(&mut self, key: &str) -> MpResult<Option<FnPtr>> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => v.clone().try_cast::<FnPtr>().map(Some).ok_or_else(|| self.wrong(key, "a function pointer", &v)),
         }
     }
 
-    pub fn string(&mut self, key: &str) -> MpResult<Option<String>> {
+    pub(crate) fn string(&mut self, key: &str) -> MpResult<Option<String>> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => v.clone().into_string().map(Some).map_err(|_| self.wrong(key, "a string", &v)),
         }
     }
 
-    pub fn bool(&mut self, key: &str) -> MpResult<Option<bool>> {
+    pub(crate) fn bool(&mut self, key: &str) -> MpResult<Option<bool>> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => v.as_bool().map(Some).map_err(|_| self.wrong(key, "a bool", &v)),
         }
     }
 
-    pub fn int(&mut self, key: &str) -> MpResult<Option<INT>> {
+    pub(crate) fn int(&mut self, key: &str) -> MpResult<Option<INT>> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => v.as_int().map(Some).map_err(|_| self.wrong(key, "an integer", &v)),
@@ -69,7 +69,7 @@ impl Opts {
     }
 
     /// A timeout option in seconds (`()` or absent: none), checked as [`seconds`] does.
-    pub fn seconds(&mut self, key: &str) -> MpResult<Option<f64>> {
+    pub(crate) fn seconds(&mut self, key: &str) -> MpResult<Option<f64>> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => seconds(&v, self.func),
@@ -77,7 +77,7 @@ impl Opts {
     }
 
     /// An iterable option, as an array (`args`).
-    pub fn items(&mut self, key: &str) -> MpResult<Option<Array>> {
+    pub(crate) fn items(&mut self, key: &str) -> MpResult<Option<Array>> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => items(v.clone()).map(Some).map_err(|_| self.wrong(key, "an array or another iterable", &v)),
@@ -88,7 +88,7 @@ impl Opts {
 /// A timeout in seconds, as a script gives it: `()` is no limit (`None`), so is an infinite
 /// one; a negative or NaN one throws `ValueError`, a value that is not a number `TypeError`.
 /// The one place where timeouts are read.
-pub fn seconds(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
+pub(crate) fn seconds(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
     let secs = if v.is_unit() {
         return Ok(None);
     } else if let Ok(i) = v.as_int() {
@@ -108,12 +108,12 @@ pub fn seconds(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
 }
 
 /// A timeout (see [`seconds`]) as the deadline a wait ends at.
-pub fn deadline(v: &Dynamic, func: &str) -> MpResult<Deadline> {
+pub(crate) fn deadline(v: &Dynamic, func: &str) -> MpResult<Deadline> {
     Ok(seconds(v, func)?.map_or(Deadline::NEVER, Deadline::after_secs))
 }
 
 /// The items of an iterable: an array, a range, a string (its chars) or a blob (its bytes).
-pub fn items(v: Dynamic) -> MpResult<Array> {
+pub(crate) fn items(v: Dynamic) -> MpResult<Array> {
     if v.is_array() {
         return Ok(v.cast::<Array>());
     }
@@ -133,24 +133,24 @@ pub fn items(v: Dynamic) -> MpResult<Array> {
 }
 
 /// A positional argument that must be a bool.
-pub fn arg_bool(v: &Dynamic, func: &str, name: &str) -> MpResult<bool> {
+pub(crate) fn arg_bool(v: &Dynamic, func: &str, name: &str) -> MpResult<bool> {
     v.as_bool().map_err(|_| mp_err!(TypeError, "{name} of {func}() must be a bool, not {}", type_name(v)))
 }
 
 /// A positional argument that must be an integer.
-pub fn arg_int(v: &Dynamic, func: &str, name: &str) -> MpResult<INT> {
+pub(crate) fn arg_int(v: &Dynamic, func: &str, name: &str) -> MpResult<INT> {
     v.as_int().map_err(|_| mp_err!(TypeError, "{name} of {func}() must be an integer, not {}", type_name(v)))
 }
 
 /// A positional argument that must be a function pointer or closure.
-pub fn arg_fn(v: Dynamic, func: &str, name: &str) -> MpResult<FnPtr> {
+pub(crate) fn arg_fn(v: Dynamic, func: &str, name: &str) -> MpResult<FnPtr> {
     let t = type_name(&v);
     v.try_cast::<FnPtr>()
         .ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be a function pointer or closure, not {t}"))
 }
 
 /// A positional argument that must be a blob.
-pub fn arg_blob(v: Dynamic, func: &str, name: &str) -> MpResult<rhai::Blob> {
+pub(crate) fn arg_blob(v: Dynamic, func: &str, name: &str) -> MpResult<rhai::Blob> {
     let t = type_name(&v);
     v.try_cast::<rhai::Blob>().ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be a blob, not {t}"))
 }

@@ -21,6 +21,7 @@ fn send(pid: INT, sig: Option<nix::sys::signal::Signal>) -> Result<(), Box<EvalA
     })
 }
 
+/// The Rhai bindings: The `os::` module.
 #[export_module]
 pub mod os_functions {
     use rhai_mp_core::mp_err;

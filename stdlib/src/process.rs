@@ -1,5 +1,5 @@
 //! `Process`, and the process-tree functions `cpu_count()`, `active_children()`,
-//! `current_process()`, `parent_process()` (API.md, "Process").
+//! `current_process()`, `parent_process()` (see the reference, "Process").
 //!
 //! The machinery (start methods, waiting, Python's rules) is `rhai_mp_core::Process`; this
 //! file is its Rhai face.
@@ -40,6 +40,7 @@ fn int_or_unit(v: Option<i32>) -> Dynamic {
     v.map_or(Dynamic::UNIT, |x| Dynamic::from(x as INT))
 }
 
+/// The Rhai bindings: `Process`, its methods and properties, and the process-tree functions.
 #[export_module]
 pub mod process_functions {
     use super::*;

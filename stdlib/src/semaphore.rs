@@ -1,4 +1,4 @@
-//! `Semaphore(n)` and `BoundedSemaphore(n)` (API.md, "Synchronization"), and the semaphore
+//! `Semaphore(n)` and `BoundedSemaphore(n)` (see the reference, "Synchronization"), and the semaphore
 //! machinery `Condition` uses.
 //!
 //! A semaphore is a 32-bit futex word (its value) in shared memory, plus a count of
@@ -158,6 +158,7 @@ impl Handle for Semaphore {
     const KIND: &'static str = "Semaphore";
 }
 
+/// The Rhai bindings: `Semaphore`, `BoundedSemaphore` and their methods.
 #[export_module]
 pub mod semaphore_functions {
     use super::*;

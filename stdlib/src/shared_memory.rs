@@ -1,4 +1,4 @@
-//! `SharedMemory(size)`, `SharedMemory(#{name, create, size})` (API.md, "Shared memory"):
+//! `SharedMemory(size)`, `SharedMemory(#{name, create, size})` (see the reference, "Shared memory"):
 //! a block of bytes shared between processes.
 //!
 //! Anonymous (the default) blocks are memfds: they vanish with the last process using them,
@@ -95,7 +95,7 @@ fn anonymous(size: INT) -> MpResult<SharedMemory> {
 impl Portable for SharedMemory {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
         self.0
-            .with(|r| Ok(w.dup(r.fd())?))
+            .with(|r| w.dup(r.fd()))
             .map_err(|_| mp_err!(SerializationError, "a closed SharedMemory cannot be sent"))?;
         w.u64(self.0.size as u64);
         w.put(&self.0.name)
@@ -112,6 +112,7 @@ impl Handle for SharedMemory {
     const KIND: &'static str = "SharedMemory";
 }
 
+/// The Rhai bindings: `SharedMemory` and its methods.
 #[export_module]
 pub mod shared_memory_functions {
     use super::*;

@@ -4,6 +4,7 @@
 use rhai::plugin::*;
 use rhai::FLOAT;
 
+/// The Rhai bindings: The `time::` module.
 #[export_module]
 pub mod time_functions {
     use rhai_mp_core::mp_err;

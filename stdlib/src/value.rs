@@ -1,5 +1,5 @@
 //! `Value(typecode, init)`, `Value(typecode, init, lock)`, `RawValue(typecode, init)`
-//! (API.md, "Shared memory"): one typed item in shared memory, with a lock (an RLock by
+//! (see the reference, "Shared memory"): one typed item in shared memory, with a lock (an RLock by
 //! default, a given Lock/RLock, or none for a raw value).
 
 use crate::lock::Lock;
@@ -58,6 +58,7 @@ impl Handle for Value {
     const KIND: &'static str = "Value";
 }
 
+/// The Rhai bindings: `Value`, `RawValue` and their methods.
 #[export_module]
 pub mod value_functions {
     use super::*;

@@ -43,6 +43,7 @@ fn wait_for(objects: Array, deadline: Deadline) -> MpResult<Array> {
     Ok(objects.into_iter().zip(ready).filter(|(_, r)| *r).map(|(o, _)| o).collect())
 }
 
+/// The Rhai bindings: `wait(objects)`.
 #[export_module]
 pub mod wait_functions {
     use super::*;

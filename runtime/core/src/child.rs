@@ -228,7 +228,7 @@ fn who() -> (String, i32) {
 }
 
 /// The child side of `fork`: makes the call with the parent's engine (through `ctx`).
-pub fn run_forked(info: state::ChildInfo, call: Call, ctx: &NativeCallContext) -> i32 {
+pub(crate) fn run_forked(info: state::ChildInfo, call: Call, ctx: &NativeCallContext) -> i32 {
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
     run_fork_hooks();

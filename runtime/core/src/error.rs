@@ -1,7 +1,7 @@
 //! The one place where Rust-side failures become Rhai errors.
 //!
 //! Every error a script can catch is an object map `#{type: "ValueError", message: "..."}`
-//! (API.md, "Errors"), thrown as [`EvalAltResult::ErrorRuntime`]. Code anywhere in rhai-mp
+//! (see the reference, "Errors"), thrown as [`EvalAltResult::ErrorRuntime`]. Code anywhere in rhai-mp
 //! builds an [`MpError`] (usually with [`mp_err!`](crate::mp_err)) and lets `?` turn it into
 //! a Rhai error through the `From` impl at the bottom of this file; nothing else constructs
 //! error maps.
@@ -12,30 +12,52 @@
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 use std::fmt;
 
-/// The error types a script can see, named as in Python (API.md lists them).
+/// The error types a script can see, named as in Python (the reference lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// A wait timed out (`AsyncResult.get(t)`, imap `next(t)`).
     TimeoutError,
+    /// `get` on an empty queue.
     Empty,
+    /// `put` on a full queue.
     Full,
+    /// `recv` at the end of a connection.
     EOFError,
+    /// The other end is gone (a closed connection, a stopped manager).
     BrokenPipeError,
+    /// A message longer than the buffer `recv_bytes_into` was given.
     BufferTooShort,
+    /// An argument of the right type but a wrong value.
     ValueError,
+    /// An argument of the wrong type.
     TypeError,
+    /// An operation on a closed handle, the wrong end of a pipe, or an OS failure.
     OSError,
+    /// A missing key.
     KeyError,
+    /// An index out of range.
     IndexError,
+    /// `next()` past the end.
     StopIteration,
+    /// A named shared memory block that does not exist.
     FileNotFoundError,
+    /// Creating a named shared memory block that exists.
     FileExistsError,
+    /// A call in the wrong state (`start()` twice …).
     AssertionError,
+    /// A misuse Python reports as `RuntimeError` (the missing `__main__` guard …).
     RuntimeError,
+    /// A process could not be started.
     ProcessError,
+    /// A broken, reset or aborted barrier.
     BrokenBarrierError,
+    /// A wrong key.
     AuthenticationError,
+    /// A value that cannot cross a process boundary, or a malformed message.
     SerializationError,
+    /// A pool worker died while running a task.
     WorkerLostError,
+    /// Ctrl-C.
     KeyboardInterrupt,
 }
 
@@ -74,12 +96,16 @@ impl ErrorKind {
 /// optional extra fields for the error map.
 #[derive(Debug, Clone)]
 pub struct MpError {
+    /// The type scripts see.
     pub kind: ErrorKind,
+    /// What was wrong and where.
     pub message: String,
+    /// Extra fields of the error map (`data`, `pid` …).
     pub fields: Vec<(&'static str, Dynamic)>,
 }
 
 impl MpError {
+    /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self { kind, message: message.into(), fields: Vec::new() }
     }
@@ -143,7 +169,7 @@ pub fn rethrow(value: Dynamic) -> Box<EvalAltResult> {
 
 /// The source tag of the wrapper [`RemoteError::to_eval`] puts around an error raised in
 /// another process; the report recognizes it to name that process.
-pub const REMOTE_TAG: &str = "rhai-mp-remote";
+pub(crate) const REMOTE_TAG: &str = "rhai-mp-remote";
 
 /// An error raised in another process (a pool worker) on its way back to the caller.
 ///
@@ -153,10 +179,15 @@ pub const REMOTE_TAG: &str = "rhai-mp-remote";
 /// with the worker's name, pid and `file:line:col`, while `catch` still sees only `value`.
 #[derive(Debug, Clone)]
 pub struct RemoteError {
+    /// What `catch` receives.
     pub value: Dynamic,
+    /// The name of the process that raised it.
     pub process: String,
+    /// Its pid.
     pub pid: i32,
+    /// The line in its script (0: unknown).
     pub line: usize,
+    /// The column (0: unknown).
     pub column: usize,
 }
 

@@ -35,7 +35,9 @@ pub use sys::{
 };
 pub use transport::poll::{readable_now, wait_any, wait_readable};
 pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, INLINE_MAX};
-pub use wire::{decode, encode, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer};
+pub use wire::{
+    decode, encode, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer,
+};
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in
 /// every process. A host that sets its own seed must set the same one in every process.

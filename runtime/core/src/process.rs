@@ -158,6 +158,7 @@ impl Process {
         })))
     }
 
+    /// Whether two handles refer to the same process.
     pub fn same(&self, other: &Process) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
     }
@@ -177,18 +178,22 @@ impl Process {
         }
     }
 
+    /// The process's name.
     pub fn name(&self) -> String {
         self.0.borrow().name.clone()
     }
 
+    /// Renames it (a started child keeps the name it started with).
     pub fn set_name(&self, name: String) {
         self.0.borrow_mut().name = name;
     }
 
+    /// Whether it is a daemon.
     pub fn daemon(&self) -> bool {
         self.0.borrow().daemon
     }
 
+    /// Makes it a daemon or not (before `start()` only).
     pub fn set_daemon(&self, daemon: bool) -> MpResult<()> {
         let mut i = self.0.borrow_mut();
         if i.popen.is_some() {
@@ -201,12 +206,14 @@ impl Process {
         Ok(())
     }
 
+    /// Its pid (`None` before `start()`).
     pub fn pid(&self) -> MpResult<Option<i32>> {
         self.check_closed()?;
         let i = self.0.borrow();
         Ok(i.known_pid.or(i.popen.as_ref().map(Popen::pid)))
     }
 
+    /// A descriptor readable once the process has ended.
     pub fn sentinel(&self) -> MpResult<i32> {
         self.check_closed()?;
         match &self.0.borrow().popen {
@@ -224,6 +231,7 @@ impl Process {
         }
     }
 
+    /// Whether it is running.
     pub fn is_alive(&self) -> MpResult<bool> {
         self.check_closed()?;
         let (role, pid) = {
@@ -451,7 +459,7 @@ impl Process {
 }
 
 /// Drops finished children from the live list (Python does this on every start).
-pub fn reap_finished() {
+pub(crate) fn reap_finished() {
     let children = state::with(|s| s.children.clone());
     for c in children {
         let _ = c.is_alive();

@@ -38,14 +38,14 @@ pub fn type_and_message(err: &EvalAltResult) -> (String, String) {
 
 /// Peels off "in function call" wrappers: the error that actually happened, its position,
 /// and the functions it happened in (outermost first).
-pub fn innermost(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>) {
+pub(crate) fn innermost(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>) {
     let (e, pos, chain, _) = innermost_remote(err);
     (e, pos, chain)
 }
 
 /// As [`innermost`], plus the process (name, pid) the error was raised in when it came from
 /// another process (see [`crate::error::RemoteError`]); the chain then starts there.
-pub fn innermost_remote(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>, Option<(String, i32)>) {
+pub(crate) fn innermost_remote(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>, Option<(String, i32)>) {
     let mut chain = Vec::new();
     let mut remote = None;
     let mut e = err;
@@ -71,13 +71,13 @@ pub fn innermost_remote(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<S
 }
 
 /// The source a report quotes from.
-pub struct Source<'a> {
+pub(crate) struct Source<'a> {
     pub name: &'a str,
     pub text: &'a str,
 }
 
 /// Formats the report of an uncaught error. `who` names a child process.
-pub fn format(err: &EvalAltResult, source: Option<Source>, who: Option<(&str, i32)>) -> String {
+pub(crate) fn format(err: &EvalAltResult, source: Option<Source>, who: Option<(&str, i32)>) -> String {
     let (inner, pos, chain, remote) = innermost_remote(err);
     let (kind, message) = type_and_message(inner);
     let mut out = String::new();

@@ -6,6 +6,8 @@
 //! `fork`); it lives until the last process holding the descriptor or a mapping exits, so
 //! nothing is left behind in `/dev/shm`, whatever happens to the processes.
 //!
+//! With `sys.rs`, this is the only file with `unsafe`: the pointers into mappings.
+//!
 //! The mutex is robust: when its owner dies, the next `lock` succeeds and says so
 //! ([`Locked::owner_died`]), instead of deadlocking.
 
@@ -58,10 +60,12 @@ impl Region {
         Ok(Region { file, map })
     }
 
+    /// The memfd, as a file.
     pub fn file(&self) -> &File {
         &self.file
     }
 
+    /// The memfd.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
@@ -71,10 +75,12 @@ impl Region {
         self.file.as_fd().try_clone_to_owned()
     }
 
+    /// The mapped size in bytes.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// Whether the mapping is empty.
     pub fn is_empty(&self) -> bool {
         self.map.len() == 0
     }
@@ -240,6 +246,7 @@ impl<'r> Mutex<'r> {
         }
     }
 
+    /// Unlocks (the caller holds the mutex).
     pub fn unlock(&self) -> std::io::Result<()> {
         // SAFETY: `ptr` points to an initialized process-shared mutex we hold.
         check("pthread_mutex_unlock", unsafe { libc::pthread_mutex_unlock(self.ptr) })
@@ -267,6 +274,7 @@ impl<'r> Cond<'r> {
         Ok(c)
     }
 
+    /// The condition variable another process initialized at `offset`.
     pub fn at(region: &'r Region, offset: usize) -> Cond<'r> {
         Cond { seq: region.atomic32(offset), sleepers: region.atomic32(offset + 4) }
     }
@@ -287,6 +295,7 @@ impl<'r> Cond<'r> {
         Ok(self.seq.load(Ordering::SeqCst) != seq || until.is_none_or(|t| Instant::now() < t))
     }
 
+    /// Wakes one waiter.
     pub fn notify_one(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
@@ -294,6 +303,7 @@ impl<'r> Cond<'r> {
         }
     }
 
+    /// Wakes every waiter.
     pub fn notify_all(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {

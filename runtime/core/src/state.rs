@@ -10,14 +10,19 @@ use std::cell::RefCell;
 /// How a child process is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMethod {
+    /// A fresh interpreter (`spawn`).
     Spawn,
+    /// A copy of this process (`fork`).
     Fork,
+    /// A fork of a server process (`forkserver`).
     ForkServer,
 }
 
 impl StartMethod {
+    /// Every method, in `get_all_start_methods()` order.
     pub const ALL: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
 
+    /// Its name (`"spawn"`).
     pub fn name(self) -> &'static str {
         match self {
             StartMethod::Spawn => "spawn",
@@ -26,6 +31,7 @@ impl StartMethod {
         }
     }
 
+    /// The method named `s`.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == s)
     }
@@ -35,34 +41,51 @@ impl StartMethod {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Script {
     /// A script file or `-e` code: its text and the name used in messages.
-    Source { name: String, text: String },
+    Source {
+        /// The name used in messages (the file, `<-e>`).
+        name: String,
+        /// The script.
+        text: String,
+    },
     /// The REPL: the entries typed so far that define functions. Children compile them and
     /// keep only the functions (no statement runs again).
-    Repl { entries: Vec<String> },
+    Repl {
+        /// The entries.
+        entries: Vec<String>,
+    },
 }
 
 /// Who this process's parent is (`parent_process()`).
 #[derive(Debug, Clone)]
 pub struct ParentInfo {
+    /// Its pid.
     pub pid: i32,
+    /// Its name.
     pub name: String,
 }
 
+/// This process's place in the process tree (see the module docs).
 pub struct State {
     /// `[]` in the main process, `[1]` in Process-1, `[1, 2]` in Process-1:2.
     pub identity: Vec<u32>,
+    /// Its name (`current_process().name`).
     pub name: String,
+    /// Whether it is a daemon.
     pub daemon: bool,
     /// How many Process objects this process has made (names the next one).
     pub counter: u32,
     /// The start method used when none is given; fixed once used.
     pub default_method: StartMethod,
+    /// Whether the default start method was used or set (it can no longer change).
     pub method_fixed: bool,
     /// True while a child re-runs the script's top level (starting a process then is the
     /// missing `__main__` guard).
     pub bootstrapping: bool,
+    /// Its parent (`None` in the main process).
     pub parent: Option<ParentInfo>,
+    /// What spawn children re-run.
     pub script: Script,
+    /// `ARGV`.
     pub argv: Vec<String>,
     /// Live children, as `active_children()` returns them.
     pub children: Vec<Process>,
@@ -121,7 +144,7 @@ pub struct ChildInfo {
 }
 
 /// Makes the state a child's own: its name, no children yet, the counter restarted.
-pub fn enter_child(info: ChildInfo) {
+pub(crate) fn enter_child(info: ChildInfo) {
     with(|s| {
         s.identity = info.identity;
         s.name = info.name;

@@ -1,11 +1,13 @@
 //! Thin wrappers over the few system calls that need `unsafe` or that nix does not offer.
 //!
-//! Every `unsafe` block in rhai-mp-core lives here, each small and with its `SAFETY` note.
+//! `unsafe` in rhai-mp lives in two files: here (system calls and signal handlers) and
+//! `shm.rs` (memory mapped in shared regions). Each block is small and carries its
+//! `SAFETY` note; `clippy::undocumented_unsafe_blocks` is denied for the workspace.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// The outcome of [`fork`].
-pub enum Forked {
+pub(crate) enum Forked {
     Parent(libc::pid_t),
     Child,
 }
@@ -14,7 +16,7 @@ pub enum Forked {
 ///
 /// Caveat: only the calling thread survives in the child. rhai-mp runs scripts on one
 /// thread and starts its helper threads (if any) lazily, after any fork they could disturb.
-pub fn fork() -> std::io::Result<Forked> {
+pub(crate) fn fork() -> std::io::Result<Forked> {
     // SAFETY: the child only touches memory it owns (a copy of ours) on this one thread;
     // rhai-mp keeps no lock held across this call.
     match unsafe { libc::fork() } {
@@ -29,13 +31,13 @@ pub fn fork() -> std::io::Result<Forked> {
 
 /// Ends this process at once, running no destructors and no `atexit` handlers (the right way
 /// to leave a forked child, whose copies of the parent's resources are not its own).
-pub fn exit_now(code: i32) -> ! {
+pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is async-signal-safe and never returns.
     unsafe { libc::_exit(code) }
 }
 
 /// A file descriptor that becomes readable when process `pid` ends (Linux ≥ 5.3).
-pub fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -46,7 +48,7 @@ pub fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
 }
 
 /// Asks the kernel to send `signal` to this process when its parent ends.
-pub fn set_parent_death_signal(signal: libc::c_int) -> std::io::Result<()> {
+pub(crate) fn set_parent_death_signal(signal: libc::c_int) -> std::io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers are involved.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -55,7 +57,7 @@ pub fn set_parent_death_signal(signal: libc::c_int) -> std::io::Result<()> {
 }
 
 /// Ignores a signal (SIGPIPE: a write to a closed pipe then fails with `EPIPE` instead).
-pub fn ignore_signal(signal: libc::c_int) {
+pub(crate) fn ignore_signal(signal: libc::c_int) {
     // SAFETY: SIG_IGN is always a valid disposition.
     unsafe {
         libc::signal(signal, libc::SIG_IGN);
@@ -75,7 +77,7 @@ pub fn own_fd(fd: RawFd) -> OwnedFd {
 }
 
 /// Puts `/dev/null` on fd 0 (a spawn child's stdin was the boot socket).
-pub fn stdin_from_devnull() -> std::io::Result<()> {
+pub(crate) fn stdin_from_devnull() -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let null = std::fs::File::open("/dev/null")?;
     // SAFETY: dup2 on two open descriptors; fd 0 is replaced atomically.
@@ -119,7 +121,7 @@ pub fn futex_wake(word: &std::sync::atomic::AtomicU32, n: i32) {
 
 /// Raises the soft limit on open descriptors to the hard limit: every shared object
 /// (queue, lock, value …) holds a memfd.
-pub fn raise_fd_limit() {
+pub(crate) fn raise_fd_limit() {
     if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
         let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
     }
@@ -161,7 +163,7 @@ pub fn spin_time() -> std::time::Duration {
 /// once: messages of many megabytes are allocated and freed in a loop, and fresh pages cost
 /// a page fault each (most of a large message's transfer time otherwise). The price is a
 /// resident size that stays near its peak.
-pub fn tune_malloc() {
+pub(crate) fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 512 << 20);
@@ -181,7 +183,7 @@ pub fn pid() -> u32 {
 }
 
 /// Re-reads this process's id (after a fork).
-pub fn refresh_pid() -> u32 {
+pub(crate) fn refresh_pid() -> u32 {
     let p = std::process::id();
     PID.store(p, std::sync::atomic::Ordering::Relaxed);
     p

@@ -21,6 +21,7 @@ fn items_arg(v: Dynamic, func: &str) -> MpResult<Dynamic> {
         .map_err(|_| mp_err!(TypeError, "{func}() takes an iterable (array, range, string or blob), not {t}"))
 }
 
+/// The Rhai bindings: `Manager()` and the manager's methods.
 #[export_module]
 pub mod manager_functions {
     use super::*;
@@ -178,11 +179,7 @@ pub mod manager_functions {
     ///
     /// Throws when: the typecode is unknown or the value does not fit it (as `Value()`).
     #[rhai_fn(global, name = "Value", return_raw)]
-    pub fn value(
-        m: &mut Manager,
-        tc: Dynamic,
-        v: Dynamic,
-    ) -> Result<Proxy, Box<EvalAltResult>> {
+    pub fn value(m: &mut Manager, tc: Dynamic, v: Dynamic) -> Result<Proxy, Box<EvalAltResult>> {
         m.proxy(Kind::Value, Create::Value(tc, v))
     }
 
@@ -196,12 +193,7 @@ pub mod manager_functions {
     ///
     /// Throws when: as `m.Value(tc, v)`.
     #[rhai_fn(global, name = "Value", return_raw)]
-    pub fn value_lock(
-        m: &mut Manager,
-        tc: Dynamic,
-        v: Dynamic,
-        _lock: Dynamic,
-    ) -> Result<Proxy, Box<EvalAltResult>> {
+    pub fn value_lock(m: &mut Manager, tc: Dynamic, v: Dynamic, _lock: Dynamic) -> Result<Proxy, Box<EvalAltResult>> {
         value(m, tc, v)
     }
 
@@ -231,11 +223,7 @@ pub mod manager_functions {
     ///
     /// Throws when: as `Array()`.
     #[rhai_fn(global, name = "Array", return_raw)]
-    pub fn array(
-        m: &mut Manager,
-        tc: Dynamic,
-        init: Dynamic,
-    ) -> Result<Proxy, Box<EvalAltResult>> {
+    pub fn array(m: &mut Manager, tc: Dynamic, init: Dynamic) -> Result<Proxy, Box<EvalAltResult>> {
         let init = if init.is_int() { init } else { items_arg(init, "Array")? };
         m.proxy(Kind::Array, Create::Array(tc, init))
     }
@@ -333,10 +321,7 @@ pub mod manager_functions {
     ///
     /// Throws when: as `Condition(lock)`; the server is gone.
     #[rhai_fn(global, name = "Condition", return_raw)]
-    pub fn condition_lock(
-        m: &mut Manager,
-        lock: Dynamic,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn condition_lock(m: &mut Manager, lock: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         m.create(Primitive::Condition, vec![lock])
     }
 
@@ -372,11 +357,7 @@ pub mod manager_functions {
     ///
     /// Throws when: as `Barrier(..)`; the server is gone.
     #[rhai_fn(global, name = "Barrier", return_raw)]
-    pub fn barrier2(
-        m: &mut Manager,
-        n: Dynamic,
-        o: Dynamic,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn barrier2(m: &mut Manager, n: Dynamic, o: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         m.create(Primitive::Barrier, vec![n, o])
     }
 
@@ -427,5 +408,4 @@ pub mod manager_functions {
     pub fn joinable_max(m: &mut Manager, n: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         m.create(Primitive::JoinableQueue, vec![n])
     }
-
 }

@@ -17,9 +17,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
 /// The first message of a connection is the key; the server answers with one of these.
-pub const AUTH_OK: &[u8] = b"ok";
+pub(super) const AUTH_OK: &[u8] = b"ok";
 /// The server's answer to a wrong key.
-pub const AUTH_BAD: &[u8] = b"denied";
+pub(super) const AUTH_BAD: &[u8] = b"denied";
 
 /// Where a server is and how to get in.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,12 +81,12 @@ fn connection(addr: &Address) -> MpResult<Rc<OwnedFd>> {
 }
 
 /// Closes this process's connection to a server.
-pub fn forget(addr: &Address) {
+pub(super) fn forget(addr: &Address) {
     CONNECTIONS.with(|c| c.borrow_mut().remove(&addr.name));
 }
 
 /// Sends a request and returns the reply's value (or throws its error).
-pub fn request(addr: &Address, req: &Request) -> RhaiResult {
+pub(super) fn request(addr: &Address, req: &Request) -> RhaiResult {
     let packet = rhai_mp_core::wire::encode_message(req)?;
     let fd = connection(addr)?;
     if let Err(e) = seqpacket::send(fd.as_fd(), MessageKind::Value, &packet.bytes, &packet.fds) {
@@ -112,7 +112,9 @@ pub fn request(addr: &Address, req: &Request) -> RhaiResult {
 }
 
 /// `request` for a value that must be an object id (`Create`).
-pub fn request_id(addr: &Address, req: &Request) -> RhaiResult<u64> {
+pub(super) fn request_id(addr: &Address, req: &Request) -> RhaiResult<u64> {
     let v: Dynamic = request(addr, req)?;
-    v.as_int().map(|i| i as u64).map_err(|_| mp_err!(SerializationError, "malformed reply from the manager's server").into())
+    v.as_int()
+        .map(|i| i as u64)
+        .map_err(|_| mp_err!(SerializationError, "malformed reply from the manager's server").into())
 }

@@ -23,9 +23,10 @@ mod protocol;
 mod proxy;
 mod server;
 
-pub(crate) use bindings::manager_functions;
-pub use proxy::Proxy;
-pub(crate) use proxy::{proxy_functions, register};
+pub use bindings::manager_functions;
+pub use proxy::proxy_functions;
+pub(crate) use proxy::register;
+pub(crate) use proxy::Proxy;
 pub(crate) use server::{entry as server_entry, ENTRY as SERVER_ENTRY};
 
 use self::client::Address;
@@ -42,7 +43,7 @@ use std::rc::Rc;
 pub struct Manager(Rc<ManagerInner>);
 
 /// What a manager handle holds.
-pub struct ManagerInner {
+pub(crate) struct ManagerInner {
     process: Process,
     addr: Address,
     creator: u32,

@@ -316,7 +316,11 @@ fn call(obj: &mut Obj, op: Op) -> MpResult<Dynamic> {
             Op::ToMap => Ok(d.items.values().map(|(k, v)| (k.text().into(), v.clone())).collect::<Map>().into()),
             Op::Repr => Ok(format!(
                 "{{{}}}",
-                d.items.values().map(|(k, v)| format!("{}: {}", repr(&k.value()), repr(v))).collect::<Vec<_>>().join(", ")
+                d.items
+                    .values()
+                    .map(|(k, v)| format!("{}: {}", repr(&k.value()), repr(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
             .into()),
             op => Err(none("dict", &op)),

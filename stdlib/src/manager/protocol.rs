@@ -8,7 +8,7 @@ use rhai_mp_core::{MpResult, Portable, Reader, Writer};
 
 /// What a client asks the server.
 #[derive(Debug)]
-pub enum Request {
+pub(super) enum Request {
     /// Make an object; the reply is its id (or, for a primitive, the primitive itself).
     Create(Create),
     /// Run an operation on the object numbered `id`.
@@ -24,7 +24,7 @@ pub enum Request {
 
 /// The objects a manager makes.
 #[derive(Debug)]
-pub enum Create {
+pub(super) enum Create {
     /// `m.dict()` / `m.dict(init)`.
     Dict(Dynamic),
     /// `m.list()` / `m.list(init)`.
@@ -41,7 +41,7 @@ pub enum Create {
 
 /// The primitives a manager makes with the globals of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Primitive {
+pub(super) enum Primitive {
     /// `Lock()`.
     Lock,
     /// `RLock()`.
@@ -76,7 +76,7 @@ const PRIMITIVES: [Primitive; 9] = [
 
 impl Primitive {
     /// The global function that makes it.
-    pub fn global(self) -> &'static str {
+    pub(super) fn global(self) -> &'static str {
         match self {
             Primitive::Lock => "Lock",
             Primitive::RLock => "RLock",
@@ -137,7 +137,7 @@ pub enum Op {
 }
 
 /// The server's answer: the value, or the error a local `catch` would have received.
-pub type Reply = Result<Dynamic, Dynamic>;
+pub(super) type Reply = Result<Dynamic, Dynamic>;
 
 impl Portable for Request {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
@@ -275,7 +275,7 @@ impl Portable for Op {
 }
 
 /// Writes a reply.
-pub fn write_reply(reply: &Reply, w: &mut Writer) -> MpResult<()> {
+pub(super) fn write_reply(reply: &Reply, w: &mut Writer) -> MpResult<()> {
     match reply {
         Ok(v) => {
             w.bool(true);
@@ -289,7 +289,7 @@ pub fn write_reply(reply: &Reply, w: &mut Writer) -> MpResult<()> {
 }
 
 /// Reads a reply.
-pub fn read_reply(r: &mut Reader) -> MpResult<Reply> {
+pub(super) fn read_reply(r: &mut Reader) -> MpResult<Reply> {
     let ok = r.bool()?;
     let v = r.value()?;
     Ok(if ok { Ok(v) } else { Err(v) })

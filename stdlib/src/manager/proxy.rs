@@ -116,6 +116,7 @@ pub(crate) fn register(lib: &mut rhai::Module) {
     });
 }
 
+/// The Rhai bindings: The methods of a manager's proxies.
 #[export_module]
 pub mod proxy_functions {
     use super::*;
@@ -146,11 +147,7 @@ pub mod proxy_functions {
     /// Throws when: a list or array index is out of range (`IndexError`); the value does
     /// not fit an array's typecode; the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, index_set, return_raw)]
-    pub fn set_item(
-        p: &mut Proxy,
-        key: Dynamic,
-        value: Dynamic,
-    ) -> Result<(), Box<EvalAltResult>> {
+    pub fn set_item(p: &mut Proxy, key: Dynamic, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
         p.call(Op::SetItem(key, value)).map(|_| ())
     }
 
@@ -223,9 +220,7 @@ pub mod proxy_functions {
     /// Throws when: a namespace or Value (`TypeError`); the server is gone.
     #[rhai_fn(global, return_raw)]
     pub fn len(p: &mut Proxy) -> Result<INT, Box<EvalAltResult>> {
-        p.call(Op::Len)?
-            .as_int()
-            .map_err(|_| mp_err!(TypeError, "len() is not a number").into())
+        p.call(Op::Len)?.as_int().map_err(|_| mp_err!(TypeError, "len() is not a number").into())
     }
 
     /// Whether a dict has the key (or a list the item, a namespace the property); also
@@ -261,11 +256,7 @@ pub mod proxy_functions {
     ///
     /// Throws when: not a dict (`TypeError`); the server is gone.
     #[rhai_fn(global, name = "get", return_raw)]
-    pub fn get_default(
-        p: &mut Proxy,
-        key: Dynamic,
-        default: Dynamic,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn get_default(p: &mut Proxy, key: Dynamic, default: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         p.call(Op::Get(key, default))
     }
 
@@ -390,5 +381,4 @@ pub mod proxy_functions {
     pub fn proxy_describe(p: &mut Proxy) -> Result<String, Box<EvalAltResult>> {
         Ok(p.call(Op::Repr)?.to_string())
     }
-
 }

@@ -18,10 +18,10 @@ use rhai_mp_core::{MessageKind, MpError, MpResult, Packet, Portable, Reader, Rem
 use std::os::fd::{AsFd, OwnedFd};
 
 /// The name of the server's native entry point.
-pub const ENTRY: &str = "manager-server";
+pub(crate) const ENTRY: &str = "manager-server";
 
 /// What the server process is started with.
-pub struct ServerArgs {
+pub(super) struct ServerArgs {
     /// The listening socket (only the server holds it: once the server is gone, connecting
     /// fails at once).
     pub listener: OwnedFd,
@@ -51,7 +51,7 @@ struct Conn {
 }
 
 /// The native entry of a manager's server process: serves until a `shutdown` request.
-pub fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> {
+pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> {
     let args: ServerArgs = rhai_mp_core::wire::decode_message(&payload.bytes, payload.fds)?;
     serve(ctx, args)
 }

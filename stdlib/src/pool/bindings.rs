@@ -1,13 +1,12 @@
 //! `Pool(..)` and the pool's methods (see the reference, "Pool"): the script bindings. The
 //! machinery is `dispatch.rs`; the argument helpers are in `mod.rs`.
 
-use super::{
-    async_opts, config, outcome, settle_due, start_apply, start_imap, start_map, AsyncResult, ImapIterator, Kind, Pool,
-};
+use super::{config, run_apply, run_apply_async, run_map, run_map_async, start_imap, AsyncResult, ImapIterator, Kind, Pool};
 use crate::context::Context;
 use rhai::plugin::*;
 use rhai::Dynamic;
 
+/// The Rhai bindings: `Pool` and its methods.
 #[export_module]
 pub mod pool_functions {
     use super::*;
@@ -80,8 +79,7 @@ pub mod pool_functions {
     /// value); the worker dies (`WorkerLostError`); `f` cannot be sent (`SerializationError`).
     #[rhai_fn(global, name = "apply", return_raw)]
     pub fn apply0(ctx: NativeCallContext, p: &mut Pool, f: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        let job = start_apply(p, "apply", f, None, async_opts(None, "apply", false)?)?;
-        outcome(&ctx, p, job)
+        run_apply(&ctx, p, f, None)
     }
 
     /// Calls `f(args..)` in a worker and returns its result.
@@ -98,8 +96,7 @@ pub mod pool_functions {
         f: Dynamic,
         args: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let job = start_apply(p, "apply", f, Some(args), async_opts(None, "apply", false)?)?;
-        outcome(&ctx, p, job)
+        run_apply(&ctx, p, f, Some(args))
     }
 
     /// Starts `f()` in a worker; returns an `AsyncResult`.
@@ -113,9 +110,7 @@ pub mod pool_functions {
     /// (`SerializationError`).
     #[rhai_fn(global, name = "apply_async", return_raw)]
     pub fn apply_async0(ctx: NativeCallContext, p: &mut Pool, f: Dynamic) -> Result<AsyncResult, Box<EvalAltResult>> {
-        settle_due(Some(&ctx), p)?;
-        let job = start_apply(p, "apply_async", f, None, async_opts(None, "apply_async", false)?)?;
-        Ok(super::super::AsyncResult { pool: p.clone(), job })
+        run_apply_async(&ctx, p, f, None, None)
     }
 
     /// Starts `f(args..)` in a worker; returns an `AsyncResult`.
@@ -133,9 +128,7 @@ pub mod pool_functions {
         f: Dynamic,
         args: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
-        settle_due(Some(&ctx), p)?;
-        let job = start_apply(p, "apply_async", f, Some(args), async_opts(None, "apply_async", false)?)?;
-        Ok(super::super::AsyncResult { pool: p.clone(), job })
+        run_apply_async(&ctx, p, f, Some(args), None)
     }
 
     /// Starts `f(args..)` with `#{callback, error_callback}`: `callback(result)` or
@@ -156,9 +149,7 @@ pub mod pool_functions {
         args: Dynamic,
         o: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
-        settle_due(Some(&ctx), p)?;
-        let job = start_apply(p, "apply_async", f, Some(args), async_opts(Some(o), "apply_async", false)?)?;
-        Ok(super::super::AsyncResult { pool: p.clone(), job })
+        run_apply_async(&ctx, p, f, Some(args), Some(o))
     }
 
     /// `[f(x) for x in iterable]`, computed by the workers in chunks (about four per
@@ -178,8 +169,7 @@ pub mod pool_functions {
         f: Dynamic,
         iterable: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let job = start_map(p, "map", Kind::Map, f, iterable, async_opts(None, "map", true)?)?;
-        outcome(&ctx, p, job)
+        run_map(&ctx, p, "map", Kind::Map, f, iterable, None)
     }
 
     /// `map` with chunks of `chunksize` items.
@@ -197,8 +187,7 @@ pub mod pool_functions {
         iterable: Dynamic,
         chunksize: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let job = start_map(p, "map", Kind::Map, f, iterable, async_opts(Some(chunksize), "map", true)?)?;
-        outcome(&ctx, p, job)
+        run_map(&ctx, p, "map", Kind::Map, f, iterable, Some(chunksize))
     }
 
     /// `map` without waiting: returns an `AsyncResult` whose `get()` is the list.
@@ -216,9 +205,7 @@ pub mod pool_functions {
         f: Dynamic,
         iterable: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
-        settle_due(Some(&ctx), p)?;
-        let job = start_map(p, "map_async", Kind::Map, f, iterable, async_opts(None, "map_async", true)?)?;
-        Ok(super::super::AsyncResult { pool: p.clone(), job })
+        run_map_async(&ctx, p, "map_async", Kind::Map, f, iterable, None)
     }
 
     /// `map_async` with a chunksize or `#{chunksize, callback, error_callback}`.
@@ -237,9 +224,7 @@ pub mod pool_functions {
         iterable: Dynamic,
         o: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
-        settle_due(Some(&ctx), p)?;
-        let job = start_map(p, "map_async", Kind::Map, f, iterable, async_opts(Some(o), "map_async", true)?)?;
-        Ok(super::super::AsyncResult { pool: p.clone(), job })
+        run_map_async(&ctx, p, "map_async", Kind::Map, f, iterable, Some(o))
     }
 
     /// `[f(args..) for args in iterable]`: each item is an array of arguments.
@@ -256,8 +241,7 @@ pub mod pool_functions {
         f: Dynamic,
         iterable: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let job = start_map(p, "starmap", Kind::Starmap, f, iterable, async_opts(None, "starmap", true)?)?;
-        outcome(&ctx, p, job)
+        run_map(&ctx, p, "starmap", Kind::Starmap, f, iterable, None)
     }
 
     /// `starmap` with chunks of `chunksize` items.
@@ -275,8 +259,7 @@ pub mod pool_functions {
         iterable: Dynamic,
         chunksize: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let job = start_map(p, "starmap", Kind::Starmap, f, iterable, async_opts(Some(chunksize), "starmap", true)?)?;
-        outcome(&ctx, p, job)
+        run_map(&ctx, p, "starmap", Kind::Starmap, f, iterable, Some(chunksize))
     }
 
     /// `starmap` without waiting: returns an `AsyncResult`.
@@ -294,9 +277,7 @@ pub mod pool_functions {
         f: Dynamic,
         iterable: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
-        settle_due(Some(&ctx), p)?;
-        let job = start_map(p, "starmap_async", Kind::Starmap, f, iterable, async_opts(None, "starmap_async", true)?)?;
-        Ok(super::super::AsyncResult { pool: p.clone(), job })
+        run_map_async(&ctx, p, "starmap_async", Kind::Starmap, f, iterable, None)
     }
 
     /// `starmap_async` with a chunksize or `#{chunksize, callback, error_callback}`.
@@ -315,10 +296,7 @@ pub mod pool_functions {
         iterable: Dynamic,
         o: Dynamic,
     ) -> Result<AsyncResult, Box<EvalAltResult>> {
-        settle_due(Some(&ctx), p)?;
-        let job =
-            start_map(p, "starmap_async", Kind::Starmap, f, iterable, async_opts(Some(o), "starmap_async", true)?)?;
-        Ok(super::super::AsyncResult { pool: p.clone(), job })
+        run_map_async(&ctx, p, "starmap_async", Kind::Starmap, f, iterable, Some(o))
     }
 
     /// A lazy, ordered iterator over `f(x)` for each `x`: results stream while later ones
@@ -331,11 +309,7 @@ pub mod pool_functions {
     /// Throws when: the pool is closed or terminated (`ValueError`); `iterable` is not
     /// iterable (`TypeError`). Errors of `f` come out of the iterator at their position.
     #[rhai_fn(global, name = "imap", return_raw)]
-    pub fn imap(
-        p: &mut Pool,
-        f: Dynamic,
-        iterable: Dynamic,
-    ) -> Result<ImapIterator, Box<EvalAltResult>> {
+    pub fn imap(p: &mut Pool, f: Dynamic, iterable: Dynamic) -> Result<ImapIterator, Box<EvalAltResult>> {
         start_imap(p, "imap", true, f, iterable, None)
     }
 
@@ -364,11 +338,7 @@ pub mod pool_functions {
     ///
     /// Throws when: as `imap`.
     #[rhai_fn(global, name = "imap_unordered", return_raw)]
-    pub fn imap_unordered(
-        p: &mut Pool,
-        f: Dynamic,
-        iterable: Dynamic,
-    ) -> Result<ImapIterator, Box<EvalAltResult>> {
+    pub fn imap_unordered(p: &mut Pool, f: Dynamic, iterable: Dynamic) -> Result<ImapIterator, Box<EvalAltResult>> {
         start_imap(p, "imap_unordered", false, f, iterable, None)
     }
 
@@ -441,5 +411,4 @@ pub mod pool_functions {
     pub fn pool_describe(p: &mut Pool) -> String {
         p.describe()
     }
-
 }

@@ -67,7 +67,7 @@ pub struct PoolInner {
     /// The imap calls that still have input to send (fed a little at each pump).
     lazy: Vec<Rc<RefCell<Job>>>,
     /// The encoded function and task kind of calls that still have input to send.
-    funcs: HashMap<u64, (Kind, Vec<u8>, std::sync::Arc<Vec<std::os::fd::OwnedFd>>)>,
+    funcs: HashMap<u64, FuncDescriptor>,
     next_job: u64,
     callbacks: VecDeque<(FnPtr, Dynamic)>,
     /// Set when the initializer failed: every call fails with its error.
@@ -78,6 +78,9 @@ pub struct PoolInner {
     server: Option<ForkServer>,
     last_check: Instant,
 }
+
+/// A call's task kind and encoded function (its bytes, and descriptors shared by its tasks).
+type FuncDescriptor = (Kind, Vec<u8>, std::sync::Arc<Vec<std::os::fd::OwnedFd>>);
 
 /// A pool handle; copies share the pool. The last copy to go terminates it.
 #[derive(Clone)]
@@ -102,6 +105,7 @@ fn signal_name(n: i32) -> String {
 }
 
 impl Pool {
+    /// Starts a pool's workers.
     pub fn new(ctx: &NativeCallContext, cfg: PoolConfig) -> RhaiResult<Pool> {
         if cfg.processes == 0 {
             return Err(mp_err!(ValueError, "Number of processes must be at least 1").into());
@@ -150,6 +154,7 @@ impl Pool {
         Ok(pool)
     }
 
+    /// `<Pool state=RUN pool_size=2>`.
     pub fn describe(&self) -> String {
         match self.0.try_borrow() {
             Ok(p) => {
@@ -206,7 +211,12 @@ impl Pool {
     /// Moves results until `done()` or the deadline; `Ok(false)` if the deadline came first.
     /// Runs due callbacks (when there is a context to run them with). Ctrl-C while waiting
     /// terminates the pool and throws `KeyboardInterrupt`.
-    pub fn pump(&self, ctx: Option<&NativeCallContext>, deadline: Deadline, done: &dyn Fn() -> bool) -> RhaiResult<bool> {
+    pub fn pump(
+        &self,
+        ctx: Option<&NativeCallContext>,
+        deadline: Deadline,
+        done: &dyn Fn() -> bool,
+    ) -> RhaiResult<bool> {
         let mut idle = false;
         loop {
             self.0.borrow_mut().step(idle)?;
@@ -265,6 +275,7 @@ impl Pool {
         }
     }
 
+    /// Stops taking calls (the workers exit once the calls made so far are done).
     pub fn close(&self, ctx: &NativeCallContext) -> RhaiResult<()> {
         self.pump(Some(ctx), Deadline::now(), &|| true)?;
         let mut p = self.0.borrow_mut();
@@ -274,6 +285,7 @@ impl Pool {
         Ok(())
     }
 
+    /// Ends every worker now; calls still running fail.
     pub fn terminate(&self) {
         self.0.borrow_mut().terminate();
     }

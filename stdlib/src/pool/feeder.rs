@@ -16,15 +16,15 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 /// A task's bytes, its function's descriptors (shared by the tasks of a call) and its own.
-pub type Task = (Vec<u8>, Arc<Vec<OwnedFd>>, Vec<OwnedFd>);
+pub(super) type Task = (Vec<u8>, Arc<Vec<OwnedFd>>, Vec<OwnedFd>);
 
 /// The descriptors of a task, in order: the function's, then its own.
-pub fn task_fds<'a>(func: &'a [OwnedFd], own: &'a [OwnedFd]) -> Vec<std::os::fd::BorrowedFd<'a>> {
+pub(super) fn task_fds<'a>(func: &'a [OwnedFd], own: &'a [OwnedFd]) -> Vec<std::os::fd::BorrowedFd<'a>> {
     use std::os::fd::AsFd;
     func.iter().chain(own).map(AsFd::as_fd).collect()
 }
 
-pub struct Feeder {
+pub(super) struct Feeder {
     tx: Option<mpsc::Sender<Task>>,
     /// Tasks handed over and not yet on the queue.
     pending: Arc<AtomicUsize>,
@@ -33,7 +33,7 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    pub fn start(queue: &QueueCore) -> MpResult<Feeder> {
+    pub(super) fn start(queue: &QueueCore) -> MpResult<Feeder> {
         let fds = queue.dup_fds()?;
         let (maxsize, flavour): (u64, Flavour) = (queue.maxsize, queue.flavour);
         let (tx, rx) = mpsc::channel::<Task>();
@@ -64,11 +64,11 @@ impl Feeder {
     }
 
     /// Whether tasks handed over earlier are still waiting (later ones must queue behind).
-    pub fn busy(&self) -> bool {
+    pub(super) fn busy(&self) -> bool {
         self.pending.load(Ordering::SeqCst) > 0
     }
 
-    pub fn send(&self, task: Task) {
+    pub(super) fn send(&self, task: Task) {
         self.pending.fetch_add(1, Ordering::SeqCst);
         if let Some(tx) = &self.tx {
             let _ = tx.send(task);

@@ -41,7 +41,7 @@ pub struct ChunkResult {
 
 /// A chunk's outcome: its results, or a failure of the whole chunk (its worker died, it
 /// could not be sent …).
-pub type ChunkOutcome = Result<ChunkResult, Failure>;
+pub(super) type ChunkOutcome = Result<ChunkResult, Failure>;
 
 /// What the call does with results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

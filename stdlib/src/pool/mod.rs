@@ -22,9 +22,10 @@ mod results;
 mod task;
 mod worker;
 
-pub(crate) use bindings::pool_functions;
+pub use bindings::pool_functions;
 pub use dispatch::Pool;
-pub(crate) use results::{register, result_functions};
+pub(crate) use results::register;
+pub use results::result_functions;
 pub(crate) use worker::{entry as worker_entry, ENTRY as WORKER_ENTRY};
 
 use self::dispatch::PoolConfig;
@@ -235,4 +236,52 @@ fn start_imap(
     let src = source(iterable, func)?;
     let job = pool.submit(JobKind::Imap { ordered }, Kind::Map, f, src, cs, None, None)?;
     Ok(ImapIterator { pool: pool.clone(), job, ordered, bar: Rc::new(RefCell::new(None)) })
+}
+
+/// `map` / `starmap`: starts the call and waits for its outcome.
+fn run_map(
+    ctx: &NativeCallContext,
+    pool: &Pool,
+    func: &'static str,
+    task: Kind,
+    f: Dynamic,
+    iterable: Dynamic,
+    options: Option<Dynamic>,
+) -> RhaiResult {
+    let job = start_map(pool, func, task, f, iterable, async_opts(options, func, true)?)?;
+    outcome(ctx, pool, job)
+}
+
+/// `map_async` / `starmap_async`: runs the due callbacks, then starts the call.
+fn run_map_async(
+    ctx: &NativeCallContext,
+    pool: &Pool,
+    func: &'static str,
+    task: Kind,
+    f: Dynamic,
+    iterable: Dynamic,
+    options: Option<Dynamic>,
+) -> RhaiResult<AsyncResult> {
+    settle_due(Some(ctx), pool)?;
+    let job = start_map(pool, func, task, f, iterable, async_opts(options, func, true)?)?;
+    Ok(AsyncResult { pool: pool.clone(), job })
+}
+
+/// `apply`: runs `f(args..)` in a worker and waits for it.
+fn run_apply(ctx: &NativeCallContext, pool: &Pool, f: Dynamic, args: Option<Dynamic>) -> RhaiResult {
+    let job = start_apply(pool, "apply", f, args, async_opts(None, "apply", false)?)?;
+    outcome(ctx, pool, job)
+}
+
+/// `apply_async`: runs the due callbacks, then starts `f(args..)` in a worker.
+fn run_apply_async(
+    ctx: &NativeCallContext,
+    pool: &Pool,
+    f: Dynamic,
+    args: Option<Dynamic>,
+    options: Option<Dynamic>,
+) -> RhaiResult<AsyncResult> {
+    settle_due(Some(ctx), pool)?;
+    let job = start_apply(pool, "apply_async", f, args, async_opts(options, "apply_async", false)?)?;
+    Ok(AsyncResult { pool: pool.clone(), job })
 }

@@ -26,6 +26,7 @@ pub(crate) fn register(lib: &mut rhai::Module) {
     });
 }
 
+/// The Rhai bindings: The methods of `AsyncResult` and of the imap iterators.
 #[export_module]
 pub mod result_functions {
     use super::*;
@@ -225,5 +226,4 @@ pub mod result_functions {
     pub fn imap_describe(it: &mut ImapIterator) -> String {
         format!("<{} iterator>", if it.ordered { "imap" } else { "imap_unordered" })
     }
-
 }

@@ -47,11 +47,11 @@ impl Kind {
 }
 
 /// The fixed part of a task.
-pub const TASK_HEAD: usize = 8 * 3 + 1 + 4 + 4;
+pub(super) const TASK_HEAD: usize = 8 * 3 + 1 + 4 + 4;
 
 /// A task's fixed part.
 #[derive(Debug, Clone, Copy)]
-pub struct TaskHead {
+pub(super) struct TaskHead {
     pub job: u64,
     pub chunk: u64,
     pub first: u64,
@@ -70,7 +70,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 impl TaskHead {
     /// Reads the fixed part; `None` if the bytes are too short or malformed.
-    pub fn read(b: &[u8]) -> Option<TaskHead> {
+    pub(super) fn read(b: &[u8]) -> Option<TaskHead> {
         if b.len() < 8 {
             return None;
         }
@@ -93,7 +93,7 @@ impl TaskHead {
     }
 
     /// The task's bytes: this head, the encoded function, the encoded payload.
-    pub fn frame(&self, func: &[u8], payload: &[u8]) -> Vec<u8> {
+    pub(super) fn frame(&self, func: &[u8], payload: &[u8]) -> Vec<u8> {
         let mut b = Vec::with_capacity(TASK_HEAD + func.len() + payload.len());
         b.extend_from_slice(&self.job.to_le_bytes());
         b.extend_from_slice(&self.chunk.to_le_bytes());
@@ -108,14 +108,14 @@ impl TaskHead {
 }
 
 /// The task that tells a worker to exit.
-pub fn stop_task() -> Vec<u8> {
+pub(super) fn stop_task() -> Vec<u8> {
     0u64.to_le_bytes().to_vec()
 }
 
 /// What came back for a chunk: one value per item and the items that threw (their index
 /// in the chunk and the error), or an error for the whole chunk (the task could not be
 /// decoded, a result could not cross, the initializer failed).
-pub enum ChunkOutcome {
+pub(super) enum ChunkOutcome {
     /// The chunk ran: `values` (`()` where an item threw) and `errors`.
     Ran {
         /// One value per item.
@@ -154,7 +154,7 @@ impl Portable for ChunkOutcome {
 }
 
 /// A result's bytes and descriptors: `[job][chunk]`, then the outcome.
-pub fn encode_result(job: u64, chunk: u64, outcome: &ChunkOutcome) -> MpResult<rhai_mp_core::Packet> {
+pub(super) fn encode_result(job: u64, chunk: u64, outcome: &ChunkOutcome) -> MpResult<rhai_mp_core::Packet> {
     let mut w = Writer::new();
     w.u64(job);
     w.u64(chunk);
@@ -163,7 +163,7 @@ pub fn encode_result(job: u64, chunk: u64, outcome: &ChunkOutcome) -> MpResult<r
 }
 
 /// A result's job and chunk (read without decoding the rest).
-pub fn result_head(b: &[u8]) -> MpResult<(u64, u64)> {
+pub(super) fn result_head(b: &[u8]) -> MpResult<(u64, u64)> {
     if b.len() < 16 {
         return Err(mp_err!(SerializationError, "malformed pool result ({} bytes)", b.len()));
     }
@@ -171,12 +171,12 @@ pub fn result_head(b: &[u8]) -> MpResult<(u64, u64)> {
 }
 
 /// A result's outcome.
-pub fn result_outcome(b: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> MpResult<ChunkOutcome> {
+pub(super) fn result_outcome(b: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> MpResult<ChunkOutcome> {
     rhai_mp_core::wire::decode_message(b.get(16..).unwrap_or_default(), fds)
 }
 
 /// What a pool worker is started with (the payload of its native entry).
-pub struct WorkerArgs {
+pub(super) struct WorkerArgs {
     /// The queue it takes tasks from.
     pub tasks: Queue,
     /// The queue it puts results on.
@@ -218,17 +218,17 @@ impl Portable for WorkerArgs {
 }
 
 /// The most workers a pool can have (the slots region holds this many).
-pub const MAX_WORKERS: usize = 2048;
+pub(super) const MAX_WORKERS: usize = 2048;
 const SLOT: usize = 32;
-pub const SLOTS_SIZE: usize = MAX_WORKERS * SLOT;
+pub(super) const SLOTS_SIZE: usize = MAX_WORKERS * SLOT;
 
 /// The workers' slots (shared memory); copies share them.
 #[derive(Debug, Clone)]
-pub struct PoolSlots(pub Rc<Region>);
+pub(super) struct PoolSlots(pub Rc<Region>);
 
 /// A slot's fields.
 #[derive(Debug, Clone, Copy)]
-pub enum Field {
+pub(super) enum Field {
     Pid = 0,
     Job = 1,
     Chunk = 2,
@@ -236,7 +236,7 @@ pub enum Field {
 }
 
 impl PoolSlots {
-    pub fn new() -> MpResult<PoolSlots> {
+    pub(super) fn new() -> MpResult<PoolSlots> {
         Ok(PoolSlots(Rc::new(Region::create("rhai-mp-pool", SLOTS_SIZE)?)))
     }
 
@@ -244,11 +244,11 @@ impl PoolSlots {
         self.0.atomic(worker.min(MAX_WORKERS - 1) * SLOT + field as usize * 8)
     }
 
-    pub fn get(&self, worker: usize, field: Field) -> u64 {
+    pub(super) fn get(&self, worker: usize, field: Field) -> u64 {
         self.at(worker, field).load(Relaxed)
     }
 
-    pub fn set(&self, worker: usize, field: Field, v: u64) {
+    pub(super) fn set(&self, worker: usize, field: Field, v: u64) {
         self.at(worker, field).store(v, Relaxed)
     }
 }

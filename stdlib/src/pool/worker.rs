@@ -15,7 +15,7 @@ use rhai_mp_core::{mp_err, Deadline, MpError, Packet, RemoteError, RhaiResult};
 use std::os::fd::OwnedFd;
 
 /// The name of the workers' native entry point.
-pub const ENTRY: &str = "pool-worker";
+pub(crate) const ENTRY: &str = "pool-worker";
 
 fn who() -> (String, i32) {
     (rhai_mp_core::with_state(|s| s.name.clone()), rhai_mp_core::pid() as i32)
@@ -66,9 +66,8 @@ fn run_task(
     };
     let call = |args: Vec<Dynamic>| f.call_raw(ctx, None, args).map_err(exiting);
     let call1 = |x: Dynamic| f.call_raw(ctx, None, [x]).map_err(exiting);
-    let items = |p: Dynamic| {
-        p.try_cast::<Array>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")))
-    };
+    let items =
+        |p: Dynamic| p.try_cast::<Array>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")));
     // Every item runs, even after one threw: each gets its value or its error.
     let mut out = Outcome::default();
     let note = |i: usize| slots.set(index, Field::Item, head.first + i as u64);
@@ -140,7 +139,7 @@ impl Outcome {
 }
 
 /// The native entry of every pool worker: decodes its arguments and runs [`work`].
-pub fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> {
+pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> {
     let args: WorkerArgs = rhai_mp_core::wire::decode_message(&payload.bytes, payload.fds)?;
     work(ctx, args)
 }

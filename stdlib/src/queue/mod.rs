@@ -10,9 +10,9 @@
 mod log;
 mod simple;
 
-pub use log::{Flavour, QueueCore};
+pub(crate) use log::{Flavour, QueueCore};
+pub use simple::simple_queue_functions;
 pub use simple::SimpleQueue;
-pub(crate) use simple::simple_queue_functions;
 
 use crate::opts;
 use rhai::plugin::*;
@@ -51,6 +51,7 @@ fn block_timeout(block: bool, timeout: &Dynamic, func: &str) -> MpResult<Deadlin
     Ok(if block { deadline } else { Deadline::NEVER })
 }
 
+/// The Rhai bindings: `Queue`, `JoinableQueue` and their methods.
 #[export_module]
 pub mod queue_functions {
     use super::*;
@@ -201,11 +202,7 @@ pub mod queue_functions {
     /// Throws when: no item in time (`Empty`); `timeout` is negative (`ValueError`); as
     /// `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
-    pub fn get_timeout(
-        q: &mut Queue,
-        block: Dynamic,
-        timeout: Dynamic,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn get_timeout(q: &mut Queue, block: Dynamic, timeout: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let block = opts::arg_bool(&block, "get", "block")?;
         let t = block_timeout(block, &timeout, "get")?;
         Ok(q.0.get_value(block, t)?)

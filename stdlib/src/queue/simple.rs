@@ -24,6 +24,7 @@ impl Handle for SimpleQueue {
     const KIND: &'static str = "SimpleQueue";
 }
 
+/// The Rhai bindings: `SimpleQueue` and its methods.
 #[export_module]
 pub mod simple_queue_functions {
     use super::*;

@@ -16,7 +16,7 @@ use crate::transport::listener;
 use rhai::NativeCallContext;
 
 /// Forks; the child makes the call and exits, the parent gets the [`Popen`].
-pub fn launch(info: ChildInfo, call: Call, ctx: &NativeCallContext) -> MpResult<Popen> {
+pub(crate) fn launch(info: ChildInfo, call: Call, ctx: &NativeCallContext) -> MpResult<Popen> {
     match sys::fork().map_err(|e| crate::MpError::os("fork", e))? {
         Forked::Parent(pid) => Popen::direct(pid),
         Forked::Child => {
@@ -35,11 +35,13 @@ pub fn launch(info: ChildInfo, call: Call, ctx: &NativeCallContext) -> MpResult<
 /// when the `Server` is dropped.
 #[derive(Debug)]
 pub struct Server {
+    /// The name of its listening socket (see [`super::forkserver::launch_at`]).
     pub name: String,
     popen: Popen,
 }
 
 impl Server {
+    /// Forks the server from this process as it is now (`ctx`: the running script).
     pub fn start(ctx: &NativeCallContext) -> MpResult<Server> {
         let (name, listener) = listener::listen("rhai-mp-fork-pool", listener::Kind::Stream)?;
         match sys::fork().map_err(|e| crate::MpError::os("fork", e))? {

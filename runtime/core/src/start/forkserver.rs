@@ -56,7 +56,7 @@ fn ensure_server() -> MpResult<String> {
 }
 
 /// Asks the forkserver for a child that runs the call in `boot`.
-pub fn launch(mut boot: Boot) -> MpResult<Popen> {
+pub(crate) fn launch(mut boot: Boot) -> MpResult<Popen> {
     let name = ensure_server()?;
     boot.forkserver = Some(name.clone());
     launch_at(&name, boot)
@@ -64,7 +64,7 @@ pub fn launch(mut boot: Boot) -> MpResult<Popen> {
 
 /// Asks the server listening at `name` (a forkserver, or a fork pool's server, see
 /// [`super::fork::Server`]) for a child that runs the call in `boot`.
-pub fn launch_at(name: &str, boot: Boot) -> MpResult<Popen> {
+pub(crate) fn launch_at(name: &str, boot: Boot) -> MpResult<Popen> {
     let packet = boot.into_packet()?;
     let conn = listener::connect(name, listener::Kind::Stream).map_err(|e| listener::unreachable("forkserver", e))?;
     stream::send(conn.as_fd(), &packet.bytes, &packet.fds)
@@ -87,7 +87,7 @@ struct Served {
 
 /// The server loop; never returns. `run_child` runs in each forked child with the request
 /// and returns the child's exit code.
-pub fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot) -> i32) -> ! {
+pub(crate) fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot) -> i32) -> ! {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -190,7 +190,7 @@ fn report(children: &mut HashMap<i32, Served>, pid: i32, code: i32) {
 
 /// Stops the forkserver this process started, if any (at exit: its served children were
 /// joined or terminated already).
-pub fn stop_server() {
+pub(crate) fn stop_server() {
     if let Some(pid) = state::with(|s| s.forkserver_pid.take()) {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);

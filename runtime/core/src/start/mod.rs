@@ -8,9 +8,9 @@
 //!
 //! Each returns a [`Popen`]: the parent's view of the running child.
 
-pub mod fork;
-pub mod forkserver;
-pub mod spawn;
+pub(crate) mod fork;
+pub(crate) mod forkserver;
+pub(crate) mod spawn;
 
 use crate::deadline::Deadline;
 use crate::error::MpResult;
@@ -24,9 +24,23 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 #[derive(Debug)]
 pub enum Popen {
     /// Our own child (spawn, fork): reaped with `waitpid`; the sentinel is a pidfd.
-    Direct { pid: i32, pidfd: OwnedFd, status: Option<i32> },
+    Direct {
+        /// Its pid.
+        pid: i32,
+        /// A descriptor readable once it ended.
+        pidfd: OwnedFd,
+        /// Its exit code, once known.
+        status: Option<i32>,
+    },
     /// A forkserver's child: the server sends its exit status down `conn`, the sentinel.
-    Served { pid: i32, conn: OwnedFd, status: Option<i32> },
+    Served {
+        /// Its pid.
+        pid: i32,
+        /// The connection its exit code arrives on.
+        conn: OwnedFd,
+        /// Its exit code, once known.
+        status: Option<i32>,
+    },
 }
 
 /// Python's exit code convention: the exit status, or `-N` after signal N.
@@ -39,11 +53,13 @@ fn exitcode(status: WaitStatus) -> Option<i32> {
 }
 
 impl Popen {
+    /// The handle on our own child `pid`.
     pub fn direct(pid: i32) -> MpResult<Popen> {
         let pidfd = crate::sys::pidfd_open(pid).map_err(|e| crate::MpError::os("pidfd_open", e))?;
         Ok(Popen::Direct { pid, pidfd, status: None })
     }
 
+    /// The child's pid.
     pub fn pid(&self) -> i32 {
         match self {
             Popen::Direct { pid, .. } | Popen::Served { pid, .. } => *pid,

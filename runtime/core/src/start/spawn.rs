@@ -40,7 +40,7 @@ pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<i32> {
 }
 
 /// Spawns a child that will run the call in `boot`.
-pub fn launch(boot: Boot) -> MpResult<Popen> {
+pub(crate) fn launch(boot: Boot) -> MpResult<Popen> {
     let pid = exec_self("spawn", boot)?;
     Popen::direct(pid)
 }

@@ -13,8 +13,7 @@ pub use nix::sys::socket::SockType as Kind;
 
 /// A fresh listening socket and its name.
 pub fn listen(prefix: &str, kind: SockType) -> MpResult<(String, OwnedFd)> {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let name = format!("{prefix}-{}-{nanos:x}", std::process::id());
     let listener = sock::socket(AddressFamily::Unix, kind, SockFlag::SOCK_CLOEXEC, None)?;
     sock::bind(listener.as_raw_fd(), &UnixAddr::new_abstract(name.as_bytes())?)?;

@@ -33,15 +33,20 @@ pub enum Kind {
 /// A received message.
 #[derive(Debug)]
 pub struct Message {
+    /// What it holds.
     pub kind: Kind,
+    /// Its bytes.
     pub data: Payload,
+    /// The descriptors that came with it.
     pub fds: Vec<OwnedFd>,
 }
 
 /// A message's bytes: copied out of the packet, or (large ones) the sender's memfd mapped.
 #[derive(Debug)]
 pub enum Payload {
+    /// Copied out of the packet.
     Inline(Vec<u8>),
+    /// The sender's memfd, mapped.
     Mapped(crate::shm::Region),
 }
 
@@ -56,6 +61,7 @@ impl std::ops::Deref for Payload {
 }
 
 impl Payload {
+    /// The bytes as a vector.
     pub fn into_vec(self) -> Vec<u8> {
         match self {
             Payload::Inline(v) => v,
@@ -63,7 +69,6 @@ impl Payload {
         }
     }
 }
-
 
 fn header(kind: Kind, spilled: bool, nfds: usize, len: usize) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
@@ -103,10 +108,7 @@ pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &
     };
     raw.extend(fds.iter().map(AsRawFd::as_raw_fd));
     if raw.len() > super::MAX_FDS {
-        return Err(std::io::Error::other(format!(
-            "a message can carry at most {} descriptors",
-            super::MAX_FDS
-        )));
+        return Err(std::io::Error::other(format!("a message can carry at most {} descriptors", super::MAX_FDS)));
     }
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };

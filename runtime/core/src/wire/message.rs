@@ -227,7 +227,10 @@ impl<'a> Reader<'a> {
         let end = first.checked_add(count).filter(|&e| e <= self.fds.len()).ok_or_else(|| short("descriptors"))?;
         let mut fds = Vec::with_capacity(count);
         for (i, slot) in self.fds[first..end].iter_mut().enumerate() {
-            fds.push(slot.take().ok_or_else(|| serr(format!("malformed message: file descriptor #{} missing", first + i)))?);
+            fds.push(
+                slot.take()
+                    .ok_or_else(|| serr(format!("malformed message: file descriptor #{} missing", first + i)))?,
+            );
         }
         Ok(Packet { bytes, fds })
     }

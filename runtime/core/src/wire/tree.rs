@@ -177,7 +177,11 @@ impl ToWire {
             let packet = w.finish();
             let first = fds.len() as u32;
             fds.extend(packet.fds);
-            Ok(Wire::Handle { kind: codec.kind().to_string(), data: packet.bytes, fds: (first..fds.len() as u32).collect() })
+            Ok(Wire::Handle {
+                kind: codec.kind().to_string(),
+                data: packet.bytes,
+                fds: (first..fds.len() as u32).collect(),
+            })
         } else {
             let name = short_type_name(v.type_name());
             Err(self.fail(format!("a value of type '{name}' cannot be sent to another process")))
@@ -285,8 +289,8 @@ impl FromWire {
                 .cloned()
                 .ok_or_else(|| serr(format!("malformed message: unknown shared value #{id}")))?,
             Wire::Handle { kind, data, fds: indexes } => {
-                let codec =
-                    codec_for_kind(&kind).ok_or_else(|| serr(format!("no codec for '{kind}' values in this process")))?;
+                let codec = codec_for_kind(&kind)
+                    .ok_or_else(|| serr(format!("no codec for '{kind}' values in this process")))?;
                 let mut owned = Vec::with_capacity(indexes.len());
                 for i in indexes {
                     let fd = fds
