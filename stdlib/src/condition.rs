@@ -1,80 +1,152 @@
 //! `Condition()`, `Condition(lock)` (see the reference, "Synchronization").
 //!
-//! The algorithm is Python's `multiprocessing.synchronize.Condition`: three semaphores in
-//! shared memory (sleepers, woken, and the one sleepers wait on) next to a Lock or RLock
-//! (an RLock by default). `wait` releases the lock fully, waits, and takes it back at the
-//! same recursion level; `notify(n)` wakes at most `n` sleepers and waits until they woke.
+//! A condition is a Lock or RLock (an RLock by default) and a table of waiter slots in
+//! shared memory, guarded by that lock. `wait` takes a slot (its pid and a ticket), releases
+//! the lock fully, and sleeps on the slot's futex word until a notifier marks it; then it
+//! takes the lock back at the same recursion level and frees the slot. `notify(n)` marks
+//! the `n` oldest waiting slots and wakes them, skipping waiters that died; it never waits
+//! for anyone, so the death of any participant cannot block it (Python's three-semaphore
+//! algorithm waits for a "woken" acknowledgement that a killed waiter never sends). A slot
+//! left behind by a dead waiter is taken over by the next `wait`.
 
 use crate::lock::{Lock, LockCore};
 use crate::opts;
-use crate::semaphore::EmbeddedSem;
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr, INT};
-use rhai_mp_core::{mp_err, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpError, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::SeqCst;
 
-const SLEEPING: usize = 0;
-const WOKEN: usize = 16;
-const WAITING: usize = 32;
+/// The next ticket (the order of waits), then the number of slots in use (a high-water mark).
+const NEXT_TICKET: usize = 0;
+const HIGH: usize = 4;
+const FIRST_SLOT: usize = 64;
+const SLOT: usize = 16;
+/// The most processes that may wait on one condition at once.
+const SLOTS: usize = 1020;
+const SIZE: usize = FIRST_SLOT + SLOTS * SLOT;
 
-/// The shared state of a Condition: its semaphores, and its lock.
+/// A slot's state (its futex word).
+const EMPTY: u32 = 0;
+const WAITING: u32 = 1;
+const NOTIFIED: u32 = 2;
+
+/// The shared state of a Condition: its waiter slots, and its lock.
 #[derive(Debug)]
 pub struct CondCore {
     region: Region,
+    /// The lock the condition guards with.
     pub lock: Lock,
+}
+
+/// A waiter slot: `[state, pid, ticket, unused]`.
+struct Slot<'r> {
+    state: &'r AtomicU32,
+    pid: &'r AtomicU32,
+    ticket: &'r AtomicU32,
 }
 
 impl CondCore {
     fn new(lock: Lock) -> MpResult<CondCore> {
-        let region = Region::create("rhai-mp-condition", 64)?;
-        for offset in [SLEEPING, WOKEN, WAITING] {
-            crate::semaphore::SemCore::embedded(&region, offset, 0);
-        }
-        Ok(CondCore { region, lock })
+        Ok(CondCore { region: Region::create("rhai-mp-condition", SIZE)?, lock })
     }
 
-    fn sem(&self, offset: usize) -> EmbeddedSem<'_> {
-        EmbeddedSem::at(&self.region, offset)
+    fn slot(&self, i: usize) -> Slot<'_> {
+        let at = FIRST_SLOT + i * SLOT;
+        Slot { state: self.region.atomic32(at), pid: self.region.atomic32(at + 4), ticket: self.region.atomic32(at + 8) }
+    }
+
+    fn high(&self) -> usize {
+        (self.region.atomic32(HIGH).load(SeqCst) as usize).min(SLOTS)
     }
 
     fn core(&self) -> &LockCore {
         &self.lock.0
     }
 
+    /// Takes a free slot, or one a dead waiter left (the lock is held).
+    fn claim(&self) -> MpResult<usize> {
+        let high = self.high();
+        let free = (0..high).find(|&i| {
+            let s = self.slot(i);
+            let state = s.state.load(SeqCst);
+            state == EMPTY || rhai_mp_core::process_is_dead(s.pid.load(SeqCst) as i32)
+        });
+        let i = match free {
+            Some(i) => i,
+            None if high < SLOTS => {
+                self.region.atomic32(HIGH).store(high as u32 + 1, SeqCst);
+                high
+            }
+            None => return Err(mp_err!(OSError, "too many processes wait on this Condition ({SLOTS} at most)")),
+        };
+        let s = self.slot(i);
+        s.pid.store(rhai_mp_core::pid(), SeqCst);
+        s.ticket.store(self.region.atomic32(NEXT_TICKET).fetch_add(1, SeqCst), SeqCst);
+        s.state.store(WAITING, SeqCst);
+        Ok(i)
+    }
+
     /// Releases the lock, waits for a notification (at most until `deadline`), takes the
-    /// lock back.
+    /// lock back; whether it was notified.
     pub fn wait(&self, deadline: Deadline) -> MpResult<bool> {
         if !self.core().is_mine() {
             return Err(mp_err!(AssertionError, "must acquire() condition before using wait()"));
         }
-        self.sem(SLEEPING).release()?;
+        let i = self.claim()?;
         let level = self.core().release_all()?;
-        let woken = self.sem(WAITING).acquire(true, deadline);
-        self.sem(WOKEN).release()?;
-        self.core().reacquire(level)?;
-        Ok(woken)
+        let state = self.slot(i).state;
+        let mut interrupted = None;
+        while state.load(SeqCst) == WAITING && !deadline.passed() {
+            if let Err(e) = rhai_mp_core::interrupt::check() {
+                interrupted = Some(e);
+                break;
+            }
+            futex_wait(state, WAITING, Some(deadline.slice(rhai_mp_core::interrupt::SLICE)));
+        }
+        self.reacquire(level, &mut interrupted);
+        let notified = state.swap(EMPTY, SeqCst) == NOTIFIED;
+        interrupted.map_or(Ok(notified), Err)
     }
 
-    /// Wakes at most `n` waiting processes.
+    /// Takes the lock back after a wait, whatever happens meanwhile: a signal that comes
+    /// then is kept in `interrupted` and thrown once the lock is held again (as Python's
+    /// `wait` takes the lock back in a `finally`).
+    fn reacquire(&self, level: u32, interrupted: &mut Option<MpError>) {
+        loop {
+            match self.core().reacquire(level) {
+                Ok(()) => return,
+                Err(e) => {
+                    interrupted.get_or_insert(e);
+                }
+            }
+        }
+    }
+
+    /// Wakes at most `n` waiting processes, the longest-waiting first.
     pub fn notify(&self, n: u64) -> MpResult<()> {
         if !self.core().is_mine() {
             return Err(mp_err!(AssertionError, "lock is not owned"));
         }
-        // Forget sleepers that timed out since the last notify.
-        while self.sem(WOKEN).acquire(false, Deadline::NEVER) {
-            self.sem(SLEEPING).acquire(false, Deadline::NEVER);
-        }
-        let mut sleepers = 0;
-        while sleepers < n && self.sem(SLEEPING).acquire(false, Deadline::NEVER) {
-            self.sem(WAITING).release()?;
-            sleepers += 1;
-        }
-        if sleepers > 0 {
-            for _ in 0..sleepers {
-                self.sem(WOKEN).acquire(true, Deadline::NEVER);
+        let mut waiting: Vec<(u32, usize)> = (0..self.high())
+            .filter(|&i| self.slot(i).state.load(SeqCst) == WAITING)
+            .map(|i| (self.slot(i).ticket.load(SeqCst), i))
+            .collect();
+        waiting.sort_unstable();
+        let mut woken = 0;
+        for (_, i) in waiting {
+            if woken >= n {
+                break;
             }
-            // Take back wake-ups no one used (their sleepers timed out meanwhile).
-            while self.sem(WAITING).acquire(false, Deadline::NEVER) {}
+            let s = self.slot(i);
+            if n != u64::MAX && rhai_mp_core::process_is_dead(s.pid.load(SeqCst) as i32) {
+                s.state.store(EMPTY, SeqCst);
+                continue;
+            }
+            s.state.store(NOTIFIED, SeqCst);
+            futex_wake(s.state, 1);
+            woken += 1;
         }
         Ok(())
     }
@@ -91,7 +163,7 @@ impl Portable for Condition {
         w.put(&self.0.lock)
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        let region = Region::open(r.fd()?, 64)?;
+        let region = Region::open(r.fd()?, SIZE)?;
         Ok(Condition(Rc::new(CondCore { region, lock: r.get()? })))
     }
 }

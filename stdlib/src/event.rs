@@ -40,20 +40,23 @@ impl EventCore {
     }
 
     /// Waits until the flag is set, at most until `deadline`; returns the flag.
-    pub fn wait(&self, deadline: Deadline) -> bool {
+    pub fn wait(&self, deadline: Deadline) -> MpResult<bool> {
         let flag = self.region.atomic32(FLAG);
         if flag.load(SeqCst) == 1 || (!deadline.passed() && rhai_mp_core::spin_while(|| flag.load(SeqCst) == 0)) {
-            return true;
+            return Ok(true);
         }
         self.region.atomic32(SLEEPERS).fetch_add(1, SeqCst);
         let set = loop {
             if flag.load(SeqCst) == 1 {
-                break true;
+                break Ok(true);
             }
             if deadline.passed() {
-                break false;
+                break Ok(false);
             }
-            futex_wait(flag, 0, deadline.left());
+            if let Err(e) = rhai_mp_core::interrupt::check() {
+                break Err(e);
+            }
+            futex_wait(flag, 0, Some(deadline.slice(rhai_mp_core::interrupt::SLICE)));
         };
         self.region.atomic32(SLEEPERS).fetch_sub(1, SeqCst);
         set
@@ -141,9 +144,9 @@ pub mod event_functions {
     /// ```
     ///
     /// Throws when: never.
-    #[rhai_fn(global)]
-    pub fn wait(e: &mut Event) -> bool {
-        e.0.wait(Deadline::NEVER)
+    #[rhai_fn(global, return_raw)]
+    pub fn wait(e: &mut Event) -> Result<bool, Box<EvalAltResult>> {
+        Ok(e.0.wait(Deadline::NEVER)?)
     }
 
     /// Waits at most `timeout` seconds (`()`: no limit); returns whether the flag is set.
@@ -155,7 +158,7 @@ pub mod event_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "wait", return_raw)]
     pub fn wait_timeout(e: &mut Event, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        Ok(e.0.wait(opts::deadline(&timeout, "wait")?))
+        Ok(e.0.wait(opts::deadline(&timeout, "wait")?)?)
     }
 
     /// `<Event set>` or `<Event unset>`.

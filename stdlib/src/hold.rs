@@ -51,7 +51,7 @@ pub mod hold_functions {
                 l.0.acquire(true, Deadline::NEVER)?;
             }
             Held::Sem(s) => {
-                s.0.acquire(true, Deadline::NEVER);
+                s.0.acquire(true, Deadline::NEVER)?;
             }
         }
         let result = f.call_raw(&ctx, None, []);

@@ -122,6 +122,7 @@ impl LockCore {
             if deadline.passed() {
                 return Ok(false);
             }
+            rhai_mp_core::interrupt::check()?;
             futex_wait(state, v | WAITERS, Some(deadline.slice(OWNER_CHECK)));
             let owner = v & !WAITERS;
             if state.load(Relaxed) == v | WAITERS

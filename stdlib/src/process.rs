@@ -372,7 +372,7 @@ pub mod process_functions {
     /// Throws when: always (that is how it ends the script), with an error `catch` cannot see.
     #[rhai_fn(name = "exit", return_raw)]
     pub fn exit_zero() -> Result<(), Box<EvalAltResult>> {
-        Err(rhai_mp_core::ExitRequest::error(&Dynamic::UNIT))
+        Err(rhai_mp_core::ExitRequest::exit(&Dynamic::UNIT))
     }
 
     /// Ends this process with exit code `value` (an int, taken modulo 256; `()` is 0; any
@@ -385,7 +385,7 @@ pub mod process_functions {
     /// Throws when: always (that is how it ends the script), with an error `catch` cannot see.
     #[rhai_fn(name = "exit", return_raw)]
     pub fn exit_with(value: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Err(rhai_mp_core::ExitRequest::error(&value))
+        Err(rhai_mp_core::ExitRequest::exit(&value))
     }
 
     /// The number of CPUs this process may run on.

@@ -51,7 +51,7 @@ impl SemCore {
     }
 
     /// Takes one unit; `false` if none comes by `deadline` (or at once, when `!block`).
-    pub fn acquire(&self, block: bool, deadline: Deadline) -> bool {
+    pub fn acquire(&self, block: bool, deadline: Deadline) -> MpResult<bool> {
         self.sem().acquire(block, deadline)
     }
 
@@ -84,27 +84,28 @@ impl EmbeddedSem<'_> {
     }
 
     /// Takes one unit; `false` if none comes by `deadline` (or at once, when `!block`).
-    pub fn acquire(&self, block: bool, deadline: Deadline) -> bool {
+    pub fn acquire(&self, block: bool, deadline: Deadline) -> MpResult<bool> {
         let value = self.word(VALUE);
         loop {
             let v = value.load(SeqCst);
             if v > 0 {
                 if value.compare_exchange(v, v - 1, SeqCst, SeqCst).is_ok() {
-                    return true;
+                    return Ok(true);
                 }
                 continue;
             }
             if !block {
-                return false;
+                return Ok(false);
             }
             if rhai_mp_core::spin_while(|| value.load(SeqCst) == 0) {
                 continue;
             }
             if deadline.passed() {
-                return false;
+                return Ok(false);
             }
+            rhai_mp_core::interrupt::check()?;
             self.word(SLEEPERS).fetch_add(1, SeqCst);
-            futex_wait(value, 0, deadline.left());
+            futex_wait(value, 0, Some(deadline.slice(rhai_mp_core::interrupt::SLICE)));
             self.word(SLEEPERS).fetch_sub(1, SeqCst);
         }
     }
@@ -223,9 +224,9 @@ pub mod semaphore_functions {
     /// ```
     ///
     /// Throws when: never.
-    #[rhai_fn(global)]
-    pub fn acquire(s: &mut Semaphore) -> bool {
-        s.0.acquire(true, Deadline::NEVER)
+    #[rhai_fn(global, return_raw)]
+    pub fn acquire(s: &mut Semaphore) -> Result<bool, Box<EvalAltResult>> {
+        Ok(s.0.acquire(true, Deadline::NEVER)?)
     }
 
     /// Takes one unit; with `block == false`, returns `false` at once if none is free.
@@ -238,7 +239,7 @@ pub mod semaphore_functions {
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_block(s: &mut Semaphore, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
         let (block, _) = block_timeout(&block, &Dynamic::UNIT)?;
-        Ok(s.0.acquire(block, Deadline::NEVER))
+        Ok(s.0.acquire(block, Deadline::NEVER)?)
     }
 
     /// Takes one unit, waiting at most `timeout` seconds; returns whether it got one.
@@ -251,7 +252,7 @@ pub mod semaphore_functions {
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_timeout(s: &mut Semaphore, block: Dynamic, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
         let (block, timeout) = block_timeout(&block, &timeout)?;
-        Ok(s.0.acquire(block, timeout))
+        Ok(s.0.acquire(block, timeout)?)
     }
 
     /// Gives one unit back.

@@ -59,6 +59,13 @@ pub enum ErrorKind {
     WorkerLostError,
     /// Ctrl-C.
     KeyboardInterrupt,
+    /// An allocation the machine cannot give.
+    MemoryError,
+    /// Nothing listens at a manager's address.
+    ConnectionRefusedError,
+    /// The process was asked to end (SIGTERM, SIGHUP): not catchable, it ends the script
+    /// (see `interrupt.rs`).
+    SystemExit,
 }
 
 impl ErrorKind {
@@ -88,6 +95,9 @@ impl ErrorKind {
             SerializationError => "SerializationError",
             WorkerLostError => "WorkerLostError",
             KeyboardInterrupt => "KeyboardInterrupt",
+            MemoryError => "MemoryError",
+            ConnectionRefusedError => "ConnectionRefusedError",
+            SystemExit => "SystemExit",
         }
     }
 }
@@ -127,6 +137,13 @@ impl MpError {
         map
     }
 
+    /// The end of the script because the process got signal `sig` (SIGTERM, SIGHUP):
+    /// thrown as an uncatchable error.
+    pub fn terminated(sig: i32) -> Self {
+        let name = nix::sys::signal::Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.to_string());
+        MpError::new(ErrorKind::SystemExit, format!("terminated by {name}")).with("signal", sig as rhai::INT)
+    }
+
     /// An `OSError` from an OS error, saying which operation failed.
     pub fn os(what: &str, err: impl Into<std::io::Error>) -> Self {
         let err = err.into();
@@ -145,6 +162,10 @@ impl std::error::Error for MpError {}
 
 impl From<MpError> for Box<EvalAltResult> {
     fn from(err: MpError) -> Self {
+        if err.kind == ErrorKind::SystemExit {
+            let sig = err.fields.iter().find(|(k, _)| *k == "signal").and_then(|(_, v)| v.as_int().ok());
+            return crate::interp::ExitRequest::Signal(sig.unwrap_or(libc::SIGTERM as rhai::INT) as i32).error();
+        }
         EvalAltResult::ErrorRuntime(err.to_map().into(), Position::NONE).into()
     }
 }

@@ -41,28 +41,50 @@ pub fn compile_ast(engine: &Engine, script: &Script) -> Result<AST, Box<EvalAltR
     })
 }
 
-/// What `exit(v)` throws: an uncatchable error (`ErrorTerminated`) carrying the exit code.
+/// What ends a script without `catch` seeing it: `exit(v)`, or a signal (see
+/// `interrupt.rs`). Thrown as Rhai's uncatchable `ErrorTerminated`.
 ///
 /// Rhai's own `exit` becomes a normal return value at the top level and in function calls,
 /// so a script's `exit(3)` could not be told from a last expression `3`; rhai-mp replaces it.
-#[derive(Debug, Clone, Copy)]
-pub struct ExitRequest(pub i32);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitRequest {
+    /// `exit(n)`: the exit code.
+    Code(i32),
+    /// A signal: SIGINT (the interpreter noticed Ctrl-C), SIGTERM or SIGHUP.
+    Signal(i32),
+}
 
 impl ExitRequest {
     /// The error that ends the script with exit code `exit_code(value)`.
-    pub fn error(value: &Dynamic) -> Box<EvalAltResult> {
-        EvalAltResult::ErrorTerminated(Dynamic::from(ExitRequest(exit_code(value))), rhai::Position::NONE).into()
+    pub fn exit(value: &Dynamic) -> Box<EvalAltResult> {
+        ExitRequest::Code(exit_code(value)).error()
     }
 
-    /// The exit code an error asks for, if it is an exit request.
-    pub fn code_of(err: &EvalAltResult) -> Option<i32> {
+    /// This request as the error that carries it.
+    pub fn error(self) -> Box<EvalAltResult> {
+        EvalAltResult::ErrorTerminated(Dynamic::from(self), rhai::Position::NONE).into()
+    }
+
+    /// The request an error carries, if it is one.
+    pub fn of(err: &EvalAltResult) -> Option<ExitRequest> {
         match crate::report::innermost(err).0 {
-            EvalAltResult::ErrorTerminated(v, _) => v.read_lock::<ExitRequest>().map(|r| r.0),
-            EvalAltResult::Exit(v, _) => Some(exit_code(v)),
+            EvalAltResult::ErrorTerminated(v, _) => v.read_lock::<ExitRequest>().map(|r| *r),
+            EvalAltResult::Exit(v, _) => Some(ExitRequest::Code(exit_code(v))),
+            _ => None,
+        }
+    }
+
+    /// The exit code an error asks for, if it is an `exit(n)` request.
+    pub fn code_of(err: &EvalAltResult) -> Option<i32> {
+        match Self::of(err) {
+            Some(ExitRequest::Code(c)) => Some(c),
             _ => None,
         }
     }
 }
+
+/// The exit code after an uncaught Ctrl-C (128 + SIGINT, what a shell expects).
+pub(crate) const INTERRUPTED: i32 = 130;
 
 /// The exit code `exit(v)` asks for: an int (taken modulo 256), `()` for 0; anything else
 /// is printed and gives 1, as Python's `sys.exit("message")`.
@@ -77,19 +99,48 @@ pub fn exit_code(v: &Dynamic) -> i32 {
     }
 }
 
-/// Turns the outcome of running script code into an exit code, printing the report of an
-/// uncaught error on stderr. `who` names a child process in the report.
-pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i32)>) -> i32 {
-    match result {
-        Ok(_) => 0,
-        Err(e) => match ExitRequest::code_of(&e) {
-            Some(code) => code,
-            None => {
-                report_error(&e, who);
-                1
-            }
-        },
+/// How script code ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// With this exit code.
+    Code(i32),
+    /// Because of this signal (SIGTERM, SIGHUP): once cleaned up, the process dies of it.
+    Signal(i32),
+}
+
+impl Ending {
+    /// The exit code (128 + N for signal N).
+    pub fn code(self) -> i32 {
+        match self {
+            Ending::Code(c) => c,
+            Ending::Signal(s) => 128 + s,
+        }
     }
+}
+
+/// How script code ended, printing the report of an uncaught error on stderr. `who` names
+/// a child process in the report.
+pub fn ending(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i32)>) -> Ending {
+    let Err(e) = result else { return Ending::Code(0) };
+    match ExitRequest::of(&e) {
+        Some(ExitRequest::Code(code)) => Ending::Code(code),
+        Some(ExitRequest::Signal(sig)) if sig == libc::SIGINT => {
+            let e: Box<EvalAltResult> = crate::interrupt::error_for(sig).into();
+            report_error(&e, who);
+            Ending::Code(INTERRUPTED)
+        }
+        Some(ExitRequest::Signal(sig)) => Ending::Signal(sig),
+        None => {
+            report_error(&e, who);
+            let (kind, _) = report::type_and_message(report::innermost(&e).0);
+            Ending::Code(if kind == "KeyboardInterrupt" { INTERRUPTED } else { 1 })
+        }
+    }
+}
+
+/// [`ending`] as an exit code.
+pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i32)>) -> i32 {
+    ending(result, who).code()
 }
 
 /// Prints the report of an uncaught error on stderr, quoting this process's script.
@@ -109,11 +160,38 @@ pub fn run_main(mut engine: Engine, name: &str, text: String) -> i32 {
     let script = Script::Source { name: name.to_string(), text };
     state::with(|s| s.script = script.clone());
     set_names(&mut engine, "__main__");
+    watch_signals(&mut engine);
     let result = compile_ast(&engine, &script).and_then(|ast| {
         crate::wire::set_program(&ast);
         engine.run_ast_with_scope(&mut Scope::new(), &ast)
     });
-    let code = outcome(result.map(|_| Dynamic::UNIT), None);
-    process::at_exit();
-    code
+    finish_main(ending(result.map(|_| Dynamic::UNIT), None))
+}
+
+/// The end of a main process (a script or the REPL): children and managers are cleaned up,
+/// then the exit code is returned — or, after SIGTERM or SIGHUP, the process dies of it.
+pub fn finish_main(end: Ending) -> i32 {
+    match end {
+        Ending::Code(code) => {
+            process::at_exit();
+            code
+        }
+        Ending::Signal(sig) => {
+            process::at_exit_signalled();
+            crate::sys::die_of(sig)
+        }
+    }
+}
+
+/// Makes the interpreter notice signals (see `interrupt.rs`) in a main process's engine:
+/// a long loop stops within a few hundred operations.
+pub fn watch_signals(engine: &mut Engine) {
+    crate::interrupt::install();
+    engine.on_progress(|ops| {
+        if ops & 0xff == 0 {
+            crate::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
+        } else {
+            None
+        }
+    });
 }

@@ -7,6 +7,7 @@ mod boot;
 mod child;
 mod deadline;
 mod error;
+pub mod interrupt;
 mod interp;
 mod output;
 mod process;
@@ -22,17 +23,16 @@ pub use boot::{Boot, Call, Mode};
 pub use child::{at_fork_child, register_entry, run_if_child, Entry, CHILD_ENV};
 pub use deadline::Deadline;
 pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError, RhaiResult};
-pub use interp::{compile_ast, exit_code, outcome, report_error, run_main, set_names, ExitRequest};
+pub use interp::{
+    compile_ast, ending, exit_code, finish_main, outcome, report_error, run_main, set_names, watch_signals, Ending, ExitRequest,
+};
 pub use output::{stderr_line, stdout_line};
 pub use process::{active_children, at_exit, Process, Role, Target};
 pub use report::type_and_message;
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use start::{fork::Server as ForkServer, Popen};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
-pub use sys::{
-    borrow_fd, catch_sigint, default_sigint, futex_wait, futex_wake, ignore_sigint, own_fd, pid, process_is_dead,
-    spin_time, spin_while, take_sigint, SigintGuard,
-};
+pub use sys::{borrow_fd, futex_wait, futex_wake, ignore_signal, own_fd, pid, process_is_dead, spin_time, spin_while};
 pub use transport::poll::{readable_now, wait_any, wait_readable};
 pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, INLINE_MAX};
 pub use wire::{
@@ -51,6 +51,7 @@ const HASHING_SEED: [u64; 4] =
 /// raises the open-descriptor limit (every shared object holds a memfd), and lets malloc
 /// reuse large freed blocks (see `sys::tune_malloc`).
 pub fn init() {
+    interrupt::record_start();
     let _ = rhai::config::hashing::set_hashing_seed(Some(HASHING_SEED));
     sys::ignore_signal(libc::SIGPIPE);
     sys::raise_fd_limit();

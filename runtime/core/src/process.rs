@@ -472,6 +472,23 @@ pub fn active_children() -> Vec<Process> {
     state::with(|s| s.children.clone())
 }
 
+/// After SIGTERM or SIGHUP: every child gets SIGTERM (daemon or not), then is joined — and
+/// killed if it is still there after a few seconds — and the forkserver is stopped.
+pub(crate) fn at_exit_signalled() {
+    let children = active_children();
+    for c in &children {
+        let _ = c.terminate();
+    }
+    let deadline = Deadline::after_secs(5.0);
+    for c in children {
+        if c.join(deadline).is_err() || matches!(c.exitcode(), Ok(None)) {
+            let _ = c.kill();
+            let _ = c.join(Deadline::NEVER);
+        }
+    }
+    forkserver::stop_server();
+}
+
 /// At the end of a main script or a child's target: terminate daemon children, then join
 /// every child (Python's `_exit_function`).
 pub fn at_exit() {

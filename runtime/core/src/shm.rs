@@ -295,6 +295,17 @@ impl<'r> Cond<'r> {
         Ok(self.seq.load(Ordering::SeqCst) != seq || until.is_none_or(|t| Instant::now() < t))
     }
 
+    /// Waits for a notification for a slice of the time left until `deadline` at most (see
+    /// `interrupt.rs`); the mutex must be held, and is held again on return. The caller
+    /// re-checks its condition and the deadline. Throws if a signal asks this process to
+    /// stop.
+    pub fn wait_slice(&self, mutex: &Mutex, deadline: crate::Deadline) -> crate::MpResult<()> {
+        crate::interrupt::check()?;
+        let until = deadline.min(crate::Deadline::after(crate::interrupt::SLICE));
+        self.wait(mutex, until.instant())?;
+        Ok(())
+    }
+
     /// Wakes one waiter.
     pub fn notify_one(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);

@@ -57,7 +57,7 @@ pub(crate) fn set_parent_death_signal(signal: libc::c_int) -> std::io::Result<()
 }
 
 /// Ignores a signal (SIGPIPE: a write to a closed pipe then fails with `EPIPE` instead).
-pub(crate) fn ignore_signal(signal: libc::c_int) {
+pub fn ignore_signal(signal: libc::c_int) {
     // SAFETY: SIG_IGN is always a valid disposition.
     unsafe {
         libc::signal(signal, libc::SIG_IGN);
@@ -205,69 +205,48 @@ pub fn spin_while(busy: impl Fn() -> bool) -> bool {
     }
 }
 
-static SIGINT_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn note_sigint(_: libc::c_int) {
-    SIGINT_SEEN.store(true, std::sync::atomic::Ordering::SeqCst);
+/// Whether `signal` is ignored in this process now.
+pub(crate) fn signal_is_ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`, a
+    // zeroed value of the right type.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
-/// While alive, SIGINT (Ctrl-C) sets a flag ([`take_sigint`]) instead of killing the
-/// process, so that a blocking wait can end with a clear error and clean up. Dropping it
-/// restores the previous disposition; a SIGINT that arrived and was not taken is then
-/// raised again, so it is never lost. Where SIGINT is ignored, the guard does nothing.
-pub struct SigintGuard {
-    old: Option<libc::sigaction>,
-}
-
-/// Catches SIGINT until the guard is dropped (see [`SigintGuard`]).
-pub fn catch_sigint() -> SigintGuard {
-    // SAFETY: a zeroed sigaction is a valid value to fill in; the handler only stores to an
-    // atomic, which is async-signal-safe; `old` receives the previous action, which is put
-    // back at once if it was "ignore".
+/// Calls `handler` on `signal`, without restarting interrupted system calls (a blocking
+/// wait then returns at once and can look at what the handler noted).
+pub(crate) fn set_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed sigaction is a valid value to fill in; the handler is an
+    // `extern "C"` function that only stores to an atomic (async-signal-safe).
     unsafe {
         let mut new: libc::sigaction = std::mem::zeroed();
-        new.sa_sigaction = note_sigint as *const () as usize;
+        new.sa_sigaction = handler as *const () as usize;
         libc::sigemptyset(&mut new.sa_mask);
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGINT, &new, &mut old);
-        if old.sa_sigaction == libc::SIG_IGN {
-            libc::sigaction(libc::SIGINT, &old, std::ptr::null_mut());
-            return SigintGuard { old: None };
-        }
-        SigintGuard { old: Some(old) }
+        libc::sigaction(signal, &new, std::ptr::null_mut());
     }
 }
 
-impl Drop for SigintGuard {
-    fn drop(&mut self) {
-        if let Some(old) = &self.old {
-            // SAFETY: restores the action `catch_sigint` saved, then re-raises a SIGINT that
-            // came too late to be taken (raise(3) is always safe to call).
-            unsafe {
-                libc::sigaction(libc::SIGINT, old, std::ptr::null_mut());
-                if SIGINT_SEEN.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                    libc::raise(libc::SIGINT);
-                }
-            }
-        }
-    }
-}
-
-/// Whether SIGINT arrived while a [`SigintGuard`] was alive (and clears the flag).
-pub fn take_sigint() -> bool {
-    SIGINT_SEEN.swap(false, std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Ignores SIGINT (servers: a manager's, a forkserver).
-pub fn ignore_sigint() {
-    ignore_signal(libc::SIGINT);
-}
-
-/// Gives SIGINT its default action again (in a pool worker forked while the parent was
-/// catching it).
-pub fn default_sigint() {
+/// Gives `signal` its default action again.
+pub(crate) fn default_signal(signal: libc::c_int) {
     // SAFETY: SIG_DFL is always a valid disposition.
     unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(signal, libc::SIG_DFL);
     }
+}
+
+/// Ends this process by `signal` (with its default action), so that its parent sees which
+/// signal ended it; exits with 128 + signal if the signal does not end it.
+pub(crate) fn die_of(signal: libc::c_int) -> ! {
+    default_signal(signal);
+    // SAFETY: unblocking a signal and raising it are always safe to call.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+    exit_now(128 + signal)
 }

@@ -59,7 +59,7 @@ pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> 
 fn serve(ctx: &NativeCallContext, args: ServerArgs) -> RhaiResult<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     // As Python's: Ctrl-C is for the script, not the server it keeps its data in.
-    rhai_mp_core::ignore_sigint();
+    rhai_mp_core::ignore_signal(libc::SIGINT);
     let mut store = Store::default();
     let mut conns: Vec<Conn> = Vec::new();
     let mut scratch = Vec::new();

@@ -236,27 +236,22 @@ impl Pool {
                 // Nothing more will come (terminate failed every call).
                 return Ok(done());
             }
-            // Ctrl-C while blocked here ends the wait (elsewhere, as in a callback, it keeps
-            // its usual effect). It reaches the workers too: their deaths are not the story.
-            let (got, interrupted) = {
-                let _sigint = rhai_mp_core::catch_sigint();
-                let got = results.0.get(true, Deadline::after(wait));
-                (got, rhai_mp_core::take_sigint())
-            };
-            if interrupted {
-                self.0.borrow_mut().terminate();
-                return Err(mp_err!(
-                    KeyboardInterrupt,
-                    "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated"
-                )
-                .into());
-            }
-            match got {
+            match results.0.get(true, Deadline::after(wait)) {
                 Ok((bytes, fds)) => {
                     idle = false;
                     self.0.borrow_mut().take_result(&bytes, fds)?;
                 }
                 Err(e) if e.kind == ErrorKind::Empty => idle = true,
+                // Ctrl-C while waiting ends the wait and the pool (it reaches the workers
+                // too: their deaths are not the story).
+                Err(e) if e.kind == ErrorKind::KeyboardInterrupt => {
+                    self.0.borrow_mut().terminate();
+                    return Err(mp_err!(
+                        KeyboardInterrupt,
+                        "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated"
+                    )
+                    .into());
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -148,7 +148,7 @@ pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> 
 fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
     let WorkerArgs { tasks, results, slots, index, initializer, initargs, maxtasks } = args;
     // A forked worker may have inherited the parent's Ctrl-C catcher.
-    rhai_mp_core::default_sigint();
+    rhai_mp_core::interrupt::restore_sigint();
     let index = index as usize;
     slots.set(index, Field::Pid, rhai_mp_core::pid() as u64);
     if let Some(init) = initializer {
@@ -160,7 +160,7 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
             let (name, pid) = who();
             rhai_mp_core::report_error(&e, Some((&name, pid)));
             put_result(&results, 0, index as u64, ChunkOutcome::Failed(remote(&e)))?;
-            return Err(rhai_mp_core::ExitRequest::error(&Dynamic::from(1 as rhai::INT)));
+            return Err(rhai_mp_core::ExitRequest::exit(&Dynamic::from(1 as rhai::INT)));
         }
     }
     let mut done: u64 = 0;

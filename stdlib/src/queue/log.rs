@@ -250,14 +250,10 @@ impl QueueCore {
         loop {
             let g = self.lock()?;
             while self.maxsize > 0 && self.field(COUNT).load(Relaxed) >= self.maxsize {
-                let full = || mp_err!(Full, "the queue is full ({} items)", self.maxsize);
-                if !block {
-                    return Err(full());
+                if !block || deadline.passed() {
+                    return Err(mp_err!(Full, "the queue is full ({} items)", self.maxsize));
                 }
-                let signalled = Cond::at(&self.region, NOT_FULL).wait(&g.mutex, deadline.instant())?;
-                if !signalled && self.field(COUNT).load(Relaxed) >= self.maxsize {
-                    return Err(full());
-                }
+                Cond::at(&self.region, NOT_FULL).wait_slice(&g.mutex, deadline)?;
             }
             let tail = self.field(TAIL).load(Relaxed);
             let mut rec = [0u8; RECORD];
@@ -274,6 +270,7 @@ impl QueueCore {
                             return Err(mp_err!(Full, "too many items carrying handles are waiting in the queue"));
                         }
                         // Rare (hundreds of handle-carrying items queued): poll for room.
+                        rhai_mp_core::interrupt::check()?;
                         std::thread::sleep(deadline.slice(std::time::Duration::from_millis(1)));
                         continue;
                     }
@@ -317,10 +314,10 @@ impl QueueCore {
                 if !block {
                     return Err(mp_err!(Empty, "the queue is empty"));
                 }
-                let signalled = Cond::at(&self.region, NOT_EMPTY).wait(&g.mutex, deadline.instant())?;
-                if !signalled && self.field(COUNT).load(Relaxed) == 0 {
+                if deadline.passed() {
                     return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
                 }
+                Cond::at(&self.region, NOT_EMPTY).wait_slice(&g.mutex, deadline)?;
             }
             if self.field(HEAD).load(Relaxed) < self.field(TAIL).load(Relaxed) {
                 break;
@@ -476,7 +473,7 @@ impl QueueCore {
     pub fn join(&self) -> MpResult<()> {
         let g = self.lock()?;
         while self.field(UNFINISHED).load(Relaxed) > 0 {
-            Cond::at(&self.region, ALL_DONE).wait(&g.mutex, None)?;
+            Cond::at(&self.region, ALL_DONE).wait_slice(&g.mutex, Deadline::NEVER)?;
         }
         Ok(())
     }

@@ -157,7 +157,7 @@ pub(crate) fn serve(listener: OwnedFd, mut run_child: impl FnMut(Boot) -> i32) -
             let daemon = boot.info.daemon;
             match crate::sys::fork() {
                 Ok(crate::sys::Forked::Child) => {
-                    crate::sys::default_sigint();
+                    crate::interrupt::restore_sigint();
                     let _ = blocked.thread_unblock();
                     drop(sfd);
                     drop(listener);

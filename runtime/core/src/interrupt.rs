@@ -1,0 +1,109 @@
+//! Stopping the main process when it is asked to: Ctrl-C (SIGINT), SIGTERM and SIGHUP.
+//!
+//! The main script and the REPL [`install`] handlers that only note the signal. Every wait
+//! in rhai-mp sleeps in slices of at most [`SLICE`] (a signal also cuts a sleep short,
+//! since the handlers do not restart system calls) and calls [`check`] between slices; the
+//! interpreter checks too, every few hundred operations (a long `while` loop). So a signal
+//! stops whatever the script is doing within a slice:
+//!
+//! - SIGINT throws `KeyboardInterrupt` where the script is (a script ends with exit code
+//!   130; the REPL keeps its session);
+//! - SIGTERM and SIGHUP end the script as an uncaught error would — children and managers
+//!   are cleaned up (non-daemon children get SIGTERM too) — and the process then dies of the
+//!   same signal, so its parent sees why.
+//!
+//! Other processes (children, servers) keep the default actions (or ignore SIGINT, as
+//! servers do): [`check`] never fires there.
+
+use crate::error::MpError;
+use crate::mp_err;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use std::time::Duration;
+
+/// The longest a wait sleeps before it looks at the signals again.
+pub const SLICE: Duration = Duration::from_millis(100);
+
+/// The signal waiting to be acted on (0: none).
+static PENDING: AtomicI32 = AtomicI32::new(0);
+/// Whether SIGINT was ignored when this process started (then it stays ignored, in the
+/// process and in its pool workers, as Python does).
+static SIGINT_IGNORED: AtomicBool = AtomicBool::new(false);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Whether this thread acts on signals (the script's thread; not a helper thread).
+    static WATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+extern "C" fn note(sig: libc::c_int) {
+    PENDING.store(sig, SeqCst);
+}
+
+/// Records how this process started (call first thing, before any signal is changed).
+pub(crate) fn record_start() {
+    SIGINT_IGNORED.store(crate::sys::signal_is_ignored(libc::SIGINT), SeqCst);
+}
+
+/// Whether SIGINT was ignored when this process started.
+pub fn sigint_ignored_at_start() -> bool {
+    SIGINT_IGNORED.load(SeqCst)
+}
+
+/// Notes SIGINT (unless ignored at start), SIGTERM and SIGHUP from now on (main process).
+pub fn install() {
+    INSTALLED.store(true, SeqCst);
+    WATCHING.with(|w| w.set(true));
+    if !sigint_ignored_at_start() {
+        crate::sys::set_handler(libc::SIGINT, note);
+    }
+    crate::sys::set_handler(libc::SIGTERM, note);
+    crate::sys::set_handler(libc::SIGHUP, note);
+}
+
+/// Whether this process notes signals (it is the main script or the REPL).
+pub fn installed() -> bool {
+    INSTALLED.load(SeqCst)
+}
+
+/// Gives SIGINT back the action this process started with (a child forked from a process
+/// that caught or ignored it: a pool worker, a forkserver's child).
+pub fn restore_sigint() {
+    if sigint_ignored_at_start() {
+        crate::sys::ignore_signal(libc::SIGINT);
+    } else {
+        crate::sys::default_signal(libc::SIGINT);
+    }
+}
+
+/// Whether a signal is waiting.
+pub fn pending() -> bool {
+    PENDING.load(SeqCst) != 0
+}
+
+/// Takes the signal waiting, if any (on the script's thread only: a helper thread leaves it
+/// for the script).
+pub fn take() -> Option<i32> {
+    if !WATCHING.with(|w| w.get()) {
+        return None;
+    }
+    Some(PENDING.swap(0, SeqCst)).filter(|&s| s != 0)
+}
+
+/// The error for a signal: `KeyboardInterrupt` for SIGINT, the uncatchable end of the
+/// script for the others.
+pub fn error_for(sig: i32) -> MpError {
+    if sig == libc::SIGINT {
+        mp_err!(KeyboardInterrupt, "interrupted (Ctrl-C)")
+    } else {
+        MpError::terminated(sig)
+    }
+}
+
+/// Throws if a signal asked this process to stop (see the module docs); waits call it
+/// between slices.
+pub fn check() -> Result<(), MpError> {
+    match take() {
+        None => Ok(()),
+        Some(sig) => Err(error_for(sig)),
+    }
+}
