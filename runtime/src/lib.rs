@@ -8,6 +8,7 @@
 //! generates (with the `reference` feature) from the doc comments.
 
 mod cli;
+mod help;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod repl;
