@@ -27,6 +27,7 @@ mod pipes;
 mod pool;
 mod process;
 mod queues;
+mod readme;
 mod reference;
 mod repl;
 mod scripts;

@@ -1,9 +1,10 @@
 //! rhai-mp-stdlib: the Rhai-visible primitives of rhai-mp, as one Rhai package.
 //!
-//! [`MultiprocessingPackage`] registers the global API of `../shared/API.md`
-//! (`Process(..)`, `cpu_count()`, `get_context(..)` …) and, when put into an engine, the
-//! static modules `os::` and `time::`. One file per primitive; the machinery under them is
-//! `rhai-mp-core`.
+//! [`MultiprocessingPackage`] registers the script-visible API (`Process(..)`,
+//! `cpu_count()`, `get_context(..)` …) and, when put into an engine, the static modules
+//! `os::` and `time::`. Every function's doc comment (meaning, example, `Throws when:`) is
+//! what the script reference `stdlib/REFERENCE.md` is generated from. One file per
+//! primitive; the machinery under them is `rhai-mp-core`.
 //!
 //! ```no_run
 //! use rhai::packages::Package;
