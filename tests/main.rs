@@ -27,6 +27,8 @@ mod pipes;
 mod pool;
 mod process;
 mod queues;
+mod readme;
+mod reference;
 mod repl;
 mod scripts;
 mod shared_memory;

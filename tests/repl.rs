@@ -38,3 +38,14 @@ fn exit_in_the_repl_sets_the_code() {
     let out = repl("exit(5)\n", "spawn");
     assert_eq!(out.code, Some(5));
 }
+
+#[test]
+fn help_points_at_the_reference_and_lists_topics() {
+    let out = repl(":help\n:help Pool\n:help Queue\n:help get\n:help nosuchthing\n", "spawn");
+    let s = out.ok();
+    assert!(s.contains("stdlib/REFERENCE.md"), "{s}");
+    assert!(s.contains("pool.map(f, iterable)"), ":help Pool lists map: {s}");
+    assert!(s.contains("q.put(item, block, timeout)"), ":help Queue lists put: {s}");
+    assert!(s.contains("r.get(timeout)") && s.contains("proxy.get(key)"), ":help get: {s}");
+    assert!(s.contains("no entry for 'nosuchthing'"), "{s}");
+}

@@ -10,7 +10,7 @@ use rhai_mp_core::StartMethod;
     name = "rhai-mp",
     version,
     about = "Run Rhai scripts with the primitives of Python's multiprocessing",
-    after_help = "With no SCRIPT and no -e, opens the interactive REPL.\n\nExamples:\n  rhai-mp scripts/process_basic.rhai\n  rhai-mp --start-method fork -e 'print(cpu_count())'"
+    after_help = "With no SCRIPT and no -e, opens the interactive REPL.\n\nExamples:\n  rhai-mp scripts/seed004_hello.rhai\n  rhai-mp --start-method fork scripts/seed004_pool_map.rhai\n  rhai-mp --start-method fork -e 'print(cpu_count())'"
 )]
 struct Cli {
     /// Evaluate CODE instead of a script file (remaining arguments go to ARGV)

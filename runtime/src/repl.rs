@@ -1,5 +1,6 @@
 //! The interactive REPL: line editing and history (rustyline), multi-line input while
-//! braces, brackets or parentheses are open, `:help`, `:quit`, and non-unit results printed.
+//! braces, brackets or parentheses are open, `:help` (and `:help TOPIC`, see `crate::help`),
+//! `:quit`, and non-unit results printed.
 //!
 //! The REPL is a `__main__`: every entry that defines functions or closures is remembered,
 //! and a spawn or forkserver child compiles those entries (functions only, no statement runs
@@ -10,9 +11,12 @@ use rhai::{Dynamic, AST};
 use rhai_mp_core::Script;
 use rustyline::error::ReadlineError;
 
-const HELP: &str = "rhai-mp REPL — Rhai with Python's multiprocessing (see API.md).
-  :help        this text
-  :quit        leave (also Ctrl-D)
+const HELP: &str = "rhai-mp REPL — Rhai with Python's multiprocessing.
+  :help          this text
+  :help TOPIC    the functions of a group, a type or a name (:help Pool, :help Queue, :help get)
+  :quit          leave (also Ctrl-D)
+Every function, with its errors and an example script, is in the script reference:
+stdlib/REFERENCE.md in the rhai-mp source tree.
 Input continues on the next line while braces, brackets or parentheses are open.
 Functions and closures defined here work in processes started here (any start method):
   fn square(x) { print(x * x) }
@@ -109,6 +113,10 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
                 ":quit" | ":q" | ":exit" => break,
                 ":help" | ":h" => {
                     println!("{HELP}");
+                    continue;
+                }
+                l if l.starts_with(":help ") || l.starts_with(":h ") => {
+                    println!("{}", crate::help::topic(l.split_once(' ').map_or("", |(_, t)| t)));
                     continue;
                 }
                 _ => {}

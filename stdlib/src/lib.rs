@@ -1,8 +1,9 @@
 //! rhai-mp-stdlib: the Rhai-visible primitives of rhai-mp, as one Rhai package.
 //!
-//! [`MultiprocessingPackage`] registers the global API of the reference
-//! (`stdlib/REFERENCE.md`: `Process(..)`, `cpu_count()`, `get_context(..)` …) and, when put
-//! into an engine, the static modules `os::` and `time::`. One file (or folder) per
+//! [`MultiprocessingPackage`] registers the script-visible API (`Process(..)`,
+//! `cpu_count()`, `get_context(..)` …) and, when put into an engine, the static modules
+//! `os::` and `time::`. Every function's doc comment (meaning, example, `Throws when:`) is
+//! what the script reference `stdlib/REFERENCE.md` is generated from. One file (or folder) per
 //! primitive; the machinery under them is `rhai-mp-core`.
 //!
 //! ```no_run
