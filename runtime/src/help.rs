@@ -79,7 +79,7 @@ fn matches_name(entry: &str, topic: &str) -> bool {
 }
 
 /// What `:help TOPIC` prints.
-pub fn topic(topic: &str) -> String {
+pub(crate) fn topic(topic: &str) -> String {
     let t = topic.trim().trim_end_matches("()").trim_end_matches("::").to_lowercase();
     let blocks = blocks();
     let in_section = |b: &Block| words(b.section).any(|w| w == t);

@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// The example scripts: file name and code (comments and string text blanked), by name,
 /// and the method and property names that more than one type has.
-pub struct Scripts {
+pub(super) struct Scripts {
     scripts: Vec<(String, String)>,
     shared_names: HashSet<String>,
 }
@@ -22,7 +22,7 @@ pub struct Scripts {
 impl Scripts {
     /// Reads `dir/*.rhai` (not subdirectories). `entries` and `other_names` (the names of
     /// Rhai's and the packages' functions) tell which method names are shared.
-    pub fn load(dir: &Path, entries: &[Entry], other_names: HashSet<String>) -> Scripts {
+    pub(super) fn load(dir: &Path, entries: &[Entry], other_names: HashSet<String>) -> Scripts {
         let mut scripts: Vec<(String, String)> = std::fs::read_dir(dir)
             .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
             .unwrap_or_default()
@@ -38,7 +38,7 @@ impl Scripts {
     }
 
     /// The file name of the first script that uses `entry`.
-    pub fn example(&self, entry: &Entry) -> Option<&str> {
+    pub(super) fn example(&self, entry: &Entry) -> Option<&str> {
         let hints = entry.place.map_or(&[][..], |p| groups::section_at(p).hints);
         self.scripts
             .iter()
@@ -197,7 +197,7 @@ fn indexes(code: &str, var: &str, set: bool) -> bool {
 
 /// `source` with `//` and `/* */` comments removed and the text of string literals
 /// blanked (the code inside a backtick string's `${..}` is kept).
-pub fn code_only(source: &str) -> String {
+pub(super) fn code_only(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut chars = source.chars().peekable();
     while let Some(c) = chars.next() {

@@ -135,7 +135,7 @@ pub const GROUPS: &[Group] = &[
 ];
 
 /// The section that takes `entry`: by its module, its receiver type, then its name.
-pub fn place(entry: &Entry) -> Option<(usize, usize)> {
+pub(super) fn place(entry: &Entry) -> Option<(usize, usize)> {
     let call = &entry.calls[0];
     find(|s| match (&call.form, &entry.receiver) {
         (Form::Module(m), _) => s.module == Some(m.as_str()),
@@ -151,7 +151,7 @@ fn find(mut takes: impl FnMut(&Section) -> bool) -> Option<(usize, usize)> {
 
 /// The variable name signatures use for a value of `type_name` (`q` for a Queue); for
 /// types no section lists (a blob), a lower-case name.
-pub fn variable(type_name: &str) -> String {
+pub(super) fn variable(type_name: &str) -> String {
     GROUPS
         .iter()
         .flat_map(|g| g.sections)
@@ -168,6 +168,6 @@ fn receiver_name(type_name: &str) -> String {
 }
 
 /// The section at `place`.
-pub fn section_at(place: (usize, usize)) -> &'static Section {
+pub(super) fn section_at(place: (usize, usize)) -> &'static Section {
     &GROUPS[place.0].sections[place.1]
 }

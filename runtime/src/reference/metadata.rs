@@ -24,7 +24,7 @@ struct Func {
 
 /// The entries of everything `engine` registers beyond Rhai's standard library, rhai-fs and
 /// rhai-rand, internal functions left out, names of one function merged (unplaced).
-pub fn entries(engine: &rhai::Engine) -> Vec<Entry> {
+pub(super) fn entries(engine: &rhai::Engine) -> Vec<Entry> {
     let foreign = package_hashes();
     let funcs: Vec<Func> =
         functions(engine).into_iter().filter(|f| !foreign.contains(&f.hash) && !is_internal(f)).collect();
@@ -49,7 +49,7 @@ fn package_hashes() -> HashSet<u64> {
 
 /// The names of the functions (and properties) of Rhai's standard library, rhai-fs and
 /// rhai-rand.
-pub fn other_names() -> HashSet<String> {
+pub(super) fn other_names() -> HashSet<String> {
     let mut engine = rhai::Engine::new();
     rhai_fs::FilesystemPackage::new().register_into_engine(&mut engine);
     rhai_rand::RandomPackage::new().register_into_engine(&mut engine);

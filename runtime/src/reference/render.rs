@@ -95,7 +95,7 @@ fn entry(out: &mut String, e: &Entry, scripts: &Scripts) {
 }
 
 /// The Rhai form of one call of `e`.
-pub fn signature(e: &Entry, call: &Call) -> String {
+pub(super) fn signature(e: &Entry, call: &Call) -> String {
     let var = e.receiver.as_deref().map(groups::variable).unwrap_or_default();
     let name = &call.name;
     let param = |i: usize| e.params.get(i).map_or("", String::as_str);
