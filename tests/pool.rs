@@ -573,7 +573,7 @@ fn ctrl_c_stops_a_running_map() {
         run.signal_group(libc::SIGINT);
         let (code, err) = run.wait();
         let rest = run.rest();
-        assert_eq!(code, Some(1), "{m}: {err}");
+        assert_eq!(code, Some(130), "{m}: {err}");
         assert!(err.contains("KeyboardInterrupt"), "{m}: {err}");
         assert!(!rest.iter().any(|l| l == "not reached"), "{m}");
         for pid in workers {

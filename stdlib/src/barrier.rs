@@ -101,7 +101,7 @@ impl BarrierCore {
             if deadline.passed() {
                 return Ok(false);
             }
-            self.cond().wait(&held.0, deadline.instant())?;
+            self.cond().wait_slice(&held.0, deadline)?;
         }
         Ok(true)
     }
@@ -130,7 +130,11 @@ impl BarrierCore {
                     self.break_it();
                     Err(broken().into())
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => {
+                    // Interrupted (Ctrl-C): the others would wait for nothing, as in Python.
+                    self.break_it();
+                    Err(e.into())
+                }
             }
         };
         // Exit: the last one out lets the next round in.

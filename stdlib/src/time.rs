@@ -22,13 +22,11 @@ pub mod time_functions {
             return Err(mp_err!(TypeError, "time::sleep() takes a number of seconds, not ()").into());
         }
         let deadline = crate::opts::deadline(&secs, "time::sleep")?;
-        loop {
-            match deadline.left() {
-                None => std::thread::sleep(std::time::Duration::from_secs(3600)),
-                Some(left) if left.is_zero() => return Ok(()),
-                Some(left) => std::thread::sleep(left),
-            }
+        while !deadline.passed() {
+            rhai_mp_core::interrupt::check()?;
+            std::thread::sleep(deadline.slice(rhai_mp_core::interrupt::SLICE));
         }
+        Ok(())
     }
 
     /// Seconds since the Unix epoch, as a float.

@@ -200,6 +200,7 @@ pub fn at_fork_child(hook: fn()) {
 }
 
 fn run_fork_hooks() {
+    crate::interrupt::forget();
     let hooks = FORK_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for hook in hooks {
         hook();

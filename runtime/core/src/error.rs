@@ -144,9 +144,21 @@ impl MpError {
         MpError::new(ErrorKind::SystemExit, format!("terminated by {name}")).with("signal", sig as rhai::INT)
     }
 
-    /// An `OSError` from an OS error, saying which operation failed.
+    /// An `OSError` from an OS error, saying which operation failed; `BrokenPipeError` for
+    /// a peer that is gone; the signal's error for a wait a signal cut short.
     pub fn os(what: &str, err: impl Into<std::io::Error>) -> Self {
         let err = err.into();
+        if err.kind() == std::io::ErrorKind::Interrupted {
+            if let Some(sig) = crate::interrupt::take() {
+                return crate::interrupt::error_for(sig);
+            }
+        }
+        if matches!(err.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
+            return MpError::new(
+                ErrorKind::BrokenPipeError,
+                format!("[Errno 32] Broken pipe: the other end is closed ({what})"),
+            );
+        }
         let errno = err.raw_os_error().unwrap_or(0);
         MpError::new(ErrorKind::OSError, format!("{what}: {err}")).with("errno", errno as rhai::INT)
     }

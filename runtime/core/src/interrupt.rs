@@ -60,6 +60,25 @@ pub fn install() {
     crate::sys::set_handler(libc::SIGHUP, note);
 }
 
+/// Gives every signal back its action at start (in a child forked from the main process):
+/// children keep Python's defaults — SIGTERM ends them, as SIGINT does unless it was
+/// ignored.
+pub fn forget() {
+    if INSTALLED.swap(false, SeqCst) {
+        WATCHING.with(|w| w.set(false));
+        crate::sys::default_signal(libc::SIGTERM);
+        crate::sys::default_signal(libc::SIGHUP);
+        restore_sigint();
+        // A signal that came between the fork and now was meant for this child (or for the
+        // whole group): it ends the child, as it would have without the handlers.
+        if let Some(sig) = Some(PENDING.swap(0, SeqCst)).filter(|&s| s != 0) {
+            if sig != libc::SIGINT || !sigint_ignored_at_start() {
+                crate::sys::die_of(sig);
+            }
+        }
+    }
+}
+
 /// Whether this process notes signals (it is the main script or the REPL).
 pub fn installed() -> bool {
     INSTALLED.load(SeqCst)
@@ -97,6 +116,15 @@ pub fn error_for(sig: i32) -> MpError {
     } else {
         MpError::terminated(sig)
     }
+}
+
+/// For I/O waits: an `Interrupted` error if a signal is waiting (without taking it; the
+/// conversion of that error into an [`MpError`] does, see `error.rs`).
+pub fn io_check() -> std::io::Result<()> {
+    if WATCHING.with(|w| w.get()) && pending() {
+        return Err(std::io::ErrorKind::Interrupted.into());
+    }
+    Ok(())
 }
 
 /// Throws if a signal asked this process to stop (see the module docs); waits call it

@@ -51,6 +51,16 @@ fn gone(what: &str, e: impl std::fmt::Display) -> MpError {
     mp_err!(BrokenPipeError, "the manager's server process is gone (shut down, or it died) — {what}: {e}")
 }
 
+/// A request that failed half-way: the connection is dropped (a reply may still come on
+/// it). A signal that stopped the wait gives its own error.
+fn failed(addr: &Address, what: &str, e: std::io::Error) -> MpError {
+    forget(addr);
+    if e.kind() == std::io::ErrorKind::Interrupted {
+        return MpError::os(what, e);
+    }
+    gone(what, e)
+}
+
 /// Connects and authenticates.
 fn connect(addr: &Address) -> MpResult<OwnedFd> {
     use nix::sys::socket as sock;
@@ -90,8 +100,7 @@ pub(super) fn request(addr: &Address, req: &Request) -> RhaiResult {
     let packet = rhai_mp_core::wire::encode_message(req)?;
     let fd = connection(addr)?;
     if let Err(e) = seqpacket::send(fd.as_fd(), MessageKind::Value, &packet.bytes, &packet.fds) {
-        forget(addr);
-        return Err(gone("sending a request", e).into());
+        return Err(failed(addr, "sending a request", e).into());
     }
     let received = SCRATCH.with(|s| seqpacket::recv_message(fd.as_fd(), &mut s.borrow_mut()));
     let reply = match received {
@@ -100,10 +109,7 @@ pub(super) fn request(addr: &Address, req: &Request) -> RhaiResult {
             forget(addr);
             return Err(gone("waiting for a reply", "the connection closed").into());
         }
-        Err(e) => {
-            forget(addr);
-            return Err(gone("waiting for a reply", e).into());
-        }
+        Err(e) => return Err(failed(addr, "waiting for a reply", e).into()),
     };
     let mut r = Reader::new(&reply.data, reply.fds);
     let reply = read_reply(&mut r)?;

@@ -220,6 +220,14 @@ impl Pool {
         let mut idle = false;
         loop {
             self.0.borrow_mut().step(idle)?;
+            // A signal goes first: the workers died of it too (Ctrl-C reaches the whole
+            // group), and their deaths are not the story.
+            if let Some(sig) = rhai_mp_core::interrupt::take() {
+                if sig != libc::SIGINT {
+                    return Err(rhai_mp_core::interrupt::error_for(sig).into());
+                }
+                return Err(self.interrupted());
+            }
             self.run_callbacks(ctx)?;
             if done() {
                 return Ok(true);
@@ -242,19 +250,16 @@ impl Pool {
                     self.0.borrow_mut().take_result(&bytes, fds)?;
                 }
                 Err(e) if e.kind == ErrorKind::Empty => idle = true,
-                // Ctrl-C while waiting ends the wait and the pool (it reaches the workers
-                // too: their deaths are not the story).
-                Err(e) if e.kind == ErrorKind::KeyboardInterrupt => {
-                    self.0.borrow_mut().terminate();
-                    return Err(mp_err!(
-                        KeyboardInterrupt,
-                        "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated"
-                    )
-                    .into());
-                }
+                Err(e) if e.kind == ErrorKind::KeyboardInterrupt => return Err(self.interrupted()),
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Ctrl-C while a call waits: the pool is terminated and the call throws.
+    fn interrupted(&self) -> Box<rhai::EvalAltResult> {
+        self.0.borrow_mut().terminate();
+        mp_err!(KeyboardInterrupt, "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated").into()
     }
 
     fn run_callbacks(&self, ctx: Option<&NativeCallContext>) -> RhaiResult<()> {

@@ -104,26 +104,16 @@ impl Popen {
 
     /// Waits until `deadline` at most for the child to end; its exit code if it did.
     pub fn wait(&mut self, deadline: Deadline) -> MpResult<Option<i32>> {
-        if let Some(code) = self.poll()? {
-            return Ok(Some(code));
-        }
-        if let Popen::Direct { pid, status, .. } = self {
-            if deadline.is_never() {
-                loop {
-                    match waitpid(Pid::from_raw(*pid), None) {
-                        Err(nix::Error::EINTR) => continue,
-                        Err(nix::Error::ECHILD) => *status = Some(255),
-                        Err(e) => return Err(e.into()),
-                        Ok(ws) => *status = exitcode(ws),
-                    }
-                    if status.is_some() {
-                        return Ok(*status);
-                    }
-                }
+        loop {
+            if let Some(code) = self.poll()? {
+                return Ok(Some(code));
             }
+            if deadline.passed() {
+                return Ok(None);
+            }
+            // The sentinel is readable once the child ended (a signal can stop the wait).
+            poll::wait_readable(crate::sys::borrow_fd(self.sentinel()), deadline)?;
         }
-        poll::wait_readable(crate::sys::borrow_fd(self.sentinel()), deadline)?;
-        self.poll()
     }
 
     /// Sends a signal to the child unless it has already ended.

@@ -21,20 +21,31 @@ pub fn readable_now(fd: BorrowedFd) -> std::io::Result<bool> {
 pub fn wait_any(fds: &[BorrowedFd], deadline: Deadline) -> std::io::Result<Vec<bool>> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     loop {
-        let left = match deadline.left() {
-            None => PollTimeout::NONE,
-            Some(left) => {
-                // Round up: waking early would report a timeout before it passed.
-                let ms = left.as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
-            }
-        };
+        crate::interrupt::io_check()?;
+        // Round up: waking early would report a timeout before it passed.
+        let ms = deadline.slice(crate::interrupt::SLICE).as_micros().div_ceil(1000);
+        let left = PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX);
         let mut polls: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
         match poll(&mut polls, left) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(io_err(e)),
-            Ok(0) if !deadline.passed() => continue, // a wait longer than poll(2) can take
+            Ok(0) if !deadline.passed() => continue, // a slice ended: look at the signals
             Ok(_) => return Ok(polls.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()),
+        }
+    }
+}
+
+/// Waits until `fd` can be written to (or is hung up), looking at the signals between
+/// slices.
+pub fn wait_writable(fd: BorrowedFd) -> std::io::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        crate::interrupt::io_check()?;
+        let mut polls = [PollFd::new(fd, PollFlags::POLLOUT)];
+        match poll(&mut polls, PollTimeout::from(crate::interrupt::SLICE.as_millis() as u16)) {
+            Err(nix::Error::EINTR) | Ok(0) => continue,
+            Err(e) => return Err(io_err(e)),
+            Ok(_) => return Ok(()),
         }
     }
 }

@@ -113,31 +113,44 @@ pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
     loop {
-        match sendmsg::<()>(sock.as_raw_fd(), iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<()>(sock.as_raw_fd(), iov, cmsgs, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT, None) {
             Err(nix::Error::EINTR) => continue,
+            // The buffer is full: wait for room (a signal can stop the wait).
+            Err(nix::Error::EAGAIN) if !nonblocking(sock) => super::poll::wait_writable(sock)?,
             r => return r.map(|_| ()).map_err(io),
         }
     }
 }
 
+/// Whether the socket itself is in non-blocking mode (its owner wants `EAGAIN`).
+fn nonblocking(sock: BorrowedFd) -> bool {
+    nix::fcntl::fcntl(sock, nix::fcntl::FcntlArg::F_GETFL)
+        .is_ok_and(|f| nix::fcntl::OFlag::from_bits_truncate(f).contains(nix::fcntl::OFlag::O_NONBLOCK))
+}
+
 /// Receives one message into `buf` (a reusable buffer). `Ok(None)`: the peer closed its end
-/// and nothing is left.
+/// and nothing is left. Waits for one (a signal can stop the wait: `Interrupted`), unless
+/// the socket is non-blocking (`WouldBlock`).
 pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
     buf.resize(HEADER + INLINE_MAX, 0);
     let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
     // A reply often comes within microseconds (ping-pong): poll without blocking for a
     // moment first, which saves the sleep and wake-up (most of a round trip's cost).
     let spin_until = std::time::Instant::now() + crate::sys::spin_time();
-    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
+    let mut blocking = None;
     let (n, mut fds) = loop {
         let mut iov = [IoSliceMut::new(buf)];
         match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
             Err(nix::Error::EINTR) => continue,
             Err(nix::Error::EAGAIN) => {
-                if std::time::Instant::now() >= spin_until {
-                    flags = MsgFlags::MSG_CMSG_CLOEXEC;
+                if *blocking.get_or_insert_with(|| !nonblocking(sock)) {
+                    if std::time::Instant::now() >= spin_until {
+                        super::poll::wait_readable(sock, crate::Deadline::NEVER)?;
+                    }
+                    continue;
                 }
-                continue;
+                return Err(io(nix::Error::EAGAIN));
             }
             Err(e) => return Err(io(e)),
             Ok(msg) => {
@@ -187,8 +200,9 @@ pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Opti
 pub fn peek(sock: BorrowedFd) -> std::io::Result<Option<(Kind, usize)>> {
     let mut h = [0u8; HEADER];
     let n = loop {
-        match recv(sock.as_raw_fd(), &mut h, MsgFlags::MSG_PEEK) {
+        match recv(sock.as_raw_fd(), &mut h, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
             Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EAGAIN) => super::poll::wait_readable(sock, crate::Deadline::NEVER).map(|_| ())?,
             r => break r.map_err(io)?,
         }
     };
