@@ -342,7 +342,7 @@ fn initializer_runs_once_per_worker(m: &str) {
         &script(
             r#"
     let v = Value("i", 0);
-    let p = Pool(#{processes: 2, initializer: |v, k| { v.value += k; }, initargs: [v, 10]});
+    let p = Pool(#{processes: 2, initializer: |v, k| hold(v.get_lock(), || v.value += k), initargs: [v, 10]});
     p.map(sq, 0..20, 1);
     p.close(); p.join();
     print(v.value);

@@ -63,18 +63,24 @@ impl IntoIterator for SharedArray {
 
 fn new_array(typecode: &Dynamic, init: &Dynamic, lock: Option<Lock>, func: &str) -> MpResult<SharedArray> {
     let tc = Typecode::parse(typecode, func)?;
-    let items = match init.as_int() {
+    // A size gives zeros (the fresh region's); an iterable's items are written one by one,
+    // straight into the region.
+    let (len, items) = match init.as_int() {
         Ok(n) if n < 0 => return Err(mp_err!(ValueError, "{func}() size must be >= 0, not {n}")),
-        Ok(n) => vec![Dynamic::from(0 as INT); n as usize],
-        Err(_) => opts::items(init.clone())
-            .map_err(|e| mp_err!(TypeError, "{func}() takes a size or an iterable: {}", e.message))?,
+        Ok(n) => (n as u128, None),
+        Err(_) => {
+            let items = opts::Items::of(init.clone())
+                .map_err(|e| mp_err!(TypeError, "{func}() takes a size or an iterable: {}", e.message))?;
+            (items.len(), Some(items))
+        }
     };
-    let region = Region::create("rhai-mp-array", (items.len() * tc.size()).max(64))?;
-    for (i, x) in items.iter().enumerate() {
-        let bits = tc.bits(x, &|| format!("{func}() item {i}"))?;
+    let bytes = rhai_mp_core::limits::allocation(len * tc.size() as u128, &format!("{func}('{}', {len})", tc.code()))?;
+    let region = Region::create("rhai-mp-array", bytes.max(64))?;
+    for (i, x) in items.into_iter().flat_map(opts::Items::iter).enumerate() {
+        let bits = tc.bits(&x, &|| format!("{func}() item {i}"))?;
         tc.store(&region, i * tc.size(), bits);
     }
-    Ok(SharedArray(Rc::new(ArrayCore { region, typecode: tc, len: items.len(), lock })))
+    Ok(SharedArray(Rc::new(ArrayCore { region, typecode: tc, len: len as usize, lock })))
 }
 
 /// An Array crosses as its memfd, length, typecode and lock (if any).

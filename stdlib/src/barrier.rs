@@ -13,7 +13,7 @@ use rhai_mp_core::{
     MUTEX_SIZE,
 };
 use std::rc::Rc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::atomic::Ordering::Relaxed;
 
 const MUTEX: usize = 0;
@@ -21,7 +21,15 @@ const COND: usize = MUTEX_SIZE;
 const COUNT: usize = COND + COND_SIZE;
 const STATE: usize = COUNT + 8;
 const PARTIES: usize = STATE + 8;
-const SIZE: usize = PARTIES + 8;
+/// The pids of the parties of the current round, by arrival index (0: none).
+const SLOTS: usize = 192;
+/// The most parties a barrier can have.
+const MAX_PARTIES: i64 = 1 << 16;
+
+/// The size of a barrier's region for `parties`.
+fn size(parties: u64) -> usize {
+    SLOTS + 4 * parties as usize
+}
 
 const FILLING: u64 = 0;
 const DRAINING: u64 = 1;
@@ -95,6 +103,35 @@ impl BarrierCore {
         self.cond().notify_all();
     }
 
+    fn slot(&self, index: u64) -> &AtomicU32 {
+        self.region.atomic32(SLOTS + 4 * index.min(self.parties().saturating_sub(1)) as usize)
+    }
+
+    /// A party leaves the round (the mutex is held); the last one out lets the next round
+    /// in.
+    fn leave(&self, index: u64) {
+        self.slot(index).store(0, Relaxed);
+        let left = self.field(COUNT).fetch_sub(1, Relaxed) - 1;
+        if left == 0 && matches!(self.state(), RESETTING | DRAINING) {
+            self.set_state(FILLING);
+            self.cond().notify_all();
+        }
+    }
+
+    /// Parties of a released (or reset) round that died before they left it will never
+    /// leave: they leave now, so that the next round can start (the mutex is held).
+    fn reap_dead(&self) {
+        if !matches!(self.state(), DRAINING | RESETTING) {
+            return;
+        }
+        for index in 0..self.parties() {
+            let pid = self.slot(index).load(Relaxed);
+            if pid != 0 && rhai_mp_core::process_is_dead(pid as i32) {
+                self.leave(index);
+            }
+        }
+    }
+
     /// Waits on the condition until `done` or the deadline; false on timeout.
     fn wait_until(&self, held: &Held, deadline: Deadline, done: impl Fn() -> bool) -> MpResult<bool> {
         while !done() {
@@ -102,6 +139,7 @@ impl BarrierCore {
                 return Ok(false);
             }
             self.cond().wait_slice(&held.0, deadline)?;
+            self.reap_dead();
         }
         Ok(true)
     }
@@ -120,6 +158,7 @@ impl BarrierCore {
             return Err(broken().into());
         }
         let index = self.field(COUNT).fetch_add(1, Relaxed);
+        self.slot(index).store(rhai_mp_core::pid(), Relaxed);
         let result = if index + 1 == self.parties() {
             self.release(ctx)
         } else {
@@ -137,12 +176,7 @@ impl BarrierCore {
                 }
             }
         };
-        // Exit: the last one out lets the next round in.
-        let left = self.field(COUNT).fetch_sub(1, Relaxed) - 1;
-        if left == 0 && matches!(self.state(), RESETTING | DRAINING) {
-            self.set_state(FILLING);
-            self.cond().notify_all();
-        }
+        self.leave(index);
         drop(held);
         result.map(|_| index as INT)
     }
@@ -192,7 +226,9 @@ impl Portable for Barrier {
         w.value(&self.0.action.clone().map_or(Dynamic::UNIT, Dynamic::from), "action")
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        let region = Region::open(r.fd()?, SIZE)?;
+        let fd = r.fd()?;
+        let len = nix::sys::stat::fstat(&fd)?.st_size as usize;
+        let region = Region::open(fd, len.max(SLOTS))?;
         let timeout = r.get()?;
         let action = r.value()?;
         let action = if action.is_unit() {
@@ -213,6 +249,9 @@ fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
     if parties <= 0 {
         return Err(mp_err!(ValueError, "a barrier needs at least 1 party, not {parties}"));
     }
+    if parties > MAX_PARTIES {
+        return Err(mp_err!(ValueError, "a barrier can have at most {MAX_PARTIES} parties, not {parties}"));
+    }
     let mut o = Opts::new(options, "Barrier", &["action", "timeout"])?;
     let action = o.fn_ptr("action")?;
     if let Some(f) = &action {
@@ -220,7 +259,7 @@ fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
         rhai_mp_core::encode(&Dynamic::from(f.clone()), "action")?;
     }
     let timeout = o.seconds("timeout")?;
-    let region = Region::create("rhai-mp-barrier", SIZE)?;
+    let region = Region::create("rhai-mp-barrier", size(parties as u64))?;
     Mutex::init(&region, MUTEX)?;
     Cond::init(&region, COND)?;
     region.atomic(PARTIES).store(parties as u64, Relaxed);

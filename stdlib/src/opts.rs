@@ -112,24 +112,80 @@ pub(crate) fn deadline(v: &Dynamic, func: &str) -> MpResult<Deadline> {
     Ok(seconds(v, func)?.map_or(Deadline::NEVER, Deadline::after_secs))
 }
 
-/// The items of an iterable: an array, a range, a string (its chars) or a blob (its bytes).
+/// The items of an iterable — an array, a range, a string (its chars) or a blob (its
+/// bytes) — not yet turned into an array, so that a range of a billion numbers costs
+/// nothing until (and unless) its items are needed.
+pub(crate) enum Items {
+    /// An array's items.
+    Array(Array),
+    /// `start..end`.
+    Range(INT, INT),
+    /// A string's chars.
+    Chars(Vec<char>),
+    /// A blob's bytes.
+    Blob(rhai::Blob),
+}
+
+impl Items {
+    /// The items of `v`; `TypeError` if it is not iterable.
+    pub(crate) fn of(v: Dynamic) -> MpResult<Items> {
+        if v.is_array() {
+            return Ok(Items::Array(v.cast::<Array>()));
+        }
+        if let Some(r) = v.read_lock::<Range<INT>>() {
+            return Ok(Items::Range(r.start, r.end.max(r.start)));
+        }
+        if let Some(r) = v.read_lock::<RangeInclusive<INT>>() {
+            let (a, b) = (*r.start(), *r.end());
+            return Ok(if b < a { Items::Range(a, a) } else { Items::Range(a, b.saturating_add(1)) });
+        }
+        if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
+            return Ok(Items::Chars(s.chars().collect()));
+        }
+        if let Some(b) = v.read_lock::<rhai::Blob>() {
+            return Ok(Items::Blob(b.clone()));
+        }
+        Err(mp_err!(TypeError, "expected an iterable (array, range, string or blob), not {}", type_name(&v)))
+    }
+
+    /// How many items there are.
+    pub(crate) fn len(&self) -> u128 {
+        match self {
+            Items::Array(a) => a.len() as u128,
+            Items::Range(a, b) => (*b as i128 - *a as i128).max(0) as u128,
+            Items::Chars(c) => c.len() as u128,
+            Items::Blob(b) => b.len() as u128,
+        }
+    }
+
+    /// The items, one by one.
+    pub(crate) fn iter(self) -> Box<dyn Iterator<Item = Dynamic>> {
+        match self {
+            Items::Array(a) => Box::new(a.into_iter()),
+            Items::Range(a, b) => Box::new((a..b).map(Dynamic::from)),
+            Items::Chars(c) => Box::new(c.into_iter().map(Dynamic::from)),
+            Items::Blob(b) => Box::new(b.into_iter().map(|x| Dynamic::from(x as INT))),
+        }
+    }
+
+    /// The items as an array, if the machine can hold it (`MemoryError` otherwise).
+    pub(crate) fn into_array(self) -> MpResult<Array> {
+        match self {
+            Items::Array(a) => Ok(a),
+            other => {
+                let n = other.len();
+                rhai_mp_core::limits::allocation(n * std::mem::size_of::<Dynamic>() as u128, "an array of that many items")?;
+                let mut out = Array::with_capacity(n as usize);
+                out.extend(other.iter());
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The items of an iterable (see [`Items`]) as an array.
 pub(crate) fn items(v: Dynamic) -> MpResult<Array> {
-    if v.is_array() {
-        return Ok(v.cast::<Array>());
-    }
-    if let Some(r) = v.read_lock::<Range<INT>>() {
-        return Ok(r.clone().map(Dynamic::from).collect());
-    }
-    if let Some(r) = v.read_lock::<RangeInclusive<INT>>() {
-        return Ok(r.clone().map(Dynamic::from).collect());
-    }
-    if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
-        return Ok(s.chars().map(Dynamic::from).collect());
-    }
-    if let Some(b) = v.read_lock::<rhai::Blob>() {
-        return Ok(b.iter().map(|&x| Dynamic::from(x as INT)).collect());
-    }
-    Err(mp_err!(TypeError, "expected an iterable (array, range, string or blob), not {}", type_name(&v)))
+    Items::of(v)?.into_array()
 }
 
 /// A positional argument that must be a bool.

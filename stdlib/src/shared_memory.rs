@@ -87,7 +87,8 @@ fn anonymous(size: INT) -> MpResult<SharedMemory> {
     if size <= 0 {
         return Err(mp_err!(ValueError, "the size of a SharedMemory must be positive, not {size}"));
     }
-    let region = Region::create("rhai-mp-shared-memory", size as usize)?;
+    let size = rhai_mp_core::limits::allocation(size as u128, &format!("SharedMemory({size})"))?;
+    let region = Region::create("rhai-mp-shared-memory", size)?;
     Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(region)), name: None, size: size as usize })))
 }
 

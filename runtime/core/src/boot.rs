@@ -30,7 +30,7 @@ pub struct Boot {
     /// `ARGV`.
     pub argv: Vec<String>,
     /// The forkserver its own children use, if one runs.
-    pub forkserver: Option<String>,
+    pub forkserver: Option<crate::start::forkserver::ServerAddr>,
     /// The encoded [`Call`] (empty for a server).
     pub call: Packet,
 }

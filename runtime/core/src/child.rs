@@ -128,18 +128,22 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
             let result = run_then_take_over(&engine, &ast);
             finish(report(result))
         }
-        Mode::Server => serve_as_forkserver(engine, &ast, call),
+        Mode::Server => {
+            let key = boot.forkserver.as_ref().map(|a| a.key.clone()).unwrap_or_default();
+            serve_as_forkserver(engine, &ast, call, key)
+        }
     }
 }
 
 /// A forkserver: runs the top level, then forks a child per request.
-fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet) -> i32 {
+fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet, key: Vec<u8>) -> i32 {
     let listener = Rc::new(RefCell::new(call.fds.into_iter().next()));
     let taken = listener.clone();
+    let key2 = key.clone();
     engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
         state::with(|s| s.bootstrapping = false);
         let listener = taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
-        start::forkserver::serve(listener, |request| {
+        start::forkserver::serve(listener, &key2, |request| {
             enter_served_child(&request);
             // A REPL may have defined functions since the server started.
             let result = match &request.script {
@@ -164,7 +168,7 @@ fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet) -> i32 {
     let Some(listener) = listener.take() else {
         return report(Err(failure));
     };
-    start::forkserver::serve(listener, |request| {
+    start::forkserver::serve(listener, &key, |request| {
         become_child(&request);
         let (name, pid) = who();
         interp::report_error(&failure, Some((&name, pid)));
@@ -242,10 +246,10 @@ pub(crate) fn run_forked(info: state::ChildInfo, call: Call, ctx: &NativeCallCon
 
 /// The body of a [`crate::start::fork::Server`]: serves fork requests, each child making its
 /// call through `ctx` (the context the server was forked in). Never returns.
-pub(crate) fn serve_forked(listener: std::os::fd::OwnedFd, ctx: &NativeCallContext) -> ! {
+pub(crate) fn serve_forked(listener: std::os::fd::OwnedFd, key: &[u8], ctx: &NativeCallContext) -> ! {
     sys::ignore_signal(libc::SIGINT);
     let _ = sys::set_parent_death_signal(libc::SIGKILL);
-    start::forkserver::serve(listener, |request| {
+    start::forkserver::serve(listener, key, |request| {
         enter_served_child(&request);
         finish(report(Call::decode(request.call).map_err(Into::into).and_then(|c| run(ctx, c))))
     })

@@ -314,7 +314,7 @@ impl Process {
                 })?;
                 fork::launch(info, self.fork_call()?, ctx)?
             }
-            (StartMethod::Fork, Some(server)) => forkserver::launch_at(&server.name, self.boot(info)?)?,
+            (StartMethod::Fork, Some(server)) => forkserver::launch_at(&server.addr, self.boot(info)?)?,
             (StartMethod::Spawn, _) => spawn::launch(self.boot(info)?)?,
             (StartMethod::ForkServer, _) => forkserver::launch(self.boot(info)?)?,
         };

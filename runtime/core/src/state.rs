@@ -89,8 +89,8 @@ pub struct State {
     pub argv: Vec<String>,
     /// Live children, as `active_children()` returns them.
     pub children: Vec<Process>,
-    /// The abstract socket name of the forkserver this process uses, once started.
-    pub forkserver: Option<String>,
+    /// The forkserver this process uses, once started.
+    pub forkserver: Option<crate::start::forkserver::ServerAddr>,
     /// The pid of the forkserver this process started (it is killed and reaped at exit).
     pub forkserver_pid: Option<i32>,
 }

@@ -205,6 +205,19 @@ pub fn spin_while(busy: impl Fn() -> bool) -> bool {
     }
 }
 
+/// `n` random bytes from the kernel (keys).
+pub fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut key = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
+}
+
+/// Compares two keys without stopping at the first difference.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Whether `signal` is ignored in this process now.
 pub(crate) fn signal_is_ignored(signal: libc::c_int) -> bool {
     // SAFETY: sigaction with a null new action only reads the current one into `old`, a

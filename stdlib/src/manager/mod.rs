@@ -34,7 +34,7 @@ use self::protocol::{Create, Primitive, Request};
 use self::proxy::{Kind, ProxyInner};
 use rhai::{Array, Dynamic, NativeCallContext};
 use rhai_mp_core::transport::listener;
-use rhai_mp_core::{Deadline, MpResult, Process, RhaiResult, StartMethod};
+use rhai_mp_core::{Deadline, Process, RhaiResult, StartMethod};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -56,18 +56,11 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-fn authkey() -> MpResult<Vec<u8>> {
-    use std::io::Read;
-    let mut key = vec![0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
-    Ok(key)
-}
-
 impl Manager {
     /// Starts a server process (with `method`, or the default start method).
     fn start(ctx: &NativeCallContext, method: Option<StartMethod>) -> RhaiResult<Manager> {
         let (name, listener) = listener::listen("rhai-mp-manager", listener::Kind::SeqPacket)?;
-        let key = authkey()?;
+        let key = rhai_mp_core::random_bytes(32).map_err(|e| rhai_mp_core::MpError::os("random key", e))?;
         // The listening socket goes to the server only: once it is gone, connecting fails.
         let payload = rhai_mp_core::wire::encode_message(&server::ServerArgs { listener, authkey: key.clone() })?;
         let process = Process::native(server::ENTRY, payload, None, Some(true), method);

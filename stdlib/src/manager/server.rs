@@ -40,11 +40,6 @@ impl Portable for ServerArgs {
     }
 }
 
-/// Compares keys without stopping at the first difference.
-fn same_key(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 struct Conn {
     fd: OwnedFd,
     authed: bool,
@@ -119,7 +114,7 @@ fn serve_one(store: &mut Store, ctx: &NativeCallContext, c: &mut Conn, authkey: 
         _ => return Step::Close,
     };
     if !c.authed {
-        let ok = msg.kind == MessageKind::Bytes && same_key(&msg.data, authkey);
+        let ok = msg.kind == MessageKind::Bytes && rhai_mp_core::same_bytes(&msg.data, authkey);
         let _ = seqpacket::send(c.fd.as_fd(), MessageKind::Bytes, if ok { AUTH_OK } else { AUTH_BAD }, &[]);
         c.authed = ok;
         return if ok { Step::Continue } else { Step::Close };

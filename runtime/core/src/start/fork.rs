@@ -12,7 +12,6 @@ use crate::child;
 use crate::error::MpResult;
 use crate::state::ChildInfo;
 use crate::sys::{self, Forked};
-use crate::transport::listener;
 use rhai::NativeCallContext;
 
 /// Forks; the child makes the call and exits, the parent gets the [`Popen`].
@@ -35,21 +34,21 @@ pub(crate) fn launch(info: ChildInfo, call: Call, ctx: &NativeCallContext) -> Mp
 /// when the `Server` is dropped.
 #[derive(Debug)]
 pub struct Server {
-    /// The name of its listening socket (see [`super::forkserver::launch_at`]).
-    pub name: String,
+    /// Where it listens (see [`super::forkserver::launch_at`]).
+    pub addr: super::forkserver::ServerAddr,
     popen: Popen,
 }
 
 impl Server {
     /// Forks the server from this process as it is now (`ctx`: the running script).
     pub fn start(ctx: &NativeCallContext) -> MpResult<Server> {
-        let (name, listener) = listener::listen("rhai-mp-fork-pool", listener::Kind::Stream)?;
+        let (addr, listener) = super::forkserver::ServerAddr::listen("rhai-mp-fork-pool")?;
         match sys::fork().map_err(|e| crate::MpError::os("fork", e))? {
             Forked::Parent(pid) => {
                 drop(listener);
-                Ok(Server { name, popen: Popen::direct(pid)? })
+                Ok(Server { addr, popen: Popen::direct(pid)? })
             }
-            Forked::Child => child::serve_forked(listener, ctx),
+            Forked::Child => child::serve_forked(listener, &addr.key, ctx),
         }
     }
 }

@@ -12,7 +12,18 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 const MAGIC: u32 = 0x524d_5031; // "RMP1"
-const HEADER: usize = 16;
+/// The size of a frame's header.
+pub const HEADER: usize = 16;
+
+/// A frame header's payload length and descriptor count (`None`: not a frame header).
+pub fn parse_header(h: &[u8]) -> Option<(usize, usize)> {
+    let h: &[u8; HEADER] = h.try_into().ok()?;
+    if u32::from_le_bytes(h[12..16].try_into().ok()?) != MAGIC {
+        return None;
+    }
+    let len = usize::try_from(u64::from_le_bytes(h[0..8].try_into().ok()?)).ok()?;
+    Some((len, u32::from_le_bytes(h[8..12].try_into().ok()?) as usize))
+}
 
 fn header(len: usize, nfds: usize) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
