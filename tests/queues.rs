@@ -181,8 +181,8 @@ try { q.get_nowait(); } catch (e) { show(e) }
 try { q.get(true, 0.05); } catch (e) { show(e) }
 try { q.get(true, -1); } catch (e) { show(e) }
 try { q.put(1, "yes"); } catch (e) { show(e) }
-try { Queue(-1); } catch (e) { show(e) }
-try { JoinableQueue(-5); } catch (e) { show(e) }
+let unbounded = Queue(-1); for i in 0..50 { unbounded.put_nowait(i) } print(unbounded.qsize());
+print(JoinableQueue(-5).full());
 try { Queue("big"); } catch (e) { show(e) }
 try { q.put(timestamp()); } catch (e) { show(e) }
 try { q.task_done(); } catch (e) { show(e) }
@@ -216,8 +216,8 @@ print(s);
          Empty: the queue is empty\nEmpty: the queue is empty\nEmpty: the queue is empty (no item arrived within the timeout)\n\
          ValueError: timeout of get() must be non-negative, not -1\n\
          TypeError: block of put() must be a bool, not string\n\
-         ValueError: maxsize must be 0 (no limit) or positive, not -1\n\
-         ValueError: maxsize must be 0 (no limit) or positive, not -5\n\
+         50\n\
+         false\n\
          TypeError: maxsize of Queue() must be an integer, not string\n\
          SerializationError: a value of type 'timestamp' cannot be sent to another process (at obj)\n\
          ValueError: task_done() needs a JoinableQueue, not a Queue\n\

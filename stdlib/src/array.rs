@@ -164,8 +164,8 @@ pub mod array_functions {
     ///
     /// Throws when: the index is out of range (`IndexError`).
     #[rhai_fn(global, index_get, return_raw)]
-    pub fn get(a: &mut SharedArray, index: INT) -> Result<Dynamic, Box<EvalAltResult>> {
-        Ok(a.0.get(index)?)
+    pub fn get(a: &mut SharedArray, index: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        Ok(a.0.get(opts::arg_int(&index, "Array[]", "index")?)?)
     }
 
     /// Sets the item at `index` (negative counts from the end).
@@ -177,8 +177,8 @@ pub mod array_functions {
     /// Throws when: the index is out of range (`IndexError`); the value has the wrong type
     /// (`TypeError`) or is out of range (`ValueError`).
     #[rhai_fn(global, index_set, return_raw)]
-    pub fn set(a: &mut SharedArray, index: INT, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(a.0.set(index, &value)?)
+    pub fn set(a: &mut SharedArray, index: Dynamic, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Ok(a.0.set(opts::arg_int(&index, "Array[]=", "index")?, &value)?)
     }
 
     /// The number of items.

@@ -12,7 +12,7 @@
 use crate::lock::{Lock, LockCore};
 use crate::opts;
 use rhai::plugin::*;
-use rhai::{Dynamic, FnPtr, INT};
+use rhai::{Dynamic, FnPtr};
 use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpError, MpResult, Portable, Reader, Region, Writer};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
@@ -299,7 +299,7 @@ pub mod condition_functions {
     /// Throws when: this process does not hold the lock (`AssertionError`); the predicate
     /// does not return a bool (`TypeError`) or throws (its error).
     #[rhai_fn(global, return_raw)]
-    pub fn wait_for(ctx: NativeCallContext, c: &mut Condition, predicate: FnPtr) -> Result<bool, Box<EvalAltResult>> {
+    pub fn wait_for(ctx: NativeCallContext, c: &mut Condition, predicate: Dynamic) -> Result<bool, Box<EvalAltResult>> {
         wait_for_timeout(ctx, c, predicate, Dynamic::UNIT)
     }
 
@@ -315,9 +315,10 @@ pub mod condition_functions {
     pub fn wait_for_timeout(
         ctx: NativeCallContext,
         c: &mut Condition,
-        predicate: FnPtr,
+        predicate: Dynamic,
         timeout: Dynamic,
     ) -> Result<bool, Box<EvalAltResult>> {
+        let predicate = opts::arg_fn(predicate, "wait_for", "predicate")?;
         let deadline = opts::deadline(&timeout, "wait_for")?;
         let mut result = check(&ctx, &predicate)?;
         while !result && !deadline.passed() {
@@ -348,7 +349,8 @@ pub mod condition_functions {
     /// Throws when: this process does not hold the lock (`AssertionError`); `n` is negative
     /// (`ValueError`).
     #[rhai_fn(global, name = "notify", return_raw)]
-    pub fn notify_n(c: &mut Condition, n: INT) -> Result<(), Box<EvalAltResult>> {
+    pub fn notify_n(c: &mut Condition, n: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let n = opts::arg_int(&n, "notify", "n")?;
         if n < 0 {
             return Err(mp_err!(ValueError, "notify() needs n >= 0, not {n}").into());
         }

@@ -2,6 +2,7 @@
 //! `get_all_start_methods`, `get_context(m)`, and a context's methods (`ctx.Process(..)`)
 //! that mirror the globals with the context's start method.
 
+use crate::opts;
 use crate::process::build;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
@@ -35,8 +36,8 @@ pub mod context_functions {
     /// Throws when: the method is unknown (`ValueError`); the default was already used or set
     /// (`RuntimeError`; pass `force = true` to override).
     #[rhai_fn(return_raw)]
-    pub fn set_start_method(method: &str) -> Result<(), Box<EvalAltResult>> {
-        set_start_method_force(method, false)
+    pub fn set_start_method(method: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        set_start_method_force(method, Dynamic::FALSE)
     }
 
     /// Sets the default start method; with `force` it may change after first use.
@@ -48,8 +49,9 @@ pub mod context_functions {
     /// Throws when: the method is unknown (`ValueError`); the default was already fixed and
     /// `force` is false (`RuntimeError`).
     #[rhai_fn(name = "set_start_method", return_raw)]
-    pub fn set_start_method_force(method: &str, force: bool) -> Result<(), Box<EvalAltResult>> {
-        let m = parse_method(method)?;
+    pub fn set_start_method_force(method: Dynamic, force: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let m = parse_method(&opts::arg_str(&method, "set_start_method", "method")?)?;
+        let force = opts::arg_bool(&force, "set_start_method", "force")?;
         with_state(|s| {
             if s.method_fixed && !force {
                 return Err(mp_err!(
@@ -96,8 +98,8 @@ pub mod context_functions {
     ///
     /// Throws when: the method is unknown (`ValueError`).
     #[rhai_fn(return_raw)]
-    pub fn get_context(method: &str) -> Result<Context, Box<EvalAltResult>> {
-        Ok(super::Context(parse_method(method)?))
+    pub fn get_context(method: Dynamic) -> Result<Context, Box<EvalAltResult>> {
+        Ok(super::Context(parse_method(&opts::arg_str(&method, "get_context", "method")?)?))
     }
 
     /// The context of the default start method.

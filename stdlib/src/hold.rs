@@ -7,7 +7,7 @@ use crate::lock::Lock;
 use crate::opts;
 use crate::semaphore::Semaphore;
 use rhai::plugin::*;
-use rhai::{Dynamic, FnPtr};
+use rhai::Dynamic;
 use rhai_mp_core::{mp_err, Deadline};
 
 /// The Rhai bindings: `hold(lock, f)`.
@@ -27,7 +27,8 @@ pub mod hold_functions {
     /// Throws when: `lock` is of another type (`TypeError`); `f` throws (the same error,
     /// after the release).
     #[rhai_fn(name = "hold", return_raw)]
-    pub fn hold(ctx: NativeCallContext, lock: Dynamic, f: FnPtr) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn hold(ctx: NativeCallContext, lock: Dynamic, f: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        let f = opts::arg_fn(f, "hold", "f")?;
         enum Held {
             Lock(Lock),
             Sem(Semaphore),

@@ -205,6 +205,17 @@ pub(crate) fn arg_fn(v: Dynamic, func: &str, name: &str) -> MpResult<FnPtr> {
         .ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be a function pointer or closure, not {t}"))
 }
 
+/// A positional argument that must be a string.
+pub(crate) fn arg_str(v: &Dynamic, func: &str, name: &str) -> MpResult<String> {
+    v.clone().into_string().map_err(|_| mp_err!(TypeError, "{name} of {func}() must be a string, not {}", type_name(v)))
+}
+
+/// A positional argument that must be an array.
+pub(crate) fn arg_array(v: Dynamic, func: &str, name: &str) -> MpResult<Array> {
+    let t = type_name(&v);
+    v.try_cast::<Array>().ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be an array, not {t}"))
+}
+
 /// A positional argument that must be a blob.
 pub(crate) fn arg_blob(v: Dynamic, func: &str, name: &str) -> MpResult<rhai::Blob> {
     let t = type_name(&v);

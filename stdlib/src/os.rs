@@ -56,8 +56,8 @@ pub mod os_functions {
     ///
     /// Throws when: there is no such process or it may not be signalled (`OSError`).
     #[rhai_fn(name = "kill", return_raw)]
-    pub fn kill_term(pid: INT) -> Result<(), Box<EvalAltResult>> {
-        super::send(pid, Some(nix::sys::signal::Signal::SIGTERM))
+    pub fn kill_term(pid: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        super::send(crate::opts::arg_int(&pid, "os::kill", "pid")?, Some(nix::sys::signal::Signal::SIGTERM))
     }
 
     /// Sends a signal, by number (`9`) or name (`"SIGKILL"`, `"KILL"`), to process `pid`.
@@ -69,7 +69,8 @@ pub mod os_functions {
     /// Throws when: the signal is unknown (`ValueError`); there is no such process or it may
     /// not be signalled (`OSError`).
     #[rhai_fn(name = "kill", return_raw)]
-    pub fn kill_with(pid: INT, signal: Dynamic) -> Result<(), Box<EvalAltResult>> {
+    pub fn kill_with(pid: Dynamic, signal: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let pid = crate::opts::arg_int(&pid, "os::kill", "pid")?;
         let sig = if let Ok(0) = signal.as_int() {
             // Signal 0 only checks that the process exists.
             return super::send(pid, None);

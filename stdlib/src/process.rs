@@ -244,9 +244,10 @@ pub mod process_functions {
     /// ```
     ///
     /// Throws when: never.
-    #[rhai_fn(global, set = "name")]
-    pub fn set_name(p: &mut Process, name: ImmutableString) {
-        p.set_name(name.to_string())
+    #[rhai_fn(global, set = "name", return_raw)]
+    pub fn set_name(p: &mut Process, name: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        p.set_name(opts::arg_str(&name, "Process.name", "name")?);
+        Ok(())
     }
 
     /// The process id, or `()` before `start()`.
@@ -296,8 +297,8 @@ pub mod process_functions {
     ///
     /// Throws when: it has started (`AssertionError`).
     #[rhai_fn(global, set = "daemon", return_raw)]
-    pub fn set_daemon(p: &mut Process, daemon: bool) -> Result<(), Box<EvalAltResult>> {
-        Ok(p.set_daemon(daemon)?)
+    pub fn set_daemon(p: &mut Process, daemon: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Ok(p.set_daemon(opts::arg_bool(&daemon, "Process.daemon", "daemon")?)?)
     }
 
     /// `()` before the start and while running; then `0`, the `exit(n)` code, `1` after

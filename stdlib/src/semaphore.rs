@@ -119,6 +119,9 @@ impl EmbeddedSem<'_> {
             if v >= bound {
                 return Err(mp_err!(ValueError, "semaphore or lock released too many times"));
             }
+            if v as INT >= MAX {
+                return Err(mp_err!(ValueError, "a semaphore's value cannot go above {MAX}"));
+            }
             if value.compare_exchange(v, v + 1, SeqCst, SeqCst).is_ok() {
                 break;
             }

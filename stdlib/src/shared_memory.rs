@@ -16,7 +16,12 @@ use std::rc::Rc;
 #[derive(Debug)]
 pub struct ShmCore {
     region: RefCell<Option<Region>>,
-    pub name: Option<String>,
+    /// Its name: a `/dev/shm` name, or for an anonymous block one that lets other
+    /// processes attach while it lives (see [`anonymous_name`]).
+    pub name: String,
+    /// Whether it is anonymous (a memfd: nothing to unlink).
+    pub anonymous: bool,
+    /// Its size in bytes.
     pub size: usize,
 }
 
@@ -62,9 +67,49 @@ fn posix_name(name: &str) -> String {
     }
 }
 
+/// The name of an anonymous block: `rhai-mp-<pid>-<fd>-<tag>`, the memfd of process `pid`,
+/// whose memfd name holds `tag` (so a reused descriptor number is not mistaken for it).
+fn anonymous_name(region: &Region, tag: &str) -> String {
+    use std::os::fd::AsRawFd;
+    format!("rhai-mp-{}-{}-{tag}", std::process::id(), region.fd().as_raw_fd())
+}
+
+fn memfd_name(tag: &str) -> String {
+    format!("rhai-mp-shm-{tag}")
+}
+
+/// Attaches to the anonymous block `name` names, if it is one such name.
+fn attach_anonymous(name: &str) -> Option<MpResult<SharedMemory>> {
+    let mut parts = name.strip_prefix("rhai-mp-")?.splitn(3, '-');
+    let (pid, fd, tag) = (parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<i32>().ok()?, parts.next()?);
+    let missing = || mp_err!(FileNotFoundError, "no shared memory block named {name:?} (its process may have ended)");
+    let path = format!("/proc/{pid}/fd/{fd}");
+    let attach = || -> MpResult<SharedMemory> {
+        let target = std::fs::read_link(&path).map_err(|_| missing())?;
+        if !target.to_string_lossy().contains(&memfd_name(tag)) {
+            return Err(missing());
+        }
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|_| missing())?;
+        let size = file.metadata()?.len() as usize;
+        let region = Region::open(file.into(), size)?;
+        Ok(SharedMemory(Rc::new(ShmCore {
+            region: RefCell::new(Some(region)),
+            name: name.to_string(),
+            anonymous: true,
+            size,
+        })))
+    };
+    Some(attach())
+}
+
 fn open_named(name: &str, create: bool, size: Option<INT>) -> MpResult<SharedMemory> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    if !create {
+        if let Some(attached) = attach_anonymous(name) {
+            return attached;
+        }
+    }
     let path = posix_name(name);
     let flags = if create { OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR } else { OFlag::O_RDWR };
     let fd = nix::sys::mman::shm_open(path.as_str(), flags, Mode::from_bits_truncate(0o600)).map_err(|e| match e {
@@ -73,14 +118,32 @@ fn open_named(name: &str, create: bool, size: Option<INT>) -> MpResult<SharedMem
         e => MpError::from(e),
     })?;
     let size = if create {
-        let size = size.ok_or_else(|| mp_err!(ValueError, "creating a SharedMemory needs a size"))?;
-        nix::unistd::ftruncate(&fd, size)?;
-        size as usize
+        let made = size
+            .ok_or_else(|| mp_err!(ValueError, "creating a SharedMemory needs a size"))
+            .and_then(|size| rhai_mp_core::limits::allocation(size as u128, &format!("SharedMemory({size})")))
+            .and_then(|size| {
+                // Reserve the pages now: /dev/shm is a size-limited tmpfs, and touching a page
+                // it cannot give later would kill the process (SIGBUS).
+                nix::fcntl::posix_fallocate(&fd, 0, size as i64).map_err(|e| match e {
+                    nix::Error::ENOSPC | nix::Error::ENOMEM => {
+                        mp_err!(MemoryError, "/dev/shm has no room for {size} bytes")
+                    }
+                    e => MpError::from(e),
+                })?;
+                Ok(size)
+            });
+        match made {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = nix::sys::mman::shm_unlink(path.as_str());
+                return Err(e);
+            }
+        }
     } else {
         nix::sys::stat::fstat(&fd)?.st_size as usize
     };
     let region = if size > 0 { Some(Region::open(fd, size)?) } else { None };
-    Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(region), name: Some(name.to_string()), size })))
+    Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(region), name: name.to_string(), anonymous: false, size })))
 }
 
 fn anonymous(size: INT) -> MpResult<SharedMemory> {
@@ -88,8 +151,10 @@ fn anonymous(size: INT) -> MpResult<SharedMemory> {
         return Err(mp_err!(ValueError, "the size of a SharedMemory must be positive, not {size}"));
     }
     let size = rhai_mp_core::limits::allocation(size as u128, &format!("SharedMemory({size})"))?;
-    let region = Region::create("rhai-mp-shared-memory", size)?;
-    Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(region)), name: None, size: size as usize })))
+    let tag: String = rhai_mp_core::random_bytes(4)?.iter().map(|b| format!("{b:02x}")).collect();
+    let region = Region::create(&memfd_name(&tag), size)?;
+    let name = anonymous_name(&region, &tag);
+    Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(region)), name, anonymous: true, size })))
 }
 
 /// A SharedMemory crosses as its descriptor, size and name.
@@ -99,13 +164,16 @@ impl Portable for SharedMemory {
             .with(|r| w.dup(r.fd()))
             .map_err(|_| mp_err!(SerializationError, "a closed SharedMemory cannot be sent"))?;
         w.u64(self.0.size as u64);
-        w.put(&self.0.name)
+        w.str(&self.0.name);
+        w.bool(self.0.anonymous);
+        Ok(())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
         let fd = r.fd()?;
         let size = usize::try_from(r.u64()?).map_err(|_| rhai_mp_core::wire::malformed("a SharedMemory's size"))?;
-        let name = r.get()?;
-        Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(Region::open(fd, size)?)), name, size })))
+        let (name, anonymous) = (r.string()?, r.bool()?);
+        let region = RefCell::new(Some(Region::open(fd, size)?));
+        Ok(SharedMemory(Rc::new(ShmCore { region, name, anonymous, size })))
     }
 }
 
@@ -160,7 +228,8 @@ pub mod shared_memory_functions {
         })
     }
 
-    /// The block's name, or `()` for an anonymous block.
+    /// The block's name. An anonymous block's generated name lets other processes attach
+    /// to it (`SharedMemory(#{name: n})`) while it lives.
     ///
     /// ```rhai
     /// print(shm.name);
@@ -168,8 +237,8 @@ pub mod shared_memory_functions {
     ///
     /// Throws when: never.
     #[rhai_fn(global, get = "name", pure)]
-    pub fn name(s: &mut SharedMemory) -> Dynamic {
-        s.0.name.clone().map_or(Dynamic::UNIT, Dynamic::from)
+    pub fn name(s: &mut SharedMemory) -> String {
+        s.0.name.clone()
     }
 
     /// The block's size in bytes.
@@ -193,7 +262,9 @@ pub mod shared_memory_functions {
     /// Throws when: the range passes the end (`IndexError`); the block is closed
     /// (`ValueError`).
     #[rhai_fn(global, return_raw)]
-    pub fn read(s: &mut SharedMemory, offset: INT, len: INT) -> Result<Blob, Box<EvalAltResult>> {
+    pub fn read(s: &mut SharedMemory, offset: Dynamic, len: Dynamic) -> Result<Blob, Box<EvalAltResult>> {
+        let offset = opts::arg_int(&offset, "read", "offset")?;
+        let len = opts::arg_int(&len, "read", "len")?;
         let (o, n) = s.0.range(offset, len)?;
         Ok(s.0.with(|r| Ok(r.read(o, n)))?)
     }
@@ -206,7 +277,9 @@ pub mod shared_memory_functions {
     ///
     /// Throws when: the blob does not fit (`IndexError`); the block is closed (`ValueError`).
     #[rhai_fn(global, return_raw)]
-    pub fn write(s: &mut SharedMemory, offset: INT, data: Blob) -> Result<(), Box<EvalAltResult>> {
+    pub fn write(s: &mut SharedMemory, offset: Dynamic, data: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let offset = opts::arg_int(&offset, "write", "offset")?;
+        let data = opts::arg_blob(data, "write", "data")?;
         let (o, _) = s.0.range(offset, data.len() as INT)?;
         Ok(s.0.with(|r| {
             r.write(o, &data);
@@ -223,8 +296,8 @@ pub mod shared_memory_functions {
     /// Throws when: the index is out of range (`IndexError`); the block is closed
     /// (`ValueError`).
     #[rhai_fn(global, index_get, return_raw)]
-    pub fn get(s: &mut SharedMemory, index: INT) -> Result<INT, Box<EvalAltResult>> {
-        let i = s.0.index(index)?;
+    pub fn get(s: &mut SharedMemory, index: Dynamic) -> Result<INT, Box<EvalAltResult>> {
+        let i = s.0.index(opts::arg_int(&index, "SharedMemory[]", "index")?)?;
         Ok(s.0.with(|r| Ok(r.read(i, 1)[0] as INT))?)
     }
 
@@ -237,8 +310,9 @@ pub mod shared_memory_functions {
     /// Throws when: the index is out of range (`IndexError`); the value is not 0–255
     /// (`ValueError`); the block is closed (`ValueError`).
     #[rhai_fn(global, index_set, return_raw)]
-    pub fn set(s: &mut SharedMemory, index: INT, value: INT) -> Result<(), Box<EvalAltResult>> {
-        let i = s.0.index(index)?;
+    pub fn set(s: &mut SharedMemory, index: Dynamic, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let i = s.0.index(opts::arg_int(&index, "SharedMemory[]=", "index")?)?;
+        let value = opts::arg_int(&value, "SharedMemory[]=", "value")?;
         let b = u8::try_from(value).map_err(|_| mp_err!(ValueError, "a byte must be 0..=255, not {value}"))?;
         Ok(s.0.with(|r| {
             r.write(i, &[b]);
@@ -269,7 +343,8 @@ pub mod shared_memory_functions {
     /// Throws when: the name is already gone (`FileNotFoundError`).
     #[rhai_fn(global, return_raw)]
     pub fn unlink(s: &mut SharedMemory) -> Result<(), Box<EvalAltResult>> {
-        if let Some(name) = &s.0.name {
+        if !s.0.anonymous {
+            let name = &s.0.name;
             nix::sys::mman::shm_unlink(posix_name(name).as_str()).map_err(|e| match e {
                 nix::Error::ENOENT => mp_err!(FileNotFoundError, "no shared memory block named {name:?}"),
                 e => MpError::from(e),
@@ -287,9 +362,6 @@ pub mod shared_memory_functions {
     /// Throws when: never.
     #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
     pub fn describe(s: &mut SharedMemory) -> String {
-        match &s.0.name {
-            Some(n) => format!("<SharedMemory name='{n}' size={}>", s.0.size),
-            None => format!("<SharedMemory size={}>", s.0.size),
-        }
+        format!("<SharedMemory name='{}' size={}>", s.0.name, s.0.size)
     }
 }

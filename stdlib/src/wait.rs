@@ -59,8 +59,8 @@ pub mod wait_functions {
     /// Throws when: an object is of another type (`TypeError`); a connection is closed
     /// (`OSError`).
     #[rhai_fn(name = "wait", return_raw)]
-    pub fn wait(objects: Array) -> Result<Array, Box<EvalAltResult>> {
-        Ok(wait_for(objects, Deadline::NEVER)?)
+    pub fn wait(objects: Dynamic) -> Result<Array, Box<EvalAltResult>> {
+        Ok(wait_for(opts::arg_array(objects, "wait", "objects")?, Deadline::NEVER)?)
     }
 
     /// As `wait(objects)`, but returns `[]` after `timeout` seconds (`()`: no limit).
@@ -73,7 +73,8 @@ pub mod wait_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`); as
     /// `wait(objects)`.
     #[rhai_fn(name = "wait", return_raw)]
-    pub fn wait_timeout(objects: Array, timeout: Dynamic) -> Result<Array, Box<EvalAltResult>> {
+    pub fn wait_timeout(objects: Dynamic, timeout: Dynamic) -> Result<Array, Box<EvalAltResult>> {
+        let objects = opts::arg_array(objects, "wait", "objects")?;
         Ok(wait_for(objects, opts::deadline(&timeout, "wait")?)?)
     }
 }

@@ -384,11 +384,13 @@ impl Process {
     fn send_signal(&self, sig: Signal, what: &str) -> MpResult<()> {
         self.check_closed()?;
         let mut i = self.0.borrow_mut();
-        let Inner { popen, known_pid, .. } = &mut *i;
-        match (popen, *known_pid) {
-            (Some(p), _) => p.signal(sig),
-            (None, Some(pid)) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(Into::into),
-            (None, None) => Err(mp_err!(AssertionError, "can only {what} a started process")),
+        if i.role != Role::Child {
+            let whom = if i.role == Role::Current { "this process (use exit())" } else { "the parent process" };
+            return Err(mp_err!(AssertionError, "can only {what} a child process, not {whom}"));
+        }
+        match &mut i.popen {
+            Some(p) => p.signal(sig),
+            None => Err(mp_err!(AssertionError, "can only {what} a started process")),
         }
     }
 

@@ -39,11 +39,8 @@ impl Handle for Queue {
 }
 
 pub(crate) fn maxsize(n: &Dynamic, func: &str) -> MpResult<u64> {
-    let n = opts::arg_int(n, func, "maxsize")?;
-    if n < 0 {
-        return Err(mp_err!(ValueError, "maxsize must be 0 (no limit) or positive, not {n}"));
-    }
-    Ok(n as u64)
+    // 0 or less is no limit, as in Python.
+    Ok(opts::arg_int(n, func, "maxsize")?.max(0) as u64)
 }
 
 fn block_timeout(block: bool, timeout: &Dynamic, func: &str) -> MpResult<Deadline> {
