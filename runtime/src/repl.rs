@@ -72,7 +72,7 @@ fn history_path() -> Option<std::path::PathBuf> {
 /// Runs the REPL until `:quit` or end of input; returns the exit code.
 pub(crate) fn run(runtime: &Runtime) -> i32 {
     let mut engine = runtime.engine();
-    rhai_mp_core::with_state(|s| s.script = Script::Repl { entries: Vec::new() });
+    rhai_mp_core::with_state(|s| s.script = Script::Session);
     rhai_mp_core::set_names(&mut engine, "__main__");
     let mut scope = rhai::Scope::new();
     let mut program = AST::empty();
@@ -138,11 +138,7 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
         };
         rhai_mp_core::wire::add_program(&ast);
         if ast.iter_functions().next().is_some() {
-            rhai_mp_core::with_state(|s| {
-                if let Script::Repl { entries } = &mut s.script {
-                    entries.push(input.clone());
-                }
-            });
+            rhai_mp_core::wire::add_unit(&input);
         }
         program = program.merge(&ast);
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);

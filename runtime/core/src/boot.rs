@@ -147,17 +147,14 @@ impl Portable for Script {
                 w.str(name);
                 w.str(text);
             }
-            Script::Repl { entries } => {
-                w.u8(1);
-                w.put(entries)?;
-            }
+            Script::Session => w.u8(1),
         }
         Ok(())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
         match r.u8()? {
             0 => Ok(Script::Source { name: r.string()?, text: r.string()? }),
-            1 => Ok(Script::Repl { entries: r.get()? }),
+            1 => Ok(Script::Session),
             t => Err(malformed(&format!("script kind {t}"))),
         }
     }

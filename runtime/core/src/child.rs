@@ -13,7 +13,7 @@
 
 use crate::boot::{Boot, Call, Mode};
 use crate::error::RhaiResult;
-use crate::state::{self, Script};
+use crate::state;
 use crate::transport::stream;
 use crate::wire::{self, Packet};
 use crate::{interp, mp_err, process, start, sys};
@@ -145,18 +145,7 @@ fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet, key: Vec<u8>
         let listener = taken.take().ok_or_else(|| mp_err!(RuntimeError, "no listening socket for the forkserver"))?;
         start::forkserver::serve(listener, &key2, |request| {
             enter_served_child(&request);
-            // A REPL may have defined functions since the server started.
-            let result = match &request.script {
-                Script::Repl { .. } => interp::compile_ast(ctx.engine(), &request.script).and_then(|fresh| {
-                    wire::set_program(&fresh);
-                    match Call::decode(request.call)? {
-                        Call::Script(f, args) => f.call::<Dynamic>(ctx.engine(), &fresh, args),
-                        other => run(&ctx, other),
-                    }
-                }),
-                Script::Source { .. } => Call::decode(request.call).map_err(Into::into).and_then(|c| run(&ctx, c)),
-            };
-            finish(report(result))
+            finish(report(Call::decode(request.call).map_err(Into::into).and_then(|c| run(&ctx, c))))
         })
     });
     let failure = match run_then_take_over(&engine, ast) {

@@ -27,17 +27,11 @@ pub fn set_names(engine: &mut Engine, dunder_name: &str) {
     engine.register_global_module(names.into());
 }
 
-/// Compiles `script` with `engine`. A REPL's entries give their functions only.
+/// Compiles `script` with `engine` (a session has nothing to compile).
 pub fn compile_ast(engine: &Engine, script: &Script) -> Result<AST, Box<EvalAltResult>> {
     Ok(match script {
         Script::Source { text, .. } => engine.compile(strip_shebang(text))?,
-        Script::Repl { entries } => {
-            let mut ast = AST::empty();
-            for entry in entries {
-                ast += engine.compile(entry)?.clone_functions_only();
-            }
-            ast
-        }
+        Script::Session => AST::empty(),
     })
 }
 
@@ -148,7 +142,7 @@ pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
     let script = state::with(|s| s.script.clone());
     let source = match &script {
         Script::Source { name, text } => Some(report::Source { name, text }),
-        Script::Repl { .. } => None,
+        Script::Session => None,
     };
     let text = report::format(err, source, who);
     let _ = crate::transport::stream::write_all(crate::sys::borrow_fd(2), text.as_bytes());

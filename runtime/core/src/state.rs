@@ -47,12 +47,9 @@ pub enum Script {
         /// The script.
         text: String,
     },
-    /// The REPL: the entries typed so far that define functions. Children compile them and
-    /// keep only the functions (no statement runs again).
-    Repl {
-        /// The entries.
-        entries: Vec<String>,
-    },
+    /// A session (the REPL, a host's `eval`): nothing runs again in a child; the code a
+    /// call needs travels with it (see `wire/code.rs`).
+    Session,
 }
 
 /// Who this process's parent is (`parent_process()`).

@@ -22,7 +22,12 @@ pub(crate) fn size_hint(wire: &Wire) -> usize {
         Wire::Blob(b) => b.len() + 10,
         Wire::Array(a) => 10 + a.iter().map(size_hint).sum::<usize>(),
         Wire::Map(m) => 10 + m.iter().map(|(k, v)| k.len() + 10 + size_hint(v)).sum::<usize>(),
-        Wire::Fn { name, curry } => name.len() + 20 + curry.iter().map(size_hint).sum::<usize>(),
+        Wire::Fn { name, curry } | Wire::FnSame { name, curry } => {
+            name.len() + 20 + curry.iter().map(size_hint).sum::<usize>()
+        }
+        Wire::FnCode { name, curry, units } => {
+            name.len() + 20 + curry.iter().map(size_hint).sum::<usize>() + units.iter().map(|(_, t)| 20 + t.as_ref().map_or(0, String::len)).sum::<usize>()
+        }
         Wire::Shared { value, .. } => 6 + size_hint(value),
         Wire::Handle { kind, data, fds } => kind.len() + data.len() + 5 * fds.len() + 30,
         _ => 10,
@@ -77,6 +82,8 @@ const T_FN: u8 = 9;
 const T_SHARED: u8 = 10;
 const T_SHARED_REF: u8 = 11;
 const T_HANDLE: u8 = 12;
+const T_FN_CODE: u8 = 13;
+const T_FN_SAME: u8 = 14;
 
 impl Encode for Wire {
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
@@ -91,6 +98,8 @@ impl Encode for Wire {
             Wire::Array(a) => (T_ARRAY, a).encode(e),
             Wire::Map(m) => (T_MAP, m).encode(e),
             Wire::Fn { name, curry } => (T_FN, name, curry).encode(e),
+            Wire::FnCode { name, curry, units } => (T_FN_CODE, name, curry, units).encode(e),
+            Wire::FnSame { name, curry } => (T_FN_SAME, name, curry).encode(e),
             Wire::Shared { id, value } => (T_SHARED, id, value).encode(e),
             Wire::SharedRef(id) => (T_SHARED_REF, id).encode(e),
             Wire::Handle { kind, data, fds } => (T_HANDLE, kind, data, fds).encode(e),
@@ -145,6 +154,20 @@ impl<'de> BorrowDecode<'de, Limits> for Wire {
             T_ARRAY => Wire::Array(list(d, Wire::borrow_decode)?),
             T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::borrow_decode(d)?)))?),
             T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::borrow_decode)? },
+            T_FN_CODE => Wire::FnCode {
+                name: string(d)?,
+                curry: list(d, Wire::borrow_decode)?,
+                units: list(d, |d| {
+                    let hash = u64::decode(d)?;
+                    let text = match u8::decode(d)? {
+                        0 => None,
+                        1 => Some(string(d)?),
+                        _ => return Err(DecodeError::Other("bad option tag")),
+                    };
+                    Ok((hash, text))
+                })?,
+            },
+            T_FN_SAME => Wire::FnSame { name: string(d)?, curry: list(d, Wire::borrow_decode)? },
             T_SHARED => Wire::Shared { id: u32::decode(d)?, value: Box::new(Wire::borrow_decode(d)?) },
             T_SHARED_REF => Wire::SharedRef(u32::decode(d)?),
             T_HANDLE => Wire::Handle { kind: string(d)?, data: bytes(d)?, fds: list(d, u32::decode)? },

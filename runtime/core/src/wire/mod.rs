@@ -20,10 +20,12 @@
 //! shared-reference cycle, a value nested deeper than [`MAX_DEPTH`], and a native Rust
 //! function pointer.
 //!
-//! A closure crosses by name (`anon$<hash>`, the same in every process thanks to the fixed
-//! hashing seed of [`crate::init`]); the receiver finds its definition among the functions
-//! of the script it runs (`code.rs`). The decoder never panics on malformed bytes and
-//! never allocates more than the input could hold: it returns a `SerializationError`.
+//! Code travels with function pointers (`code.rs`): a script's functions and closures cross
+//! by name (every process of the tree compiled the script; closures are `anon$<hash>`, the
+//! same in every process thanks to the fixed hashing seed of [`crate::init`]), and code
+//! typed at the REPL or evaluated by a host crosses with its text, compiled once per
+//! receiving process. The decoder never panics on malformed bytes and never allocates more
+//! than the input could hold: it returns a `SerializationError`.
 //! bincode is used in this module only.
 
 mod bytes;
@@ -33,7 +35,7 @@ mod message;
 mod tree;
 
 pub use bytes::{tree_from_bytes, tree_to_bytes};
-pub use code::{add_program, set_program};
+pub use code::{add_program, add_unit, set_program};
 pub use handle::{register_codec, register_handle, DataCodec, Handle, HandleCodec};
 pub use message::{decode_message, encode_message, Portable, Reader, Writer};
 pub use tree::Wire;

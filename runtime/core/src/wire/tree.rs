@@ -7,7 +7,8 @@
 //! rebuilds the value. Both keep their state for a whole message, so sharing holds across
 //! the values of one message (a target and its arguments).
 
-use super::code;
+use super::code::{self, Unit};
+use std::rc::Rc;
 use super::handle::{codec_for_kind, codec_for_type};
 use super::message::{Reader, Writer};
 use super::{serr, MAX_DEPTH};
@@ -41,6 +42,23 @@ pub enum Wire {
     /// A function pointer or closure: its name and its curried (captured) values.
     Fn {
         /// The function's name (`anon$<hash>` for a closure).
+        name: String,
+        /// Its curried values.
+        curry: Vec<Wire>,
+    },
+    /// A function pointer with the session code it needs (see `code.rs`): each unit's hash,
+    /// and its text unless the message sent it already.
+    FnCode {
+        /// The function's name.
+        name: String,
+        /// Its curried values.
+        curry: Vec<Wire>,
+        /// The session's units, in order.
+        units: Vec<(u64, Option<String>)>,
+    },
+    /// A function pointer with the same session code as the last `FnCode` of the message.
+    FnSame {
+        /// The function's name.
         name: String,
         /// Its curried values.
         curry: Vec<Wire>,
@@ -82,6 +100,9 @@ pub(crate) struct ToWire {
     shared: HashMap<usize, u32>,
     /// Shared cells being encoded right now: meeting one again is a cycle.
     open: Vec<usize>,
+    /// Code units whose text this message carries already, and the last unit list written.
+    sent_units: Vec<u64>,
+    last_units: Option<Rc<[Unit]>>,
 }
 
 impl ToWire {
@@ -189,16 +210,42 @@ impl ToWire {
     }
 
     fn fn_ptr(&mut self, f: &FnPtr, fds: &mut Vec<OwnedFd>) -> MpResult<Wire> {
-        if !f.fn_name().starts_with("anon$") && is_native(f) {
-            return Err(self.fail(format!("native function pointer '{}' cannot be sent", f.fn_name())));
-        }
+        // A function that came with code goes on with that code; any other carries this
+        // process's session, if it has one (see `code.rs`).
+        let (name, units) = match code::wrapped(f.fn_name()) {
+            Some((name, units)) => (name, Some(units)),
+            None if !f.fn_name().starts_with("anon$") && is_native(f) => {
+                return Err(self.fail(format!(
+                    "native function pointer '{}' cannot be sent (a Rust closure exists in this process only)",
+                    f.fn_name()
+                )))
+            }
+            None => (f.fn_name().to_string(), code::session()),
+        };
+        // The code is decided before the curried values are written: the decoder meets the
+        // pointer first, so it must load the code the captured closures may refer to.
+        let units = match units {
+            None => None,
+            Some(units) if self.last_units.as_ref().is_some_and(|l| Rc::ptr_eq(l, &units) || **l == *units) => {
+                Some(None)
+            }
+            Some(units) => {
+                let list = code::outgoing(&units, &mut self.sent_units);
+                self.last_units = Some(units);
+                Some(Some(list))
+            }
+        };
         let mut curry = Vec::with_capacity(f.curry().len());
         for (i, x) in f.curry().iter().enumerate() {
             self.path.push(Seg::Captured(i));
             curry.push(self.value(x, fds)?);
             self.path.pop();
         }
-        Ok(Wire::Fn { name: f.fn_name().to_string(), curry })
+        Ok(match units {
+            None => Wire::Fn { name, curry },
+            Some(None) => Wire::FnSame { name, curry },
+            Some(Some(units)) => Wire::FnCode { name, curry, units },
+        })
     }
 }
 
@@ -233,10 +280,24 @@ fn short_type_name(name: &str) -> &str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
+impl FromWire {
+    /// `f` with its curried values rebuilt.
+    fn curried(&mut self, mut f: FnPtr, curry: Vec<Wire>, fds: &mut [Option<OwnedFd>]) -> MpResult<Dynamic> {
+        let mut values = Vec::with_capacity(curry.len());
+        for x in curry {
+            values.push(self.value(x, fds)?);
+        }
+        f.set_curry(values);
+        Ok(f.into())
+    }
+}
+
 /// Rebuilds values from trees for one message.
 #[derive(Default)]
 pub(crate) struct FromWire {
     shared: Vec<Dynamic>,
+    /// The code of the last `FnCode` (for `FnSame`).
+    last_code: Option<Rc<code::Loaded>>,
 }
 
 impl FromWire {
@@ -265,13 +326,19 @@ impl FromWire {
                 m.into()
             }
             Wire::Fn { name, curry } => {
-                let mut f = code::resolve(&name)?;
-                let mut values = Vec::with_capacity(curry.len());
-                for x in curry {
-                    values.push(self.value(x, fds)?);
-                }
-                f.set_curry(values);
-                f.into()
+                let f = code::resolve(&name)?;
+                self.curried(f, curry, fds)?
+            }
+            Wire::FnCode { name, curry, units } => {
+                let loaded = code::load(units)?;
+                self.last_code = Some(loaded.clone());
+                let f = code::wrap(&name, &loaded)?;
+                self.curried(f, curry, fds)?
+            }
+            Wire::FnSame { name, curry } => {
+                let loaded = self.last_code.clone().ok_or_else(|| serr("malformed message: code named before it came"))?;
+                let f = code::wrap(&name, &loaded)?;
+                self.curried(f, curry, fds)?
             }
             Wire::Shared { id, value } => {
                 if id as usize != self.shared.len() {
