@@ -1,5 +1,6 @@
-//! The command line: `rhai-mp [options] script.rhai [args..]`, `rhai-mp -e CODE`, and
-//! `rhai-mp` alone for the REPL. Usage errors exit with code 2.
+//! The command line: `rhai-mp [options] script.rhai [args..]`, `rhai-mp -e CODE`,
+//! `rhai-mp -` (the script on standard input), and `rhai-mp` alone for the REPL. Usage
+//! errors exit with code 2.
 
 use crate::Runtime;
 use clap::Parser;
@@ -10,7 +11,7 @@ use rhai_mp_core::StartMethod;
     name = "rhai-mp",
     version,
     about = "Run Rhai scripts with the primitives of Python's multiprocessing",
-    after_help = "With no SCRIPT and no -e, opens the interactive REPL.\n\nExamples:\n  rhai-mp scripts/seed004_hello.rhai\n  rhai-mp --start-method fork scripts/seed004_pool_map.rhai\n  rhai-mp --start-method fork -e 'print(cpu_count())'"
+    after_help = "With no SCRIPT and no -e, opens the interactive REPL. SCRIPT `-` reads the script from standard input.\n\nExamples:\n  rhai-mp scripts/seed004_hello.rhai\n  rhai-mp --start-method fork scripts/seed004_pool_map.rhai\n  rhai-mp --start-method fork -e 'print(cpu_count())'"
 )]
 struct Cli {
     /// Evaluate CODE instead of a script file (remaining arguments go to ARGV)
@@ -44,6 +45,16 @@ pub fn main(runtime: &Runtime) -> i32 {
     let mut rest = cli.rest.into_iter();
     match rest.next() {
         None => runtime.repl(),
+        Some(dash) if dash == "-" => {
+            let mut text = String::new();
+            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                Ok(_) => runtime.run_code("<stdin>", &text, rest.collect()),
+                Err(e) => {
+                    eprintln!("rhai-mp: can't read the script from standard input: {e}");
+                    2
+                }
+            }
+        }
         Some(script) => match runtime.run_file(std::path::Path::new(&script), rest.collect()) {
             Ok(code) => code,
             Err(e) => {

@@ -8,7 +8,7 @@
 
 use crate::Runtime;
 use rhai::{Dynamic, AST};
-use rhai_mp_core::Script;
+use rhai_mp_core::{Ending, ExitRequest, Script};
 use rustyline::error::ReadlineError;
 
 const HELP: &str = "rhai-mp REPL — Rhai with Python's multiprocessing.
@@ -74,6 +74,8 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
     let mut engine = runtime.engine();
     rhai_mp_core::with_state(|s| s.script = Script::Session);
     rhai_mp_core::set_names(&mut engine, "__main__");
+    // Ctrl-C stops the statement that runs (see rhai_mp_core::interrupt), not the session.
+    rhai_mp_core::watch_signals(&mut engine);
     let mut scope = rhai::Scope::new();
     let mut program = AST::empty();
     let mut editor = match rustyline::DefaultEditor::new() {
@@ -91,7 +93,7 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
         println!("rhai-mp {} — :help for help, :quit to leave", env!("CARGO_PKG_VERSION"));
     }
     let mut buffer = String::new();
-    let mut code = 0;
+    let mut code = Ending::Code(0);
     loop {
         let prompt = if buffer.is_empty() { ">> " } else { ".. " };
         let line = match editor.readline(prompt) {
@@ -103,7 +105,7 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
             Err(ReadlineError::Eof) => break,
             Err(e) => {
                 eprintln!("rhai-mp: {e}");
-                code = 1;
+                code = Ending::Code(1);
                 break;
             }
         };
@@ -127,39 +129,64 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
         if !balanced(&buffer) {
             continue;
         }
-        let input = std::mem::take(&mut buffer);
-        let _ = editor.add_history_entry(input.trim_end());
-        let ast = match engine.compile_with_scope(&scope, &input) {
+        let ast = match rhai_mp_core::compile_unit(&engine, &scope, &buffer) {
             Ok(ast) => ast,
+            // `let x =` then Enter: the statement goes on on the next line (an empty line
+            // ends it, with the error).
+            Err(e) if incomplete(&e) && !line.trim().is_empty() => continue,
             Err(e) => {
-                rhai_mp_core::outcome(Err(e.into()), None);
+                let _ = editor.add_history_entry(std::mem::take(&mut buffer).trim_end());
+                rhai_mp_core::outcome(Err(e), None);
                 continue;
             }
         };
+        let input = std::mem::take(&mut buffer);
+        let _ = editor.add_history_entry(input.trim_end());
         rhai_mp_core::wire::add_program(&ast);
         if ast.iter_functions().next().is_some() {
-            rhai_mp_core::wire::add_unit(&input);
+            rhai_mp_core::wire::add_unit(&input, &ast);
         }
         program = program.merge(&ast);
+        // A Ctrl-C that came while the line was typed is not for this statement.
+        let _ = rhai_mp_core::interrupt::take();
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
         program.clear_statements();
         match result {
             Ok(v) if v.is_unit() => {}
-            Ok(v) => println!("{v:?}"),
-            Err(e) if rhai_mp_core::ExitRequest::code_of(&e).is_some() => {
-                code = rhai_mp_core::outcome(Err(e), None);
-                break;
-            }
-            Err(e) => {
-                rhai_mp_core::outcome(Err(e), None);
-            }
+            Ok(v) => println!("{}", show(&engine, v)),
+            Err(e) => match rhai_mp_core::ExitRequest::of(&e) {
+                Some(ExitRequest::Code(c)) => {
+                    code = Ending::Code(c);
+                    break;
+                }
+                Some(ExitRequest::Signal(sig)) if sig != libc::SIGINT => {
+                    code = Ending::Signal(sig);
+                    break;
+                }
+                // Ctrl-C or an error: reported, and the session goes on.
+                _ => {
+                    rhai_mp_core::ending(Err(e), None);
+                }
+            },
         }
     }
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
-    rhai_mp_core::at_exit();
-    code
+    rhai_mp_core::finish_main(code)
+}
+
+/// Whether a compile error only says the input stopped too early.
+fn incomplete(e: &rhai::EvalAltResult) -> bool {
+    matches!(e, rhai::EvalAltResult::ErrorParsing(rhai::ParseErrorType::UnexpectedEOF, _))
+}
+
+/// A value as the REPL shows it: what `to_debug` gives (`<Pool state=RUN pool_size=2>`,
+/// `"text"`, `[1, 2]`).
+fn show(engine: &rhai::Engine, v: Dynamic) -> String {
+    let mut scope = rhai::Scope::new();
+    scope.push("__repl_value", v.clone());
+    engine.eval_with_scope::<String>(&mut scope, "to_debug(__repl_value)").unwrap_or_else(|_| format!("{v:?}"))
 }
 
 #[cfg(test)]

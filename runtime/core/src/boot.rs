@@ -47,6 +47,11 @@ pub enum Call {
 }
 
 impl Call {
+    /// Whether an encoded call is a native entry's (see [`Call::encode_native`]).
+    pub fn is_native(p: &Packet) -> bool {
+        p.bytes.first() == Some(&2)
+    }
+
     /// Encodes a script call: the target and the arguments (sharing between them kept).
     pub fn encode_script(target: &Dynamic, args: &Dynamic) -> MpResult<Packet> {
         let mut w = Writer::new();

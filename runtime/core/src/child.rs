@@ -120,12 +120,20 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
     match boot.mode {
         Mode::Child => {
             let call = RefCell::new(Some(call));
+            let native = call.borrow().as_ref().is_some_and(Call::is_native);
             engine.register_fn(TAKE_OVER, move |ctx: NativeCallContext| -> RhaiResult {
                 state::with(|s| s.bootstrapping = false);
                 let call = call.take().ok_or_else(|| mp_err!(RuntimeError, "{TAKE_OVER} called twice"))?;
                 run(&ctx, Call::decode(call)?)
             });
             let result = run_then_take_over(&engine, &ast);
+            if native && state::with(|s| s.bootstrapping) {
+                if let Err(e) = &result {
+                    if interp::ExitRequest::of(e).is_none() {
+                        return boot_failed(e);
+                    }
+                }
+            }
             finish(report(result))
         }
         Mode::Server => {
@@ -159,10 +167,25 @@ fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet, key: Vec<u8>
     };
     start::forkserver::serve(listener, &key, |request| {
         become_child(&request);
+        if Call::is_native(&request.call) {
+            return boot_failed(&failure);
+        }
         let (name, pid) = who();
         interp::report_error(&failure, Some((&name, pid)));
         1
     })
+}
+
+/// A runtime child (pool worker, manager server) whose re-run of the top level failed: the
+/// missing guard exits quietly (the parent reports it once), another error is reported
+/// here; either way the parent learns from the exit code not to start it again.
+fn boot_failed(e: &EvalAltResult) -> i32 {
+    if crate::report::type_and_message(crate::report::innermost(e).0).1 == process::guard_error().message {
+        return process::EXIT_GUARD;
+    }
+    let (name, pid) = who();
+    interp::report_error(e, Some((&name, pid)));
+    process::EXIT_BOOT_FAILED
 }
 
 /// The native function appended to a child's program: it runs after the top level.

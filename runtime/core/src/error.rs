@@ -204,6 +204,19 @@ pub fn rethrow(value: Dynamic) -> Box<EvalAltResult> {
 /// another process; the report recognizes it to name that process.
 pub(crate) const REMOTE_TAG: &str = "rhai-mp-remote";
 
+impl RemoteError {
+    /// Reads the source tag [`RemoteError::to_eval`] puts around an error: the pid, and the
+    /// source of the function it was raised in.
+    pub(crate) fn parse_tag(src: &str) -> Option<(i32, Option<String>)> {
+        let rest = src.strip_prefix(REMOTE_TAG)?.strip_prefix(':')?;
+        let (pid, source) = match rest.split_once(':') {
+            Some((pid, source)) => (pid, Some(source.to_string())),
+            None => (rest, None),
+        };
+        Some((pid.parse().unwrap_or(0), source))
+    }
+}
+
 /// An error raised in another process (a pool worker) on its way back to the caller.
 ///
 /// `value` is what a `catch` in that process would have received: a thrown value unchanged,
@@ -222,12 +235,15 @@ pub struct RemoteError {
     pub line: usize,
     /// The column (0: unknown).
     pub column: usize,
+    /// The source of the function it was raised in (a session unit's name), if known.
+    pub source: Option<String>,
 }
 
 impl RemoteError {
     /// Captures `err`, raised in this process (named `process`), for sending.
     pub fn capture(err: &EvalAltResult, process: &str, pid: i32) -> RemoteError {
-        let (inner, pos, _) = crate::report::innermost(err);
+        let trace = crate::report::trace(err);
+        let (inner, pos) = (trace.error, trace.pos);
         let value = match inner {
             EvalAltResult::ErrorRuntime(v, _) => v.clone(),
             other => {
@@ -250,6 +266,7 @@ impl RemoteError {
             pid,
             line: pos.line().unwrap_or(0),
             column: pos.position().unwrap_or(0),
+            source: trace.source,
         }
     }
 
@@ -264,7 +281,10 @@ impl RemoteError {
         let inner = EvalAltResult::ErrorRuntime(self.value.clone(), pos);
         EvalAltResult::ErrorInFunctionCall(
             self.process.clone(),
-            format!("{REMOTE_TAG}:{}", self.pid),
+            match &self.source {
+                Some(src) => format!("{REMOTE_TAG}:{}:{src}", self.pid),
+                None => format!("{REMOTE_TAG}:{}", self.pid),
+            },
             inner.into(),
             Position::NONE,
         )
@@ -285,7 +305,7 @@ impl crate::wire::Portable for RemoteError {
         w.i64(self.pid as i64);
         w.u64(self.line as u64);
         w.u64(self.column as u64);
-        Ok(())
+        w.put(&self.source)
     }
     fn read(r: &mut crate::wire::Reader) -> MpResult<Self> {
         Ok(RemoteError {
@@ -294,6 +314,7 @@ impl crate::wire::Portable for RemoteError {
             pid: r.i64()? as i32,
             line: r.u64()? as usize,
             column: r.u64()? as usize,
+            source: r.get()?,
         })
     }
 }

@@ -78,7 +78,7 @@ impl ExitRequest {
 }
 
 /// The exit code after an uncaught Ctrl-C (128 + SIGINT, what a shell expects).
-pub(crate) const INTERRUPTED: i32 = 130;
+pub const INTERRUPTED: i32 = 130;
 
 /// The exit code `exit(v)` asks for: an int (taken modulo 256), `()` for 0; anything else
 /// is printed and gives 1, as Python's `sys.exit("message")`.
@@ -144,7 +144,7 @@ pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
         Script::Source { name, text } => Some(report::Source { name, text }),
         Script::Session => None,
     };
-    let text = report::format(err, source, who);
+    let text = report::format(err, source, who, &crate::wire::unit_text);
     let _ = crate::transport::stream::write_all(crate::sys::borrow_fd(2), text.as_bytes());
 }
 

@@ -26,9 +26,10 @@ pub use deadline::Deadline;
 pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError, RhaiResult};
 pub use interp::{
     compile_ast, ending, exit_code, finish_main, outcome, report_error, run_main, set_names, watch_signals, Ending, ExitRequest,
+    INTERRUPTED,
 };
 pub use output::{stderr_line, stdout_line};
-pub use process::{active_children, at_exit, Process, Role, Target};
+pub use process::{active_children, at_exit, guard_error, Process, Role, Target, EXIT_BOOT_FAILED, EXIT_GUARD};
 pub use report::type_and_message;
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use start::{fork::Server as ForkServer, Popen};
@@ -39,6 +40,7 @@ pub use sys::{
 };
 pub use transport::poll::{readable_now, wait_any, wait_readable};
 pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, INLINE_MAX};
+pub use wire::compile_unit;
 pub use wire::{
     decode, encode, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer,
 };

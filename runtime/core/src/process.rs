@@ -70,6 +70,19 @@ pub struct Inner {
 #[derive(Debug, Clone)]
 pub struct Process(pub Rc<RefCell<Inner>>);
 
+/// The exit code of a runtime child (a pool worker, a manager's server) whose re-run of the
+/// script's top level hit the missing `__main__` guard: it says nothing, and the process
+/// that started it throws [`guard_error`] once.
+pub const EXIT_GUARD: i32 = 121;
+/// The exit code of a runtime child whose re-run of the top level failed otherwise (its
+/// error is on stderr): it cannot serve, and is not restarted.
+pub const EXIT_BOOT_FAILED: i32 = 122;
+
+/// The `RuntimeError` of the missing `__main__` guard.
+pub fn guard_error() -> crate::MpError {
+    mp_err!(RuntimeError, "{GUARD_MESSAGE}")
+}
+
 const GUARD_MESSAGE: &str = "An attempt has been made to start a new process before the current process has finished its bootstrapping phase.
 
         This probably means that you are not using fork to start your child processes and you have forgotten to use the proper idiom in the main module:
@@ -278,11 +291,13 @@ impl Process {
     /// not bootstrapping (the missing `__main__` guard).
     pub fn check_startable() -> MpResult<()> {
         let (daemonic, bootstrapping) = state::with(|s| (s.daemon, s.bootstrapping));
-        if daemonic {
-            return Err(mp_err!(AssertionError, "daemonic processes are not allowed to have children"));
-        }
+        // The missing guard first: a pool worker (a daemon) re-running the top level would
+        // otherwise report its own daemon status, which is not the problem.
         if bootstrapping {
             return Err(mp_err!(RuntimeError, "{GUARD_MESSAGE}"));
+        }
+        if daemonic {
+            return Err(mp_err!(AssertionError, "daemonic processes are not allowed to have children"));
         }
         Ok(())
     }

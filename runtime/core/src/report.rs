@@ -39,65 +39,101 @@ pub fn type_and_message(err: &EvalAltResult) -> (String, String) {
 /// Peels off "in function call" wrappers: the error that actually happened, its position,
 /// and the functions it happened in (outermost first).
 pub(crate) fn innermost(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>) {
-    let (e, pos, chain, _) = innermost_remote(err);
-    (e, pos, chain)
+    let t = trace(err);
+    (t.error, t.pos, t.chain)
 }
 
-/// As [`innermost`], plus the process (name, pid) the error was raised in when it came from
-/// another process (see [`crate::error::RemoteError`]); the chain then starts there.
-pub(crate) fn innermost_remote(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>, Option<(String, i32)>) {
-    let mut chain = Vec::new();
-    let mut remote = None;
+/// Where an error happened, as a report tells it.
+pub(crate) struct Trace<'e> {
+    /// The error that actually happened.
+    pub(crate) error: &'e EvalAltResult,
+    /// Its position.
+    pub(crate) pos: Position,
+    /// The functions it happened in (outermost first).
+    pub(crate) chain: Vec<String>,
+    /// The process (name, pid) it was raised in, when it came from another process (see
+    /// [`crate::error::RemoteError`]); the chain then starts there.
+    pub(crate) remote: Option<(String, i32)>,
+    /// The source of the innermost function it happened in (a script, a session unit).
+    pub(crate) source: Option<String>,
+}
+
+/// Reads an error's wrappers (see [`Trace`]).
+pub(crate) fn trace(err: &EvalAltResult) -> Trace<'_> {
+    let mut t = Trace { error: err, pos: err.position(), chain: Vec::new(), remote: None, source: None };
     let mut e = err;
     loop {
         match e {
-            EvalAltResult::ErrorInFunctionCall(f, src, inner, _)
-                if src.strip_prefix(crate::error::REMOTE_TAG).is_some_and(|r| r.starts_with(':')) =>
-            {
-                let pid = src[crate::error::REMOTE_TAG.len() + 1..].parse().unwrap_or(0);
-                remote = Some((f.clone(), pid));
-                chain.clear();
-                e = inner;
-            }
-            EvalAltResult::ErrorInFunctionCall(f, _, inner, _) => {
-                chain.push(if f.starts_with("anon$") { "<closure>".to_string() } else { f.clone() });
+            EvalAltResult::ErrorInFunctionCall(f, src, inner, _) => {
+                if let Some((pid, source)) = crate::error::RemoteError::parse_tag(src) {
+                    t.remote = Some((f.clone(), pid));
+                    t.chain.clear();
+                    t.source = source;
+                } else {
+                    t.chain.push(if f.starts_with("anon$") { "<closure>".to_string() } else { f.clone() });
+                    if !src.is_empty() {
+                        t.source = Some(src.clone());
+                    }
+                }
                 e = inner;
             }
             EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
             _ => break,
         }
     }
-    (e, e.position(), chain, remote)
+    t.error = e;
+    t.pos = e.position();
+    // A function of this process's session (merged into a REPL's program, which keeps no
+    // sources of its own): the unit that defines it.
+    if t.remote.is_none() {
+        if let Some(unit) = t.chain.last().and_then(|f| crate::wire::unit_of_function(f)) {
+            t.source = Some(unit);
+        }
+    }
+    t
 }
 
 /// The source a report quotes from.
 pub(crate) struct Source<'a> {
-    pub name: &'a str,
-    pub text: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) text: &'a str,
 }
 
-/// Formats the report of an uncaught error. `who` names a child process.
-pub(crate) fn format(err: &EvalAltResult, source: Option<Source>, who: Option<(&str, i32)>) -> String {
-    let (inner, pos, chain, remote) = innermost_remote(err);
-    let (kind, message) = type_and_message(inner);
+/// Formats the report of an uncaught error. `who` names a child process; `quote` gives the
+/// text of a source by name (the script, or a session unit).
+pub(crate) fn format(
+    err: &EvalAltResult,
+    script: Option<Source>,
+    who: Option<(&str, i32)>,
+    quote: &dyn Fn(&str) -> Option<std::rc::Rc<str>>,
+) -> String {
+    let t = trace(err);
+    let (kind, message) = type_and_message(t.error);
     let mut out = String::new();
-    let remote_who = remote.as_ref().map(|(n, p)| (n.as_str(), *p));
+    let remote_who = t.remote.as_ref().map(|(n, p)| (n.as_str(), *p));
     if let Some((name, pid)) = remote_who.or(who) {
         out.push_str(&format!("Process {name} (pid {pid}): "));
     }
     out.push_str(&format!("{kind}: {message}\n"));
-    let file = source.as_ref().map_or("<script>", |s| s.name);
-    if let (Some(line), col) = (pos.line(), pos.position().unwrap_or(0)) {
+    // Quote the unit the error happened in when it is session code, else the script.
+    let unit = t.source.as_deref().and_then(|s| quote(s));
+    let (file, text) = match (&unit, &script) {
+        (Some(u), _) => ("<input>", Some(&**u)),
+        (None, Some(s)) if t.remote.is_none() || t.source.is_none() => (s.name, Some(s.text)),
+        (None, Some(s)) => (s.name, Some(s.text)),
+        (None, None) => ("<script>", None),
+    };
+    if let (Some(line), col) = (t.pos.line(), t.pos.position().unwrap_or(0)) {
         out.push_str(&format!("  --> {file}:{line}:{col}\n"));
-        if let Some(text) = source.as_ref().and_then(|s| s.text.lines().nth(line - 1)) {
+        if let Some(text) = text.and_then(|x| x.lines().nth(line - 1)) {
             let gutter = line.to_string().len();
             let caret: String =
                 text.chars().take(col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
             out.push_str(&format!("{:gutter$} |\n{line} | {text}\n{:gutter$} | {caret}^\n", "", ""));
         }
     }
-    if !chain.is_empty() {
-        out.push_str(&format!("  = in {}\n", chain.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(" → ")));
+    if !t.chain.is_empty() {
+        out.push_str(&format!("  = in {}\n", t.chain.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(" → ")));
     }
     out
 }

@@ -61,11 +61,14 @@ impl Manager {
     fn start(ctx: &NativeCallContext, method: Option<StartMethod>) -> RhaiResult<Manager> {
         let (name, listener) = listener::listen("rhai-mp-manager", listener::Kind::SeqPacket)?;
         let key = rhai_mp_core::random_bytes(32).map_err(|e| rhai_mp_core::MpError::os("random key", e))?;
+        let (ready_rd, ready) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(rhai_mp_core::MpError::from)?;
         // The listening socket goes to the server only: once it is gone, connecting fails.
-        let payload = rhai_mp_core::wire::encode_message(&server::ServerArgs { listener, authkey: key.clone() })?;
+        let payload =
+            rhai_mp_core::wire::encode_message(&server::ServerArgs { listener, authkey: key.clone(), ready })?;
         let process = Process::native(server::ENTRY, payload, None, Some(true), method);
         process.set_name(process.name().replacen("Process", "SyncManager", 1));
         process.start(ctx)?;
+        wait_ready(&process, ready_rd)?;
         Ok(Manager(Rc::new(ManagerInner {
             process,
             addr: Address { name, authkey: key },
@@ -83,6 +86,37 @@ impl Manager {
     /// Makes a primitive in the server (with the global's arguments).
     fn create(&self, p: Primitive, args: Array) -> RhaiResult<Dynamic> {
         client::request(&self.0.addr, &Request::Create(Create::Primitive(p, args)))
+    }
+}
+
+/// Waits until the server says it serves (as Python's `Manager()` waits for its address);
+/// a server that ends first gives the reason.
+fn wait_ready(process: &Process, ready: std::os::fd::OwnedFd) -> rhai_mp_core::MpResult<()> {
+    use std::os::fd::AsFd;
+    loop {
+        let sentinel = rhai_mp_core::borrow_fd(process.sentinel()?);
+        let got = rhai_mp_core::wait_any(&[ready.as_fd(), sentinel], Deadline::NEVER)?;
+        if got[0] {
+            let mut b = [0u8; 1];
+            if nix::unistd::read(ready.as_fd(), &mut b).is_ok_and(|n| n == 1) {
+                return Ok(());
+            }
+        }
+        if got[1] || got[0] {
+            let _ = process.join(Deadline::NEVER);
+            return Err(match process.exitcode()? {
+                Some(rhai_mp_core::EXIT_GUARD) => rhai_mp_core::guard_error(),
+                Some(rhai_mp_core::EXIT_BOOT_FAILED) => rhai_mp_core::mp_err!(
+                    RuntimeError,
+                    "the manager's server cannot start: the script's top level fails in it (its error is above)"
+                ),
+                code => rhai_mp_core::mp_err!(
+                    ProcessError,
+                    "the manager's server process ended (exit code {}) before it served",
+                    code.map_or("unknown".to_string(), |c| c.to_string())
+                ),
+            });
+        }
     }
 }
 

@@ -27,16 +27,18 @@ pub(super) struct ServerArgs {
     pub listener: OwnedFd,
     /// The key every connection must present.
     pub authkey: Vec<u8>,
+    /// Where the server says it is ready (one byte), so that `Manager()` returns only then.
+    pub ready: OwnedFd,
 }
 
 impl Portable for ServerArgs {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
         w.dup(self.listener.as_fd())?;
         w.bytes(&self.authkey);
-        Ok(())
+        w.dup(self.ready.as_fd())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        Ok(ServerArgs { listener: r.fd()?, authkey: r.bytes()?.to_vec() })
+        Ok(ServerArgs { listener: r.fd()?, authkey: r.bytes()?.to_vec(), ready: r.fd()? })
     }
 }
 
@@ -58,6 +60,7 @@ fn serve(ctx: &NativeCallContext, args: ServerArgs) -> RhaiResult<()> {
     let mut store = Store::default();
     let mut conns: Vec<Conn> = Vec::new();
     let mut scratch = Vec::new();
+    let _ = rhai_mp_core::transport::stream::write_all(args.ready.as_fd(), &[1]);
     loop {
         let ready: Vec<bool> = {
             let mut fds = vec![PollFd::new(args.listener.as_fd(), PollFlags::POLLIN)];

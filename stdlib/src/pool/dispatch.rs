@@ -24,7 +24,9 @@ use super::task::{
 };
 use crate::queue::{Flavour, Queue, QueueCore};
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext, INT};
-use rhai_mp_core::{mp_err, Deadline, ErrorKind, ForkServer, MpResult, Process, RhaiResult, StartMethod};
+use rhai_mp_core::{
+    mp_err, Deadline, ErrorKind, ForkServer, MpResult, Process, RhaiResult, StartMethod, EXIT_BOOT_FAILED, EXIT_GUARD,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -597,6 +599,19 @@ impl PoolInner {
         if !dead.is_empty() {
             // Results a worker put before it died are in the queue: take them first.
             self.drain()?;
+        }
+        // A worker that could not even start (the script's top level failed in it, as it
+        // does without the `__main__` guard) would fail again: the pool stops, with one
+        // error for all.
+        if let Some((_, _, code)) = dead.iter().find(|(_, _, c)| [EXIT_GUARD, EXIT_BOOT_FAILED].contains(c)) {
+            let e = if *code == EXIT_GUARD {
+                rhai_mp_core::guard_error()
+            } else {
+                mp_err!(RuntimeError, "the pool's workers cannot start: the script's top level fails in them (their error is above)")
+            };
+            self.break_pool(Failure::Local(e));
+            self.terminate();
+            return Ok(());
         }
         for (i, p, code) in dead {
             let job = self.slots.get(i, Field::Job);

@@ -51,6 +51,8 @@ thread_local! {
     static SESSION: RefCell<Vec<Unit>> = const { RefCell::new(Vec::new()) };
     /// The session as a shared list, rebuilt when a unit is added.
     static SESSION_LIST: RefCell<Option<Rc<[Unit]>>> = const { RefCell::new(None) };
+    /// The unit that last defined each function of this process's session (for reports).
+    static DEFINED_IN: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
     /// Units compiled here, by hash.
     static COMPILED: RefCell<HashMap<u64, AST>> = RefCell::new(HashMap::new());
     /// Unit lists compiled into libraries, by the hash of the list.
@@ -86,10 +88,41 @@ pub fn add_program(ast: &AST) {
     });
 }
 
+/// The source name of a unit's functions (errors in them name it, see `report.rs`).
+pub fn unit_source(hash: u64) -> String {
+    format!("<input {hash:016x}>")
+}
+
+/// The text of the unit a source name names, if this process knows it.
+pub fn unit_text(source: &str) -> Option<Rc<str>> {
+    let hash = u64::from_str_radix(source.strip_prefix("<input ")?.strip_suffix('>')?, 16).ok()?;
+    SESSION.with(|s| s.borrow().iter().find(|u| u.hash == hash).map(|u| u.text.clone()))
+}
+
+/// The source name of the session unit that defines function `name` here, if one does.
+pub fn unit_of_function(name: &str) -> Option<String> {
+    DEFINED_IN.with(|d| d.borrow().get(name).map(|&h| unit_source(h)))
+}
+
+/// Compiles a unit of session source (a REPL entry) in `scope`, naming it so that errors
+/// in its functions can quote it, here and in the processes it is sent to.
+pub fn compile_unit(engine: &Engine, scope: &rhai::Scope, text: &str) -> Result<AST, Box<rhai::EvalAltResult>> {
+    let mut ast = engine.compile_with_scope(scope, text)?;
+    ast.set_source(unit_source(fnv(text.as_bytes())));
+    Ok(ast)
+}
+
 /// Records a unit of session source that defines functions (a REPL entry, code a host
-/// evaluates): from now on every function pointer this process sends carries the session.
-pub fn add_unit(text: &str) {
+/// evaluates; `ast` is what it compiled to): from now on every function pointer this
+/// process sends carries the session.
+pub fn add_unit(text: &str, ast: &AST) {
     let unit = Unit { hash: fnv(text.as_bytes()), text: text.into() };
+    DEFINED_IN.with(|d| {
+        let mut d = d.borrow_mut();
+        for f in ast.iter_fn_def() {
+            d.insert(f.name.to_string(), unit.hash);
+        }
+    });
     SESSION.with(|s| {
         let mut s = s.borrow_mut();
         if s.last() != Some(&unit) {
@@ -187,10 +220,11 @@ fn compiled(unit: &Unit) -> MpResult<AST> {
     thread_local! {
         static COMPILER: Engine = Engine::new_raw();
     }
-    let ast = COMPILER
+    let mut ast = COMPILER
         .with(|e| e.compile(&*unit.text))
         .map_err(|e| serr(format!("code sent with a function does not compile here: {e}")))?
         .clone_functions_only();
+    ast.set_source(unit_source(unit.hash));
     COMPILED.with(|c| c.borrow_mut().insert(unit.hash, ast.clone()));
     Ok(ast)
 }
