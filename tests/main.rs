@@ -34,3 +34,4 @@ mod scripts;
 mod shared_memory;
 mod start_methods;
 mod sync;
+mod travel;

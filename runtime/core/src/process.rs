@@ -393,7 +393,9 @@ impl Process {
         if done {
             self.forget();
         }
-        Ok(())
+        // Ctrl-C reaches the child too, which may end before the wait notices the signal:
+        // the join is still what was interrupted (nothing is lost by saying so).
+        crate::interrupt::check()
     }
 
     fn send_signal(&self, sig: Signal, what: &str) -> MpResult<()> {
