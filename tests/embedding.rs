@@ -38,3 +38,47 @@ if __name__ == "__main__" {
         );
     }
 }
+
+/// An example program of the runtime crate, built next to this test binary.
+fn example(name: &str) -> PathBuf {
+    host().with_file_name(name)
+}
+
+/// The embedding API as a host uses it (runtime/examples/embed_check.rs), under each start
+/// method: values back, the session, a closure over a session variable, a pool driven from
+/// Rust with script and native functions, typed errors from workers and bad input.
+#[test]
+fn the_embedding_api_under_every_method() {
+    for m in METHODS {
+        let out = run_program(&example("embed_check"), &[m], None);
+        assert_eq!(
+            out.ok(),
+            "eval 13\nclosure [104, 107]\npool [1, 4, 7, 10]\nnative [0, 3, 6, 9]\n\
+             worker error ValueError too big: 5 true\nmissing NameError\nthrown ValueError nope\n\
+             wrong type TypeError eval() gave a value of type i64, not the string asked for\nname NameError true\n\
+             session 100\n",
+            "{m}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// A host that maps its own data through a pool and collects typed results.
+#[test]
+fn a_host_maps_its_data_through_a_pool() {
+    for m in METHODS {
+        let out = run_program(&example("host_pool"), &[m], None);
+        assert!(out.ok().ends_with("total 688\n"), "{m}: {}\n{}", out.stdout, out.stderr);
+    }
+}
+
+/// A host that forgot `run_if_child()`: the first start throws `ProcessError` naming it,
+/// and no child ran the host's `main` again (it would print "started" or start more).
+#[test]
+fn a_host_that_forgot_run_if_child_is_told_so() {
+    let out = run_program(&example("forgetful"), &[], None);
+    let s = out.ok();
+    assert!(s.starts_with("ProcessError: ") && s.contains("run_if_child()"), "{s}\n{}", out.stderr);
+    assert!(s.ends_with("pool ProcessError\n"), "{s}");
+    assert!(!s.contains("child ran") && s.matches("ProcessError").count() == 2, "{s}");
+}

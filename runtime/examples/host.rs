@@ -60,7 +60,8 @@ fn main() {
         eprintln!("usage: host [--start-method METHOD] script.rhai [args..]");
         std::process::exit(2);
     };
-    let code = runtime.run_file(std::path::Path::new(script), args[1..].to_vec()).unwrap_or_else(|e| {
+    // As the command line does: the report of an uncaught error on stderr, the exit code.
+    let code = runtime.main_file(std::path::Path::new(script), args[1..].to_vec()).unwrap_or_else(|e| {
         eprintln!("host: can't open {script}: {e}");
         2
     });

@@ -40,7 +40,7 @@ pub fn main(runtime: &Runtime) -> i32 {
         runtime.set_start_method(m);
     }
     if let Some(code) = cli.eval {
-        return runtime.run_code("<-e>", &code, cli.rest);
+        return runtime.main_code("<-e>", &code, cli.rest);
     }
     let mut rest = cli.rest.into_iter();
     match rest.next() {
@@ -48,14 +48,14 @@ pub fn main(runtime: &Runtime) -> i32 {
         Some(dash) if dash == "-" => {
             let mut text = String::new();
             match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
-                Ok(_) => runtime.run_code("<stdin>", &text, rest.collect()),
+                Ok(_) => runtime.main_code("<stdin>", &text, rest.collect()),
                 Err(e) => {
                     eprintln!("rhai-mp: can't read the script from standard input: {e}");
                     2
                 }
             }
         }
-        Some(script) => match runtime.run_file(std::path::Path::new(&script), rest.collect()) {
+        Some(script) => match runtime.main_file(std::path::Path::new(&script), rest.collect()) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("rhai-mp: can't open file '{script}': {e}");

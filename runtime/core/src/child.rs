@@ -79,6 +79,9 @@ pub fn run_if_child(make_engine: &dyn Fn() -> Engine) {
 
 fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
     let stdin = sys::own_fd(0);
+    // The answer that says this program becomes a child when asked to (see
+    // `start/spawn.rs`); a parent that no longer listens makes it fail harmlessly.
+    let _ = stream::write_all(stdin.as_fd(), &[1]);
     let received = stream::recv(stdin.as_fd());
     drop(stdin);
     let _ = sys::stdin_from_devnull();

@@ -139,6 +139,10 @@ pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i
 
 /// Prints the report of an uncaught error on stderr, quoting this process's script.
 pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
+    if who.is_none() {
+        let _ = crate::transport::stream::write_all(crate::sys::borrow_fd(2), error_report(err).as_bytes());
+        return;
+    }
     let script = state::with(|s| s.script.clone());
     let source = match &script {
         Script::Source { name, text } => Some(report::Source { name, text }),
@@ -151,15 +155,32 @@ pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
 /// Runs a main script (`__name__ == "__main__"`) to the end: reports an uncaught error,
 /// then terminates daemon children and joins the others. Returns the exit code.
 pub fn run_main(mut engine: Engine, name: &str, text: String) -> i32 {
+    watch_signals(&mut engine);
+    let result = run_script(engine, name, text);
+    finish_main(ending(result, None))
+}
+
+/// Runs a script as this process's main script (`__name__ == "__main__"`, compiled by its
+/// spawn children too) and returns its outcome, reporting nothing and cleaning nothing up
+/// (see [`run_main`] for both).
+pub fn run_script(mut engine: Engine, name: &str, text: String) -> Result<Dynamic, Box<EvalAltResult>> {
     let script = Script::Source { name: name.to_string(), text };
     state::with(|s| s.script = script.clone());
     set_names(&mut engine, "__main__");
-    watch_signals(&mut engine);
-    let result = compile_ast(&engine, &script).and_then(|ast| {
-        crate::wire::set_program(&ast);
-        engine.run_ast_with_scope(&mut Scope::new(), &ast)
-    });
-    finish_main(ending(result.map(|_| Dynamic::UNIT), None))
+    let ast = compile_ast(&engine, &script)?;
+    crate::wire::set_program(&ast);
+    engine.run_ast_with_scope(&mut Scope::new(), &ast).map(|_| Dynamic::UNIT)
+}
+
+/// The report of an uncaught error, as [`report_error`] prints it (type, message,
+/// `file:line:col`, the quoted line, the process it came from).
+pub fn error_report(err: &EvalAltResult) -> String {
+    let script = state::with(|s| s.script.clone());
+    let source = match &script {
+        Script::Source { name, text } => Some(report::Source { name, text }),
+        Script::Session => None,
+    };
+    report::format(err, source, None, &crate::wire::unit_text)
 }
 
 /// The end of a main process (a script or the REPL): children and managers are cleaned up,

@@ -25,11 +25,14 @@ pub use child::{at_fork_child, register_entry, run_if_child, Entry, CHILD_ENV};
 pub use deadline::Deadline;
 pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError, RhaiResult};
 pub use interp::{
-    compile_ast, ending, exit_code, finish_main, outcome, report_error, run_main, set_names, watch_signals, Ending, ExitRequest,
+    compile_ast, ending, error_report, exit_code, finish_main, outcome, report_error, run_main, run_script, set_names,
+    watch_signals, Ending, ExitRequest,
     INTERRUPTED,
 };
 pub use output::{stderr_line, stdout_line};
-pub use process::{active_children, at_exit, guard_error, Process, Role, Target, EXIT_BOOT_FAILED, EXIT_GUARD};
+pub use process::{
+    active_children, at_exit, guard_error, Process, Role, Target, EXIT_BOOT_FAILED, EXIT_GUARD, EXIT_NOT_A_CHILD,
+};
 pub use report::type_and_message;
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use start::{fork::Server as ForkServer, Popen};

@@ -74,6 +74,9 @@ pub struct Process(pub Rc<RefCell<Inner>>);
 /// script's top level hit the missing `__main__` guard: it says nothing, and the process
 /// that started it throws [`guard_error`] once.
 pub const EXIT_GUARD: i32 = 121;
+/// The exit code of a spawned process that did not become a child because its program
+/// never called `run_if_child` (an embedding host that forgot to): it leaves at once.
+pub const EXIT_NOT_A_CHILD: i32 = 120;
 /// The exit code of a runtime child whose re-run of the top level failed otherwise (its
 /// error is on stderr): it cannot serve, and is not restarted.
 pub const EXIT_BOOT_FAILED: i32 = 122;

@@ -12,12 +12,52 @@
 use super::Popen;
 use crate::boot::Boot;
 use crate::child::CHILD_ENV;
+use crate::deadline::Deadline;
 use crate::error::{MpError, MpResult};
-use crate::transport::stream;
+use crate::mp_err;
+use crate::transport::{poll, stream};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+
+/// Whether a child of this binary answered once: then the binary is known to call
+/// `run_if_child` (the others are not waited for).
+static ANSWERED: AtomicBool = AtomicBool::new(false);
+/// How long the first child may take to answer.
+const FIRST_ANSWER: f64 = 10.0;
+
+/// The error for a binary whose children never become children.
+fn never_a_child(why: &str) -> MpError {
+    mp_err!(
+        ProcessError,
+        "the new process {why}: this program does not call run_if_child() when it is started as a child. A program that embeds rhai-mp must call Runtime::run_if_child() first thing in main (right after Runtime::new() and its registrations), because spawn and forkserver children are the same program started again"
+    )
+}
+
+/// Waits for the first child's answer (see `child.rs`, which sends it first thing).
+fn first_answer(sock: &OwnedFd, pid: i32) -> MpResult<()> {
+    if ANSWERED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let pidfd = crate::sys::pidfd_open(pid).map_err(|e| MpError::os("pidfd_open", e))?;
+    let ready = poll::wait_any(&[sock.as_fd(), pidfd.as_fd()], Deadline::after_secs(FIRST_ANSWER))?;
+    let mut b = [0u8; 1];
+    if ready[0] && nix::unistd::read(sock.as_fd(), &mut b).is_ok_and(|n| n == 1) {
+        ANSWERED.store(true, Ordering::Relaxed);
+        return Ok(());
+    }
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    Err(match status {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, crate::process::EXIT_NOT_A_CHILD)) => {
+            never_a_child("ran the program's main instead of the call")
+        }
+        _ if !ready[0] && !ready[1] => never_a_child(&format!("did not answer within {FIRST_ANSWER} s")),
+        _ => mp_err!(ProcessError, "the new process ended before it read what to do ({status:?})"),
+    })
+}
 
 /// Starts a fresh interpreter in `mode` (`"spawn"` or `"forkserver"`) and sends it `boot`.
 pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<i32> {
@@ -30,6 +70,7 @@ pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<i32> {
         .spawn()
         .map_err(|e| MpError::os("cannot start a new rhai-mp process", e))?;
     let pid = child.id() as i32;
+    first_answer(&ours, pid)?;
     match stream::send(ours.as_fd(), &packet.bytes, &packet.fds) {
         // The child died before reading: its exit code will tell.
         Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::ECONNRESET) => {}
