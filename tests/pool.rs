@@ -346,8 +346,10 @@ fn initializer_runs_once_per_worker(m: &str) {
     p.map(sq, 0..20, 1);
     p.close(); p.join();
     print(v.value);
+    // Five tasks, two per worker: exactly three workers (a fourth could start after a sixth
+    // task, while the pool is still open, as in Python).
     let p = Pool(#{processes: 1, initializer: |v| { v.value += 1; }, initargs: [v], maxtasksperchild: 2});
-    p.map(sq, 0..6, 1);
+    p.map(sq, 0..5, 1);
     p.close(); p.join();
     print(v.value);
 "#,
