@@ -242,9 +242,12 @@ impl Portable for Barrier {
 
 impl Handle for Barrier {
     const KIND: &'static str = "Barrier";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Barrier(..) (Manager(#{address: ..}))";
 }
 
-fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
+/// A barrier's number of parties and options (`action`, `timeout`), checked (also for a
+/// TCP manager's barriers).
+pub(crate) fn arguments(parties: &Dynamic, options: Map) -> MpResult<(INT, Option<FnPtr>, Option<f64>)> {
     let parties = opts::arg_int(parties, "Barrier", "parties")?;
     if parties <= 0 {
         return Err(mp_err!(ValueError, "a barrier needs at least 1 party, not {parties}"));
@@ -258,7 +261,11 @@ fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
         // An action that could not cross would fail only when the barrier is sent.
         rhai_mp_core::encode(&Dynamic::from(f.clone()), "action")?;
     }
-    let timeout = o.seconds("timeout")?;
+    Ok((parties, action, o.seconds("timeout")?))
+}
+
+fn new_barrier(parties: &Dynamic, options: Map) -> MpResult<Barrier> {
+    let (parties, action, timeout) = arguments(parties, options)?;
     let region = Region::create("rhai-mp-barrier", size(parties as u64))?;
     Mutex::init(&region, MUTEX)?;
     Cond::init(&region, COND)?;

@@ -168,6 +168,7 @@ impl Portable for Connection {
 
 impl Handle for Connection {
     const KIND: &'static str = "Connection";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Queue() (Manager(#{address: ..}))";
 }
 
 fn bad_range(msg: &str) -> Box<EvalAltResult> {

@@ -1,9 +1,10 @@
 //! `hold(lock, || ..)`: Python's `with lock:` for Rhai, which has no `with` statement. It
-//! takes a Lock, RLock, Semaphore or Condition, runs the closure, and releases it even
-//! when the closure throws.
+//! takes a Lock, RLock, Semaphore or Condition (or a TCP manager's proxy of one), runs the
+//! closure, and releases it even when the closure throws.
 
 use crate::condition::Condition;
 use crate::lock::Lock;
+use crate::manager::{Proxy, Timeout};
 use crate::opts;
 use crate::semaphore::Semaphore;
 use rhai::plugin::*;
@@ -15,7 +16,8 @@ use rhai_mp_core::{mp_err, Deadline};
 pub mod hold_functions {
     use super::*;
 
-    /// Runs `f` holding `lock` (a Lock, RLock, Semaphore or Condition) and returns its
+    /// Runs `f` holding `lock` (a Lock, RLock, Semaphore or Condition, or a TCP manager's
+    /// proxy of one) and returns its
     /// result; the lock is released even when `f` throws. Use this function form when the
     /// closure itself uses the lock (`hold(c, || c.notify())`).
     ///
@@ -32,6 +34,7 @@ pub mod hold_functions {
         enum Held {
             Lock(Lock),
             Sem(Semaphore),
+            Proxy(Proxy),
         }
         let held = if let Some(l) = lock.read_lock::<Lock>() {
             Held::Lock(l.clone())
@@ -39,6 +42,8 @@ pub mod hold_functions {
             Held::Sem(s.clone())
         } else if let Some(c) = lock.read_lock::<Condition>() {
             Held::Lock(c.0.lock.clone())
+        } else if let Some(p) = lock.read_lock::<Proxy>().filter(|p| p.is_lock()) {
+            Held::Proxy(p.clone())
         } else {
             return Err(mp_err!(
                 TypeError,
@@ -54,11 +59,15 @@ pub mod hold_functions {
             Held::Sem(s) => {
                 s.0.acquire(true, Deadline::NEVER)?;
             }
+            Held::Proxy(p) => {
+                p.acquire(true, Timeout::Never)?;
+            }
         }
         let result = f.call_raw(&ctx, None, []);
         let released = match &held {
-            Held::Lock(l) => l.0.release(),
-            Held::Sem(s) => s.0.release(),
+            Held::Lock(l) => l.0.release().map_err(Into::into),
+            Held::Sem(s) => s.0.release().map_err(Into::into),
+            Held::Proxy(p) => p.release(),
         };
         let value = result?;
         released?;

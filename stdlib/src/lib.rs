@@ -51,6 +51,7 @@ pub mod bindings {
     pub use crate::hold::hold_functions as hold;
     pub use crate::lock::lock_functions as lock;
     pub use crate::manager::manager_functions as manager;
+    pub use crate::manager::proxied_functions as proxied;
     pub use crate::manager::proxy_functions as proxy;
     pub use crate::os::os_functions as os;
     pub use crate::pool::pool_functions as pool;
@@ -88,6 +89,7 @@ fn register_machinery() {
         register_handle::<manager::Proxy>();
         rhai_mp_core::register_entry(pool::WORKER_ENTRY, pool::worker_entry);
         rhai_mp_core::register_entry(manager::SERVER_ENTRY, manager::server_entry);
+        rhai_mp_core::at_fork_child(manager::forget_connections);
     });
 }
 
@@ -114,6 +116,7 @@ def_package! {
         combine_with_exported_module!(lib, "pool_results", pool::result_functions);
         combine_with_exported_module!(lib, "manager", manager::manager_functions);
         combine_with_exported_module!(lib, "proxy", manager::proxy_functions);
+        combine_with_exported_module!(lib, "proxied", manager::proxied_functions);
         manager::register(lib);
         pool::register(lib);
         lib.set_iterable::<array::SharedArray>();

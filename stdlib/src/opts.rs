@@ -32,7 +32,7 @@ impl Opts {
     }
 
     /// The value of `key`, or `None` when it is absent or `()`.
-    fn take(&mut self, key: &str) -> Option<Dynamic> {
+    pub(crate) fn take(&mut self, key: &str) -> Option<Dynamic> {
         self.map.remove(key).filter(|v| !v.is_unit())
     }
 

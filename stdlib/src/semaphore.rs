@@ -18,7 +18,7 @@ const VALUE: usize = 0;
 const SLEEPERS: usize = 4;
 const BOUND: usize = 8;
 /// The largest initial value (Python's SEM_VALUE_MAX).
-const MAX: INT = i32::MAX as INT;
+pub(crate) const MAX: INT = i32::MAX as INT;
 
 /// The shared state of a semaphore: a value and, if bounded, its maximum.
 #[derive(Debug)]
@@ -137,7 +137,8 @@ impl EmbeddedSem<'_> {
 #[derive(Debug, Clone)]
 pub struct Semaphore(pub Rc<SemCore>);
 
-fn initial(n: &Dynamic, func: &str) -> MpResult<u32> {
+/// A semaphore's initial value, checked (also for a TCP manager's semaphores).
+pub(crate) fn initial(n: &Dynamic, func: &str) -> MpResult<u32> {
     let n = opts::arg_int(n, func, "value")?;
     if n < 0 {
         return Err(mp_err!(ValueError, "semaphore initial value must be >= 0, not {n}"));
@@ -160,6 +161,7 @@ impl Portable for Semaphore {
 
 impl Handle for Semaphore {
     const KIND: &'static str = "Semaphore";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Semaphore(..) (Manager(#{address: ..}))";
 }
 
 /// The Rhai bindings: `Semaphore`, `BoundedSemaphore` and their methods.

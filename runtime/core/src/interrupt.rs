@@ -127,6 +127,15 @@ pub fn io_check() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs `f` without acting on signals (they stay noted, for the next check): for the short,
+/// bounded waits that clean up after a wait a signal stopped.
+pub fn masked<T>(f: impl FnOnce() -> T) -> T {
+    let was = WATCHING.with(|w| w.replace(false));
+    let out = f();
+    WATCHING.with(|w| w.set(was));
+    out
+}
+
 /// Throws if a signal asked this process to stop (see the module docs); waits call it
 /// between slices.
 pub fn check() -> Result<(), MpError> {

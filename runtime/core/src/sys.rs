@@ -207,9 +207,8 @@ pub fn spin_while(busy: impl Fn() -> bool) -> bool {
 
 /// `n` random bytes from the kernel (keys).
 pub fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
     let mut key = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    getrandom::fill(&mut key)?;
     Ok(key)
 }
 

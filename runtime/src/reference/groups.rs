@@ -125,7 +125,7 @@ pub const GROUPS: &[Group] = &[
     Group {
         title: "Manager and proxies",
         sections: &[
-            section("Manager", &[("Manager", "m")], &["Manager"], &["Manager("]),
+            section("Manager", &[("Manager", "m")], &["Manager", "BaseManager"], &["Manager(", "BaseManager("]),
             section("Proxy", &[("Proxy", "proxy")], &[], &[".dict(", ".list(", ".Namespace(", ".Value(", ".Array("]),
         ],
     },

@@ -1,11 +1,11 @@
-//! `Manager()` and `ctx.Manager()` and the manager's constructors (see the reference,
-//! "Manager"): the script bindings. The machinery is `mod.rs`; the proxies' methods are
-//! `proxy.rs`.
+//! `Manager()`, `BaseManager(..)`, `ctx.Manager()` and the manager's methods and
+//! constructors (see the reference, "Manager"): the script bindings. The machinery is
+//! `mod.rs`; the proxies' methods are `proxy.rs` and `proxied.rs`.
 
 use super::protocol::{Create, Primitive};
 use super::proxy::{Kind, Proxy};
 use super::Manager;
-use crate::opts;
+use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, INT};
 use rhai_mp_core::mp_err;
@@ -21,7 +21,23 @@ fn items_arg(v: Dynamic, func: &str) -> MpResult<Dynamic> {
         .map_err(|_| mp_err!(TypeError, "{func}() takes an iterable (array, range, string or blob), not {t}"))
 }
 
-/// The Rhai bindings: `Manager()` and the manager's methods.
+/// `#{address, authkey}`: the address (`None`: a local manager) and the key (`None`: a
+/// random one).
+fn options(o: rhai::Map, func: &'static str) -> MpResult<(Option<String>, Option<Vec<u8>>)> {
+    let mut o = Opts::new(o, func, &["address", "authkey"])?;
+    let address = o.string("address")?;
+    let authkey = match o.take("authkey") {
+        None => None,
+        Some(k) if k.is_string() => Some(k.to_string().into_bytes()),
+        Some(k) if k.is_blob() => Some(k.cast::<rhai::Blob>()),
+        Some(k) => {
+            return Err(mp_err!(TypeError, "{func}(): authkey must be a string or a blob, not {}", opts::type_name(&k)))
+        }
+    };
+    Ok((address, authkey))
+}
+
+/// The Rhai bindings: `Manager()`, `BaseManager(..)` and the manager's methods.
 #[export_module]
 pub mod manager_functions {
     use super::*;
@@ -40,7 +56,7 @@ pub mod manager_functions {
     /// the OS refuses (`OSError`).
     #[rhai_fn(name = "Manager", return_raw)]
     pub fn manager(ctx: NativeCallContext) -> Result<Manager, Box<EvalAltResult>> {
-        super::Manager::start(&ctx, None)
+        super::Manager::local(&ctx, None)
     }
 
     /// `Manager()` whose server starts with this context's start method.
@@ -52,24 +68,153 @@ pub mod manager_functions {
     /// Throws when: as `Manager()`.
     #[rhai_fn(global, name = "Manager", return_raw)]
     pub fn ctx_manager(ctx: NativeCallContext, c: &mut crate::context::Context) -> Result<Manager, Box<EvalAltResult>> {
-        super::Manager::start(&ctx, Some(c.0))
+        super::Manager::local(&ctx, Some(c.0))
     }
 
-    /// Stops the server; proxies then throw `BrokenPipeError`. Also happens when the last
-    /// copy of the manager (and of the proxies it made) goes away, and at the end of the
-    /// main script.
+    /// A manager whose server listens on TCP at `address` (`"host:port"`; port `0`: any
+    /// free port), started: `BaseManager(options)` then `start()`. Other machines reach it
+    /// with `BaseManager(#{address, authkey}).connect()`; every object it makes is a proxy.
+    ///
+    /// ```rhai
+    /// let m = Manager(#{address: "127.0.0.1:0", authkey: "secret"});
+    /// print(m.address);
+    /// ```
+    ///
+    /// Throws when: an unknown option (`ValueError`); a malformed address (`ValueError`);
+    /// the address is taken or cannot be resolved (`OSError`); as `Manager()`.
+    #[rhai_fn(name = "Manager", return_raw)]
+    pub fn manager_opts(ctx: NativeCallContext, options: rhai::Map) -> Result<Manager, Box<EvalAltResult>> {
+        let (address, authkey) = super::options(options, "Manager")?;
+        let m = super::Manager::new(address, authkey)?;
+        m.start(&ctx, None)?;
+        Ok(m)
+    }
+
+    /// A manager not started yet, as Python's `BaseManager(address=.., authkey=..)`:
+    /// `#{address: "host:port", authkey: "key"}` (no address: a local manager; no key: a
+    /// random one). Then `start()` (a new server process), `connect()` (to a server already
+    /// running at the address) or `serve_forever()` (serve from this process).
+    ///
+    /// ```rhai
+    /// let m = BaseManager(#{address: "127.0.0.1:50000", authkey: "secret"});
+    /// ```
+    ///
+    /// Throws when: an unknown option (`ValueError`); a malformed address (`ValueError`);
+    /// a host that cannot be resolved (`OSError`); a key that is not a string or blob
+    /// (`TypeError`).
+    #[rhai_fn(name = "BaseManager", return_raw)]
+    pub fn base_manager(options: rhai::Map) -> Result<Manager, Box<EvalAltResult>> {
+        let (address, authkey) = super::options(options, "BaseManager")?;
+        Ok(super::Manager::new(address, authkey)?)
+    }
+
+    /// `BaseManager(#{})`: a local manager not started yet.
+    ///
+    /// ```rhai
+    /// let m = BaseManager();
+    /// m.start();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(name = "BaseManager", return_raw)]
+    pub fn base_manager_local() -> Result<Manager, Box<EvalAltResult>> {
+        Ok(super::Manager::new(None, None)?)
+    }
+
+    /// Starts the manager's server in a new process (with the current start method),
+    /// listening at its address; `m.address` then reads the address it has.
+    ///
+    /// ```rhai
+    /// let m = BaseManager(#{address: "127.0.0.1:0"});
+    /// m.start();
+    /// ```
+    ///
+    /// Throws when: the manager is already started, connected or shut down
+    /// (`ProcessError`); the address is taken (`OSError`); as `Process.start()`.
+    #[rhai_fn(global, name = "start", return_raw)]
+    pub fn start(ctx: NativeCallContext, m: &mut Manager) -> Result<(), Box<EvalAltResult>> {
+        m.start(&ctx, None)
+    }
+
+    /// Connects to a server already running at the manager's address, and checks the key.
+    ///
+    /// ```rhai
+    /// let m = BaseManager(#{address: "10.0.0.5:50000", authkey: "secret"});
+    /// m.connect();
+    /// let q = m.get("jobs");
+    /// ```
+    ///
+    /// Throws when: nothing listens there (`ConnectionRefusedError`); no answer within 10
+    /// seconds (`OSError`); the key is wrong (`AuthenticationError`); the manager has no
+    /// address (`ValueError`).
+    #[rhai_fn(global, name = "connect", return_raw)]
+    pub fn connect(m: &mut Manager) -> Result<(), Box<EvalAltResult>> {
+        Ok(m.connect()?)
+    }
+
+    /// Serves the manager's objects from this process until a client calls `shutdown()` or
+    /// the process gets SIGINT, SIGTERM or SIGHUP; then returns.
+    ///
+    /// ```rhai
+    /// let m = BaseManager(#{address: "0.0.0.0:50000", authkey: "secret"});
+    /// m.serve_forever();
+    /// ```
+    ///
+    /// Throws when: the manager is already started or connected (`ProcessError`); the
+    /// address is taken (`OSError`).
+    #[rhai_fn(global, name = "serve_forever", return_raw)]
+    pub fn serve_forever(ctx: NativeCallContext, m: &mut Manager) -> Result<(), Box<EvalAltResult>> {
+        m.serve_forever(&ctx)
+    }
+
+    /// Publishes `obj` (a proxy of this manager, or any value that can cross to the server)
+    /// under `name`, for `m.get(name)` in any process connected to the same server: Python's
+    /// `register("get_queue", callable=..)`.
+    ///
+    /// ```rhai
+    /// m.register("jobs", m.Queue());
+    /// ```
+    ///
+    /// Throws when: the manager is not started or connected (`AssertionError`); the value
+    /// cannot cross (`SerializationError`); the server is gone (`BrokenPipeError`).
+    #[rhai_fn(global, name = "register", return_raw)]
+    pub fn register(m: &mut Manager, name: Dynamic, obj: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let name = opts::arg_str(&name, "register", "name")?;
+        m.register(name, obj)
+    }
+
+    /// The value registered under `name` with the server.
+    ///
+    /// ```rhai
+    /// let q = m.get("jobs");
+    /// ```
+    ///
+    /// Throws when: nothing is registered under `name` (`KeyError`); the manager is not
+    /// started or connected (`AssertionError`); the server is gone (`BrokenPipeError`).
+    #[rhai_fn(global, name = "get", return_raw)]
+    pub fn get(m: &mut Manager, name: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        let name = opts::arg_str(&name, "get", "name")?;
+        m.lookup(name)
+    }
+
+    /// Stops the server; proxies then throw `BrokenPipeError`. A manager that started its
+    /// server also stops it when its last copy (and the last proxy it made) goes away in
+    /// the process that made it, and at the end of the main script. A connected manager
+    /// stops the server it is connected to (any process with the key may).
     ///
     /// ```rhai
     /// m.shutdown();
     /// ```
     ///
-    /// Throws when: never.
-    #[rhai_fn(global)]
-    pub fn shutdown(m: &mut Manager) {
-        m.0.shutdown();
+    /// Throws when: a connected manager's server is already gone (`BrokenPipeError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn shutdown(m: &mut Manager) -> Result<(), Box<EvalAltResult>> {
+        m.0.shutdown()
     }
 
-    /// The server's socket name (an abstract Unix socket).
+    /// The server's address: `"host:port"` for a TCP manager (the port it actually has,
+    /// once started), an abstract Unix socket's name for a local one (`()` before
+    /// `start()`).
     ///
     /// ```rhai
     /// print(m.address);
@@ -77,11 +222,11 @@ pub mod manager_functions {
     ///
     /// Throws when: never.
     #[rhai_fn(global, get = "address")]
-    pub fn address(m: &mut Manager) -> String {
-        m.0.addr.name.clone()
+    pub fn address(m: &mut Manager) -> Dynamic {
+        m.address()
     }
 
-    /// The pid of the server process.
+    /// The pid of the server process, if this process started it (else `()`).
     ///
     /// ```rhai
     /// print(m.pid);
@@ -89,8 +234,8 @@ pub mod manager_functions {
     ///
     /// Throws when: never.
     #[rhai_fn(global, get = "pid")]
-    pub fn pid(m: &mut Manager) -> INT {
-        m.0.process.pid().ok().flatten().unwrap_or(0) as INT
+    pub fn pid(m: &mut Manager) -> Dynamic {
+        m.pid().map_or(Dynamic::UNIT, |p| (p as INT).into())
     }
 
     /// `<Manager address=..>`.
@@ -228,7 +373,7 @@ pub mod manager_functions {
         m.proxy(Kind::Array, Create::Array(tc, init))
     }
 
-    /// A `Lock` made by the manager's server.
+    /// A `Lock` made by the manager's server (a TCP manager's: a proxy).
     ///
     /// ```rhai
     /// let lock = m.Lock();

@@ -1,120 +1,310 @@
 //! The client side of a manager: where a server is ([`Address`]), the connection each
-//! process keeps to it, and [`request`], which sends one typed request and returns the
-//! reply's value (or throws its error).
+//! process keeps to it, and [`exchange`], which sends one typed request and waits for its
+//! reply.
 //!
-//! Each process opens one connection per server, on first use, and authenticates with the
-//! key; a forked child notices it is not the process that opened a connection and opens its
-//! own. An error raised in the server comes back as the map a local `catch` would see and
-//! is thrown again here.
+//! Each process opens one connection per server and key, on first use, and runs the
+//! handshake of `auth.rs` on it. A forked child drops the connections it inherited (see
+//! [`forget_all`]) and opens its own: the server tells processes apart by connection (a
+//! lock's owner is a connection). A request's reply may take as long as the operation
+//! waits (a queue's `get`); a signal (Ctrl-C) during that wait sends [`Request::Cancel`],
+//! and the request ends either cancelled (the signal's error is thrown) or done (its result
+//! is returned, and the signal is acted on at the next check) — a value is never lost.
 
-use super::protocol::{read_reply, Request};
+use super::auth::{Hello, Verdict};
+use super::protocol::{Reply, Request};
 use rhai::Dynamic;
+use rhai_mp_core::transport::tcp::{self, FrameReader, Read};
 use rhai_mp_core::transport::{listener, seqpacket};
-use rhai_mp_core::{mp_err, MessageKind, MpError, MpResult, Reader, RhaiResult};
+use rhai_mp_core::{mp_err, Deadline, MessageKind, MpError, MpResult, Portable, RhaiResult};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
+use std::time::Duration;
 
-/// The first message of a connection is the key; the server answers with one of these.
-pub(super) const AUTH_OK: &[u8] = b"ok";
-/// The server's answer to a wrong key.
-pub(super) const AUTH_BAD: &[u8] = b"denied";
+/// The largest message a connection takes once it has authenticated.
+pub(super) const MAX_MESSAGE: usize = 1 << 30;
+/// The largest message of the handshake.
+pub(super) const MAX_HANDSHAKE: usize = 1024;
+/// How long a connection may take to get through the handshake, and a connect may take.
+pub(super) const HANDSHAKE_TIME: f64 = 10.0;
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// An abstract Unix socket of this host (`Manager()`): its objects may be shared memory.
+    Local(String),
+    /// A TCP address, `"host:port"`: every object is held by the server.
+    Tcp(String),
+}
+
+impl Endpoint {
+    /// The address as scripts see it.
+    pub fn text(&self) -> &str {
+        match self {
+            Endpoint::Local(name) | Endpoint::Tcp(name) => name,
+        }
+    }
+}
 
 /// Where a server is and how to get in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Address {
-    /// The server's socket name (abstract namespace).
-    pub name: String,
+    /// The server's socket.
+    pub endpoint: Endpoint,
     /// The manager's key.
     pub authkey: Vec<u8>,
 }
 
 impl std::fmt::Debug for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Address({:?})", self.name) // never the key
+        write!(f, "Address({:?})", self.endpoint) // never the key
     }
+}
+
+/// A connection's socket and how messages are framed on it.
+enum Link {
+    /// A seqpacket socket: one message per packet, descriptors included.
+    Local(OwnedFd),
+    /// A TCP socket: length-prefixed frames, no descriptors.
+    Tcp(OwnedFd, FrameReader),
+}
+
+impl Link {
+    /// Sends a message (a signal can stop a send that waits for room: `Interrupted`).
+    fn send<T: Portable>(&mut self, msg: &T) -> Result<(), Failure> {
+        match self {
+            Link::Local(fd) => {
+                let packet = rhai_mp_core::wire::encode_message(msg).map_err(Failure::Encode)?;
+                seqpacket::send(fd.as_fd(), MessageKind::Value, &packet.bytes, &packet.fds).map_err(Failure::Io)
+            }
+            Link::Tcp(fd, _) => {
+                let bytes = rhai_mp_core::wire::encode_remote(msg).map_err(Failure::Encode)?;
+                let frame = tcp::frame(&bytes).map_err(|e| Failure::Encode(mp_err!(ValueError, "{e}")))?;
+                tcp::write_all(fd.as_fd(), &frame).map_err(Failure::Io)
+            }
+        }
+    }
+
+    /// Receives a message, waiting at most until `deadline` (`TimedOut`); `Ok(None)`: the
+    /// server closed the connection.
+    fn recv<T: Portable>(&mut self, deadline: Deadline) -> Result<Option<T>, Failure> {
+        let decode = |bytes: &[u8], fds| rhai_mp_core::wire::decode_message(bytes, fds).map(Some).map_err(Failure::Decode);
+        match self {
+            Link::Local(fd) => {
+                if !deadline.is_never() && !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
+                    return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
+                }
+                match SCRATCH.with(|s| seqpacket::recv_message(fd.as_fd(), &mut s.borrow_mut())) {
+                    Ok(Some(m)) if m.kind == MessageKind::Value => decode(&m.data, m.fds),
+                    Ok(Some(_)) => Err(Failure::Io(std::io::ErrorKind::InvalidData.into())),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(Failure::Io(e)),
+                }
+            }
+            Link::Tcp(fd, reader) => {
+                // A reply often comes within microseconds: look again for a moment before
+                // sleeping, which saves the sleep and the wake-up.
+                let spin_until = std::time::Instant::now() + rhai_mp_core::spin_time();
+                loop {
+                    match reader.read_from(fd.as_fd()).map_err(Failure::Io)? {
+                        Read::Frame(f) => return decode(&f, Vec::new()),
+                        Read::Closed => return Ok(None),
+                        Read::Pending if std::time::Instant::now() < spin_until => std::hint::spin_loop(),
+                        Read::Pending => {
+                            if !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
+                                return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why an exchange failed.
+enum Failure {
+    /// The request could not be encoded (nothing was sent; the connection is fine).
+    Encode(MpError),
+    /// The socket failed, or a signal stopped the wait.
+    Io(std::io::Error),
+    /// The reply was malformed.
+    Decode(MpError),
 }
 
 struct Open {
+    authkey: Vec<u8>,
     pid: u32,
-    fd: Rc<OwnedFd>,
+    link: Rc<RefCell<Link>>,
 }
 
 thread_local! {
-    static CONNECTIONS: RefCell<HashMap<String, Open>> = RefCell::new(HashMap::new());
-    /// The receive buffer, kept between requests (it is 64 KiB).
+    /// This process's connections, by endpoint (and key: a few at most per endpoint).
+    static CONNECTIONS: RefCell<HashMap<Endpoint, Vec<Open>>> = RefCell::new(HashMap::new());
+    /// The receive buffer of local connections, kept between requests (it is 64 KiB).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn gone(what: &str, e: impl std::fmt::Display) -> MpError {
-    mp_err!(BrokenPipeError, "the manager's server process is gone (shut down, or it died) — {what}: {e}")
+fn gone(addr: &Address, what: &str, e: impl std::fmt::Display) -> MpError {
+    mp_err!(
+        BrokenPipeError,
+        "the manager's server at {} is gone (shut down, or it died, or the network failed) — {what}: {e}",
+        addr.endpoint.text()
+    )
 }
 
-/// A request that failed half-way: the connection is dropped (a reply may still come on
-/// it). A signal that stopped the wait gives its own error.
-fn failed(addr: &Address, what: &str, e: std::io::Error) -> MpError {
-    forget(addr);
-    if e.kind() == std::io::ErrorKind::Interrupted {
-        return MpError::os(what, e);
-    }
-    gone(what, e)
-}
-
-/// Connects and authenticates.
-fn connect(addr: &Address) -> MpResult<OwnedFd> {
-    use nix::sys::socket as sock;
-    let fd = listener::connect(&addr.name, listener::Kind::SeqPacket).map_err(|e| {
-        mp_err!(BrokenPipeError, "cannot reach the manager's server (it was shut down, or it died): {e}")
+/// Connects and runs the handshake.
+fn connect(addr: &Address) -> MpResult<Link> {
+    let mut link = match &addr.endpoint {
+        Endpoint::Local(name) => Link::Local(listener::connect(name, listener::Kind::SeqPacket).map_err(|e| {
+            mp_err!(BrokenPipeError, "cannot reach the manager's server (it was shut down, or it died): {e}")
+        })?),
+        Endpoint::Tcp(address) => {
+            let fd = tcp::connect(address, Duration::from_secs_f64(HANDSHAKE_TIME))?;
+            tcp::set_nonblocking(fd.as_fd()).map_err(|e| MpError::os("a manager connection", e))?;
+            Link::Tcp(fd, FrameReader::new(MAX_HANDSHAKE))
+        }
+    };
+    let deadline = Deadline::after_secs(HANDSHAKE_TIME);
+    let failed = |e: Failure| match e {
+        Failure::Io(e) if e.kind() == std::io::ErrorKind::Interrupted => MpError::os("connecting to a manager", e),
+        Failure::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => mp_err!(
+            AuthenticationError,
+            "the server at {} did not start the manager's handshake within {HANDSHAKE_TIME} s (is it a rhai-mp manager?)",
+            addr.endpoint.text()
+        ),
+        Failure::Io(e) => gone(addr, "authentication", e),
+        Failure::Decode(_) => mp_err!(
+            AuthenticationError,
+            "the server at {} does not speak the manager's handshake (is it a rhai-mp manager?)",
+            addr.endpoint.text()
+        ),
+        Failure::Encode(e) => e,
+    };
+    let closed = || gone(addr, "authentication", "the connection closed");
+    let hello: Hello = link.recv(deadline).map_err(failed)?.ok_or_else(closed)?;
+    let answer = hello.answer(&addr.authkey)?;
+    link.send(&answer).map_err(failed)?;
+    let verdict: Verdict = link.recv(deadline).map_err(failed)?.ok_or_else(|| {
+        // A server closes right after a denial; the verdict may be lost with it.
+        mp_err!(AuthenticationError, "the manager's server at {} refused this key", addr.endpoint.text())
     })?;
-    // A live server answers at once; don't wait forever for one that is stopped.
-    let _ = sock::setsockopt(&fd, sock::sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(30, 0));
-    seqpacket::send(fd.as_fd(), MessageKind::Bytes, &addr.authkey, &[]).map_err(|e| gone("authentication", e))?;
-    let mut scratch = Vec::new();
-    let answer = seqpacket::recv_message(fd.as_fd(), &mut scratch);
-    let _ = sock::setsockopt(&fd, sock::sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(0, 0));
-    match answer {
-        Ok(Some(m)) if &*m.data == AUTH_OK => Ok(fd),
-        Ok(_) => Err(mp_err!(AuthenticationError, "the manager's server refused this process's key")),
-        Err(e) => Err(gone("authentication", e)),
+    match verdict {
+        Verdict::Denied => {
+            Err(mp_err!(AuthenticationError, "the manager's server at {} refused this key", addr.endpoint.text()))
+        }
+        v if !v.proves(&addr.authkey, &answer) => Err(mp_err!(
+            AuthenticationError,
+            "the server at {} could not prove it knows the manager's key: it is not the manager this key is for",
+            addr.endpoint.text()
+        )),
+        _ => {
+            if let Link::Tcp(_, reader) = &mut link {
+                reader.set_max(MAX_MESSAGE);
+            }
+            Ok(link)
+        }
     }
 }
 
-fn connection(addr: &Address) -> MpResult<Rc<OwnedFd>> {
+fn connection(addr: &Address) -> MpResult<Rc<RefCell<Link>>> {
     let me = rhai_mp_core::pid();
-    if let Some(fd) = CONNECTIONS.with(|c| c.borrow().get(&addr.name).filter(|o| o.pid == me).map(|o| o.fd.clone())) {
-        return Ok(fd);
+    let open = CONNECTIONS.with(|c| {
+        let c = c.borrow();
+        let open = c.get(&addr.endpoint)?.iter().find(|o| o.authkey == addr.authkey)?;
+        (open.pid == me).then(|| open.link.clone())
+    });
+    if let Some(link) = open {
+        return Ok(link);
     }
-    let fd = Rc::new(connect(addr)?);
-    CONNECTIONS.with(|c| c.borrow_mut().insert(addr.name.clone(), Open { pid: me, fd: fd.clone() }));
-    Ok(fd)
+    forget(addr);
+    let link = Rc::new(RefCell::new(connect(addr)?));
+    let open = Open { authkey: addr.authkey.clone(), pid: me, link: link.clone() };
+    CONNECTIONS.with(|c| c.borrow_mut().entry(addr.endpoint.clone()).or_default().push(open));
+    Ok(link)
+}
+
+/// Checks that a server answers this address and key (`m.connect()`).
+pub(super) fn check(addr: &Address) -> MpResult<()> {
+    connection(addr).map(|_| ())
 }
 
 /// Closes this process's connection to a server.
 pub(super) fn forget(addr: &Address) {
-    CONNECTIONS.with(|c| c.borrow_mut().remove(&addr.name));
+    CONNECTIONS.with(|c| {
+        if let Some(open) = c.borrow_mut().get_mut(&addr.endpoint) {
+            open.retain(|o| o.authkey != addr.authkey);
+        }
+    });
 }
 
-/// Sends a request and returns the reply's value (or throws its error).
-pub(super) fn request(addr: &Address, req: &Request) -> RhaiResult {
-    let packet = rhai_mp_core::wire::encode_message(req)?;
-    let fd = connection(addr)?;
-    if let Err(e) = seqpacket::send(fd.as_fd(), MessageKind::Value, &packet.bytes, &packet.fds) {
-        return Err(failed(addr, "sending a request", e).into());
-    }
-    let received = SCRATCH.with(|s| seqpacket::recv_message(fd.as_fd(), &mut s.borrow_mut()));
-    let reply = match received {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            forget(addr);
-            return Err(gone("waiting for a reply", "the connection closed").into());
+/// Closes every connection (a forked child: its parent's connections are not its own, and
+/// holding them open would keep the server from noticing the parent's death).
+pub(crate) fn forget_all() {
+    CONNECTIONS.with(|c| c.borrow_mut().clear());
+}
+
+/// Sends a request and returns the server's reply.
+pub(super) fn exchange(addr: &Address, req: &Request) -> MpResult<Reply> {
+    let link = connection(addr)?;
+    let mut link = link.borrow_mut();
+    let broken = |e: std::io::Error, what: &str| {
+        forget(addr);
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return MpError::os(what, e);
         }
-        Err(e) => return Err(failed(addr, "waiting for a reply", e).into()),
+        gone(addr, what, e)
     };
-    let mut r = Reader::new(&reply.data, reply.fds);
-    let reply = read_reply(&mut r)?;
-    r.finish()?;
-    reply.map_err(rhai_mp_core::rethrow)
+    match link.send(req) {
+        Ok(()) => {}
+        Err(Failure::Encode(e)) => return Err(e),
+        Err(Failure::Io(e)) => return Err(broken(e, "sending a request")),
+        Err(Failure::Decode(e)) => return Err(e),
+    }
+    match link.recv::<Reply>(Deadline::NEVER) {
+        Ok(Some(reply)) => Ok(reply),
+        Ok(None) => Err(broken(std::io::ErrorKind::UnexpectedEof.into(), "waiting for a reply")),
+        Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+            // A signal while the request waits: cancel it, and take whichever reply comes
+            // (the signal stays noted, so it is acted on either way).
+            let outcome = rhai_mp_core::interrupt::masked(|| {
+                link.send(&Request::Cancel)?;
+                link.recv::<Reply>(Deadline::after_secs(5.0))
+            });
+            match outcome {
+                Ok(Some(Reply::Cancelled)) => Err(MpError::os("waiting for the manager", e)),
+                Ok(Some(reply)) => Ok(reply),
+                _ => Err(broken(e, "waiting for the manager")),
+            }
+        }
+        Err(Failure::Io(e)) => Err(broken(e, "waiting for a reply")),
+        Err(Failure::Decode(e)) | Err(Failure::Encode(e)) => {
+            forget(addr);
+            Err(mp_err!(SerializationError, "a malformed reply from the manager's server: {}", e.message))
+        }
+    }
+}
+
+/// Sends a request and returns the reply's value (or throws its error). A warning that
+/// comes with it goes to stderr.
+pub(super) fn request(addr: &Address, req: &Request) -> RhaiResult {
+    value_of(exchange(addr, req)?)
+}
+
+/// A reply's value (or its error, thrown); a warning that comes with it goes to stderr.
+pub(super) fn value_of(reply: Reply) -> RhaiResult {
+    match reply {
+        Reply::Value(v) => Ok(v),
+        Reply::Warned(v, warning) => {
+            rhai_mp_core::stderr_line(&warning);
+            Ok(v)
+        }
+        Reply::Error(e) => Err(rhai_mp_core::rethrow(e)),
+        Reply::Cancelled | Reply::RunAction(_) => {
+            Err(mp_err!(SerializationError, "an unexpected reply from the manager's server").into())
+        }
+    }
 }
 
 /// `request` for a value that must be an object id (`Create`).

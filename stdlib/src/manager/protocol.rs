@@ -1,6 +1,9 @@
-//! The typed protocol between a manager's clients and its server: one [`Request`] per
-//! message, one [`Reply`] back. Both sides use these types; on the wire each is a tag byte
-//! and its fields (values through the wire format), so no method travels as a string.
+//! The typed protocol between a manager's clients and its server, the same over both
+//! transports: one [`Request`] per message, one [`Reply`] back (a request that has to wait
+//! — a queue's `get`, a lock's `acquire` — gets its reply when it is done, or when its
+//! timeout passes). Both sides use these types; on the wire each is a tag byte and its
+//! fields (values through the wire format), so no method travels as a string. The
+//! handshake that comes first is `auth.rs`'s.
 
 use rhai::{Array, Dynamic};
 use rhai_mp_core::wire::malformed;
@@ -20,6 +23,34 @@ pub(super) enum Request {
     },
     /// Stop the server.
     Shutdown,
+    /// Publish a value under a name (`m.register(name, obj)`).
+    Register(String, Dynamic),
+    /// The value published under a name (`m.get(name)`).
+    Lookup(String),
+    /// The barrier action this connection was told to run ([`Reply::RunAction`]) has
+    /// finished: `Ok`, or with the error it threw.
+    ActionDone(Result<(), Dynamic>),
+    /// Stop waiting: the client was interrupted (Ctrl-C) while its request waits. The reply
+    /// to that request is then [`Reply::Cancelled`] (or its result, if it was done first).
+    Cancel,
+}
+
+/// How long a waiting operation may wait.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Timeout {
+    /// No limit.
+    Never,
+    /// At most this many seconds (finite, non-negative).
+    Secs(f64),
+    /// The object's own default (a Barrier's `timeout` option; no limit for the others).
+    Default,
+}
+
+impl Timeout {
+    /// A script's timeout: `()` and infinite ones are no limit (see `opts::seconds`).
+    pub(super) fn of(v: &Dynamic, func: &str) -> rhai_mp_core::MpResult<Timeout> {
+        Ok(crate::opts::seconds(v, func)?.map_or(Timeout::Never, Timeout::Secs))
+    }
 }
 
 /// The objects a manager makes.
@@ -93,7 +124,7 @@ impl Primitive {
 
 /// An operation on a managed object (the proxy methods).
 #[derive(Debug)]
-pub enum Op {
+pub(crate) enum Op {
     /// `p[key]`.
     GetItem(Dynamic),
     /// `p[key] = value`.
@@ -134,10 +165,64 @@ pub enum Op {
     GetValue,
     /// `v.value = x`.
     SetValue(Dynamic),
+    /// A queue's `put(item, block, timeout)`.
+    Put(Dynamic, bool, Timeout),
+    /// A queue's `get(block, timeout)`.
+    Take(bool, Timeout),
+    /// `q.qsize()`.
+    QSize,
+    /// `q.empty()`.
+    IsEmpty,
+    /// `q.full()`.
+    IsFull,
+    /// `q.task_done()`.
+    TaskDone,
+    /// `q.join()`.
+    Join,
+    /// `acquire(block, timeout)` of a lock, semaphore or condition.
+    Acquire(bool, Timeout),
+    /// `release()`.
+    Release,
+    /// A lock's `owner_died`.
+    OwnerDied,
+    /// A semaphore's `get_value()`.
+    SemValue,
+    /// An event's `set()`.
+    Set,
+    /// An event's `is_set()`.
+    IsSet,
+    /// `wait(timeout)` of an event, a condition or a barrier.
+    Wait(Timeout),
+    /// A condition's `notify(n)` (`None`: `notify_all()`).
+    Notify(Option<u64>),
+    /// A barrier's `reset()`.
+    Reset,
+    /// A barrier's `abort()`.
+    Abort,
+    /// A barrier's `parties`.
+    Parties,
+    /// A barrier's `n_waiting`.
+    NWaiting,
+    /// A barrier's `broken`.
+    Broken,
 }
 
-/// The server's answer: the value, or the error a local `catch` would have received.
-pub(super) type Reply = Result<Dynamic, Dynamic>;
+/// The server's answer to a request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The result.
+    Value(Dynamic),
+    /// The error a local `catch` would have received.
+    Error(Dynamic),
+    /// The result, and a warning line for the client's stderr (a lock taken over from a
+    /// dead owner).
+    Warned(Dynamic, String),
+    /// A barrier's last arrival: run this action, then send [`Request::ActionDone`]; the
+    /// reply to that is the arrival index (or the error).
+    RunAction(Dynamic),
+    /// The request was cancelled ([`Request::Cancel`]) before it was done.
+    Cancelled,
+}
 
 impl Portable for Request {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
@@ -155,6 +240,28 @@ impl Portable for Request {
                 w.u8(2);
                 Ok(())
             }
+            Request::Register(name, v) => {
+                w.u8(3);
+                w.str(name);
+                w.value(v, "obj")
+            }
+            Request::Lookup(name) => {
+                w.u8(4);
+                w.str(name);
+                Ok(())
+            }
+            Request::ActionDone(Ok(())) => {
+                w.u8(5);
+                Ok(())
+            }
+            Request::ActionDone(Err(e)) => {
+                w.u8(6);
+                w.value(e, "the action's error")
+            }
+            Request::Cancel => {
+                w.u8(7);
+                Ok(())
+            }
         }
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
@@ -162,8 +269,38 @@ impl Portable for Request {
             0 => Ok(Request::Create(r.get()?)),
             1 => Ok(Request::Call { id: r.u64()?, op: r.get()? }),
             2 => Ok(Request::Shutdown),
+            3 => Ok(Request::Register(r.string()?, r.value()?)),
+            4 => Ok(Request::Lookup(r.string()?)),
+            5 => Ok(Request::ActionDone(Ok(()))),
+            6 => Ok(Request::ActionDone(Err(r.value()?))),
+            7 => Ok(Request::Cancel),
             t => Err(malformed(&format!("manager request kind {t}"))),
         }
+    }
+}
+
+impl Portable for Timeout {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        match self {
+            Timeout::Never => w.u8(0),
+            Timeout::Secs(s) => {
+                w.u8(1);
+                w.f64(*s);
+            }
+            Timeout::Default => w.u8(2),
+        }
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(match r.u8()? {
+            0 => Timeout::Never,
+            1 => match r.f64()? {
+                s if s.is_finite() && s >= 0.0 => Timeout::Secs(s),
+                s => return Err(malformed(&format!("timeout {s}"))),
+            },
+            2 => Timeout::Default,
+            t => return Err(malformed(&format!("timeout kind {t}"))),
+        })
     }
 }
 
@@ -219,6 +356,10 @@ impl Portable for Create {
 
 impl Portable for Op {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
+        let simple = |tag: u8, w: &mut Writer| {
+            w.u8(tag);
+            Ok(())
+        };
         let (tag, args): (u8, &[&Dynamic]) = match self {
             Op::GetItem(k) => (0, &[k]),
             Op::SetItem(k, v) => (1, &[k, v]),
@@ -240,6 +381,47 @@ impl Portable for Op {
             Op::Repr => (17, &[]),
             Op::GetValue => (18, &[]),
             Op::SetValue(v) => (19, &[v]),
+            Op::Put(v, block, timeout) => {
+                w.u8(20);
+                w.value(v, "item")?;
+                w.bool(*block);
+                return w.put(timeout);
+            }
+            Op::Take(block, timeout) => {
+                w.u8(21);
+                w.bool(*block);
+                return w.put(timeout);
+            }
+            Op::QSize => return simple(22, w),
+            Op::IsEmpty => return simple(23, w),
+            Op::IsFull => return simple(24, w),
+            Op::TaskDone => return simple(25, w),
+            Op::Join => return simple(26, w),
+            Op::Acquire(block, timeout) => {
+                w.u8(27);
+                w.bool(*block);
+                return w.put(timeout);
+            }
+            Op::Release => return simple(28, w),
+            Op::OwnerDied => return simple(29, w),
+            Op::SemValue => return simple(30, w),
+            Op::Set => return simple(31, w),
+            Op::IsSet => return simple(32, w),
+            Op::Wait(timeout) => {
+                w.u8(33);
+                return w.put(timeout);
+            }
+            Op::Notify(n) => {
+                w.u8(34);
+                w.bool(n.is_some());
+                w.u64(n.unwrap_or(0));
+                return Ok(());
+            }
+            Op::Reset => return simple(35, w),
+            Op::Abort => return simple(36, w),
+            Op::Parties => return simple(37, w),
+            Op::NWaiting => return simple(38, w),
+            Op::Broken => return simple(39, w),
         };
         w.u8(tag);
         for a in args {
@@ -269,28 +451,85 @@ impl Portable for Op {
             17 => Op::Repr,
             18 => Op::GetValue,
             19 => Op::SetValue(r.value()?),
+            20 => Op::Put(r.value()?, r.bool()?, r.get()?),
+            21 => Op::Take(r.bool()?, r.get()?),
+            22 => Op::QSize,
+            23 => Op::IsEmpty,
+            24 => Op::IsFull,
+            25 => Op::TaskDone,
+            26 => Op::Join,
+            27 => Op::Acquire(r.bool()?, r.get()?),
+            28 => Op::Release,
+            29 => Op::OwnerDied,
+            30 => Op::SemValue,
+            31 => Op::Set,
+            32 => Op::IsSet,
+            33 => Op::Wait(r.get()?),
+            34 => {
+                let all = !r.bool()?;
+                let n = r.u64()?;
+                Op::Notify(if all { None } else { Some(n) })
+            }
+            35 => Op::Reset,
+            36 => Op::Abort,
+            37 => Op::Parties,
+            38 => Op::NWaiting,
+            39 => Op::Broken,
             t => return Err(malformed(&format!("manager operation {t}"))),
         })
     }
 }
 
-/// Writes a reply.
-pub(super) fn write_reply(reply: &Reply, w: &mut Writer) -> MpResult<()> {
-    match reply {
-        Ok(v) => {
-            w.bool(true);
-            w.value(v, "reply")
+impl Portable for Reply {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        match self {
+            Reply::Value(v) => {
+                w.u8(0);
+                w.value(v, "the reply")
+            }
+            Reply::Error(e) => {
+                w.u8(1);
+                w.value(e, "the error")
+            }
+            Reply::Warned(v, warning) => {
+                w.u8(2);
+                w.value(v, "the reply")?;
+                w.str(warning);
+                Ok(())
+            }
+            Reply::RunAction(f) => {
+                w.u8(3);
+                w.value(f, "the barrier's action")
+            }
+            Reply::Cancelled => {
+                w.u8(4);
+                Ok(())
+            }
         }
-        Err(e) => {
-            w.bool(false);
-            w.value(e, "error")
-        }
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(match r.u8()? {
+            0 => Reply::Value(r.value()?),
+            1 => Reply::Error(r.value()?),
+            2 => Reply::Warned(r.value()?, r.string()?),
+            3 => Reply::RunAction(r.value()?),
+            4 => Reply::Cancelled,
+            t => return Err(malformed(&format!("manager reply kind {t}"))),
+        })
     }
 }
 
-/// Reads a reply.
-pub(super) fn read_reply(r: &mut Reader) -> MpResult<Reply> {
-    let ok = r.bool()?;
-    let v = r.value()?;
-    Ok(if ok { Ok(v) } else { Err(v) })
+impl From<rhai_mp_core::MpError> for Reply {
+    fn from(e: rhai_mp_core::MpError) -> Reply {
+        Reply::Error(e.to_map().into())
+    }
+}
+
+impl From<rhai_mp_core::MpResult<Dynamic>> for Reply {
+    fn from(r: rhai_mp_core::MpResult<Dynamic>) -> Reply {
+        match r {
+            Ok(v) => Reply::Value(v),
+            Err(e) => e.into(),
+        }
+    }
 }

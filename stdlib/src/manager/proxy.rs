@@ -1,12 +1,16 @@
 //! Proxies (see the reference, "Manager"): handles on the objects a manager's server keeps,
-//! and their methods as scripts see them. Every method is one typed request to the server.
+//! as scripts see them. Every method is one typed request to the server. This file has
+//! the proxy type and the methods of dicts, lists, namespaces, values and arrays (and the
+//! names they share with queues and events: `get`, `clear`); `proxied.rs` has the methods
+//! of the queues and synchronization primitives a TCP manager holds.
 //!
 //! A proxy names its object by the server's address, the manager's key and the object's
 //! id; that is all that crosses a process boundary (no descriptors), so a proxy works in
-//! any process it reaches.
+//! any process it reaches — on another machine too, for a TCP manager's.
 
-use super::client::{self, Address};
-use super::protocol::{Op, Request};
+use super::client::{self, Address, Endpoint};
+use super::protocol::{Op, Primitive, Request, Timeout};
+use crate::opts;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, INT};
 use rhai_mp_core::wire::malformed;
@@ -26,28 +30,86 @@ pub enum Kind {
     Value = 4,
     /// `m.Array(..)`.
     Array = 5,
+    /// A TCP manager's `m.Queue()`.
+    Queue = 6,
+    /// A TCP manager's `m.JoinableQueue()`.
+    JoinableQueue = 7,
+    /// A TCP manager's `m.Lock()`.
+    Lock = 8,
+    /// A TCP manager's `m.RLock()`.
+    RLock = 9,
+    /// A TCP manager's `m.Semaphore()`.
+    Semaphore = 10,
+    /// A TCP manager's `m.BoundedSemaphore()`.
+    BoundedSemaphore = 11,
+    /// A TCP manager's `m.Condition()`.
+    Condition = 12,
+    /// A TCP manager's `m.Event()`.
+    Event = 13,
+    /// A TCP manager's `m.Barrier(..)`.
+    Barrier = 14,
 }
+
+const KINDS: [Kind; 14] = [
+    Kind::Dict,
+    Kind::List,
+    Kind::Namespace,
+    Kind::Value,
+    Kind::Array,
+    Kind::Queue,
+    Kind::JoinableQueue,
+    Kind::Lock,
+    Kind::RLock,
+    Kind::Semaphore,
+    Kind::BoundedSemaphore,
+    Kind::Condition,
+    Kind::Event,
+    Kind::Barrier,
+];
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
-        Some(match b {
-            1 => Kind::Dict,
-            2 => Kind::List,
-            3 => Kind::Namespace,
-            4 => Kind::Value,
-            5 => Kind::Array,
-            _ => return None,
-        })
+        KINDS.iter().copied().find(|k| *k as u8 == b)
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Dict => "DictProxy",
-            Kind::List => "ListProxy",
-            Kind::Namespace => "NamespaceProxy",
-            Kind::Value => "ValueProxy",
-            Kind::Array => "ArrayProxy",
+    /// The kind of a proxy of primitive `p`.
+    pub(super) fn of(p: Primitive) -> Kind {
+        match p {
+            Primitive::Lock => Kind::Lock,
+            Primitive::RLock => Kind::RLock,
+            Primitive::Semaphore => Kind::Semaphore,
+            Primitive::BoundedSemaphore => Kind::BoundedSemaphore,
+            Primitive::Condition => Kind::Condition,
+            Primitive::Event => Kind::Event,
+            Primitive::Barrier => Kind::Barrier,
+            Primitive::Queue => Kind::Queue,
+            Primitive::JoinableQueue => Kind::JoinableQueue,
         }
+    }
+
+    /// The object's type, for messages (`"Queue"`).
+    pub(super) fn object(self) -> &'static str {
+        match self {
+            Kind::Dict => "dict",
+            Kind::List => "list",
+            Kind::Namespace => "Namespace",
+            Kind::Value => "Value",
+            Kind::Array => "Array",
+            Kind::Queue => "Queue",
+            Kind::JoinableQueue => "JoinableQueue",
+            Kind::Lock => "Lock",
+            Kind::RLock => "RLock",
+            Kind::Semaphore => "Semaphore",
+            Kind::BoundedSemaphore => "BoundedSemaphore",
+            Kind::Condition => "Condition",
+            Kind::Event => "Event",
+            Kind::Barrier => "Barrier",
+        }
+    }
+
+    /// Whether it is a queue.
+    pub(super) fn is_queue(self) -> bool {
+        matches!(self, Kind::Queue | Kind::JoinableQueue)
     }
 }
 
@@ -70,23 +132,40 @@ pub struct ProxyInner {
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<{} id={}>", self.0.kind.name(), self.0.id)
+        write!(f, "<{}Proxy id={}>", self.0.kind.object(), self.0.id)
     }
 }
 
 impl Proxy {
     /// Runs an operation on the proxied object.
-    pub fn call(&self, op: Op) -> RhaiResult {
+    pub(crate) fn call(&self, op: Op) -> RhaiResult {
         client::request(&self.0.addr, &Request::Call { id: self.0.id, op })
+    }
+
+    /// The error for a method this proxy's object does not have.
+    pub(super) fn no_method(&self, method: &str) -> Box<EvalAltResult> {
+        mp_err!(TypeError, "a {} proxy has no method '{method}'", self.0.kind.object()).into()
     }
 }
 
-/// A proxy crosses as the server's address, the key and the object's id.
+/// A proxy crosses as the server's address, the key and the object's id. A local manager's
+/// (an abstract Unix socket) cannot leave this host.
 impl Portable for Proxy {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
+        let (tcp, name) = match &self.0.addr.endpoint {
+            Endpoint::Local(name) => (false, name),
+            Endpoint::Tcp(address) => (true, address),
+        };
+        if !tcp && w.is_remote() {
+            return Err(mp_err!(
+                SerializationError,
+                "a proxy of Manager() works on this host only: to share objects with other machines, make the manager with an address (Manager(#{{address: \"0.0.0.0:0\"}}))"
+            ));
+        }
         w.u64(self.0.id);
         w.u8(self.0.kind as u8);
-        w.str(&self.0.addr.name);
+        w.bool(tcp);
+        w.str(name);
         w.bytes(&self.0.addr.authkey);
         Ok(())
     }
@@ -94,7 +173,10 @@ impl Portable for Proxy {
         let id = r.u64()?;
         let kind = r.u8()?;
         let kind = Kind::from_u8(kind).ok_or_else(|| malformed(&format!("proxy kind {kind}")))?;
-        let addr = Address { name: r.string()?, authkey: r.bytes()?.to_vec() };
+        let tcp = r.bool()?;
+        let name = r.string()?;
+        let endpoint = if tcp { Endpoint::Tcp(name) } else { Endpoint::Local(name) };
+        let addr = Address { endpoint, authkey: r.bytes()?.to_vec() };
         Ok(Proxy(Rc::new(ProxyInner { addr, id, kind, owner: None })))
     }
 }
@@ -121,7 +203,8 @@ pub(crate) fn register(lib: &mut rhai::Module) {
 pub mod proxy_functions {
     use super::*;
 
-    /// A proxy for a dict, list, Namespace, Value or Array kept by a manager.
+    /// A proxy for an object kept by a manager: a dict, list, Namespace, Value or Array
+    /// (any manager), or a Queue, lock, Event, Condition or Barrier (a TCP manager).
     pub type Proxy = super::Proxy;
 
     /// `proxy[key]`: a dict's value (`KeyError` if missing), a list's or array's item
@@ -236,27 +319,58 @@ pub mod proxy_functions {
         Ok(p.call(Op::Contains(key))?.as_bool().unwrap_or(false))
     }
 
-    /// A dict's value for `key`, or `()` if it has none.
+    /// A proxied queue's next item, waiting for one (`q.get()`).
+    ///
+    /// ```rhai
+    /// let job = q.get();
+    /// ```
+    ///
+    /// Throws when: not a queue (`TypeError`: a dict's `get` takes a key); the server is
+    /// gone (`BrokenPipeError`).
+    #[rhai_fn(global, name = "get", return_raw)]
+    pub fn get_next(p: &mut Proxy) -> Result<Dynamic, Box<EvalAltResult>> {
+        if !p.0.kind.is_queue() {
+            return Err(mp_err!(TypeError, "get() of a {} proxy takes a key", p.0.kind.object()).into());
+        }
+        p.call(Op::Take(true, Timeout::Never))
+    }
+
+    /// A dict's value for `key`, or `()` if it has none; on a proxied queue, `get(block)`
+    /// (`Empty` when `block` is false and the queue is empty).
     ///
     /// ```rhai
     /// let x = d.get("a");
+    /// let item = q.get(false);
     /// ```
     ///
-    /// Throws when: not a dict (`TypeError`); the server is gone.
+    /// Throws when: not a dict or queue (`TypeError`); `block` is not a bool (`TypeError`);
+    /// the queue is empty (`Empty`, without blocking); the server is gone.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get(p: &mut Proxy, key: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        if p.0.kind.is_queue() {
+            let block = opts::arg_bool(&key, "get", "block")?;
+            return p.call(Op::Take(block, Timeout::Never));
+        }
         p.call(Op::Get(key, Dynamic::UNIT))
     }
 
-    /// A dict's value for `key`, or `default`.
+    /// A dict's value for `key`, or `default`; on a proxied queue, `get(block, timeout)`
+    /// (`Empty` after `timeout` seconds).
     ///
     /// ```rhai
     /// let n = d.get("n", 0);
+    /// let item = q.get(true, 5);
     /// ```
     ///
-    /// Throws when: not a dict (`TypeError`); the server is gone.
+    /// Throws when: not a dict or queue (`TypeError`); a bad `block` or `timeout`
+    /// (`TypeError`, `ValueError`); no item in time (`Empty`); the server is gone.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_default(p: &mut Proxy, key: Dynamic, default: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        if p.0.kind.is_queue() {
+            let block = opts::arg_bool(&key, "get", "block")?;
+            let timeout = if block { Timeout::of(&default, "get")? } else { Timeout::Never };
+            return p.call(Op::Take(block, timeout));
+        }
         p.call(Op::Get(key, default))
     }
 
@@ -274,13 +388,13 @@ pub mod proxy_functions {
         p.call(Op::Remove(key))
     }
 
-    /// Empties a dict.
+    /// Empties a dict; on a proxied event, clears it.
     ///
     /// ```rhai
     /// d.clear();
     /// ```
     ///
-    /// Throws when: not a dict (`TypeError`); the server is gone.
+    /// Throws when: not a dict or event (`TypeError`); the server is gone.
     #[rhai_fn(global, return_raw)]
     pub fn clear(p: &mut Proxy) -> Result<(), Box<EvalAltResult>> {
         p.call(Op::Clear).map(|_| ())

@@ -7,12 +7,15 @@
 //!   forkserver's requests);
 //! - [`listener`]: listening sockets in the abstract namespace that only this user may
 //!   reach (the forkserver's, a manager's);
+//! - [`tcp`]: addresses, listening and connecting over TCP, and length-prefixed frames (a
+//!   manager that other machines reach);
 //! - [`poll`]: waiting for descriptors to become readable.
 
 pub mod listener;
 pub mod poll;
 pub mod seqpacket;
 pub mod stream;
+pub mod tcp;
 
 /// The kernel's limit on descriptors in one message (SCM_MAX_FD).
 pub const MAX_FDS: usize = 253;

@@ -26,12 +26,19 @@ pub trait HandleCodec: Send + Sync + 'static {
     fn encode(&self, value: &Dynamic, w: &mut Writer) -> MpResult<()>;
     /// Rebuilds the object from what `encode` wrote.
     fn decode(&self, r: &mut Reader) -> MpResult<Dynamic>;
+    /// What to use instead on another machine, for the error when an object of this kind
+    /// that lives in this host's memory is sent to one (`"a manager's m.Queue()"`).
+    fn elsewhere(&self) -> &'static str {
+        ""
+    }
 }
 
 /// A Rhai-visible object that can cross a process boundary: its state is [`Portable`].
 pub trait Handle: Portable + Clone + 'static {
     /// A stable name written on the wire, such as `"Queue"`.
     const KIND: &'static str;
+    /// What to use instead on another machine (see [`HandleCodec::elsewhere`]).
+    const ELSEWHERE: &'static str = "";
 }
 
 /// The one adapter from a typed [`Handle`] to the registry's [`HandleCodec`].
@@ -50,6 +57,9 @@ impl<T: Handle> HandleCodec for Typed<T> {
     }
     fn decode(&self, r: &mut Reader) -> MpResult<Dynamic> {
         T::read(r).map(Dynamic::from)
+    }
+    fn elsewhere(&self) -> &'static str {
+        T::ELSEWHERE
     }
 }
 

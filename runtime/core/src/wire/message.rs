@@ -28,12 +28,26 @@ pub struct Writer {
     bytes: Vec<u8>,
     fds: Vec<OwnedFd>,
     tree: ToWire,
+    remote: bool,
 }
 
 impl Writer {
     /// An empty message.
     pub fn new() -> Writer {
         Writer::default()
+    }
+
+    /// An empty message for another machine: objects that live in this host's memory (they
+    /// cross as descriptors) cannot go there, and say so (`SerializationError`).
+    pub fn remote() -> Writer {
+        let mut w = Writer { remote: true, ..Writer::default() };
+        w.tree.remote = true;
+        w
+    }
+
+    /// Whether this message goes to another machine (see [`Writer::remote`]).
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     /// A byte.
@@ -77,7 +91,8 @@ impl Writer {
         self.bytes(v.as_bytes());
     }
 
-    /// A descriptor, which the packet carries.
+    /// A descriptor, which the packet carries (never to another machine: a handle's codec
+    /// that writes one is refused there, see [`Writer::remote`]).
     pub fn fd(&mut self, fd: OwnedFd) {
         self.u32(self.fds.len() as u32);
         self.fds.push(fd);
@@ -254,6 +269,17 @@ pub fn encode_message<T: Portable>(v: &T) -> MpResult<Packet> {
     let mut w = Writer::new();
     v.write(&mut w)?;
     Ok(w.finish())
+}
+
+/// Encodes a typed message for another machine (see [`Writer::remote`]): its bytes.
+pub fn encode_remote<T: Portable>(v: &T) -> MpResult<Vec<u8>> {
+    let mut w = Writer::remote();
+    v.write(&mut w)?;
+    let packet = w.finish();
+    if !packet.fds.is_empty() {
+        return Err(serr("this message holds objects that live in this host's memory: it cannot go to another machine"));
+    }
+    Ok(packet.bytes)
 }
 
 /// Decodes a typed message that fills the packet.

@@ -103,6 +103,8 @@ pub(crate) struct ToWire {
     /// Code units whose text this message carries already, and the last unit list written.
     sent_units: Vec<u64>,
     last_units: Option<Rc<[Unit]>>,
+    /// The message goes to another machine: no descriptors (see `Writer::remote`).
+    pub(crate) remote: bool,
 }
 
 impl ToWire {
@@ -193,9 +195,19 @@ impl ToWire {
         } else if let Some(f) = v.read_lock::<FnPtr>() {
             self.fn_ptr(&f, fds)
         } else if let Some(codec) = codec_for_type(t) {
-            let mut w = Writer::new();
+            let mut w = if self.remote { Writer::remote() } else { Writer::new() };
             codec.encode(v, &mut w).map_err(|e| self.fail(e.message))?;
             let packet = w.finish();
+            if self.remote && !packet.fds.is_empty() {
+                let instead = match codec.elsewhere() {
+                    "" => String::new(),
+                    e => format!(": use {e} instead"),
+                };
+                return Err(self.fail(format!(
+                    "a {} lives in this host's memory and cannot be sent to another machine{instead}",
+                    codec.kind()
+                )));
+            }
             let first = fds.len() as u32;
             fds.extend(packet.fds);
             Ok(Wire::Handle {

@@ -1,10 +1,11 @@
-//! The objects a manager's server keeps — dicts, lists, namespaces, values and arrays —
-//! and the operations of the protocol on them. The server (`server.rs`) owns a [`Store`]
-//! and runs one request at a time on it, so each operation is atomic.
+//! The data a manager's server keeps — dicts, lists, namespaces, values and arrays — and
+//! the operations of the protocol on them. The server owns a [`Store`] and runs one
+//! request at a time on it, so each operation is atomic. (The queues and locks of a TCP
+//! manager are `sync.rs`'s; their ids come from the same [`Store::next_id`].)
 //!
 //! Caveat: objects live until the server stops (proxies are not reference-counted).
 
-use super::protocol::{Create, Op};
+use crate::manager::protocol::{Create, Op};
 use crate::opts;
 use crate::typecode::Typecode;
 use rhai::{Array, Dynamic, Map, INT};
@@ -118,10 +119,16 @@ impl Store {
         self.add(Obj::Handle(handle));
     }
 
-    fn add(&mut self, obj: Obj) -> u64 {
+    /// A fresh object id.
+    pub(crate) fn next_id(&mut self) -> u64 {
         self.next_id += 1;
-        self.objects.insert(self.next_id, obj);
         self.next_id
+    }
+
+    fn add(&mut self, obj: Obj) -> u64 {
+        let id = self.next_id();
+        self.objects.insert(id, obj);
+        id
     }
 
     /// Makes an object (all but the primitives, which need the script's functions).
@@ -203,7 +210,7 @@ fn index(i: &Dynamic, len: usize, what: &str) -> MpResult<usize> {
 }
 
 fn repr(v: &Dynamic) -> String {
-    if let Some(p) = v.read_lock::<super::proxy::Proxy>() {
+    if let Some(p) = v.read_lock::<crate::manager::Proxy>() {
         return format!("{p:?}");
     }
     if v.is_string() {
@@ -258,31 +265,49 @@ fn checked(tc: Typecode, v: Dynamic, func: &str) -> MpResult<Dynamic> {
     Ok(v)
 }
 
-impl Op {
-    /// The proxy method this operation is, for messages.
-    fn method(&self) -> &'static str {
-        match self {
-            Op::GetItem(_) => "[]",
-            Op::SetItem(..) => "[]=",
-            Op::Get(..) => "get",
-            Op::Contains(_) => "contains",
-            Op::Keys => "keys",
-            Op::Values => "values",
-            Op::Items => "items",
-            Op::Len => "len",
-            Op::Remove(_) => "remove",
-            Op::Clear => "clear",
-            Op::ToMap => "to_map",
-            Op::Push(_) => "push",
-            Op::Pop => "pop",
-            Op::Insert(..) => "insert",
-            Op::Reverse => "reverse",
-            Op::Sort => "sort",
-            Op::ToArray => "to_array",
-            Op::Repr => "to_string",
-            Op::GetValue => "value",
-            Op::SetValue(_) => "value=",
-        }
+/// The proxy method an operation is, for messages.
+pub(crate) fn method(op: &Op) -> &'static str {
+    match op {
+        Op::GetItem(_) => "[]",
+        Op::SetItem(..) => "[]=",
+        Op::Get(..) => "get",
+        Op::Contains(_) => "contains",
+        Op::Keys => "keys",
+        Op::Values => "values",
+        Op::Items => "items",
+        Op::Len => "len",
+        Op::Remove(_) => "remove",
+        Op::Clear => "clear",
+        Op::ToMap => "to_map",
+        Op::Push(_) => "push",
+        Op::Pop => "pop",
+        Op::Insert(..) => "insert",
+        Op::Reverse => "reverse",
+        Op::Sort => "sort",
+        Op::ToArray => "to_array",
+        Op::Repr => "to_string",
+        Op::GetValue => "value",
+        Op::SetValue(_) => "value=",
+        Op::Put(..) => "put",
+        Op::Take(..) => "get",
+        Op::QSize => "qsize",
+        Op::IsEmpty => "empty",
+        Op::IsFull => "full",
+        Op::TaskDone => "task_done",
+        Op::Join => "join",
+        Op::Acquire(..) => "acquire",
+        Op::Release => "release",
+        Op::OwnerDied => "owner_died",
+        Op::SemValue => "get_value",
+        Op::Set => "set",
+        Op::IsSet => "is_set",
+        Op::Wait(_) => "wait",
+        Op::Notify(_) => "notify",
+        Op::Reset => "reset",
+        Op::Abort => "abort",
+        Op::Parties => "parties",
+        Op::NWaiting => "n_waiting",
+        Op::Broken => "broken",
     }
 }
 
@@ -290,7 +315,7 @@ const UNIT: Result<Dynamic, rhai_mp_core::MpError> = Ok(Dynamic::UNIT);
 
 /// Runs an operation on an object.
 fn call(obj: &mut Obj, op: Op) -> MpResult<Dynamic> {
-    let none = |kind: &str, op: &Op| mp_err!(TypeError, "a {kind} proxy has no method '{}'", op.method());
+    let none = |kind: &str, op: &Op| mp_err!(TypeError, "a {kind} proxy has no method '{}'", method(op));
     match (obj, op) {
         (Obj::Dict(d), op) => match op {
             Op::GetItem(k) => {
