@@ -38,6 +38,11 @@ use rhai_mp_core::{Deadline, Process, RhaiResult, StartMethod};
 use std::cell::Cell;
 use std::rc::Rc;
 
+/// Decodes a request as the server does (for `crate::fuzzing`): whether it is well formed.
+pub(crate) fn decode_request(bytes: &[u8]) -> bool {
+    rhai_mp_core::wire::decode_message::<Request>(bytes, Vec::new()).is_ok()
+}
+
 /// A manager handle; copies share it.
 #[derive(Clone)]
 pub struct Manager(Rc<ManagerInner>);

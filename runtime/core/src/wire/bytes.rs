@@ -240,6 +240,29 @@ mod tests {
         assert!(err.message.contains("cycle"), "{}", err.message);
     }
 
+    /// Real encoded values: every tag, sharing, a handle, a closure with captures.
+    fn samples() -> Vec<Vec<u8>> {
+        let engine = rhai::Engine::new();
+        let v: Dynamic = engine.eval("#{a: [1, -2, 2.5, 'x', \"s\", (), true], b: blob(3, 7), c: #{d: []}}").unwrap();
+        let shared = Wire::Shared { id: 0, value: Box::new(Wire::Array(vec![Wire::Int(1)])) };
+        let trees = [
+            Wire::Fn { name: "anon$1234".into(), curry: vec![shared, Wire::SharedRef(0), Wire::Str("k".into())] },
+            Wire::Handle { kind: "Queue".into(), data: vec![0, 1, 0, 0, 0, 9], fds: vec![0, 1, 2] },
+            Wire::Array(vec![Wire::Float(f64::NAN), Wire::Int(i64::MIN), Wire::Char('包'), Wire::Unit]),
+        ];
+        let mut out = vec![encode(&v, "v").unwrap().bytes];
+        out.extend(trees.iter().map(tree_to_bytes));
+        out
+    }
+
+    #[test]
+    fn fuzz_seeds() {
+        for s in samples() {
+            assert!(tree_from_bytes(&s).is_ok());
+        }
+        crate::wire::write_fuzz_seeds("wire_decode", "value", &samples());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
