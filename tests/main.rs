@@ -18,6 +18,7 @@ macro_rules! per_method {
     };
 }
 
+mod bad_input;
 mod cli;
 mod common;
 mod embedding;

@@ -126,7 +126,8 @@ pub mod array_functions {
     /// ```
     ///
     /// Throws when: the typecode is unknown or an item has the wrong type (`TypeError`); an
-    /// item is out of range or the size negative (`ValueError`).
+    /// item is out of range or the size negative (`ValueError`); the machine cannot hold
+    /// that many items (`MemoryError`).
     #[rhai_fn(name = "Array", return_raw)]
     pub fn array(typecode: Dynamic, init: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
         Ok(new_array(&typecode, &init, Some(Lock::new(true)?), "Array")?)

@@ -287,7 +287,8 @@ pub mod barrier_functions {
     /// let b = Barrier(3);
     /// ```
     ///
-    /// Throws when: `parties` is not positive (`ValueError`) or not an integer (`TypeError`).
+    /// Throws when: `parties` is not positive or above 65536 (`ValueError`) or not an
+    /// integer (`TypeError`).
     #[rhai_fn(name = "Barrier", return_raw)]
     pub fn barrier(parties: Dynamic) -> Result<Barrier, Box<EvalAltResult>> {
         Ok(new_barrier(&parties, Map::new())?)
@@ -300,11 +301,12 @@ pub mod barrier_functions {
     /// let b = Barrier(2, #{action: || print("all here"), timeout: 5});
     /// ```
     ///
-    /// Throws when: as `Barrier(parties)`; an option is unknown (`ValueError`) or of the
-    /// wrong type (`TypeError`); the action cannot be sent (`SerializationError`).
+    /// Throws when: as `Barrier(parties)`; an option is unknown (`ValueError`), or
+    /// `options` is not an object map or an option is of the wrong type (`TypeError`); the
+    /// action cannot be sent (`SerializationError`).
     #[rhai_fn(name = "Barrier", return_raw)]
-    pub fn barrier_opts(parties: Dynamic, options: Map) -> Result<Barrier, Box<EvalAltResult>> {
-        Ok(new_barrier(&parties, options)?)
+    pub fn barrier_opts(parties: Dynamic, options: Dynamic) -> Result<Barrier, Box<EvalAltResult>> {
+        Ok(new_barrier(&parties, opts::arg_map(options, "Barrier", "options")?)?)
     }
 
     /// Waits until all parties have called `wait()`; returns this process's arrival index

@@ -285,7 +285,7 @@ pub mod connection_functions {
     pub fn send_bytes_from(conn: &mut Connection, data: Dynamic, offset: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let data = opts::arg_blob(data, "send_bytes", "data")?;
         let off = opts::arg_int(&offset, "send_bytes", "offset")?;
-        let size = (data.len() as INT - off).max(0);
+        let size = (data.len() as INT).saturating_sub(off).max(0);
         send_bytes_range(conn, Dynamic::from_blob(data), offset, Dynamic::from(size))
     }
 
@@ -317,10 +317,11 @@ pub mod connection_functions {
         if size < 0 {
             return Err(bad_range("size is negative"));
         }
-        if len < offset + size {
+        let end = offset.checked_add(size).filter(|&end| end <= len);
+        let Some(end) = end else {
             return Err(bad_range(&format!("buffer length {len} < offset {offset} + size {size}")));
-        }
-        Ok(conn.send_bytes(&data[offset as usize..(offset + size) as usize])?)
+        };
+        Ok(conn.send_bytes(&data[offset as usize..end as usize])?)
     }
 
     /// Receives the next message as a blob (a `send` message gives its encoded bytes).

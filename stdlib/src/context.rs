@@ -194,8 +194,9 @@ pub mod context_functions {
         ctx: &mut Context,
         target: Dynamic,
         args: Dynamic,
-        opts: Map,
+        opts: Dynamic,
     ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+        let opts = crate::opts::arg_map(opts, "Process", "opts")?;
         Ok(build(Some(ctx.0), Some(target), Some(args), Some(opts))?)
     }
 

@@ -21,6 +21,8 @@ mod condition;
 mod connection;
 mod context;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hold;
 mod lock;
 mod manager;

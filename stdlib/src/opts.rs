@@ -221,3 +221,9 @@ pub(crate) fn arg_blob(v: Dynamic, func: &str, name: &str) -> MpResult<rhai::Blo
     let t = type_name(&v);
     v.try_cast::<rhai::Blob>().ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be a blob, not {t}"))
 }
+
+/// A positional argument that must be an option map (`#{..}`).
+pub(crate) fn arg_map(v: Dynamic, func: &str, name: &str) -> MpResult<Map> {
+    let t = type_name(&v);
+    v.try_cast::<Map>().ok_or_else(|| mp_err!(TypeError, "{name} of {func}() must be an option map #{{..}}, not {t}"))
+}

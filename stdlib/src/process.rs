@@ -60,7 +60,8 @@ pub mod process_functions {
     /// }
     /// ```
     ///
-    /// Throws when: never (errors surface at `start()`).
+    /// Throws when: `target` is not a function pointer or closure (`TypeError`); other
+    /// errors surface at `start()`.
     #[rhai_fn(name = "Process", return_raw)]
     pub fn new_target(target: Dynamic) -> Result<Process, Box<EvalAltResult>> {
         Ok(build(None, Some(target), None, None)?)
@@ -96,9 +97,11 @@ pub mod process_functions {
     /// let p = Process(worker, [1], #{name: "w1"});
     /// ```
     ///
-    /// Throws when: an option is unknown (`ValueError`) or of the wrong type (`TypeError`).
+    /// Throws when: `opts` is not an object map, or an option is of the wrong type
+    /// (`TypeError`); an option is unknown (`ValueError`).
     #[rhai_fn(name = "Process", return_raw)]
-    pub fn new_target_args_opts(target: Dynamic, args: Dynamic, opts: Map) -> Result<Process, Box<EvalAltResult>> {
+    pub fn new_target_args_opts(target: Dynamic, args: Dynamic, opts: Dynamic) -> Result<Process, Box<EvalAltResult>> {
+        let opts = opts::arg_map(opts, "Process", "opts")?;
         Ok(build(None, Some(target), Some(args), Some(opts))?)
     }
 

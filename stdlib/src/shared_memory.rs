@@ -196,7 +196,8 @@ pub mod shared_memory_functions {
     /// let shm = SharedMemory(1024);
     /// ```
     ///
-    /// Throws when: `size` is not positive (`ValueError`) or not an integer (`TypeError`).
+    /// Throws when: `size` is not positive (`ValueError`) or not an integer (`TypeError`);
+    /// the machine cannot give that much (`MemoryError`).
     #[rhai_fn(name = "SharedMemory", return_raw)]
     pub fn shared_memory(size: Dynamic) -> Result<SharedMemory, Box<EvalAltResult>> {
         Ok(anonymous(opts::arg_int(&size, "SharedMemory", "size")?)?)

@@ -24,7 +24,11 @@ fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
         return p.sentinel();
     }
     if let Ok(fd) = obj.as_int() {
-        return i32::try_from(fd).map_err(|_| mp_err!(ValueError, "objects[{i}]: {fd} is not a file descriptor"));
+        // A negative number is no descriptor (poll would ignore it, and wait forever).
+        return i32::try_from(fd)
+            .ok()
+            .filter(|&fd| fd >= 0)
+            .ok_or_else(|| mp_err!(ValueError, "objects[{i}]: {fd} is not a file descriptor"));
     }
     Err(mp_err!(
         TypeError,
@@ -56,8 +60,9 @@ pub mod wait_functions {
     /// for ready in wait([conn, q, p.sentinel]) { print(ready); }
     /// ```
     ///
-    /// Throws when: an object is of another type (`TypeError`); a connection is closed
-    /// (`OSError`).
+    /// Throws when: an object is of another type (`TypeError`); a number is not a file
+    /// descriptor (negative or too large: `ValueError`); a connection is closed (`OSError`);
+    /// a process was not started or is closed (`ValueError`).
     #[rhai_fn(name = "wait", return_raw)]
     pub fn wait(objects: Dynamic) -> Result<Array, Box<EvalAltResult>> {
         Ok(wait_for(opts::arg_array(objects, "wait", "objects")?, Deadline::NEVER)?)

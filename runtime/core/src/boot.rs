@@ -164,3 +164,88 @@ impl Portable for Script {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::start::forkserver::ServerAddr;
+    use proptest::prelude::*;
+
+    /// Real boot messages: a script call (spawn), a native call (a REPL child of a
+    /// forkserver), a forkserver's.
+    fn samples() -> Vec<Vec<u8>> {
+        let info = |method| ChildInfo {
+            identity: vec![1, 2],
+            name: "Process-1:2".into(),
+            daemon: false,
+            parent: ParentInfo { pid: 42, name: "MainProcess".into() },
+            method,
+        };
+        let script = Script::Source { name: "x.rhai".into(), text: "fn f(x, y) { x + y }".into() };
+        let target = Dynamic::from(FnPtr::new("f").unwrap());
+        let args = Dynamic::from_array(vec![Dynamic::from(1_i64), Dynamic::from("two"), Dynamic::from(2.5)]);
+        let calls = [
+            Call::encode_script(&target, &args).unwrap(),
+            Call::encode_native("pool-worker", Packet { bytes: vec![1, 2, 3], fds: Vec::new() }),
+            Packet::default(),
+        ];
+        let mut out = Vec::new();
+        for (i, call) in calls.into_iter().enumerate() {
+            let boot = Boot {
+                mode: if i == 2 { Mode::Server } else { Mode::Child },
+                info: info([StartMethod::Spawn, StartMethod::ForkServer, StartMethod::Fork][i]),
+                script: if i == 1 { Script::Repl { entries: vec!["fn g() { 1 }".into()] } } else { script.clone() },
+                argv: vec!["arg".into()],
+                forkserver: (i != 0).then(|| ServerAddr { name: "rhai-mp-fs-1".into(), key: vec![7; 32] }),
+                call,
+            };
+            out.push(boot.into_packet().unwrap().bytes);
+        }
+        out
+    }
+
+    /// Decodes a boot message and its call, as a child does; never panics.
+    fn decode_all(bytes: &[u8]) {
+        if let Ok(boot) = Boot::from_packet(Packet { bytes: bytes.to_vec(), fds: Vec::new() }) {
+            let _ = Call::decode(boot.call);
+        }
+    }
+
+    #[test]
+    fn boot_messages_roundtrip() {
+        for bytes in samples() {
+            let boot = Boot::from_packet(Packet { bytes: bytes.clone(), fds: Vec::new() }).unwrap();
+            let again = Boot { call: Packet { bytes: boot.call.bytes.clone(), fds: Vec::new() }, ..boot };
+            assert_eq!(again.into_packet().unwrap().bytes, bytes);
+        }
+    }
+
+    #[test]
+    fn fuzz_seeds() {
+        crate::wire::write_fuzz_seeds("boot_message", "boot", &samples());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            decode_all(&bytes);
+        }
+
+        #[test]
+        fn mutated_boot_messages_never_panic(
+            which in 0usize..3,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = samples().swap_remove(which);
+            for (i, b) in flips {
+                let n = bytes.len();
+                bytes[i % n] = b;
+            }
+            decode_all(&bytes);
+            bytes.truncate(cut % (bytes.len() + 1));
+            decode_all(&bytes);
+        }
+    }
+}

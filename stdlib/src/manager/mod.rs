@@ -48,6 +48,11 @@ use rhai_mp_core::{mp_err, Deadline, MpError, MpResult, Process, RhaiResult, Sta
 use std::cell::RefCell;
 use std::rc::Rc;
 
+/// Decodes a request as the server does (for `crate::fuzzing`): whether it is well formed.
+pub(crate) fn decode_request(bytes: &[u8]) -> bool {
+    rhai_mp_core::wire::decode_message::<Request>(bytes, Vec::new()).is_ok()
+}
+
 /// A manager handle; copies share it.
 #[derive(Clone)]
 pub struct Manager(Rc<ManagerInner>);

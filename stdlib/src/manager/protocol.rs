@@ -533,3 +533,83 @@ impl From<rhai_mp_core::MpResult<Dynamic>> for Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rhai_mp_core::wire::{decode_message, encode_message};
+
+    /// Real requests, one of each shape: creations, calls with values, shutdown.
+    fn samples() -> Vec<Vec<u8>> {
+        let engine = rhai::Engine::new();
+        let map: Dynamic = engine.eval("#{a: 1, b: [2.5, \"x\", ()], c: blob(2)}").unwrap();
+        let requests = [
+            Request::Create(Create::Dict(map.clone())),
+            Request::Create(Create::List(Dynamic::from_array(vec![1_i64.into(), 'c'.into()]))),
+            Request::Create(Create::Namespace),
+            Request::Create(Create::Value("i".into(), 5_i64.into())),
+            Request::Create(Create::Array("d".into(), 4_i64.into())),
+            Request::Create(Create::Primitive(Primitive::Barrier, vec![2_i64.into(), map.clone()])),
+            Request::Call { id: 1, op: Op::SetItem("k".into(), map) },
+            Request::Call { id: 2, op: Op::Get(0.25.into(), Dynamic::UNIT) },
+            Request::Call { id: 3, op: Op::Insert((-1_i64).into(), true.into()) },
+            Request::Call { id: u64::MAX, op: Op::Repr },
+            Request::Shutdown,
+        ];
+        requests.iter().map(|r| encode_message(r).unwrap().bytes).collect()
+    }
+
+    fn decode(bytes: &[u8]) -> MpResult<Request> {
+        crate::register_machinery();
+        decode_message::<Request>(bytes, Vec::new())
+    }
+
+    #[test]
+    fn requests_roundtrip() {
+        for bytes in samples() {
+            let r = decode(&bytes).unwrap();
+            assert_eq!(encode_message(&r).unwrap().bytes, bytes, "{r:?}");
+        }
+    }
+
+    /// Writes the samples as the fuzz target's seeds when `RHAI_MP_FUZZ_SEEDS` names a
+    /// directory (how `runtime/fuzz/corpus/manager_request/` was made).
+    #[test]
+    fn fuzz_seeds() {
+        let Some(dir) = std::env::var_os("RHAI_MP_FUZZ_SEEDS") else { return };
+        let dir = std::path::Path::new(&dir).join("manager_request");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in samples().iter().enumerate() {
+            std::fs::write(dir.join(format!("request-{i}")), seed).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(r) = decode(&bytes) {
+                // What decodes encodes back to a request that decodes the same.
+                let again = encode_message(&r).unwrap().bytes;
+                prop_assert_eq!(encode_message(&decode(&again).unwrap()).unwrap().bytes, again);
+            }
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(
+            which in 0usize..11,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = samples().swap_remove(which);
+            for (i, b) in flips {
+                let n = bytes.len();
+                bytes[i % n] = b;
+            }
+            let _ = decode(&bytes);
+            bytes.truncate(cut % (bytes.len() + 1));
+            let _ = decode(&bytes);
+        }
+    }
+}

@@ -38,8 +38,9 @@ pub mod pool_functions {
     /// let p = Pool(#{processes: 2, initializer: init, initargs: [1], maxtasksperchild: 10});
     /// ```
     ///
-    /// Throws when: `processes` is below 1 or `maxtasksperchild` below 1, or an option is
-    /// unknown (`ValueError`); an argument has the wrong type (`TypeError`); as `Pool()`.
+    /// Throws when: `processes` is below 1 or above 2048, `maxtasksperchild` below 1, or an
+    /// option is unknown (`ValueError`); an argument has the wrong type (`TypeError`); as
+    /// `Pool()`.
     #[rhai_fn(name = "Pool", return_raw)]
     pub fn pool_with(ctx: NativeCallContext, arg: Dynamic) -> Result<Pool, Box<EvalAltResult>> {
         super::Pool::new(&ctx, config(Some(arg), rhai_mp_core::default_method())?)
@@ -233,7 +234,8 @@ pub mod pool_functions {
     /// print(p.starmap(|a, b| a * b, [[1, 2], [3, 4]]));   // [2, 12]
     /// ```
     ///
-    /// Throws when: as `map`; an item is not an array (`TypeError`, from the worker).
+    /// Throws when: as `map`; an item is not an array or another iterable (`TypeError`,
+    /// from the worker).
     #[rhai_fn(global, name = "starmap", return_raw)]
     pub fn starmap(
         ctx: NativeCallContext,

@@ -78,7 +78,8 @@ pub mod queue_functions {
     /// let q = Queue(10);
     /// ```
     ///
-    /// Throws when: `maxsize` is negative (`ValueError`); the OS refuses (`OSError`).
+    /// Throws when: `maxsize` is not an integer (`TypeError`; `0` or less is no limit, as
+    /// in Python); the OS refuses (`OSError`).
     #[rhai_fn(name = "Queue", return_raw)]
     pub fn queue_max(maxsize: Dynamic) -> Result<Queue, Box<EvalAltResult>> {
         Ok(super::Queue(Rc::new(QueueCore::new(Flavour::Queue, super::maxsize(&maxsize, "Queue")?)?)))
@@ -102,7 +103,8 @@ pub mod queue_functions {
     /// let q = JoinableQueue(100);
     /// ```
     ///
-    /// Throws when: `maxsize` is negative (`ValueError`); the OS refuses (`OSError`).
+    /// Throws when: `maxsize` is not an integer (`TypeError`; `0` or less is no limit); the
+    /// OS refuses (`OSError`).
     #[rhai_fn(name = "JoinableQueue", return_raw)]
     pub fn joinable_max(maxsize: Dynamic) -> Result<Queue, Box<EvalAltResult>> {
         Ok(super::Queue(Rc::new(QueueCore::new(Flavour::Joinable, super::maxsize(&maxsize, "JoinableQueue")?)?)))

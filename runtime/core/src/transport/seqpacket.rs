@@ -70,6 +70,43 @@ impl Payload {
     }
 }
 
+/// A packet's header, as [`parse_header`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// What the message holds.
+    pub kind: Kind,
+    /// Whether the payload travels in a memfd (the packet's first descriptor) rather than
+    /// inside the packet.
+    pub spilled: bool,
+    /// The number of handle descriptors the sender attached (after the memfd, if spilled).
+    pub nfds: usize,
+    /// The payload's length in bytes.
+    pub len: usize,
+}
+
+/// Reads the header of a received packet (`packet` is all of it, as received): `None`
+/// unless it is well formed — a known kind, a spilled flag of 0 or 1, and for an inline
+/// payload exactly `len` bytes after the header. Never panics, whatever the bytes.
+pub fn parse_header(packet: &[u8]) -> Option<Header> {
+    let h: &[u8; HEADER] = packet.get(..HEADER)?.try_into().ok()?;
+    let kind = match h[0] {
+        0 => Kind::Value,
+        1 => Kind::Bytes,
+        _ => return None,
+    };
+    let spilled = match h[1] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let nfds = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let len = usize::try_from(u64::from_le_bytes(h[8..16].try_into().ok()?)).ok()?;
+    if !spilled && HEADER.checked_add(len) != Some(packet.len()) {
+        return None;
+    }
+    Some(Header { kind, spilled, nfds, len })
+}
+
 fn header(kind: Kind, spilled: bool, nfds: usize, len: usize) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
     h[0] = kind as u8;
@@ -168,28 +205,17 @@ pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Opti
         return Ok(None);
     }
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed message");
-    if n < HEADER {
-        return Err(bad());
-    }
-    let kind = match buf[0] {
-        0 => Kind::Value,
-        1 => Kind::Bytes,
-        _ => return Err(bad()),
-    };
-    let len = u64::from_le_bytes(buf[8..16].try_into().unwrap()) as usize;
-    let data = if buf[1] == 1 {
+    let Header { kind, spilled, len, .. } = parse_header(&buf[..n]).ok_or_else(bad)?;
+    let data = if spilled {
         if fds.is_empty() {
             return Err(bad());
         }
         let memfd = fds.remove(0);
-        if nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as usize != len {
+        if nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as u64 != len as u64 {
             return Err(bad());
         }
         Payload::Mapped(crate::shm::Region::open(memfd, len)?)
     } else {
-        if n != HEADER + len {
-            return Err(bad());
-        }
         Payload::Inline(buf[HEADER..n].to_vec())
     };
     Ok(Some(Message { kind, data, fds }))
@@ -211,4 +237,88 @@ pub fn peek(sock: BorrowedFd) -> std::io::Result<Option<(Kind, usize)>> {
     }
     let kind = if h[0] == 1 { Kind::Bytes } else { Kind::Value };
     Ok(Some((kind, u64::from_le_bytes(h[8..16].try_into().unwrap()) as usize)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::fd::AsFd;
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![Just(Kind::Value), Just(Kind::Bytes)]
+    }
+
+    /// A raw packet on a fresh socket pair, received with [`recv_message`].
+    fn receive_raw(packet: &[u8]) -> std::io::Result<Option<Message>> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
+        nix::sys::socket::send(a.as_raw_fd(), packet, MsgFlags::empty()).unwrap();
+        drop(a);
+        recv_message(b.as_fd(), &mut Vec::new())
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_not_trusted() {
+        let mut huge = header(Kind::Value, false, 0, 0);
+        huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut bad_kind = header(Kind::Bytes, false, 0, 0);
+        bad_kind[0] = 7;
+        let mut bad_flag = header(Kind::Bytes, false, 0, 0);
+        bad_flag[1] = 2;
+        // Spilled, but no memfd came with it.
+        let no_memfd = header(Kind::Bytes, true, 0, 10);
+        for packet in [&huge[..], &bad_kind, &bad_flag, &no_memfd, &[0u8; 5], &header(Kind::Value, false, 0, 3)] {
+            let err = receive_raw(packet).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{packet:?}");
+        }
+        let mut ok = header(Kind::Bytes, false, 0, 2).to_vec();
+        ok.extend_from_slice(b"hi");
+        let m = receive_raw(&ok).unwrap().unwrap();
+        assert_eq!((m.kind, &*m.data), (Kind::Bytes, &b"hi"[..]));
+    }
+
+    #[test]
+    fn fuzz_seeds() {
+        let mut inline = header(Kind::Value, false, 0, 3).to_vec();
+        inline.extend_from_slice(b"abc");
+        let seeds = [inline, header(Kind::Bytes, true, 2, 100_000).to_vec(), header(Kind::Bytes, false, 0, 0).to_vec()];
+        for s in &seeds {
+            assert!(parse_header(s).is_some());
+        }
+        crate::wire::write_fuzz_seeds("transport_headers", "seqpacket", &seeds);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn header_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            if let Some(h) = parse_header(&bytes) {
+                prop_assert!(h.spilled || bytes.len() == HEADER + h.len);
+            }
+        }
+
+        #[test]
+        fn headers_roundtrip(
+            kind in kind(),
+            spilled in any::<bool>(),
+            nfds in 0usize..=crate::transport::MAX_FDS,
+            payload in proptest::collection::vec(any::<u8>(), 0..48),
+            spilled_len in any::<u64>(),
+        ) {
+            let len = if spilled { spilled_len as usize } else { payload.len() };
+            let mut packet = header(kind, spilled, nfds, len).to_vec();
+            if !spilled {
+                packet.extend_from_slice(&payload);
+            }
+            prop_assert_eq!(parse_header(&packet), Some(Header { kind, spilled, nfds, len }));
+            if !spilled {
+                // One byte too many, or one too few: the length does not match.
+                packet.push(0);
+                prop_assert_eq!(parse_header(&packet), None);
+                packet.truncate(packet.len() - 2);
+                prop_assert_eq!(parse_header(&packet), None);
+            }
+        }
+    }
 }

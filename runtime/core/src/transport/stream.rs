@@ -16,6 +16,7 @@ const MAGIC: u32 = 0x524d_5031; // "RMP1"
 pub const HEADER: usize = 16;
 
 /// A frame header's payload length and descriptor count (`None`: not a frame header).
+/// `h` must be exactly [`HEADER`] bytes. Never panics, whatever the bytes.
 pub fn parse_header(h: &[u8]) -> Option<(usize, usize)> {
     let h: &[u8; HEADER] = h.try_into().ok()?;
     if u32::from_le_bytes(h[12..16].try_into().ok()?) != MAGIC {
@@ -84,11 +85,9 @@ pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>
         return Ok(None);
     }
     read_exact(sock, &mut h[got..])?;
-    let len = u64::from_le_bytes(h[0..8].try_into().unwrap()) as usize;
-    let nfds = u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
-    if u32::from_le_bytes(h[12..16].try_into().unwrap()) != MAGIC || nfds != fds.len() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed frame header"));
-    }
+    let (len, _) = parse_header(&h)
+        .filter(|&(_, nfds)| nfds == fds.len())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed frame header"))?;
     let mut payload = Vec::new();
     payload
         .try_reserve_exact(len)
@@ -121,4 +120,40 @@ pub fn write_all(fd: BorrowedFd, mut buf: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fuzz_seeds() {
+        let seeds = [header(5, 0).to_vec(), header(1 << 20, 3).to_vec()];
+        crate::wire::write_fuzz_seeds("transport_headers", "stream", &seeds);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn header_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            if let Some((len, nfds)) = parse_header(&bytes) {
+                prop_assert_eq!(bytes.len(), HEADER);
+                prop_assert_eq!(header(len, nfds), &bytes[..]);
+            }
+        }
+
+        #[test]
+        fn headers_roundtrip(len in any::<u64>(), nfds in any::<u32>(), flip in 0usize..HEADER * 8) {
+            let h = header(len as usize, nfds as usize);
+            prop_assert_eq!(parse_header(&h), Some((len as usize, nfds as usize)));
+            // Any bit flipped in the magic makes it not a frame header.
+            let mut bad = h;
+            bad[flip / 8] ^= 1 << (flip % 8);
+            if flip / 8 >= 12 {
+                prop_assert_eq!(parse_header(&bad), None);
+            }
+            prop_assert_eq!(parse_header(&h[..HEADER - 1]), None);
+        }
+    }
 }

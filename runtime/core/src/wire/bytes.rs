@@ -263,6 +263,37 @@ mod tests {
         assert!(err.message.contains("cycle"), "{}", err.message);
     }
 
+    /// Real encoded values: every tag, sharing, a handle, a closure with captures.
+    fn samples() -> Vec<Vec<u8>> {
+        let engine = rhai::Engine::new();
+        let v: Dynamic = engine.eval("#{a: [1, -2, 2.5, 'x', \"s\", (), true], b: blob(3, 7), c: #{d: []}}").unwrap();
+        let shared = Wire::Shared { id: 0, value: Box::new(Wire::Array(vec![Wire::Int(1)])) };
+        let mut proxy = 1_u64.to_le_bytes().to_vec();
+        proxy.push(0);
+        for field in [&b"rhai-mp-manager-1"[..], b"key"] {
+            proxy.extend_from_slice(&(field.len() as u64).to_le_bytes());
+            proxy.extend_from_slice(field);
+        }
+        let trees = [
+            Wire::Fn { name: "anon$1234".into(), curry: vec![shared, Wire::SharedRef(0), Wire::Str("k".into())] },
+            Wire::Handle { kind: "Queue".into(), data: vec![0, 1, 0, 0, 0, 9], fds: vec![0, 1, 2] },
+            // A manager's proxy: its state is data only (object id, kind, address, key).
+            Wire::Handle { kind: "Proxy".into(), data: proxy, fds: Vec::new() },
+            Wire::Array(vec![Wire::Float(f64::NAN), Wire::Int(i64::MIN), Wire::Char('包'), Wire::Unit]),
+        ];
+        let mut out = vec![encode(&v, "v").unwrap().bytes];
+        out.extend(trees.iter().map(tree_to_bytes));
+        out
+    }
+
+    #[test]
+    fn fuzz_seeds() {
+        for s in samples() {
+            assert!(tree_from_bytes(&s).is_ok());
+        }
+        crate::wire::write_fuzz_seeds("wire_decode", "value", &samples());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]

@@ -151,6 +151,9 @@ impl Store {
                     if n < 0 {
                         return Err(mp_err!(ValueError, "Array size must be non-negative, not {n}"));
                     }
+                    // The server keeps the items as values: check it can hold that many.
+                    let bytes = n as u128 * std::mem::size_of::<Dynamic>() as u128;
+                    rhai_mp_core::limits::allocation(bytes, &format!("Array('{}', {n})", tc.code()))?;
                     (0..n).map(|_| zero(tc)).collect()
                 } else {
                     let xs = opts::items(init)
