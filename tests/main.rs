@@ -24,6 +24,7 @@ mod common;
 mod embedding;
 mod errors;
 mod manager;
+mod remote_manager;
 mod pipes;
 mod pool;
 mod process;

@@ -194,7 +194,7 @@ mod tests {
             let boot = Boot {
                 mode: if i == 2 { Mode::Server } else { Mode::Child },
                 info: info([StartMethod::Spawn, StartMethod::ForkServer, StartMethod::Fork][i]),
-                script: if i == 1 { Script::Repl { entries: vec!["fn g() { 1 }".into()] } } else { script.clone() },
+                script: if i == 1 { Script::Session } else { script.clone() },
                 argv: vec!["arg".into()],
                 forkserver: (i != 0).then(|| ServerAddr { name: "rhai-mp-fs-1".into(), key: vec![7; 32] }),
                 call,

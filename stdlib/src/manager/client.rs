@@ -155,13 +155,21 @@ fn gone(addr: &Address, what: &str, e: impl std::fmt::Display) -> MpError {
 }
 
 /// Connects and runs the handshake.
-fn connect(addr: &Address) -> MpResult<Link> {
+fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
     let mut link = match &addr.endpoint {
         Endpoint::Local(name) => Link::Local(listener::connect(name, listener::Kind::SeqPacket).map_err(|e| {
             mp_err!(BrokenPipeError, "cannot reach the manager's server (it was shut down, or it died): {e}")
         })?),
         Endpoint::Tcp(address) => {
-            let fd = tcp::connect(address, Duration::from_secs_f64(HANDSHAKE_TIME))?;
+            let fd = tcp::connect(address, Duration::from_secs_f64(HANDSHAKE_TIME)).map_err(|e| {
+                // A proxy whose server went away: that is a broken pipe (connect() itself
+                // reports ConnectionRefusedError, see `check`).
+                if e.kind == rhai_mp_core::ErrorKind::ConnectionRefusedError && !explicit {
+                    gone(addr, "connecting", "nothing listens there any more")
+                } else {
+                    e
+                }
+            })?;
             tcp::set_nonblocking(fd.as_fd()).map_err(|e| MpError::os("a manager connection", e))?;
             Link::Tcp(fd, FrameReader::new(MAX_HANDSHAKE))
         }
@@ -208,7 +216,7 @@ fn connect(addr: &Address) -> MpResult<Link> {
     }
 }
 
-fn connection(addr: &Address) -> MpResult<Rc<RefCell<Link>>> {
+fn connection(addr: &Address, explicit: bool) -> MpResult<Rc<RefCell<Link>>> {
     let me = rhai_mp_core::pid();
     let open = CONNECTIONS.with(|c| {
         let c = c.borrow();
@@ -219,7 +227,7 @@ fn connection(addr: &Address) -> MpResult<Rc<RefCell<Link>>> {
         return Ok(link);
     }
     forget(addr);
-    let link = Rc::new(RefCell::new(connect(addr)?));
+    let link = Rc::new(RefCell::new(connect(addr, explicit)?));
     let open = Open { authkey: addr.authkey.clone(), pid: me, link: link.clone() };
     CONNECTIONS.with(|c| c.borrow_mut().entry(addr.endpoint.clone()).or_default().push(open));
     Ok(link)
@@ -227,7 +235,7 @@ fn connection(addr: &Address) -> MpResult<Rc<RefCell<Link>>> {
 
 /// Checks that a server answers this address and key (`m.connect()`).
 pub(super) fn check(addr: &Address) -> MpResult<()> {
-    connection(addr).map(|_| ())
+    connection(addr, true).map(|_| ())
 }
 
 /// Closes this process's connection to a server.
@@ -247,7 +255,7 @@ pub(crate) fn forget_all() {
 
 /// Sends a request and returns the server's reply.
 pub(super) fn exchange(addr: &Address, req: &Request) -> MpResult<Reply> {
-    let link = connection(addr)?;
+    let link = connection(addr, false)?;
     let mut link = link.borrow_mut();
     let broken = |e: std::io::Error, what: &str| {
         forget(addr);
