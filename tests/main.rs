@@ -18,10 +18,12 @@ macro_rules! per_method {
     };
 }
 
+mod chaos;
 mod cli;
 mod common;
 mod embedding;
 mod errors;
+mod faults;
 mod manager;
 mod pipes;
 mod pool;
