@@ -160,11 +160,24 @@ pub(crate) struct Running {
 
 /// Starts a script (stderr piped) and delivers its stdout lines as they come.
 pub(crate) fn start_script(src: &str, method: &str) -> Running {
+    start_script_with(src, method, &[], |_| {})
+}
+
+/// [`start_script`] with script arguments, and a hook that may change the command first
+/// (its environment, a `pre_exec` …).
+pub(crate) fn start_script_with(
+    src: &str,
+    method: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> Running {
     use std::io::BufRead;
     let script = write_script(src);
     let mut cmd = Command::new(bin());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.args(["--start-method", method, script.0.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(["--start-method", method, script.0.to_str().unwrap()]).args(args);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    configure(&mut cmd);
     let mut child = cmd.spawn().expect("cannot run rhai-mp");
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = std::sync::mpsc::channel();
@@ -214,18 +227,61 @@ impl Running {
     /// Waits (within [`LIMIT`]) for the script to end: its exit code and stderr.
     #[track_caller]
     pub(crate) fn wait(&mut self) -> (Option<i32>, String) {
+        let (status, err) = self.wait_status(LIMIT, "");
+        (status.code(), err)
+    }
+
+    /// Waits at most `limit` for the script to end: its exit status and stderr. Past the
+    /// limit, kills the group and fails (the message starts with `context`).
+    #[track_caller]
+    pub(crate) fn wait_status(&mut self, limit: Duration, context: &str) -> (std::process::ExitStatus, String) {
         let err = reader(self.child.stderr.take().unwrap());
-        let deadline = Instant::now() + LIMIT;
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
             if Instant::now() > deadline {
                 self.kill_group();
-                panic!("the script did not end within {LIMIT:?}");
+                let err = err.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+                panic!("{context}the script did not end within {limit:?}; stderr:\n{err}");
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        (status.code(), err.recv_timeout(Duration::from_secs(20)).unwrap_or_default())
+        (status, err.recv_timeout(Duration::from_secs(20)).unwrap_or_default())
+    }
+
+    /// The script's pid (also its process group's id).
+    pub(crate) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+/// The live processes (not zombies) of process group `pgid`.
+pub(crate) fn group_members(pgid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // After the command's closing parenthesis: state ppid pgrp ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2].parse() == Ok(pgid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls (bounded) until process group `pgid` has no live process; returns those left.
+pub(crate) fn wait_group_gone(pgid: i32) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = group_members(pgid);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -19,10 +19,12 @@ macro_rules! per_method {
 }
 
 mod bad_input;
+mod chaos;
 mod cli;
 mod common;
 mod embedding;
 mod errors;
+mod faults;
 mod manager;
 mod remote_manager;
 mod pipes;

@@ -3,7 +3,7 @@
 //! the option and the function).
 
 use rhai::{Array, Dynamic, FnPtr, Map, INT};
-use rhai_mp_core::{mp_err, Deadline, MpResult};
+use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
 use std::ops::{Range, RangeInclusive};
 
 /// The Rhai name of a value's type, for messages.
@@ -80,7 +80,7 @@ impl Opts {
     pub(crate) fn items(&mut self, key: &str) -> MpResult<Option<Array>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => items(v.clone()).map(Some).map_err(|_| self.wrong(key, "an array or another iterable", &v)),
+            Some(v) => items_or(v.clone(), |_| self.wrong(key, "an array or another iterable", &v)).map(Some),
         }
     }
 }
@@ -174,7 +174,10 @@ impl Items {
             Items::Array(a) => Ok(a),
             other => {
                 let n = other.len();
-                rhai_mp_core::limits::allocation(n * std::mem::size_of::<Dynamic>() as u128, "an array of that many items")?;
+                rhai_mp_core::limits::allocation(
+                    n * std::mem::size_of::<Dynamic>() as u128,
+                    "an array of that many items",
+                )?;
                 let mut out = Array::with_capacity(n as usize);
                 out.extend(other.iter());
                 Ok(out)
@@ -186,6 +189,12 @@ impl Items {
 /// The items of an iterable (see [`Items`]) as an array.
 pub(crate) fn items(v: Dynamic) -> MpResult<Array> {
     Items::of(v)?.into_array()
+}
+
+/// [`items`], with `wrong` making the error for a value that is not iterable; a
+/// `MemoryError` (too many items for this machine) stays one.
+pub(crate) fn items_or(v: Dynamic, wrong: impl FnOnce(MpError) -> MpError) -> MpResult<Array> {
+    Items::of(v).map_err(wrong)?.into_array()
 }
 
 /// A positional argument that must be a bool.

@@ -27,8 +27,9 @@ pub(crate) fn build(
     };
     let args = match (args, o.items("args")?) {
         (Some(_), Some(_)) => return Err(dup("args")),
-        (Some(a), None) => opts::items(a)
-            .map_err(|e| mp_err!(TypeError, "args of Process() must be an array or another iterable: {}", e.message))?,
+        (Some(a), None) => opts::items_or(a, |e| {
+            mp_err!(TypeError, "args of Process() must be an array or another iterable: {}", e.message)
+        })?,
         (None, a) => a.unwrap_or_default(),
     };
     let name = o.string("name")?;

@@ -16,9 +16,8 @@ fn items_arg(v: Dynamic, func: &str) -> MpResult<Dynamic> {
         return Ok(v);
     }
     let t = opts::type_name(&v);
-    opts::items(v)
+    opts::items_or(v, |_| mp_err!(TypeError, "{func}() takes an iterable (array, range, string or blob), not {t}"))
         .map(Dynamic::from_array)
-        .map_err(|_| mp_err!(TypeError, "{func}() takes an iterable (array, range, string or blob), not {t}"))
 }
 
 /// `#{address, authkey}`: the address (`None`: a local manager) and the key (`None`: a

@@ -114,9 +114,10 @@ fn source(iterable: Dynamic, func: &str) -> MpResult<Source> {
         return Ok(Source::Range { next: *r.start(), end: r.end().saturating_add(1) });
     }
     let t = opts::type_name(&iterable);
-    opts::items(iterable)
-        .map(|v| Source::Items(v.into_iter()))
-        .map_err(|_| mp_err!(TypeError, "iterable of {func}() must be an array, range, string or blob, not {t}"))
+    opts::items_or(iterable, |_| {
+        mp_err!(TypeError, "iterable of {func}() must be an array, range, string or blob, not {t}")
+    })
+    .map(|v| Source::Items(v.into_iter()))
 }
 
 fn chunksize(v: &Dynamic, func: &str) -> MpResult<u64> {
@@ -205,7 +206,7 @@ fn start_apply(
         Some(a) if a.is_unit() => Array::new(),
         Some(a) => {
             let t = opts::type_name(&a);
-            opts::items(a).map_err(|_| mp_err!(TypeError, "args of {func}() must be an array of arguments, not {t}"))?
+            opts::items_or(a, |_| mp_err!(TypeError, "args of {func}() must be an array of arguments, not {t}"))?
         }
     };
     let src = Source::Items(vec![Dynamic::from_array(args)].into_iter());

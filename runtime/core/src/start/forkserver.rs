@@ -221,6 +221,7 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
             crate::sys::exit_now(1)
         }
     };
+    let server = std::process::id() as i32;
     let mut children: HashMap<i32, Served> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
     loop {
@@ -289,6 +290,16 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
                     let daemon = boot.info.daemon;
                     match crate::sys::fork() {
                         Ok(crate::sys::Forked::Child) => {
+                            // A daemon dies with the server (which dies with the process
+                            // that started it). The server may have died between the fork
+                            // and the parent-death signal being set here: then that signal
+                            // never comes, so end now.
+                            if daemon
+                                && (crate::sys::set_parent_death_signal(libc::SIGKILL).is_err()
+                                    || nix::unistd::getppid().as_raw() != server)
+                            {
+                                crate::sys::exit_now(1);
+                            }
                             crate::interrupt::restore_sigint();
                             let _ = blocked.thread_unblock();
                             drop(sfd);
