@@ -28,7 +28,7 @@ fn free_port() -> u16 {
 fn every_proxy_type(m: &str) {
     let out = run_script(
         r#"
-fn t(f) { try { f.call(); "ok" } catch (e) { e.type } }
+fn t(f) { let r = "ok"; try { f.call(); } catch (e) { r = e.type; } r }
 if __name__ == "__main__" {
     let m = Manager(#{address: "127.0.0.1:0", authkey: "k"});
     print(type_of(m.address));
@@ -197,7 +197,7 @@ fn connecting_and_shutting_down() {
     let port = free_port();
     let out = run_script_args(
         r#"
-fn t(f) { try { f.call(); "ok" } catch (e) { e.type } }
+fn t(f) { let r = "ok"; try { f.call(); } catch (e) { r = e.type; } r }
 if __name__ == "__main__" {
     let nobody = BaseManager(#{address: `127.0.0.1:${ARGV[0]}`, authkey: "k"});
     print(t(|| nobody.connect()));
@@ -579,4 +579,39 @@ if __name__ == "__main__" {
         &[&ipv6.to_string()],
     );
     assert_eq!(out.ok(), "1\ntrue\n2\n", "{}", out.stderr);
+}
+
+/// The README's two-machine example (`scripts/cluster/`), both halves on 127.0.0.1.
+#[test]
+fn the_two_machine_example_runs() {
+    let server_src = std::fs::read_to_string(root().join("scripts/cluster/manager_server.rhai")).unwrap();
+    let client = root().join("scripts/cluster/manager_client.rhai");
+    let script = write_script(&server_src);
+    let mut cmd = std::process::Command::new(bin());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.args([script.0.to_str().unwrap(), "127.0.0.1:0", "s3cret", "20"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut server = cmd.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let address = line.trim().strip_prefix("serving at ").expect("the server's address").to_string();
+    let out = run(&[client.to_str().unwrap(), &address, "s3cret"]);
+    assert!(out.ok().starts_with("this machine did 20 jobs"), "{}", out.stderr);
+    let mut rest = String::new();
+    let done = std::thread::spawn(move || {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+        rest
+    });
+    let deadline = Instant::now() + LIMIT;
+    while server.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) with a negative pid signals the server's own process group.
+    unsafe { libc::kill(-(server.id() as i32), libc::SIGKILL) };
+    let status = server.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(done.join().unwrap(), "20 results; the sum of the squares of 0..20 is 2470\n");
 }

@@ -103,6 +103,7 @@ pub(crate) fn serve(ctx: &NativeCallContext, args: ServerArgs, signals: bool) ->
         args,
         stop: false,
         scratch: Vec::new(),
+        failed: Vec::new(),
     };
     if let Some(ready) = server.args.ready.take() {
         let _ = rhai_mp_core::transport::stream::write_all(ready.as_fd(), &[1]);
@@ -125,6 +126,8 @@ struct Server<'a, 'ctx> {
     args: ServerArgs,
     stop: bool,
     scratch: Vec<u8>,
+    /// Connections found broken while serving another: dropped at the end of the turn.
+    failed: Vec<ConnId>,
 }
 
 /// How many requests in a row one connection may have served (a client in a loop sends
@@ -163,7 +166,7 @@ impl Server<'_, '_> {
             self.stop = true;
             return Ok(());
         }
-        let mut dead = Vec::new();
+        let mut dead = std::mem::take(&mut self.failed);
         for (i, id) in ids.iter().enumerate() {
             let (readable, writable) = ready[i + 1];
             if writable || readable {
@@ -185,8 +188,13 @@ impl Server<'_, '_> {
             }
         }
         self.deliver(&mut dead);
-        for id in dead {
-            self.drop_conn(id);
+        // Dropping a connection can end others' waits (a lock it held): deliver those too.
+        while !dead.is_empty() {
+            for id in std::mem::take(&mut dead) {
+                self.drop_conn(id);
+            }
+            self.deliver(&mut dead);
+            dead.retain(|id| self.conns.contains_key(id));
         }
         Ok(())
     }
@@ -220,12 +228,9 @@ impl Server<'_, '_> {
             let mut dead = Vec::new();
             self.deliver(&mut dead);
             if !dead.is_empty() {
-                for d in dead {
-                    if d != id {
-                        self.drop_conn(d);
-                    }
-                }
-                return !self.conns.get(&id).is_none_or(|c| matches!(c.phase, Phase::Closing));
+                // Left to the end of the turn, which drops them (and delivers what that ends).
+                self.failed.extend(dead);
+                return true;
             }
             if self.conns.get(&id).is_none_or(|c| c.wants_write() || matches!(c.phase, Phase::Closing)) {
                 break;
