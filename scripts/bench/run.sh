@@ -316,6 +316,18 @@ bench "manager_dict" 3 \
     "'$RHAI_MP' scripts/bench/manager_dict.rhai $N_MANAGER_DICT" \
     "'$PYTHON' scripts/bench/manager_dict.py $N_MANAGER_DICT"
 
+# The same pairs through a manager served over TCP on 127.0.0.1, from a second
+# manager object connected to its address (as a client on another machine)
+# (scripts/bench/manager_tcp.*; CPython: SyncManager(address=("127.0.0.1", 0)));
+# and q.put(i) then q.get() on a Queue that manager holds (for information).
+N_MANAGER_TCP="${N_MANAGER_TCP:-20000}"
+bench "manager_tcp dict" 3 \
+    "'$RHAI_MP' scripts/bench/manager_tcp.rhai $N_MANAGER_TCP dict" \
+    "'$PYTHON' scripts/bench/manager_tcp.py $N_MANAGER_TCP dict"
+bench "manager_tcp queue" - \
+    "'$RHAI_MP' scripts/bench/manager_tcp.rhai $N_MANAGER_TCP queue" \
+    "'$PYTHON' scripts/bench/manager_tcp.py $N_MANAGER_TCP queue"
+
 # The benchmarks below are noisier from one process to the next than within
 # one (interpreter-bound loops; scheduler-bound round trips): each side runs
 # N_BEST times (default 3) through scripts/bench/best_of.sh, which keeps the
