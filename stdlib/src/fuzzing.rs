@@ -13,3 +13,44 @@ pub fn manager_request(bytes: &[u8]) -> bool {
     register_codecs();
     crate::manager::decode_request(bytes)
 }
+
+/// Decodes `bytes` as what a manager's server reads from a peer before it has
+/// authenticated (the handshake's answer, read by a TCP server from anyone who connects),
+/// and as what a client reads from a server (the hello and the verdict); returns how many
+/// decoded. Never panics, whatever the bytes.
+pub fn manager_handshake(bytes: &[u8]) -> usize {
+    crate::manager::decode_handshake(bytes)
+}
+
+/// Feeds `bytes` to a TCP frame reader (the length-prefixed frames of a manager's TCP
+/// connections) in pieces of the given sizes; returns the frames it assembled. Never
+/// panics and never keeps more than the bound.
+pub fn tcp_frames(bytes: &[u8], max: usize, pieces: &[usize]) -> usize {
+    use rhai_mp_core::transport::tcp::{FrameReader, Read};
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let Ok((mut a, b)) = std::os::unix::net::UnixStream::pair() else { return 0 };
+    let mut reader = FrameReader::new(max);
+    let mut frames = 0;
+    let mut rest = bytes;
+    let mut sizes = pieces.iter().copied().cycle();
+    while !rest.is_empty() {
+        let n = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
+        if a.write_all(&rest[..n]).is_err() {
+            return frames;
+        }
+        rest = &rest[n..];
+        loop {
+            match reader.read_from(b.as_fd()) {
+                Ok(Read::Frame(f)) => {
+                    assert!(f.len() <= max);
+                    frames += 1;
+                }
+                Ok(_) => break,
+                // The connection would be dropped here: nothing more is read.
+                Err(_) => return frames,
+            }
+        }
+    }
+    frames
+}

@@ -194,6 +194,55 @@ mod tests {
         assert!(matches!(hello.answer(b"").unwrap().verdict(b"key", &hello), Verdict::Denied));
     }
 
+    fn samples() -> Vec<Vec<u8>> {
+        use rhai_mp_core::wire::encode_message;
+        let hello = Hello { nonce: nonce().unwrap() };
+        let answer = hello.answer(b"key").unwrap();
+        let verdict = answer.verdict(b"key", &hello);
+        vec![
+            encode_message(&hello).unwrap().bytes,
+            encode_message(&answer).unwrap().bytes,
+            encode_message(&verdict).unwrap().bytes,
+            encode_message(&Verdict::Denied).unwrap().bytes,
+        ]
+    }
+
+    /// Writes the samples as the fuzz target's seeds when `RHAI_MP_FUZZ_SEEDS` names a
+    /// directory (how `runtime/fuzz/corpus/manager_handshake/` was made).
+    #[test]
+    fn fuzz_seeds() {
+        let Some(dir) = std::env::var_os("RHAI_MP_FUZZ_SEEDS") else { return };
+        let dir = std::path::Path::new(&dir).join("manager_handshake");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in samples().iter().enumerate() {
+            std::fs::write(dir.join(format!("handshake-{i}")), seed).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160)) {
+            let _ = crate::manager::decode_handshake(&bytes);
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(
+            which in 0usize..4,
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let mut bytes = samples().swap_remove(which);
+            for (i, b) in flips {
+                let n = bytes.len();
+                bytes[i % n] = b;
+            }
+            let _ = crate::manager::decode_handshake(&bytes);
+            bytes.truncate(cut % (bytes.len() + 1));
+            let _ = crate::manager::decode_handshake(&bytes);
+        }
+    }
+
     #[test]
     fn a_reflected_mac_is_refused() {
         // The server's proof for nonce N is not the client's answer for N.

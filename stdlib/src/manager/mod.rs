@@ -53,6 +53,15 @@ pub(crate) fn decode_request(bytes: &[u8]) -> bool {
     rhai_mp_core::wire::decode_message::<Request>(bytes, Vec::new()).is_ok()
 }
 
+/// Decodes a handshake message each way it could be read (for `crate::fuzzing`): how many
+/// of the three readings succeeded.
+pub(crate) fn decode_handshake(bytes: &[u8]) -> usize {
+    use rhai_mp_core::wire::decode_message;
+    decode_message::<auth::Answer>(bytes, Vec::new()).is_ok() as usize
+        + decode_message::<auth::Hello>(bytes, Vec::new()).is_ok() as usize
+        + decode_message::<auth::Verdict>(bytes, Vec::new()).is_ok() as usize
+}
+
 /// A manager handle; copies share it.
 #[derive(Clone)]
 pub struct Manager(Rc<ManagerInner>);

@@ -299,6 +299,54 @@ mod tests {
         assert_eq!(r.read_from(b.as_fd()).unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any bytes, in any pieces: frames come out whole, never over the bound, and
+        /// whatever follows an error is never read as a frame.
+        #[test]
+        fn any_bytes_in_any_pieces(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            piece in 1usize..40,
+            max in 0usize..64,
+        ) {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let mut r = FrameReader::new(max);
+            let mut failed = false;
+            for chunk in bytes.chunks(piece) {
+                if failed {
+                    break; // nothing reads any more: a writer would fill the buffer
+                }
+                a.write_all(chunk).unwrap();
+                while !failed {
+                    match r.read_from(b.as_fd()) {
+                        Ok(Read::Frame(f)) => proptest::prop_assert!(f.len() <= max),
+                        Ok(_) => break,
+                        Err(_) => failed = true,
+                    }
+                }
+            }
+        }
+
+        /// Frames written back to back come out as written, whatever the pieces.
+        #[test]
+        fn frames_round_trip(
+            payloads in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..50), 0..8),
+            piece in 1usize..30,
+        ) {
+            let stream: Vec<u8> = payloads.iter().flat_map(|p| frame(p).unwrap()).collect();
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let mut r = FrameReader::new(64);
+            let mut got = Vec::new();
+            for chunk in stream.chunks(piece) {
+                a.write_all(chunk).unwrap();
+                while let Ok(Read::Frame(f)) = r.read_from(b.as_fd()) {
+                    got.push(f);
+                }
+            }
+            proptest::prop_assert_eq!(got, payloads);
+        }
+    }
+
     #[test]
     fn addresses() {
         assert!(resolve("127.0.0.1:0").is_ok());
