@@ -19,7 +19,7 @@ struct Cli {
     eval: Option<String>,
 
     /// The default start method
-    #[arg(long, value_name = "METHOD", value_parser = ["spawn", "fork", "forkserver"])]
+    #[arg(long, value_name = "METHOD", value_parser = ["spawn", "fork", "forkserver", "mpi"])]
     start_method: Option<String>,
 
     /// The script to run, then its arguments (in ARGV)
@@ -36,30 +36,68 @@ pub fn main(runtime: &Runtime) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    if let Some(m) = cli.start_method.as_deref().and_then(StartMethod::parse) {
+    let method = cli.start_method.as_deref().and_then(StartMethod::parse);
+    if let Some(m) = method {
+        if m == StartMethod::Mpi && !under_launcher() {
+            eprintln!("rhai-mp: {}", rhai_mp_core::cluster::unavailable().message);
+            return 2;
+        }
         runtime.set_start_method(m);
     }
+    let job = job(cli);
+    #[cfg(feature = "mpi")]
+    if crate::mpi::launched() {
+        return crate::mpi::run(runtime, job, method.is_some());
+    }
+    match job {
+        Job::Script { name, text, argv } => runtime.main_code(&name, &text, argv),
+        Job::Repl => runtime.repl(),
+        Job::Failed(code) => code,
+    }
+}
+
+/// Whether an MPI launcher started this process (and this binary can serve it).
+fn under_launcher() -> bool {
+    #[cfg(feature = "mpi")]
+    return crate::mpi::launched();
+    #[cfg(not(feature = "mpi"))]
+    return false;
+}
+
+#[cfg(feature = "mpi")]
+use crate::mpi::Job;
+
+/// What the command line asks for.
+#[cfg(not(feature = "mpi"))]
+enum Job {
+    Script { name: String, text: String, argv: Vec<String> },
+    Repl,
+    Failed(i32),
+}
+
+/// Reads the script the command line names (a message and exit code 2 if it cannot).
+fn job(cli: Cli) -> Job {
     if let Some(code) = cli.eval {
-        return runtime.main_code("<-e>", &code, cli.rest);
+        return Job::Script { name: "<-e>".into(), text: code, argv: cli.rest };
     }
     let mut rest = cli.rest.into_iter();
     match rest.next() {
-        None => runtime.repl(),
+        None => Job::Repl,
         Some(dash) if dash == "-" => {
             let mut text = String::new();
             match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
-                Ok(_) => runtime.main_code("<stdin>", &text, rest.collect()),
+                Ok(_) => Job::Script { name: "<stdin>".into(), text, argv: rest.collect() },
                 Err(e) => {
                     eprintln!("rhai-mp: can't read the script from standard input: {e}");
-                    2
+                    Job::Failed(2)
                 }
             }
         }
-        Some(script) => match runtime.main_file(std::path::Path::new(&script), rest.collect()) {
-            Ok(code) => code,
+        Some(script) => match std::fs::read_to_string(&script) {
+            Ok(text) => Job::Script { name: script, text, argv: rest.collect() },
             Err(e) => {
                 eprintln!("rhai-mp: can't open file '{script}': {e}");
-                2
+                Job::Failed(2)
             }
         },
     }

@@ -30,6 +30,8 @@
 #[cfg(feature = "cli")]
 mod cli;
 mod error;
+#[cfg(feature = "mpi")]
+mod mpi;
 #[cfg(feature = "cli")]
 mod help;
 mod pool;

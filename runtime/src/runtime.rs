@@ -76,6 +76,8 @@ impl Runtime {
     /// ```
     pub fn new() -> Runtime {
         rhai_mp_core::init();
+        #[cfg(feature = "mpi")]
+        rhai_mp_core::cluster::set_supported();
         // A forked child must not draw the same random numbers as its parent (and siblings).
         rhai_mp_core::at_fork_child(|| {
             let _ = rand::rng().reseed();

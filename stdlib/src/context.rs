@@ -13,8 +13,15 @@ use rhai_mp_core::{mp_err, with_state, MpResult, StartMethod};
 pub struct Context(pub StartMethod);
 
 pub(crate) fn parse_method(m: &str) -> MpResult<StartMethod> {
-    StartMethod::parse(m)
-        .ok_or_else(|| mp_err!(ValueError, "cannot find context for '{m}' (start methods: fork, spawn, forkserver)"))
+    let method = StartMethod::parse(m).ok_or_else(|| {
+        let all: Vec<&str> = StartMethod::usable().iter().map(|m| m.name()).collect();
+        mp_err!(ValueError, "cannot find context for '{m}' (start methods: {})", all.join(", "))
+    })?;
+    // `mpi` exists only on rank 0 of a job, in a build with MPI support: else say why.
+    if method == StartMethod::Mpi && !rhai_mp_core::cluster::mpi_available() {
+        return Err(rhai_mp_core::cluster::unavailable());
+    }
+    Ok(method)
 }
 
 /// The Rhai bindings: Start methods and contexts.
@@ -25,7 +32,8 @@ pub mod context_functions {
     /// A start-method context; its methods mirror the globals.
     pub type Context = super::Context;
 
-    /// Sets the default start method: `"spawn"`, `"fork"` or `"forkserver"`.
+    /// Sets the default start method: `"spawn"`, `"fork"` or `"forkserver"` (or `"mpi"`
+    /// under an MPI launcher).
     ///
     /// ```rhai
     /// if __name__ == "__main__" {
@@ -33,8 +41,8 @@ pub mod context_functions {
     /// }
     /// ```
     ///
-    /// Throws when: the method is unknown (`ValueError`); the default was already used or set
-    /// (`RuntimeError`; pass `force = true` to override).
+    /// Throws when: the method is unknown, or `"mpi"` without an MPI launcher (`ValueError`);
+    /// the default was already used or set (`RuntimeError`; pass `force = true` to override).
     #[rhai_fn(return_raw)]
     pub fn set_start_method(method: Dynamic) -> Result<(), Box<EvalAltResult>> {
         set_start_method_force(method, Dynamic::FALSE)
@@ -78,7 +86,7 @@ pub mod context_functions {
         rhai_mp_core::default_method().name().to_string()
     }
 
-    /// `["fork", "spawn", "forkserver"]`.
+    /// `["fork", "spawn", "forkserver"]`, and `"mpi"` on rank 0 under an MPI launcher.
     ///
     /// ```rhai
     /// for m in get_all_start_methods() { print(m); }
@@ -86,7 +94,7 @@ pub mod context_functions {
     ///
     /// Throws when: never.
     pub fn get_all_start_methods() -> Array {
-        StartMethod::ALL.iter().map(|m| Dynamic::from(m.name())).collect()
+        StartMethod::usable().iter().map(|m| Dynamic::from(m.name())).collect()
     }
 
     /// A context for a start method; `ctx.Process(..)` starts processes with it.
@@ -96,7 +104,8 @@ pub mod context_functions {
     /// let p = ctx.Process(|| print("forked"));
     /// ```
     ///
-    /// Throws when: the method is unknown (`ValueError`).
+    /// Throws when: the method is unknown, or `"mpi"` without MPI support or a launcher (the
+    /// message says how to get them; `ValueError`).
     #[rhai_fn(return_raw)]
     pub fn get_context(method: Dynamic) -> Result<Context, Box<EvalAltResult>> {
         Ok(super::Context(parse_method(&opts::arg_str(&method, "get_context", "method")?)?))

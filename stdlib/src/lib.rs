@@ -17,6 +17,7 @@ use rhai::plugin::*;
 
 mod array;
 mod barrier;
+pub mod cluster;
 mod condition;
 mod connection;
 mod context;
@@ -52,6 +53,7 @@ pub mod bindings {
     pub use crate::event::event_functions as event;
     pub use crate::hold::hold_functions as hold;
     pub use crate::lock::lock_functions as lock;
+    pub use crate::cluster::mpi_functions as mpi;
     pub use crate::manager::manager_functions as manager;
     pub use crate::manager::proxied_functions as proxied;
     pub use crate::manager::proxy_functions as proxy;
@@ -92,6 +94,7 @@ fn register_machinery() {
         rhai_mp_core::register_entry(pool::WORKER_ENTRY, pool::worker_entry);
         rhai_mp_core::register_entry(manager::SERVER_ENTRY, manager::server_entry);
         rhai_mp_core::at_fork_child(manager::forget_connections);
+        cluster::register();
     });
 }
 
@@ -126,6 +129,7 @@ def_package! {
     } |> |engine| {
         engine.register_static_module("os", exported_module!(os::os_functions).into());
         engine.register_static_module("time", exported_module!(time::time_functions).into());
+        engine.register_static_module("mpi", exported_module!(cluster::mpi_functions).into());
         context::register_mirrors(engine);
     }
 }

@@ -48,6 +48,17 @@ pub mod os_functions {
         nix::unistd::getppid().as_raw() as INT
     }
 
+    /// This machine's host name (on an MPI job: the host of the rank that calls it).
+    ///
+    /// ```rhai
+    /// print(`running on ${os::hostname()}`);
+    /// ```
+    ///
+    /// Throws when: never.
+    pub fn hostname() -> String {
+        crate::cluster::rank::hostname()
+    }
+
     /// Sends SIGTERM to process `pid`.
     ///
     /// ```rhai

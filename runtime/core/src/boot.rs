@@ -61,6 +61,20 @@ impl Call {
         Ok(w.finish())
     }
 
+    /// Encodes a script call for another machine (an MPI rank): objects that live in this
+    /// host's memory are refused with a `SerializationError` naming their equivalent.
+    pub fn encode_script_remote(target: &Dynamic, args: &Dynamic) -> MpResult<Vec<u8>> {
+        let mut w = Writer::remote();
+        w.u8(1);
+        w.value(target, "target")?;
+        w.value(args, "args")?;
+        let p = w.finish();
+        if !p.fds.is_empty() {
+            return Err(crate::mp_err!(SerializationError, "the call holds objects that live in this host's memory"));
+        }
+        Ok(p.bytes)
+    }
+
     /// Encodes a native call.
     pub fn encode_native(entry: &str, payload: Packet) -> Packet {
         let mut w = Writer::new();

@@ -92,13 +92,33 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
             return 1;
         }
     };
-    let mut boot = match Boot::from_packet(Packet { bytes, fds }) {
+    let boot = match Boot::from_packet(Packet { bytes, fds }) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("rhai-mp: {e}");
             return 1;
         }
     };
+    run_boot(make_engine, boot, false)
+}
+
+/// Runs this process as a worker rank of an MPI job: the script's top level with
+/// `__name__ == "__mp_main__"`, then `boot`'s call (the native entry that serves rank 0),
+/// noticing signals as a main process does. Returns the exit code ([`EXIT_GUARD`] or
+/// [`EXIT_BOOT_FAILED`] when the top level failed before the entry ran).
+///
+/// [`EXIT_GUARD`]: crate::EXIT_GUARD
+/// [`EXIT_BOOT_FAILED`]: crate::EXIT_BOOT_FAILED
+pub fn run_as_rank(make_engine: &dyn Fn() -> Engine, boot: Boot) -> i32 {
+    run_boot(make_engine, boot, true)
+}
+
+/// Makes a call encoded with [`Call::encode_script_remote`] through `ctx`.
+pub fn run_remote_call(ctx: &NativeCallContext, bytes: &[u8]) -> RhaiResult {
+    run(ctx, Call::decode(Packet { bytes: bytes.to_vec(), fds: Vec::new() })?)
+}
+
+fn run_boot(make_engine: &dyn Fn() -> Engine, mut boot: Boot, rank: bool) -> i32 {
     become_child(&boot);
     if boot.mode == Mode::Server {
         let _ = sys::set_parent_death_signal(libc::SIGKILL);
@@ -108,6 +128,9 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
         return 1;
     }
     let mut engine = make_engine();
+    if rank {
+        interp::watch_signals(&mut engine);
+    }
     interp::set_names(&mut engine, "__mp_main__");
     let ast = match interp::compile_ast(&engine, &boot.script) {
         Ok(ast) => ast,

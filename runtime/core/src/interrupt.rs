@@ -29,6 +29,9 @@ static PENDING: AtomicI32 = AtomicI32::new(0);
 /// process and in its pool workers, as Python does).
 static SIGINT_IGNORED: AtomicBool = AtomicBool::new(false);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// A stop another thread asked for (the signal it stands for; 0: none): an MPI rank's
+/// call that its parent terminated (see [`abort_call`]).
+static ABORT: AtomicI32 = AtomicI32::new(0);
 
 thread_local! {
     /// Whether this thread acts on signals (the script's thread; not a helper thread).
@@ -94,9 +97,21 @@ pub fn restore_sigint() {
     }
 }
 
-/// Whether a signal is waiting.
+/// Whether a signal (or an [`abort_call`]) is waiting.
 pub fn pending() -> bool {
-    PENDING.load(SeqCst) != 0
+    PENDING.load(SeqCst) != 0 || ABORT.load(SeqCst) != 0
+}
+
+/// Asks the script's thread, from another thread, to stop what it runs as signal `sig`
+/// would (but without a signal: the process itself was not asked to end). An MPI rank uses
+/// it when its parent terminates the call it runs.
+pub fn abort_call(sig: i32) {
+    ABORT.store(sig, SeqCst);
+}
+
+/// Forgets an [`abort_call`] that came after its call ended.
+pub fn clear_abort() {
+    ABORT.store(0, SeqCst);
 }
 
 /// Takes the signal waiting, if any (on the script's thread only: a helper thread leaves it
@@ -105,7 +120,7 @@ pub fn take() -> Option<i32> {
     if !WATCHING.with(|w| w.get()) {
         return None;
     }
-    Some(PENDING.swap(0, SeqCst)).filter(|&s| s != 0)
+    Some(PENDING.swap(0, SeqCst)).filter(|&s| s != 0).or_else(|| Some(ABORT.swap(0, SeqCst)).filter(|&s| s != 0))
 }
 
 /// The error for a signal: `KeyboardInterrupt` for SIGINT, the uncatchable end of the

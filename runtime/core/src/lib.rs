@@ -5,6 +5,7 @@
 
 mod boot;
 mod child;
+pub mod cluster;
 mod deadline;
 mod error;
 pub mod interrupt;
@@ -21,7 +22,7 @@ pub mod transport;
 pub mod wire;
 
 pub use boot::{Boot, Call, Mode};
-pub use child::{at_fork_child, register_entry, run_if_child, Entry, CHILD_ENV};
+pub use child::{at_fork_child, register_entry, run_as_rank, run_if_child, run_remote_call, Entry, CHILD_ENV};
 pub use deadline::Deadline;
 pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError, RhaiResult};
 pub use interp::{
@@ -36,7 +37,7 @@ pub use process::{
 pub use report::type_and_message;
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use start::{fork::Server as ForkServer, Popen};
-pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
+pub use state::{default_method, with as with_state, ChildInfo, ParentInfo, Script, StartMethod, State};
 pub use sys::{
     borrow_fd, futex_wait, futex_wake, ignore_signal, own_fd, pid, process_is_dead, random_bytes, same_bytes, spin_time,
     spin_while,
@@ -45,7 +46,7 @@ pub use transport::poll::{readable_now, wait_any, wait_readable};
 pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, INLINE_MAX};
 pub use wire::compile_unit;
 pub use wire::{
-    decode, encode, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer,
+    decode, encode, encode_remote_value, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer,
 };
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in

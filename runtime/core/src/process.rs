@@ -233,7 +233,9 @@ impl Process {
     pub fn sentinel(&self) -> MpResult<i32> {
         self.check_closed()?;
         match &self.0.borrow().popen {
-            Some(p) => Ok(p.sentinel()),
+            Some(p) => p.sentinel().ok_or_else(|| {
+                mp_err!(ValueError, "a process on another MPI rank has no sentinel here: use join(timeout) or is_alive()")
+            }),
             None => Err(mp_err!(ValueError, "process not started")),
         }
     }
@@ -335,6 +337,10 @@ impl Process {
             (StartMethod::Fork, Some(server)) => forkserver::launch_at(&server.addr, self.boot(info)?)?,
             (StartMethod::Spawn, _) => spawn::launch(self.boot(info)?)?,
             (StartMethod::ForkServer, _) => forkserver::launch(self.boot(info)?)?,
+            (StartMethod::Mpi, _) => {
+                let call = self.encode_remote_call()?;
+                Popen::Remote(crate::cluster::launch(&info, call)?)
+            }
         };
         self.0.borrow_mut().popen = Some(popen);
         state::with(|s| s.children.push(self.clone()));
@@ -352,6 +358,18 @@ impl Process {
                 let payload = payload.take().ok_or_else(|| mp_err!(AssertionError, "cannot start a process twice"))?;
                 Ok(Call::encode_native(entry, payload))
             }
+        }
+    }
+
+    /// The encoded call for a process on another rank (objects that live in this host's
+    /// memory cannot go there: `SerializationError`).
+    fn encode_remote_call(&self) -> MpResult<Vec<u8>> {
+        match &self.0.borrow().target {
+            Target::Script { func, args } => {
+                let target = func.clone().map_or(Dynamic::UNIT, Dynamic::from);
+                Call::encode_script_remote(&target, &Dynamic::from_array(args.clone()))
+            }
+            Target::Native { .. } => Err(mp_err!(ValueError, "runtime processes do not start on other ranks")),
         }
     }
 

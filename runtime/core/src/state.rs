@@ -16,11 +16,23 @@ pub enum StartMethod {
     Fork,
     /// A fork of a server process (`forkserver`).
     ForkServer,
+    /// A free rank of the MPI job this process is rank 0 of (`mpi`; only under a launcher,
+    /// see `cluster.rs`).
+    Mpi,
 }
 
 impl StartMethod {
-    /// Every method, in `get_all_start_methods()` order.
+    /// Every method that starts local processes, in `get_all_start_methods()` order.
     pub const ALL: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+
+    /// The methods usable here: [`StartMethod::ALL`], and `mpi` on rank 0 under a launcher.
+    pub fn usable() -> Vec<StartMethod> {
+        let mut all = Self::ALL.to_vec();
+        if crate::cluster::mpi_available() {
+            all.push(StartMethod::Mpi);
+        }
+        all
+    }
 
     /// Its name (`"spawn"`).
     pub fn name(self) -> &'static str {
@@ -28,12 +40,13 @@ impl StartMethod {
             StartMethod::Spawn => "spawn",
             StartMethod::Fork => "fork",
             StartMethod::ForkServer => "forkserver",
+            StartMethod::Mpi => "mpi",
         }
     }
 
     /// The method named `s`.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == s)
+        Self::ALL.into_iter().chain([StartMethod::Mpi]).find(|m| m.name() == s)
     }
 }
 
@@ -133,10 +146,15 @@ pub fn default_method() -> StartMethod {
 /// What a new child needs to know about its own place in the tree.
 #[derive(Debug, Clone)]
 pub struct ChildInfo {
+    /// Its identity (`[1, 2]` for Process-1:2).
     pub identity: Vec<u32>,
+    /// Its name.
     pub name: String,
+    /// Whether it is a daemon.
     pub daemon: bool,
+    /// Its parent.
     pub parent: ParentInfo,
+    /// The start method it was started with (its own default).
     pub method: StartMethod,
 }
 

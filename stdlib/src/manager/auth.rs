@@ -20,7 +20,7 @@ use rhai_mp_core::{MpResult, Portable, Reader, Writer};
 use sha2::Sha256;
 
 /// The length of a nonce.
-pub(super) const NONCE: usize = 32;
+pub(crate) const NONCE: usize = 32;
 /// The first bytes of a server's hello: a peer that is not a manager's server is told apart.
 const MAGIC: &str = "rhai-mp manager 1";
 const CLIENT: &[u8] = b"client";
@@ -28,13 +28,13 @@ const SERVER: &[u8] = b"server";
 
 /// The server's challenge.
 #[derive(Debug)]
-pub(super) struct Hello {
+pub(crate) struct Hello {
     pub nonce: Vec<u8>,
 }
 
 /// The client's answer, and its own challenge.
 #[derive(Debug)]
-pub(super) struct Answer {
+pub(crate) struct Answer {
     pub mac: Vec<u8>,
     pub nonce: Vec<u8>,
     /// The client's pid.
@@ -45,7 +45,7 @@ pub(super) struct Answer {
 
 /// The server's decision.
 #[derive(Debug)]
-pub(super) enum Verdict {
+pub(crate) enum Verdict {
     /// The key is right; here is the server's proof that it knows it too.
     Welcome(Vec<u8>),
     /// The key is wrong.
@@ -53,7 +53,7 @@ pub(super) enum Verdict {
 }
 
 /// A fresh nonce.
-pub(super) fn nonce() -> MpResult<Vec<u8>> {
+pub(crate) fn nonce() -> MpResult<Vec<u8>> {
     rhai_mp_core::random_bytes(NONCE).map_err(|e| rhai_mp_core::MpError::os("a random nonce", e))
 }
 
@@ -67,7 +67,7 @@ fn keyed(key: &[u8], label: &[u8], nonce: &[u8]) -> Hmac<Sha256> {
 
 impl Hello {
     /// The client's answer to this hello.
-    pub(super) fn answer(&self, key: &[u8]) -> MpResult<Answer> {
+    pub(crate) fn answer(&self, key: &[u8]) -> MpResult<Answer> {
         Ok(Answer {
             mac: keyed(key, CLIENT, &self.nonce).finalize().into_bytes().to_vec(),
             nonce: nonce()?,
@@ -79,7 +79,7 @@ impl Hello {
 
 impl Answer {
     /// The server's verdict on this answer to `hello`.
-    pub(super) fn verdict(&self, key: &[u8], hello: &Hello) -> Verdict {
+    pub(crate) fn verdict(&self, key: &[u8], hello: &Hello) -> Verdict {
         if keyed(key, CLIENT, &hello.nonce).verify_slice(&self.mac).is_err() {
             return Verdict::Denied;
         }
@@ -89,7 +89,7 @@ impl Answer {
 
 impl Verdict {
     /// Whether the server proved it knows the key (answering `answer`'s challenge).
-    pub(super) fn proves(&self, key: &[u8], answer: &Answer) -> bool {
+    pub(crate) fn proves(&self, key: &[u8], answer: &Answer) -> bool {
         match self {
             Verdict::Welcome(mac) => keyed(key, SERVER, &answer.nonce).verify_slice(mac).is_ok(),
             Verdict::Denied => false,

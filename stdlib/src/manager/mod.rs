@@ -21,7 +21,7 @@
 //! they behave exactly as the globals, and keep working after `shutdown()`. A TCP
 //! manager's are proxies: the server holds them, and each call is a request.
 
-mod auth;
+pub(crate) mod auth;
 mod bindings;
 mod client;
 mod protocol;
@@ -127,7 +127,20 @@ impl Manager {
     }
 
     /// `Manager()`: a local manager, started.
+    ///
+    /// Under the `"mpi"` start method it is a TCP manager (random key) served from this
+    /// host at the address the worker ranks reach it at, so its proxies work on every rank;
+    /// its server is a local spawn process.
     fn local(ctx: &NativeCallContext, method: Option<StartMethod>) -> RhaiResult<Manager> {
+        if method.unwrap_or_else(rhai_mp_core::default_method) == StartMethod::Mpi {
+            if !rhai_mp_core::cluster::mpi_available() {
+                return Err(rhai_mp_core::cluster::unavailable().into());
+            }
+            let ip = crate::cluster::reachable_ip()?;
+            let m = Manager::new(Some(tcp::text(&std::net::SocketAddr::new(ip, 0))), None)?;
+            m.start(ctx, Some(StartMethod::Spawn))?;
+            return Ok(m);
+        }
         let m = Manager::new(None, None)?;
         m.start(ctx, method)?;
         Ok(m)

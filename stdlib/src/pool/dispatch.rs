@@ -18,6 +18,7 @@
 //! them with); they run at the next call.
 
 use super::feeder::{task_fds, Feeder, Task};
+use super::ranks::RankWorkers;
 use super::job::{ChunkResult, Failure, Job, JobKind, Source};
 use super::task::{
     result_head, result_outcome, stop_task, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, MAX_WORKERS,
@@ -78,6 +79,8 @@ pub struct PoolInner {
     feeder: Option<Feeder>,
     /// Under `fork`: the server that forks workers (made when the pool was).
     server: Option<ForkServer>,
+    /// Under `mpi`: the worker ranks, which stand for the queues, slots and workers.
+    ranks: Option<RankWorkers>,
     last_check: Instant,
 }
 
@@ -99,6 +102,7 @@ fn worker_prefix(method: StartMethod) -> &'static str {
         StartMethod::Spawn => "SpawnPoolWorker",
         StartMethod::Fork => "ForkPoolWorker",
         StartMethod::ForkServer => "ForkServerPoolWorker",
+        StartMethod::Mpi => "MpiPoolWorker",
     }
 }
 
@@ -109,6 +113,13 @@ fn signal_name(n: i32) -> String {
 impl Pool {
     /// Starts a pool's workers.
     pub fn new(ctx: &NativeCallContext, cfg: PoolConfig) -> RhaiResult<Pool> {
+        if cfg.processes == 0 && cfg.method == StartMethod::Mpi && rhai_mp_core::cluster::mpi_available() {
+            return Err(mp_err!(
+                ValueError,
+                "this MPI job has no worker ranks for a pool: start it with more than one rank (mpirun -n 3 ..)"
+            )
+            .into());
+        }
         if cfg.processes == 0 {
             return Err(mp_err!(ValueError, "Number of processes must be at least 1").into());
         }
@@ -136,6 +147,7 @@ impl Pool {
             broken: None,
             feeder: None,
             server: None,
+            ranks: None,
             last_check: Instant::now(),
         };
         let pool = Pool(Rc::new(RefCell::new(inner)));
@@ -145,6 +157,21 @@ impl Pool {
                 // Checks first what `Process::start` would (a daemon cannot have children …).
                 Process::check_startable()?;
                 p.server = Some(ForkServer::start(ctx)?);
+            }
+            if p.method == StartMethod::Mpi {
+                Process::check_startable()?;
+                if !rhai_mp_core::cluster::mpi_available() {
+                    return Err(rhai_mp_core::cluster::unavailable().into());
+                }
+                let init = match &p.initializer {
+                    None => None,
+                    Some(f) => {
+                        let call = Dynamic::from_array(vec![f.clone().into(), Dynamic::from_array(p.initargs.clone())]);
+                        Some(rhai_mp_core::encode_remote_value(&call, "initializer")?.bytes)
+                    }
+                };
+                p.ranks = Some(RankWorkers::start(p.size, init)?);
+                return Ok(pool.clone());
             }
             for i in 0..p.size {
                 if let Err(e) = p.start_worker(i) {
@@ -185,7 +212,7 @@ impl Pool {
     ) -> RhaiResult<Rc<RefCell<Job>>> {
         let mut p = self.0.borrow_mut();
         p.check_running()?;
-        let packet = rhai_mp_core::encode(&Dynamic::from(func), "func")?;
+        let packet = p.encode(&Dynamic::from(func), "func")?;
         let id = p.next_job;
         p.next_job += 1;
         let mut job = Job::new(id, kind);
@@ -246,6 +273,23 @@ impl Pool {
                 // Nothing more will come (terminate failed every call).
                 return Ok(done());
             }
+            if self.0.borrow().ranks.is_some() {
+                let got = {
+                    let mut p = self.0.borrow_mut();
+                    p.ranks.as_mut().map_or(Ok(Vec::new()), |r| r.recv(Deadline::after(wait)))
+                };
+                match got {
+                    Ok(got) => {
+                        idle = got.is_empty();
+                        for bytes in got {
+                            self.0.borrow_mut().take_result(&bytes, Vec::new())?;
+                        }
+                    }
+                    Err(e) if e.kind == ErrorKind::KeyboardInterrupt => return Err(self.interrupted()),
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
             match results.0.get(true, Deadline::after(wait)) {
                 Ok((bytes, fds)) => {
                     idle = false;
@@ -305,6 +349,10 @@ impl Pool {
         }
         let inner = self.0.clone();
         self.pump(Some(ctx), Deadline::NEVER, &|| inner.borrow().jobs.is_empty())?;
+        if let Some(r) = self.0.borrow_mut().ranks.as_mut() {
+            r.release();
+            return Ok(());
+        }
         let workers: Vec<Process> = {
             let mut p = self.0.borrow_mut();
             for _ in 0..p.size {
@@ -350,6 +398,15 @@ impl Pool {
 }
 
 impl PoolInner {
+    /// Encodes a value for the workers (for another machine under `mpi`).
+    fn encode(&self, v: &Dynamic, root: &str) -> MpResult<rhai_mp_core::Packet> {
+        if self.ranks.is_some() {
+            rhai_mp_core::encode_remote_value(v, root)
+        } else {
+            rhai_mp_core::encode(v, root)
+        }
+    }
+
     fn check_running(&self) -> RhaiResult<()> {
         if let Some(f) = &self.broken {
             return Err(f.to_eval());
@@ -434,10 +491,10 @@ impl PoolInner {
                 return Ok(());
             };
             let root = if task == Kind::Apply { "args" } else { "iterable" };
-            let packet = match rhai_mp_core::encode(&payload, root) {
+            let packet = match self.encode(&payload, root) {
                 Ok(p) => p,
                 Err(e) => {
-                    let e = if task == Kind::Apply { e } else { locate(&payload, start, e) };
+                    let e = if task == Kind::Apply { e } else { locate(&payload, start, e, self.ranks.is_some()) };
                     if first && j.sent == 0 {
                         return Err(e);
                     }
@@ -476,6 +533,9 @@ impl PoolInner {
     /// Puts a task on the queue, or hands it to the feeder thread if the queue cannot take
     /// it now (never blocks).
     fn enqueue(&mut self, task: Task) -> MpResult<()> {
+        if let Some(r) = &mut self.ranks {
+            return r.send(task.0);
+        }
         if !self.feeder.as_ref().is_some_and(Feeder::busy) {
             match self.tasks.0.put_fds(&task.0, &task_fds(&task.1, &task.2), false, Deadline::NEVER) {
                 Ok(()) => return Ok(()),
@@ -530,6 +590,12 @@ impl PoolInner {
 
     /// Takes every result already there.
     fn drain(&mut self) -> RhaiResult<()> {
+        if let Some(r) = &mut self.ranks {
+            for bytes in r.recv(Deadline::now())? {
+                self.take_result(&bytes, Vec::new())?;
+            }
+            return Ok(());
+        }
         loop {
             match self.results.0.get(false, Deadline::NEVER) {
                 Ok((bytes, fds)) => self.take_result(&bytes, fds)?,
@@ -588,6 +654,18 @@ impl PoolInner {
     /// while there is work.
     fn check_workers(&mut self) -> RhaiResult<()> {
         self.last_check = Instant::now();
+        if let Some(r) = &mut self.ranks {
+            for lost in r.take_lost() {
+                if let Some(j) = self.jobs.get(&lost.held.job).cloned() {
+                    let cb = j.borrow_mut().chunk_back(lost.held.chunk, Err(Failure::Local(lost.error)));
+                    if let Some(cb) = cb {
+                        self.callbacks.push_back(cb);
+                    }
+                    self.settle(&j);
+                }
+            }
+            return Ok(());
+        }
         let mut dead = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
             if let Some(p) = w {
@@ -666,6 +744,9 @@ impl PoolInner {
         }
         self.funcs.clear();
         self.feeder = None;
+        if let Some(r) = &mut self.ranks {
+            r.abort();
+        }
         let workers: Vec<Process> = self.workers.iter_mut().filter_map(Option::take).collect();
         for w in &workers {
             let _ = w.terminate();
@@ -682,10 +763,12 @@ impl PoolInner {
 }
 
 /// Names the item of a chunk that could not be sent: `iterable[12]`.
-fn locate(payload: &Dynamic, first: u64, err: rhai_mp_core::MpError) -> rhai_mp_core::MpError {
+fn locate(payload: &Dynamic, first: u64, err: rhai_mp_core::MpError, remote: bool) -> rhai_mp_core::MpError {
     if let Some(items) = payload.read_lock::<Array>() {
         for (i, x) in items.iter().enumerate() {
-            if let Err(e) = rhai_mp_core::encode(x, &format!("iterable[{}]", first + i as u64)) {
+            let root = format!("iterable[{}]", first + i as u64);
+            let r = if remote { rhai_mp_core::encode_remote_value(x, &root) } else { rhai_mp_core::encode(x, &root) };
+            if let Err(e) = r {
                 return e;
             }
         }

@@ -18,6 +18,7 @@ mod bindings;
 mod dispatch;
 mod feeder;
 mod job;
+mod ranks;
 mod results;
 mod task;
 mod worker;
@@ -26,7 +27,7 @@ pub use bindings::pool_functions;
 pub use dispatch::Pool;
 pub(crate) use results::register;
 pub use results::result_functions;
-pub(crate) use worker::{entry as worker_entry, ENTRY as WORKER_ENTRY};
+pub(crate) use worker::{entry as worker_entry, run_rank_init, run_rank_task, ENTRY as WORKER_ENTRY};
 
 use self::dispatch::PoolConfig;
 use self::job::{Job, JobKind, Source};
@@ -77,6 +78,10 @@ fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
         maxtasks: 0,
         method,
     };
+    if method == StartMethod::Mpi {
+        // Every worker rank (an error below says when there is none).
+        cfg.processes = rhai_mp_core::cluster::size().saturating_sub(1) as usize;
+    }
     let processes = |n: INT| -> MpResult<usize> {
         if n < 1 {
             return Err(mp_err!(ValueError, "Number of processes must be at least 1, not {n}"));

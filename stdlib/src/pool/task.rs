@@ -153,13 +153,23 @@ impl Portable for ChunkOutcome {
     }
 }
 
-/// A result's bytes and descriptors: `[job][chunk]`, then the outcome.
-pub(super) fn encode_result(job: u64, chunk: u64, outcome: &ChunkOutcome) -> MpResult<rhai_mp_core::Packet> {
-    let mut w = Writer::new();
+/// A result's bytes and descriptors: `[job][chunk]`, then the outcome. `remote`: for
+/// another machine (an MPI rank), where objects of this host's memory cannot go.
+pub(super) fn encode_result(
+    job: u64,
+    chunk: u64,
+    outcome: &ChunkOutcome,
+    remote: bool,
+) -> MpResult<rhai_mp_core::Packet> {
+    let mut w = if remote { Writer::remote() } else { Writer::new() };
     w.u64(job);
     w.u64(chunk);
     w.put(outcome)?;
-    Ok(w.finish())
+    let p = w.finish();
+    if remote && !p.fds.is_empty() {
+        return Err(mp_err!(SerializationError, "the result holds objects that live in this host's memory"));
+    }
+    Ok(p)
 }
 
 /// A result's job and chunk (read without decoding the rest).

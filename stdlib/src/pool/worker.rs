@@ -8,7 +8,7 @@
 //! by the function for one item goes back as that item's `RemoteError`; the other items of
 //! the chunk still run.
 
-use super::task::{encode_result, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, TASK_HEAD};
+use super::task::{encode_result, ChunkOutcome, Field, Kind, TaskHead, WorkerArgs, TASK_HEAD};
 use crate::queue::Queue;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
 use rhai_mp_core::{mp_err, Deadline, MpError, Packet, RemoteError, RhaiResult};
@@ -31,10 +31,10 @@ fn remote_mp(e: MpError) -> RemoteError {
 }
 
 fn put_result(results: &Queue, job: u64, chunk: u64, outcome: ChunkOutcome) -> RhaiResult<()> {
-    let packet = match encode_result(job, chunk, &outcome) {
+    let packet = match encode_result(job, chunk, &outcome, false) {
         Ok(p) => p,
         // A result that cannot cross becomes the error it is.
-        Err(e) => encode_result(job, chunk, &ChunkOutcome::Failed(remote_mp(e)))?,
+        Err(e) => encode_result(job, chunk, &ChunkOutcome::Failed(remote_mp(e)), false)?,
     };
     results.0.put(&packet.bytes, &packet.fds, true, Deadline::NEVER)?;
     Ok(())
@@ -43,8 +43,7 @@ fn put_result(results: &Queue, job: u64, chunk: u64, outcome: ChunkOutcome) -> R
 /// Runs one task's items. `exit` receives an `exit(n)` request, which ends the worker.
 fn run_task(
     ctx: &NativeCallContext,
-    slots: &PoolSlots,
-    index: usize,
+    note_item: &dyn Fn(u64),
     head: &TaskHead,
     bytes: &[u8],
     mut fds: Vec<OwnedFd>,
@@ -70,7 +69,7 @@ fn run_task(
         |p: Dynamic| p.try_cast::<Array>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")));
     // Every item runs, even after one threw: each gets its value or its error.
     let mut out = Outcome::default();
-    let note = |i: usize| slots.set(index, Field::Item, head.first + i as u64);
+    let note = |i: usize| note_item(head.first + i as u64);
     match head.kind {
         Kind::Apply => out.push(0, call(items(payload)?)),
         Kind::Map => {
@@ -180,7 +179,8 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
             return Ok(());
         }
         let exit = std::cell::RefCell::new(None);
-        let outcome = run_task(ctx, &slots, index, &head, &bytes, fds, &exit).unwrap_or_else(ChunkOutcome::Failed);
+        let note = |item: u64| slots.set(index, Field::Item, item);
+        let outcome = run_task(ctx, &note, &head, &bytes, fds, &exit).unwrap_or_else(ChunkOutcome::Failed);
         if let Some(e) = exit.into_inner() {
             return Err(e);
         }
@@ -191,4 +191,41 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
             return Ok(());
         }
     }
+}
+
+/// Runs one pool task on an MPI worker rank (see `cluster/rank.rs`): its result, encoded
+/// for another machine. `exit(n)` in the function fails the item instead of ending the
+/// rank (the rank serves on).
+pub(crate) fn run_rank_task(ctx: &NativeCallContext, bytes: &[u8]) -> Vec<u8> {
+    let Some(head) = TaskHead::read(bytes).filter(|h| h.job != 0 && h.func_fds == 0) else {
+        let e = remote_mp(mp_err!(SerializationError, "malformed pool task"));
+        return encode_result(u64::MAX, 0, &ChunkOutcome::Failed(e), true).map(|p| p.bytes).unwrap_or_default();
+    };
+    let exit = std::cell::RefCell::new(None);
+    let outcome = run_task(ctx, &|_| {}, &head, bytes, Vec::new(), &exit).unwrap_or_else(ChunkOutcome::Failed);
+    match encode_result(head.job, head.chunk, &outcome, true) {
+        Ok(p) => p.bytes,
+        // A result that cannot cross (an object of this host's memory) becomes the error it is.
+        Err(e) => encode_result(head.job, head.chunk, &ChunkOutcome::Failed(remote_mp(e)), true)
+            .map(|p| p.bytes)
+            .unwrap_or_default(),
+    }
+}
+
+/// Runs a pool's initializer (an encoded `[function, args]`) on an MPI worker rank: `None`
+/// if it ran, else the pool's "initializer failed" result for rank `rank`.
+pub(crate) fn run_rank_init(ctx: &NativeCallContext, call: &[u8], rank: u32) -> Option<Vec<u8>> {
+    let ran = rhai_mp_core::decode(call, Vec::new()).map_err(|e| Box::<EvalAltResult>::from(e)).and_then(|v| {
+        let mut parts = v.try_cast::<Array>().unwrap_or_default().into_iter();
+        let f = parts.next().and_then(|f| f.try_cast::<FnPtr>());
+        let args = parts.next().and_then(|a| a.try_cast::<Array>()).unwrap_or_default();
+        match f {
+            Some(f) => f.call_raw(ctx, None, args).map(|_| ()),
+            None => Err(mp_err!(SerializationError, "malformed pool initializer").into()),
+        }
+    });
+    let e = ran.err()?;
+    let (name, pid) = who();
+    rhai_mp_core::report_error(&e, Some((&name, pid)));
+    encode_result(0, rank as u64, &ChunkOutcome::Failed(remote(&e)), true).ok().map(|p| p.bytes)
 }

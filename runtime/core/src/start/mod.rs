@@ -41,6 +41,8 @@ pub enum Popen {
         /// Its exit code, once known.
         status: Option<i32>,
     },
+    /// A call running on another rank of an MPI job (see `cluster.rs`).
+    Remote(Box<dyn crate::cluster::RemoteChild>),
 }
 
 /// Python's exit code convention: the exit status, or `-N` after signal N.
@@ -63,14 +65,17 @@ impl Popen {
     pub fn pid(&self) -> i32 {
         match self {
             Popen::Direct { pid, .. } | Popen::Served { pid, .. } => *pid,
+            Popen::Remote(r) => r.pid(),
         }
     }
 
-    /// A descriptor that is readable once the child has ended.
-    pub fn sentinel(&self) -> RawFd {
+    /// A descriptor that is readable once the child has ended (`None` for a process on
+    /// another rank: nothing here becomes readable when it ends).
+    pub fn sentinel(&self) -> Option<RawFd> {
         match self {
-            Popen::Direct { pidfd, .. } => pidfd.as_raw_fd(),
-            Popen::Served { conn, .. } => conn.as_raw_fd(),
+            Popen::Direct { pidfd, .. } => Some(pidfd.as_raw_fd()),
+            Popen::Served { conn, .. } => Some(conn.as_raw_fd()),
+            Popen::Remote(_) => None,
         }
     }
 
@@ -78,6 +83,7 @@ impl Popen {
     pub fn poll(&mut self) -> MpResult<Option<i32>> {
         match self {
             Popen::Direct { status: Some(s), .. } | Popen::Served { status: Some(s), .. } => Ok(Some(*s)),
+            Popen::Remote(r) => r.poll(),
             Popen::Direct { pid, status, .. } => {
                 match waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG)) {
                     Ok(ws) => *status = exitcode(ws),
@@ -104,6 +110,9 @@ impl Popen {
 
     /// Waits until `deadline` at most for the child to end; its exit code if it did.
     pub fn wait(&mut self, deadline: Deadline) -> MpResult<Option<i32>> {
+        if let Popen::Remote(r) = self {
+            return r.wait(deadline);
+        }
         loop {
             if let Some(code) = self.poll()? {
                 return Ok(Some(code));
@@ -112,12 +121,17 @@ impl Popen {
                 return Ok(None);
             }
             // The sentinel is readable once the child ended (a signal can stop the wait).
-            poll::wait_readable(crate::sys::borrow_fd(self.sentinel()), deadline)?;
+            if let Some(fd) = self.sentinel() {
+                poll::wait_readable(crate::sys::borrow_fd(fd), deadline)?;
+            }
         }
     }
 
     /// Sends a signal to the child unless it has already ended.
     pub fn signal(&mut self, sig: Signal) -> MpResult<()> {
+        if let Popen::Remote(r) = self {
+            return r.signal(sig as i32);
+        }
         if self.poll()?.is_none() {
             match nix::sys::signal::kill(Pid::from_raw(self.pid()), sig) {
                 Ok(()) | Err(nix::Error::ESRCH) => {}

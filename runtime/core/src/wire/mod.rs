@@ -74,6 +74,19 @@ pub fn encode(value: &Dynamic, root: &str) -> MpResult<Packet> {
     Ok(w.finish())
 }
 
+/// Encodes one Rhai value for another machine (an MPI rank, a TCP manager): objects that
+/// live in this host's memory are refused with a `SerializationError` naming their
+/// equivalent (see [`Writer::remote`]). The packet has no descriptors.
+pub fn encode_remote_value(value: &Dynamic, root: &str) -> MpResult<Packet> {
+    let mut w = Writer::remote();
+    w.value(value, root)?;
+    let p = w.finish();
+    if !p.fds.is_empty() {
+        return Err(serr(format!("{root} holds objects that live in this host's memory")));
+    }
+    Ok(p)
+}
+
 /// Decodes a packet made by [`encode`] back into a value.
 pub fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
     let mut r = Reader::new(bytes, fds);

@@ -1,0 +1,120 @@
+//! This process's place in an MPI job (see the reference, "Across machines: MPI"): its
+//! rank and the job's size, whether this binary can run under a launcher at all, and the
+//! hook that starts a `Process` on another rank.
+//!
+//! The runtime (built with its `mpi` feature) sets the place once, before any script runs;
+//! `rhai-mp-stdlib`'s `cluster` module holds the connections between ranks and registers
+//! the launcher. Without a launcher the place is rank 0 of 1 and the `"mpi"` start method
+//! is refused with a `ValueError` that says what is missing.
+
+use crate::deadline::Deadline;
+use crate::error::MpResult;
+use crate::mp_err;
+use crate::state::ChildInfo;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::OnceLock;
+
+/// This process's place in an MPI job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// Its rank (0 runs the script).
+    pub rank: u32,
+    /// How many ranks the job has.
+    pub size: u32,
+}
+
+static PLACE: OnceLock<Place> = OnceLock::new();
+static SUPPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Records that this binary was built with MPI support (the runtime's `mpi` feature).
+pub fn set_supported() {
+    SUPPORTED.store(true, SeqCst);
+}
+
+/// Whether this binary was built with MPI support.
+pub fn supported() -> bool {
+    SUPPORTED.load(SeqCst)
+}
+
+/// Records this process's place in a job started by an MPI launcher (once; later calls are
+/// ignored).
+pub fn set_place(place: Place) {
+    let _ = PLACE.set(place);
+}
+
+/// This process's place, if an MPI launcher started it.
+pub fn place() -> Option<Place> {
+    PLACE.get().copied()
+}
+
+/// Its rank (`0` without a launcher).
+pub fn rank() -> u32 {
+    place().map_or(0, |p| p.rank)
+}
+
+/// The job's size (`1` without a launcher).
+pub fn size() -> u32 {
+    place().map_or(1, |p| p.size)
+}
+
+/// Whether the `"mpi"` start method can be used here: on rank 0 of a job with MPI support.
+pub fn mpi_available() -> bool {
+    supported() && place().is_some_and(|p| p.rank == 0)
+}
+
+/// The `ValueError` for the `"mpi"` start method where it cannot be used.
+pub fn unavailable() -> crate::MpError {
+    if !supported() {
+        return mp_err!(
+            ValueError,
+            "this rhai-mp was built without MPI support: rebuild it with `cargo build --release --features mpi` \
+             (it needs an MPI library: apt-get install openmpi-bin libopenmpi-dev libclang-dev) and run the \
+             script under a launcher: mpirun -n 4 rhai-mp script.rhai"
+        );
+    }
+    match place() {
+        None => mp_err!(
+            ValueError,
+            "the 'mpi' start method needs an MPI launcher: run the script with mpirun -n 4 rhai-mp script.rhai \
+             (or mpiexec, srun)"
+        ),
+        Some(p) => mp_err!(
+            ValueError,
+            "the 'mpi' start method starts work on other ranks from rank 0 only (this is rank {}); here, use \
+             'spawn', 'fork' or 'forkserver'",
+            p.rank
+        ),
+    }
+}
+
+/// A process running on another rank, as its parent sees it.
+pub trait RemoteChild: std::fmt::Debug {
+    /// Its pid (the pid of the rank's process).
+    fn pid(&self) -> i32;
+    /// Its exit code if it has ended, without blocking.
+    fn poll(&mut self) -> MpResult<Option<i32>>;
+    /// Waits until `deadline` at most for it to end; its exit code if it did.
+    fn wait(&mut self, deadline: Deadline) -> MpResult<Option<i32>>;
+    /// Stops it as `sig` would (`terminate()`, `kill()`); the rank itself lives on.
+    fn signal(&mut self, sig: i32) -> MpResult<()>;
+}
+
+/// Starts a call on a free rank: the child's identity and its call (encoded for another
+/// machine, see [`crate::Call::encode_script_remote`]).
+pub type Launcher = fn(&ChildInfo, Vec<u8>) -> MpResult<Box<dyn RemoteChild>>;
+
+static LAUNCHER: OnceLock<Launcher> = OnceLock::new();
+
+/// Registers the function that starts processes on other ranks (once).
+pub fn set_launcher(launcher: Launcher) {
+    let _ = LAUNCHER.set(launcher);
+}
+
+/// Starts a call on a free rank (see [`Launcher`]).
+pub(crate) fn launch(info: &ChildInfo, call: Vec<u8>) -> MpResult<Box<dyn RemoteChild>> {
+    if !mpi_available() {
+        return Err(unavailable());
+    }
+    let launcher = LAUNCHER.get().ok_or_else(|| mp_err!(RuntimeError, "no launcher for the 'mpi' start method"))?;
+    launcher(info, call)
+}

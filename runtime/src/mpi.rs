@@ -1,0 +1,163 @@
+//! Running under an MPI launcher (the `mpi` feature): `mpirun -n N rhai-mp script.rhai`,
+//! `mpiexec`, `srun`. This is the only place that talks to MPI itself (through rsmpi):
+//!
+//! 1. every rank calls `MPI_Init` and learns its rank and the job's size;
+//! 2. rank 0 reads the script, opens its listening socket (`rhai-mp-stdlib`'s `cluster`)
+//!    and broadcasts an [`Invitation`]: its addresses, a random key, the script and `ARGV`
+//!    (so the other ranks need not read the file, nor have it);
+//! 3. rank 0 runs the script as `__main__`, with `"mpi"` as the default start method; every
+//!    other rank runs its top level as `__mp_main__` and then serves rank 0 until the job
+//!    is over (`cluster/rank.rs`);
+//! 4. rank 0 tells the ranks the job is over, and every rank calls `MPI_Finalize`. The job's
+//!    exit code is rank 0's (the others exit 0).
+//!
+//! After the broadcast, MPI carries nothing: the ranks talk over TCP, which lets rank 0
+//! notice a worker rank that died (its connection closes) instead of hanging in MPI.
+
+use crate::Runtime;
+use mpi::traits::{Communicator, Root};
+use rhai_mp_core::cluster::{self, Place};
+use rhai_mp_core::{Boot, Call, ChildInfo, Mode, ParentInfo, Script, StartMethod};
+use rhai_mp_stdlib::cluster::{Invitation, RankArgs};
+
+/// What the command line asked for.
+pub(crate) enum Job {
+    /// Run this script (its name in messages, its text) with these arguments.
+    Script { name: String, text: String, argv: Vec<String> },
+    /// Open the REPL (on rank 0; the other ranks serve it).
+    Repl,
+    /// The command line could not be served (the message was printed): exit with this code.
+    Failed(i32),
+}
+
+/// Whether an MPI launcher started this process (Open MPI, MPICH / Hydra, PMIx, Slurm).
+pub(crate) fn launched() -> bool {
+    let has = |v: &str| std::env::var_os(v).is_some();
+    has("OMPI_COMM_WORLD_SIZE") || has("PMI_SIZE") || has("PMIX_RANK") || (has("SLURM_STEP_ID") && has("SLURM_PROCID"))
+}
+
+/// Broadcasts `bytes` from rank 0 (length first); returns them on every rank.
+fn broadcast<C: Communicator>(world: &C, bytes: Vec<u8>) -> Vec<u8> {
+    let root = world.process_at_rank(0);
+    let mut len = bytes.len() as u64;
+    root.broadcast_into(&mut len);
+    let mut buf = if world.rank() == 0 { bytes } else { vec![0u8; len as usize] };
+    if len > 0 {
+        root.broadcast_into(&mut buf[..]);
+    }
+    buf
+}
+
+/// Runs the job on this rank; returns this process's exit code.
+pub(crate) fn run(runtime: &Runtime, job: Job, method_given: bool) -> i32 {
+    let Some(universe) = mpi::initialize() else {
+        eprintln!("rhai-mp: MPI was already initialized");
+        return 1;
+    };
+    let world = universe.world();
+    let (rank, size) = (world.rank() as u32, world.size() as u32);
+    cluster::set_place(Place { rank, size });
+    if rank == 0 {
+        let invitation = match invite(size, &job) {
+            Ok(inv) => inv,
+            Err(code) => {
+                broadcast(&world, Vec::new());
+                return code;
+            }
+        };
+        let bytes = match rhai_mp_core::wire::encode_remote(&invitation) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("rhai-mp: {e}");
+                broadcast(&world, Vec::new());
+                return 1;
+            }
+        };
+        broadcast(&world, bytes);
+        if !method_given {
+            runtime.set_start_method(StartMethod::Mpi);
+        }
+        let code = match job {
+            Job::Script { name, text, argv } => runtime.main_code(&name, &text, argv),
+            #[cfg(feature = "cli")]
+            Job::Repl => runtime.repl(),
+            _ => 2,
+        };
+        let lost = rhai_mp_stdlib::cluster::close_head();
+        if !lost.is_empty() {
+            // A lost rank never reaches MPI_Finalize, which would wait for it.
+            let ranks: Vec<String> = lost.iter().map(u32::to_string).collect();
+            eprintln!("rhai-mp: worker rank(s) {} were lost during the job", ranks.join(", "));
+            std::process::exit(code);
+        }
+        drop(universe);
+        code
+    } else {
+        let bytes = broadcast(&world, Vec::new());
+        if bytes.is_empty() {
+            // Rank 0 could not start (it says why).
+            return 0;
+        }
+        let invitation: Invitation = match rhai_mp_core::wire::decode_message(&bytes, Vec::new()) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("rhai-mp: rank {rank}: {e}");
+                return 1;
+            }
+        };
+        serve(runtime, invitation, rank);
+        drop(universe);
+        0
+    }
+}
+
+/// Rank 0's invitation (reading the script), or the exit code after a message.
+fn invite(size: u32, job: &Job) -> Result<Invitation, i32> {
+    let key = rhai_mp_core::random_bytes(32).map_err(|e| {
+        eprintln!("rhai-mp: no random key: {e}");
+        1
+    })?;
+    let (script, argv) = match job {
+        Job::Script { name, text, argv } => (Script::Source { name: name.clone(), text: text.clone() }, argv.clone()),
+        Job::Repl => (Script::Session, Vec::new()),
+        Job::Failed(code) => return Err(*code),
+    };
+    let addresses = rhai_mp_stdlib::cluster::open_head(size, key.clone()).map_err(|e| {
+        eprintln!("rhai-mp: rank 0 cannot listen for the other ranks: {e}");
+        1
+    })?;
+    Ok(Invitation { addresses, key, script, argv })
+}
+
+/// A worker rank: the top level as `__mp_main__`, then serve rank 0.
+fn serve(runtime: &Runtime, inv: Invitation, rank: u32) {
+    let args = RankArgs { addresses: inv.addresses, key: inv.key, rank };
+    let payload = match rhai_mp_core::wire::encode_message(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rhai-mp: rank {rank}: {e}");
+            return;
+        }
+    };
+    let boot = Boot {
+        mode: Mode::Child,
+        info: ChildInfo {
+            identity: Vec::new(),
+            name: format!("Rank-{rank}"),
+            daemon: false,
+            parent: ParentInfo { pid: nix::unistd::getppid().as_raw(), name: "MainProcess".into() },
+            method: StartMethod::Spawn,
+        },
+        script: inv.script,
+        argv: inv.argv,
+        forkserver: None,
+        call: Call::encode_native(rhai_mp_stdlib::cluster::RANK_ENTRY, payload),
+    };
+    let code = rhai_mp_core::run_as_rank(&|| runtime.engine(), boot);
+    if !rhai_mp_stdlib::cluster::rank_served() {
+        // The top level failed (or ended the process) before this rank could serve: rank 0
+        // hears it, so that it does not wait for this rank.
+        let code = if code == 0 { rhai_mp_core::EXIT_BOOT_FAILED } else { code };
+        rhai_mp_stdlib::cluster::report_failed_boot(&args, code);
+    }
+}

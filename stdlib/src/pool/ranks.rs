@@ -1,0 +1,220 @@
+//! A pool whose workers are the worker ranks of an MPI job (the `"mpi"` start method):
+//! the parent's side. It stands where a local pool has its task queue, result queue and
+//! worker slots (`dispatch.rs` calls it instead):
+//!
+//! - tasks wait here and go to a rank while it holds fewer than [`IN_FLIGHT`] (one runs,
+//!   one waits at the rank, so a rank never idles between tasks); the rest wait here, so
+//!   a rank that is lost takes at most that many tasks with it;
+//! - results come back on the rank's connection (see `cluster/head.rs`), in the order the
+//!   rank got the tasks;
+//! - a rank that is lost fails the tasks it held with `WorkerLostError` (with its `pid`,
+//!   `rank` and `host`); the others go on, and with no rank left every waiting task fails.
+//!
+//! Ranks are not replaced, and `maxtasksperchild` does not apply (a rank serves the whole
+//! job). Values cross encoded for another machine: an object of this host's memory in a
+//! task or a result is a `SerializationError`.
+
+use super::task::TaskHead;
+use crate::cluster::head::{with_head, Event, LinkState};
+use crate::cluster::protocol::ToRank;
+use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
+use std::collections::{HashMap, VecDeque};
+
+/// How many tasks a rank holds at most.
+const IN_FLIGHT: usize = 2;
+
+/// A task a rank holds: what a loss fails.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Held {
+    pub job: u64,
+    pub chunk: u64,
+    pub first: u64,
+}
+
+/// A task that was lost with its rank (or for want of one).
+#[derive(Debug)]
+pub(super) struct Lost {
+    pub held: Held,
+    pub error: MpError,
+}
+
+/// The pool's ranks (see the module docs).
+#[derive(Debug)]
+pub(super) struct RankWorkers {
+    owner: u64,
+    ranks: Vec<u32>,
+    held: HashMap<u32, VecDeque<Held>>,
+    waiting: VecDeque<Vec<u8>>,
+    lost: Vec<Lost>,
+}
+
+impl RankWorkers {
+    /// Takes `n` worker ranks (the least busy) and sends them the initializer, if any (an
+    /// encoded `[function, args]`).
+    pub(super) fn start(n: usize, init: Option<Vec<u8>>) -> MpResult<RankWorkers> {
+        with_head(|h| {
+            h.wait_joined()?;
+            if let Some(e) = h.boot_failure() {
+                return Err(e);
+            }
+            let total = h.links.len();
+            if n > total {
+                return Err(mp_err!(
+                    ValueError,
+                    "Pool({n}) needs {n} worker ranks, but this MPI job has {total} (start it with mpirun -n {})",
+                    n + 1
+                ));
+            }
+            let mut ready: Vec<(usize, u32)> = h
+                .links
+                .iter()
+                .filter(|l| l.state == LinkState::Ready)
+                .map(|l| (l.process.is_some() as usize, l.rank))
+                .collect();
+            if ready.len() < n {
+                return Err(mp_err!(
+                    ValueError,
+                    "Pool({n}) needs {n} worker ranks, but only {} of this job's {total} are still there",
+                    ready.len()
+                ));
+            }
+            ready.sort();
+            let ranks: Vec<u32> = ready.into_iter().take(n).map(|(_, r)| r).collect();
+            let owner = h.new_owner();
+            if let Some(call) = init {
+                for &r in &ranks {
+                    h.send(owner, r, &ToRank::Init { owner, call: call.clone() })?;
+                }
+            }
+            Ok(RankWorkers {
+                owner,
+                held: ranks.iter().map(|&r| (r, VecDeque::new())).collect(),
+                ranks,
+                waiting: VecDeque::new(),
+                lost: Vec::new(),
+            })
+        })
+    }
+
+    /// Queues a task and sends what the ranks can take.
+    pub(super) fn send(&mut self, task: Vec<u8>) -> MpResult<()> {
+        self.waiting.push_back(task);
+        self.flush()
+    }
+
+    /// Sends waiting tasks to the ranks that hold fewer than [`IN_FLIGHT`].
+    fn flush(&mut self) -> MpResult<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let owner = self.owner;
+        with_head(|h| {
+            for &r in &self.ranks {
+                let Some(held) = self.held.get_mut(&r) else { continue };
+                while held.len() < IN_FLIGHT {
+                    let Some(task) = self.waiting.pop_front() else { return Ok(()) };
+                    let head = TaskHead::read(&task).map(|t| Held { job: t.job, chunk: t.chunk, first: t.first });
+                    if let Some(hd) = head {
+                        held.push_back(hd);
+                    }
+                    h.send(owner, r, &ToRank::Task { owner, task })?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes the events that came: results (returned), lost ranks (their tasks go to
+    /// [`RankWorkers::take_lost`]).
+    fn settle(&mut self) -> MpResult<Vec<Vec<u8>>> {
+        let owner = self.owner;
+        let (events, links) = with_head(|h| {
+            let events = h.take(owner);
+            let links: HashMap<u32, (i32, String)> =
+                self.ranks.iter().map(|&r| (r, (h.link(r).pid, h.link(r).host.clone()))).collect();
+            Ok((events, links))
+        })?;
+        let mut out = Vec::new();
+        for e in events {
+            match e {
+                Event::Done { rank, result, task } => {
+                    if task {
+                        if let Some(held) = self.held.get_mut(&rank) {
+                            held.pop_front();
+                        }
+                    }
+                    out.push(result);
+                }
+                Event::Lost { rank } => {
+                    let Some(held) = self.held.remove(&rank) else { continue };
+                    let (pid, host) = links.get(&rank).cloned().unwrap_or_default();
+                    for t in held {
+                        let e = mp_err!(
+                            WorkerLostError,
+                            "worker rank {rank} (pid {pid} on {host}) was lost while it held task {}",
+                            t.first
+                        )
+                        .with("pid", pid as rhai::INT)
+                        .with("rank", rank as rhai::INT)
+                        .with("host", host.clone())
+                        .with("task", t.first as rhai::INT);
+                        self.lost.push(Lost { held: t, error: e });
+                    }
+                }
+                Event::Exited { .. } => {}
+            }
+        }
+        if self.held.is_empty() {
+            // No rank left: nothing that waits here will run.
+            while let Some(task) = self.waiting.pop_front() {
+                if let Some(t) = TaskHead::read(&task) {
+                    let e = mp_err!(WorkerLostError, "every worker rank of the pool was lost; task {} cannot run", t.first)
+                        .with("task", t.first as rhai::INT);
+                    self.lost.push(Lost { held: Held { job: t.job, chunk: t.chunk, first: t.first }, error: e });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until `deadline` at most for results; those that came (maybe none).
+    pub(super) fn recv(&mut self, deadline: Deadline) -> MpResult<Vec<Vec<u8>>> {
+        let mut out = self.settle()?;
+        if out.is_empty() && self.lost.is_empty() {
+            with_head(|h| h.pump(deadline))?;
+            out = self.settle()?;
+        }
+        self.flush()?;
+        Ok(out)
+    }
+
+    /// The tasks lost since the last call.
+    pub(super) fn take_lost(&mut self) -> Vec<Lost> {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// Stops the pool's work on its ranks (queued tasks dropped, running ones stopped) and
+    /// lets the ranks go.
+    pub(super) fn abort(&mut self) {
+        let owner = self.owner;
+        let ranks: Vec<u32> = self.held.keys().copied().collect();
+        let _ = with_head(|h| {
+            for r in ranks {
+                h.send(owner, r, &ToRank::Abort { owner, sig: libc::SIGTERM })?;
+            }
+            h.release(owner);
+            Ok(())
+        });
+        self.held.clear();
+        self.waiting.clear();
+    }
+
+    /// Lets the ranks go (the pool's work is done).
+    pub(super) fn release(&mut self) {
+        let owner = self.owner;
+        let _ = with_head(|h| {
+            h.release(owner);
+            Ok(())
+        });
+    }
+}
