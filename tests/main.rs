@@ -26,6 +26,7 @@ mod embedding;
 mod errors;
 mod faults;
 mod manager;
+mod mpi;
 mod remote_manager;
 mod pipes;
 mod pool;

@@ -86,8 +86,6 @@ pub(crate) fn run(runtime: &Runtime, job: Job, method_given: bool) -> i32 {
         let lost = rhai_mp_stdlib::cluster::close_head();
         if !lost.is_empty() {
             // A lost rank never reaches MPI_Finalize, which would wait for it.
-            let ranks: Vec<String> = lost.iter().map(u32::to_string).collect();
-            eprintln!("rhai-mp: worker rank(s) {} were lost during the job", ranks.join(", "));
             std::process::exit(code);
         }
         drop(universe);
@@ -143,7 +141,7 @@ fn serve(runtime: &Runtime, inv: Invitation, rank: u32) {
         mode: Mode::Child,
         info: ChildInfo {
             identity: Vec::new(),
-            name: format!("Rank-{rank}"),
+            name: format!("Rank-{rank}@{}", rhai_mp_stdlib::cluster::hostname()),
             daemon: false,
             parent: ParentInfo { pid: nix::unistd::getppid().as_raw(), name: "MainProcess".into() },
             method: StartMethod::Spawn,

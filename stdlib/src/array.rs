@@ -106,7 +106,7 @@ impl Portable for SharedArray {
 
 impl Handle for SharedArray {
     const KIND: &'static str = "SharedArray";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Array(..) (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Array(..) (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// The Rhai bindings: `Array`, `RawArray` and the methods of a shared array.

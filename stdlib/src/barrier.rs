@@ -242,7 +242,7 @@ impl Portable for Barrier {
 
 impl Handle for Barrier {
     const KIND: &'static str = "Barrier";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Barrier(..) (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Barrier(..) (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// A barrier's number of parties and options (`action`, `timeout`), checked (also for a

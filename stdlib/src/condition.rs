@@ -170,7 +170,7 @@ impl Portable for Condition {
 
 impl Handle for Condition {
     const KIND: &'static str = "Condition";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Condition() (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Condition() (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// Calls a predicate and reads its result as a bool.

@@ -168,7 +168,7 @@ impl Portable for Connection {
 
 impl Handle for Connection {
     const KIND: &'static str = "Connection";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Queue() (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Queue() (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 fn bad_range(msg: &str) -> Box<EvalAltResult> {

@@ -79,7 +79,7 @@ impl Portable for Event {
 
 impl Handle for Event {
     const KIND: &'static str = "Event";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Event() (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Event() (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// The Rhai bindings: `Event` and its methods.

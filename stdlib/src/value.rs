@@ -56,7 +56,7 @@ impl Portable for Value {
 
 impl Handle for Value {
     const KIND: &'static str = "Value";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Value(..) (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Value(..) (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// The Rhai bindings: `Value`, `RawValue` and their methods.

@@ -75,6 +75,8 @@ pub(crate) struct Head {
     events: HashMap<u64, VecDeque<Event>>,
     /// Whether a note that ranks are slow to connect was printed.
     noted_wait: bool,
+    /// Whether the job is ending (ranks leaving are then expected).
+    closing: bool,
 }
 
 thread_local! {
@@ -128,7 +130,7 @@ pub fn open(size: u32, key: Vec<u8>) -> MpResult<Vec<String>> {
         .collect();
     HEAD.with(|h| {
         *h.borrow_mut() =
-            Some(Head { listener, key, links, next_owner: 1, events: HashMap::new(), noted_wait: false })
+            Some(Head { listener, key, links, next_owner: 1, events: HashMap::new(), noted_wait: false, closing: false })
     });
     Ok(ips.iter().map(|ip| format!("{ip}:{port}")).collect())
 }
@@ -139,6 +141,7 @@ pub fn close() -> Vec<u32> {
     let Some(mut head) = HEAD.with(|h| h.borrow_mut().take()) else { return Vec::new() };
     let _ = rhai_mp_core::interrupt::masked(|| head.pump(Deadline::now()));
     let lost: Vec<u32> = head.links.iter().filter(|l| l.state == LinkState::Lost).map(|l| l.rank).collect();
+    head.closing = true;
     let bye = frame(&ToRank::Shutdown).unwrap_or_default();
     for l in &mut head.links {
         if let Some(c) = &l.conn {
@@ -214,10 +217,10 @@ impl Head {
         let started = std::time::Instant::now();
         while self.links.iter().any(|l| l.state == LinkState::Waiting) {
             self.pump(Deadline::after_secs(1.0))?;
-            if !self.noted_wait && started.elapsed() > Duration::from_secs(30) {
+            let waiting: Vec<String> =
+                self.links.iter().filter(|l| l.state == LinkState::Waiting).map(|l| l.rank.to_string()).collect();
+            if !self.noted_wait && !waiting.is_empty() && started.elapsed() > Duration::from_secs(30) {
                 self.noted_wait = true;
-                let waiting: Vec<String> =
-                    self.links.iter().filter(|l| l.state == LinkState::Waiting).map(|l| l.rank.to_string()).collect();
                 rhai_mp_core::stderr_line(&format!(
                     "rhai-mp: still waiting for rank(s) {} to connect (they run the script's top level first)",
                     waiting.join(", ")
@@ -252,6 +255,7 @@ impl Head {
     }
 
     fn lose(&mut self, rank: u32) {
+        let closing = self.closing;
         let link = self.link(rank);
         if link.state == LinkState::Lost {
             return;
@@ -259,6 +263,13 @@ impl Head {
         link.state = LinkState::Lost;
         link.conn = None;
         link.process = None;
+        if !closing {
+            // Said at once: the launcher may end the job (and this process) any moment now.
+            rhai_mp_core::stderr_line(&format!(
+                "rhai-mp: worker rank {rank} (pid {} on {}) was lost: its connection to rank 0 closed",
+                link.pid, link.host
+            ));
+        }
         let owners: Vec<u64> = link.owners.drain().collect();
         for o in owners {
             self.events.entry(o).or_default().push_back(Event::Lost { rank });

@@ -20,7 +20,7 @@ pub(crate) mod rank;
 pub use bindings::mpi_functions;
 pub use head::{close as close_head, open as open_head};
 pub use protocol::Invitation;
-pub use rank::{report_failed_boot, RankArgs};
+pub use rank::{hostname, report_failed_boot, RankArgs};
 
 /// The name of the worker ranks' native entry point (see [`RankArgs`]).
 pub const RANK_ENTRY: &str = rank::ENTRY;

@@ -51,8 +51,8 @@ fn io(e: std::io::Error) -> MpError {
     MpError::os("the connection to rank 0", e)
 }
 
-/// This host's name.
-pub(crate) fn hostname() -> String {
+/// This host's name (`os::hostname()`).
+pub fn hostname() -> String {
     nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }
 

@@ -215,7 +215,7 @@ pub(crate) fn run_rank_task(ctx: &NativeCallContext, bytes: &[u8]) -> Vec<u8> {
 /// Runs a pool's initializer (an encoded `[function, args]`) on an MPI worker rank: `None`
 /// if it ran, else the pool's "initializer failed" result for rank `rank`.
 pub(crate) fn run_rank_init(ctx: &NativeCallContext, call: &[u8], rank: u32) -> Option<Vec<u8>> {
-    let ran = rhai_mp_core::decode(call, Vec::new()).map_err(|e| Box::<EvalAltResult>::from(e)).and_then(|v| {
+    let ran = rhai_mp_core::decode(call, Vec::new()).map_err(Box::<EvalAltResult>::from).and_then(|v| {
         let mut parts = v.try_cast::<Array>().unwrap_or_default().into_iter();
         let f = parts.next().and_then(|f| f.try_cast::<FnPtr>());
         let args = parts.next().and_then(|a| a.try_cast::<Array>()).unwrap_or_default();

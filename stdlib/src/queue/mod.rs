@@ -36,7 +36,7 @@ impl Portable for Queue {
 
 impl Handle for Queue {
     const KIND: &'static str = "Queue";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Queue() (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Queue() (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 pub(crate) fn maxsize(n: &Dynamic, func: &str) -> MpResult<u64> {

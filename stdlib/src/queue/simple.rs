@@ -22,7 +22,7 @@ impl Portable for SimpleQueue {
 
 impl Handle for SimpleQueue {
     const KIND: &'static str = "SimpleQueue";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Queue() (Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str = "a TCP manager's m.Queue() (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// The Rhai bindings: `SimpleQueue` and its methods.

@@ -204,7 +204,7 @@ impl ToWire {
                     e => format!(": use {e} instead"),
                 };
                 return Err(self.fail(format!(
-                    "a {} lives in this host's memory and cannot be sent to another machine{instead}",
+                    "a {} lives in this host's memory and cannot be sent to another machine or MPI rank{instead}",
                     codec.kind()
                 )));
             }
