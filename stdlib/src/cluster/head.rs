@@ -183,11 +183,23 @@ impl Head {
     /// Sends a message to a rank on behalf of `owner`, which then hears if the rank is lost.
     /// A rank that cannot be written to is lost (the event says so).
     pub(crate) fn send(&mut self, owner: u64, rank: u32, msg: &ToRank) -> MpResult<()> {
-        let bytes = frame(msg)?;
+        self.send_bytes(owner, rank, &frame(msg)?)
+    }
+
+    /// Sends messages to a rank in one write (see [`Head::send`]).
+    pub(crate) fn send_all(&mut self, owner: u64, rank: u32, msgs: &[ToRank]) -> MpResult<()> {
+        let mut bytes = Vec::new();
+        for m in msgs {
+            bytes.extend_from_slice(&frame(m)?);
+        }
+        self.send_bytes(owner, rank, &bytes)
+    }
+
+    fn send_bytes(&mut self, owner: u64, rank: u32, bytes: &[u8]) -> MpResult<()> {
         let link = self.link(rank);
         link.owners.insert(owner);
         let failed = match &link.conn {
-            Some(c) => tcp::write_all(c.as_fd(), &bytes).is_err(),
+            Some(c) => tcp::write_all(c.as_fd(), bytes).is_err(),
             None => true,
         };
         if failed {

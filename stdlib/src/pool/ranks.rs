@@ -2,9 +2,11 @@
 //! the parent's side. It stands where a local pool has its task queue, result queue and
 //! worker slots (`dispatch.rs` calls it instead):
 //!
-//! - tasks wait here and go to a rank while it holds fewer than [`IN_FLIGHT`] (one runs,
-//!   one waits at the rank, so a rank never idles between tasks); the rest wait here, so
-//!   a rank that is lost takes at most that many tasks with it;
+//! - tasks wait here and go to a rank while it holds fewer than its limit: at least
+//!   [`MIN_IN_FLIGHT`] (one runs, one waits at the rank, so a rank never idles between
+//!   tasks), up to [`MAX_IN_FLIGHT`] while its tasks come back quickly (short tasks then
+//!   pipeline instead of waiting for round trips; long ones stay spread over the ranks); the
+//!   rest wait here, so a rank that is lost takes at most its limit of tasks with it;
 //! - results come back on the rank's connection (see `cluster/head.rs`), in the order the
 //!   rank got the tasks;
 //! - a rank that is lost fails the tasks it held with `WorkerLostError` (with its `pid`,
@@ -20,8 +22,12 @@ use crate::cluster::protocol::ToRank;
 use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
 use std::collections::{HashMap, VecDeque};
 
-/// How many tasks a rank holds at most.
-const IN_FLIGHT: usize = 2;
+/// How many tasks a rank holds at least (when it has work).
+const MIN_IN_FLIGHT: usize = 2;
+/// How many tasks a rank holds at most (while they come back quickly).
+const MAX_IN_FLIGHT: usize = 8;
+/// A task back within this time since it was sent counts as quick.
+const QUICK: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A task a rank holds: what a loss fails.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +35,8 @@ pub(super) struct Held {
     pub job: u64,
     pub chunk: u64,
     pub first: u64,
+    /// When it was sent (`None` for a task that never was).
+    pub sent: Option<std::time::Instant>,
 }
 
 /// A task that was lost with its rank (or for want of one).
@@ -44,6 +52,8 @@ pub(super) struct RankWorkers {
     owner: u64,
     ranks: Vec<u32>,
     held: HashMap<u32, VecDeque<Held>>,
+    /// How many tasks each rank may hold now (see the module docs).
+    limit: HashMap<u32, usize>,
     waiting: VecDeque<Vec<u8>>,
     lost: Vec<Lost>,
 }
@@ -89,6 +99,7 @@ impl RankWorkers {
             Ok(RankWorkers {
                 owner,
                 held: ranks.iter().map(|&r| (r, VecDeque::new())).collect(),
+                limit: ranks.iter().map(|&r| (r, MIN_IN_FLIGHT)).collect(),
                 ranks,
                 waiting: VecDeque::new(),
                 lost: Vec::new(),
@@ -102,23 +113,33 @@ impl RankWorkers {
         self.flush()
     }
 
-    /// Sends waiting tasks to the ranks that hold fewer than [`IN_FLIGHT`].
+    /// Sends waiting tasks to the ranks that hold fewer than their limit.
     fn flush(&mut self) -> MpResult<()> {
         if self.waiting.is_empty() {
             return Ok(());
         }
         let owner = self.owner;
         with_head(|h| {
-            for &r in &self.ranks {
-                let Some(held) = self.held.get_mut(&r) else { continue };
-                while held.len() < IN_FLIGHT {
-                    let Some(task) = self.waiting.pop_front() else { return Ok(()) };
-                    let head = TaskHead::read(&task).map(|t| Held { job: t.job, chunk: t.chunk, first: t.first });
-                    if let Some(hd) = head {
-                        held.push_back(hd);
-                    }
-                    h.send(owner, r, &ToRank::Task { owner, task })?;
+            // Each task to the rank that holds the fewest (below its limit): the ranks share
+            // the work. A rank's tasks go in one write.
+            let mut out: HashMap<u32, Vec<ToRank>> = HashMap::new();
+            while !self.waiting.is_empty() {
+                let pick = self
+                    .ranks
+                    .iter()
+                    .filter_map(|r| Some((self.held.get(r)?.len(), *r)))
+                    .filter(|(n, r)| *n < self.limit.get(r).copied().unwrap_or(MIN_IN_FLIGHT))
+                    .min();
+                let Some((_, r)) = pick else { break };
+                let Some(task) = self.waiting.pop_front() else { break };
+                if let (Some(t), Some(held)) = (TaskHead::read(&task), self.held.get_mut(&r)) {
+                    let sent = Some(std::time::Instant::now());
+                    held.push_back(Held { job: t.job, chunk: t.chunk, first: t.first, sent });
                 }
+                out.entry(r).or_default().push(ToRank::Task { owner, task });
+            }
+            for (r, msgs) in out {
+                h.send_all(owner, r, &msgs)?;
             }
             Ok(())
         })
@@ -139,8 +160,13 @@ impl RankWorkers {
             match e {
                 Event::Done { rank, result, task } => {
                     if task {
-                        if let Some(held) = self.held.get_mut(&rank) {
-                            held.pop_front();
+                        let back = self.held.get_mut(&rank).and_then(VecDeque::pop_front);
+                        if let (Some(t), Some(limit)) = (back.and_then(|h| h.sent), self.limit.get_mut(&rank)) {
+                            *limit = if t.elapsed() < QUICK {
+                                (*limit + 1).min(MAX_IN_FLIGHT)
+                            } else {
+                                (*limit - 1).max(MIN_IN_FLIGHT)
+                            };
                         }
                     }
                     out.push(result);
@@ -170,7 +196,7 @@ impl RankWorkers {
                 if let Some(t) = TaskHead::read(&task) {
                     let e = mp_err!(WorkerLostError, "every worker rank of the pool was lost; task {} cannot run", t.first)
                         .with("task", t.first as rhai::INT);
-                    self.lost.push(Lost { held: Held { job: t.job, chunk: t.chunk, first: t.first }, error: e });
+                    self.lost.push(Lost { held: Held { job: t.job, chunk: t.chunk, first: t.first, sent: None }, error: e });
                 }
             }
         }
