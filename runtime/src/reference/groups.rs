@@ -131,6 +131,7 @@ pub const GROUPS: &[Group] = &[
     },
     Group { title: "os::", sections: &[module("os")] },
     Group { title: "time::", sections: &[module("time")] },
+    Group { title: "mpi::", sections: &[module("mpi")] },
     Group { title: "Other", sections: &[section("", &[], &["exit"], &[])] },
 ];
 
