@@ -22,6 +22,14 @@ pub fn manager_handshake(bytes: &[u8]) -> usize {
     crate::manager::decode_handshake(bytes)
 }
 
+/// Decodes `bytes` as each message of the MPI ranks' protocol (`cluster/protocol.rs`: what
+/// a worker rank reads from rank 0, what rank 0 reads from a worker rank, and the
+/// invitation every rank gets at the start); returns how many decoded. Never panics,
+/// whatever the bytes.
+pub fn rank_messages(bytes: &[u8]) -> usize {
+    crate::cluster::protocol::decode_all(bytes)
+}
+
 /// Feeds `bytes` to a TCP frame reader (the length-prefixed frames of a manager's TCP
 /// connections) in pieces of the given sizes; returns the frames it assembled. Never
 /// panics and never keeps more than the bound.

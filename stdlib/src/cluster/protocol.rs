@@ -146,6 +146,15 @@ pub(crate) fn frame<T: Portable>(msg: &T) -> MpResult<Vec<u8>> {
     rhai_mp_core::transport::tcp::frame(&bytes).map_err(|e| rhai_mp_core::MpError::os("a message to a rank", e))
 }
 
+/// Decodes `bytes` as each message type (for the fuzz target): how many decoded.
+#[doc(hidden)]
+pub(crate) fn decode_all(bytes: &[u8]) -> usize {
+    use rhai_mp_core::wire::decode_message;
+    decode_message::<ToRank>(bytes, Vec::new()).is_ok() as usize
+        + decode_message::<FromRank>(bytes, Vec::new()).is_ok() as usize
+        + decode_message::<Invitation>(bytes, Vec::new()).is_ok() as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +179,29 @@ mod tests {
         ] {
             let b = rhai_mp_core::wire::encode_remote(&m).unwrap();
             assert_eq!(decode_message::<FromRank>(&b, Vec::new()).unwrap(), m);
+        }
+    }
+
+    /// Seeds for the fuzz target `rank_messages` (see `runtime/fuzz/README.md`).
+    #[test]
+    fn fuzz_seeds() {
+        let Some(dir) = std::env::var_os("RHAI_MP_FUZZ_SEEDS") else { return };
+        let dir = std::path::Path::new(&dir).join("rank_messages");
+        std::fs::create_dir_all(&dir).unwrap();
+        let seeds = [
+            rhai_mp_core::wire::encode_remote(&ToRank::Task { owner: 1, task: vec![1; 40] }).unwrap(),
+            rhai_mp_core::wire::encode_remote(&ToRank::Abort { owner: 1, sig: 15 }).unwrap(),
+            rhai_mp_core::wire::encode_remote(&FromRank::Joined { rank: 2, code: 0 }).unwrap(),
+            rhai_mp_core::wire::encode_remote(&Invitation {
+                addresses: vec!["10.0.0.1:5000".into()],
+                key: vec![7; 32],
+                script: rhai_mp_core::Script::Source { name: "x.rhai".into(), text: "print(1)".into() },
+                argv: vec!["a".into()],
+            })
+            .unwrap(),
+        ];
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("rank-{i}")), s).unwrap();
         }
     }
 
