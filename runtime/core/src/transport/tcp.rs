@@ -164,23 +164,31 @@ pub enum Read {
     Closed,
 }
 
-/// Assembles frames from a non-blocking socket.
+/// Assembles frames from a socket (it reads without blocking). Small frames are read
+/// several at a time into one buffer (one `recv` for many messages); a big frame's body
+/// is read straight into its own vector. It never holds more than the bound plus a header.
 #[derive(Debug)]
 pub struct FrameReader {
-    header: [u8; HEADER],
-    have_header: usize,
-    body: Vec<u8>,
-    want: usize,
+    /// Storage (zeroed once, reused): bytes read but not yet handed out are `start..end`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// A big frame being read straight into its vector: its body so far, and its length.
+    big: Option<(Vec<u8>, usize)>,
     max: usize,
 }
 
-/// How much the body buffer grows at a time: never ahead of the bytes that arrive by more.
+/// How much one read takes at most (also a big frame's growth step: never ahead of the
+/// bytes that arrive by more).
 const GROW: usize = 256 * 1024;
+/// A frame longer than this is read straight into its own vector; also the most one read
+/// into the shared buffer takes.
+const BIG: usize = 64 * 1024;
 
 impl FrameReader {
     /// A reader that refuses frames longer than `max` bytes.
     pub fn new(max: usize) -> FrameReader {
-        FrameReader { header: [0; HEADER], have_header: 0, body: Vec::new(), want: 0, max }
+        FrameReader { buf: Vec::new(), start: 0, end: 0, big: None, max }
     }
 
     /// Changes the bound (a connection that authenticated may send larger frames).
@@ -190,59 +198,94 @@ impl FrameReader {
 
     /// Whether part of a frame is buffered.
     pub fn mid_frame(&self) -> bool {
-        self.have_header > 0
+        self.buffered() > 0
     }
 
     /// How many bytes of the current frame are buffered.
     pub fn buffered(&self) -> usize {
-        self.have_header + self.body.len()
+        self.end - self.start + self.big.as_ref().map_or(0, |(b, _)| HEADER + b.len())
+    }
+
+    /// The length the buffered header announces, if a whole header is there.
+    fn announced(&self) -> std::io::Result<Option<usize>> {
+        let have = &self.buf[self.start..self.end];
+        if have.len() < HEADER {
+            return Ok(None);
+        }
+        let want = u32::from_le_bytes(have[..HEADER].try_into().unwrap()) as usize;
+        if want > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a frame of {want} bytes (at most {} allowed)", self.max),
+            ));
+        }
+        Ok(Some(want))
     }
 
     /// Reads what is there. A frame longer than the bound, or a peer that closes mid-frame,
     /// is an `InvalidData` / `UnexpectedEof` error.
     pub fn read_from(&mut self, fd: BorrowedFd) -> std::io::Result<Read> {
         loop {
-            if self.have_header < HEADER {
-                match read_some(fd, &mut self.header[self.have_header..])? {
-                    None => return Ok(Read::Pending),
-                    Some(0) if self.have_header == 0 => return Ok(Read::Closed),
-                    Some(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                    Some(n) => self.have_header += n,
+            if let Some((body, want)) = &mut self.big {
+                while body.len() < *want {
+                    let len = body.len();
+                    let room = (*want - len).min(GROW.max(body.capacity() - len));
+                    body.resize(len + room, 0);
+                    match read_some(fd, &mut body[len..]) {
+                        Ok(Some(n)) if n > 0 => body.truncate(len + n),
+                        Ok(Some(_)) => {
+                            body.truncate(len);
+                            return Err(std::io::ErrorKind::UnexpectedEof.into());
+                        }
+                        Ok(None) => {
+                            body.truncate(len);
+                            return Ok(Read::Pending);
+                        }
+                        Err(e) => {
+                            body.truncate(len);
+                            return Err(e);
+                        }
+                    }
                 }
-                if self.have_header < HEADER {
+                let (body, _) = self.big.take().unwrap();
+                return Ok(Read::Frame(body));
+            }
+            if let Some(want) = self.announced()? {
+                let have = self.end - self.start - HEADER;
+                if have >= want {
+                    let at = self.start + HEADER;
+                    let frame = self.buf[at..at + want].to_vec();
+                    self.start = at + want;
+                    if self.start == self.end {
+                        (self.start, self.end) = (0, 0);
+                    }
+                    return Ok(Read::Frame(frame));
+                }
+                if want > BIG {
+                    // Only this frame is buffered (a read never goes past the bound).
+                    let mut body = Vec::with_capacity(want.min(GROW));
+                    body.extend_from_slice(&self.buf[self.start + HEADER..self.end]);
+                    (self.start, self.end) = (0, 0);
+                    self.big = Some((body, want));
                     continue;
                 }
-                self.want = u32::from_le_bytes(self.header) as usize;
-                if self.want > self.max {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("a frame of {} bytes (at most {} allowed)", self.want, self.max),
-                    ));
-                }
-                self.body = Vec::with_capacity(self.want.min(GROW));
             }
-            while self.body.len() < self.want {
-                let len = self.body.len();
-                let room = (self.want - len).min(GROW.max(self.body.capacity() - len));
-                self.body.resize(len + room, 0);
-                match read_some(fd, &mut self.body[len..]) {
-                    Ok(Some(n)) if n > 0 => self.body.truncate(len + n),
-                    Ok(Some(_)) => {
-                        self.body.truncate(len);
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    Ok(None) => {
-                        self.body.truncate(len);
-                        return Ok(Read::Pending);
-                    }
-                    Err(e) => {
-                        self.body.truncate(len);
-                        return Err(e);
-                    }
+            // Read more: never more than the bound plus a header in all.
+            let len = self.end - self.start;
+            let room = self.max.saturating_add(HEADER).saturating_sub(len).clamp(1, BIG);
+            if self.buf.len() - self.end < room {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, len);
+                if self.buf.len() < len + room {
+                    self.buf.resize(len + room, 0);
                 }
             }
-            self.have_header = 0;
-            return Ok(Read::Frame(std::mem::take(&mut self.body)));
+            match read_some(fd, &mut self.buf[self.end..self.end + room])? {
+                Some(0) if len == 0 => return Ok(Read::Closed),
+                Some(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Some(n) => self.end += n,
+                None => return Ok(Read::Pending),
+            }
         }
     }
 }
