@@ -32,19 +32,27 @@ mod under_mpirun {
     use crate::common::{bin, finish, write_script, Out};
     use std::process::{Command, Stdio};
 
-    /// Runs `mpirun -n N [extra..] rhai-mp SCRIPT` (bounded, its own process group).
-    fn mpirun(n: usize, extra: &[&str], src: &str) -> Out {
-        let script = write_script(src);
+    /// `mpirun -n N [extra..] rhai-mp SCRIPT` in its own process group, with Open MPI's
+    /// environment for a container (root, more ranks than cores) and piped stdout.
+    fn command(n: usize, extra: &[&str], script: &std::path::Path) -> Command {
         let mut cmd = Command::new("mpirun");
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.args(["-n", &n.to_string()]).args(extra).arg(bin()).arg(&script.0);
+        cmd.args(["-n", &n.to_string()]).args(extra).arg(bin()).arg(script);
         cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
             .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("mpirun not found: install Open MPI (apt-get install openmpi-bin)");
+        cmd
+    }
+
+    /// Runs `mpirun -n N [extra..] rhai-mp SCRIPT` (bounded).
+    fn mpirun(n: usize, extra: &[&str], src: &str) -> Out {
+        let script = write_script(src);
+        let child = command(n, extra, &script.0)
+            .spawn()
+            .expect("mpirun not found: install Open MPI (apt-get install openmpi-bin)");
         finish(child)
     }
 
@@ -279,16 +287,7 @@ mod under_mpirun {
             fn spin(x) { let t = 0; loop { t += 1; } }
             if __name__ == "__main__" { let p = Pool(); print("started"); p.map(spin, 0..4, 1); }"#,
         );
-        let mut cmd = Command::new("mpirun");
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.args(["-n", "3"]).arg(bin()).arg(&script.0);
-        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("mpirun");
+        let mut child = command(3, &[], &script.0).stderr(Stdio::null()).spawn().expect("mpirun");
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("started"));
         let pgid = child.id() as i32;
