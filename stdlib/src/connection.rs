@@ -23,6 +23,8 @@ pub struct ConnState {
     writable: bool,
     /// Reused receive buffer.
     buf: Vec<u8>,
+    /// How long a `recv` on this end polls before it sleeps (adaptive).
+    spin: rhai_mp_core::Spin,
 }
 
 /// One end of a pipe. Copies share the end: closing any copy closes it.
@@ -41,7 +43,7 @@ fn os_error(what: &str, e: std::io::Error) -> MpError {
 impl Connection {
     /// A connection on `fd`, readable and/or writable.
     pub fn new(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
-        Connection(Rc::new(RefCell::new(ConnState { fd: Some(fd), readable, writable, buf: Vec::new() })))
+        Connection(Rc::new(RefCell::new(ConnState { fd: Some(fd), readable, writable, buf: Vec::new(), spin: rhai_mp_core::Spin::new() })))
     }
 
     /// A connected pair: duplex, or `[reader, writer]`.
@@ -96,8 +98,8 @@ impl Connection {
     pub fn recv_message(&self) -> MpResult<rhai_mp_core::Message> {
         self.check(true)?;
         let mut s = self.0.borrow_mut();
-        let ConnState { fd, buf, .. } = &mut *s;
-        match seqpacket::recv_message(fd.as_ref().unwrap().as_fd(), buf) {
+        let ConnState { fd, buf, spin, .. } = &mut *s;
+        match seqpacket::recv_message_spin(fd.as_ref().unwrap().as_fd(), buf, spin) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(mp_err!(EOFError, "the other end of the connection is closed and no message is left")),
             Err(e) => Err(os_error("recv", e)),

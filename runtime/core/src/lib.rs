@@ -14,6 +14,7 @@ mod output;
 mod process;
 mod report;
 mod shm;
+pub mod spin;
 mod start;
 mod state;
 mod sys;
@@ -34,6 +35,7 @@ pub use process::{
     active_children, at_exit, guard_error, Process, Role, Target, EXIT_BOOT_FAILED, EXIT_GUARD, EXIT_NOT_A_CHILD,
 };
 pub use report::type_and_message;
+pub use spin::Spin;
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use start::{fork::Server as ForkServer, Popen};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};

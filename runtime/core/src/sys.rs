@@ -144,10 +144,11 @@ pub fn process_is_dead(pid: i32) -> bool {
     }
 }
 
-/// How long a waiter polls before it sleeps: a reply or a release often comes within a few
-/// microseconds, and sleeping then being woken costs more than that (most of a round trip on
-/// a small VM). Zero on a single CPU, where polling would only delay the process it waits
-/// for.
+/// The longest a waiter polls before it sleeps: a reply or a release often comes within a
+/// few microseconds, and sleeping then being woken costs more than that (most of a round
+/// trip on a small VM). Zero on a single CPU, where polling would only delay the process it
+/// waits for. Each wait polls for at most its object's adaptive budget ([`crate::Spin`]),
+/// which is this at most.
 pub fn spin_time() -> std::time::Duration {
     static SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
     *SPIN.get_or_init(|| {
@@ -189,20 +190,11 @@ pub(crate) fn refresh_pid() -> u32 {
     p
 }
 
-/// Polls `busy` for up to [`spin_time`]; returns whether it stopped being busy.
+/// Polls `busy` while polling pays, with the process-wide budget (see [`crate::spin`];
+/// objects that wait often keep a [`crate::Spin`] of their own); returns whether it
+/// stopped being busy.
 pub fn spin_while(busy: impl Fn() -> bool) -> bool {
-    let until = std::time::Instant::now() + spin_time();
-    loop {
-        if !busy() {
-            return true;
-        }
-        if std::time::Instant::now() >= until {
-            return false;
-        }
-        for _ in 0..64 {
-            std::hint::spin_loop();
-        }
-    }
+    crate::spin::SHARED.spin_while(busy)
 }
 
 /// `n` random bytes from the kernel (keys).

@@ -104,13 +104,17 @@ impl Link {
             }
             Link::Tcp(fd, reader) => {
                 // A reply often comes within microseconds: look again for a moment before
-                // sleeping, which saves the sleep and the wake-up.
-                let spin_until = std::time::Instant::now() + rhai_mp_core::spin_time();
+                // sleeping, which saves the sleep and the wake-up (when polling pays: see
+                // `rhai_mp_core::spin`).
+                static TCP_SPIN: rhai_mp_core::Spin = rhai_mp_core::Spin::new();
+                let mut polled = false;
                 loop {
                     match reader.read_from(fd.as_fd()).map_err(Failure::Io)? {
                         Read::Frame(f) => return decode(&f, Vec::new()),
                         Read::Closed => return Ok(None),
-                        Read::Pending if std::time::Instant::now() < spin_until => std::hint::spin_loop(),
+                        Read::Pending
+                            if !std::mem::replace(&mut polled, true)
+                                && TCP_SPIN.spin_while(|| !rhai_mp_core::readable_now(fd.as_fd()).unwrap_or(true)) => {}
                         Read::Pending => {
                             if !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
                                 return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));

@@ -86,6 +86,10 @@ pub struct QueueCore {
     pub flavour: Flavour,
     /// `close()` was called in this process.
     closed: Cell<bool>,
+    /// How long a `get` here polls for an item before it sleeps (adaptive).
+    get_spin: rhai_mp_core::Spin,
+    /// How long a `put` here polls for room before it sleeps (adaptive).
+    put_spin: rhai_mp_core::Spin,
 }
 
 impl std::fmt::Debug for QueueCore {
@@ -160,7 +164,18 @@ impl QueueCore {
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )?;
         let window = region.window(DATA, WINDOW)?;
-        Ok(QueueCore { region, window, fd_tx, fd_rx, ready: eventfd()?, maxsize, flavour, closed: Cell::new(false) })
+        Ok(QueueCore {
+            region,
+            window,
+            fd_tx,
+            fd_rx,
+            ready: eventfd()?,
+            maxsize,
+            flavour,
+            closed: Cell::new(false),
+            get_spin: rhai_mp_core::Spin::new(),
+            put_spin: rhai_mp_core::Spin::new(),
+        })
     }
 
     /// Copies of the queue's descriptors (memfd, side channel, eventfd): with its `maxsize`
@@ -175,7 +190,18 @@ impl QueueCore {
             fds.try_into().map_err(|_| mp_err!(SerializationError, "malformed queue"))?;
         let region = Region::open(region, DATA as usize)?;
         let window = region.window(DATA, WINDOW)?;
-        Ok(QueueCore { region, window, fd_tx, fd_rx, ready, maxsize, flavour, closed: Cell::new(false) })
+        Ok(QueueCore {
+            region,
+            window,
+            fd_tx,
+            fd_rx,
+            ready,
+            maxsize,
+            flavour,
+            closed: Cell::new(false),
+            get_spin: rhai_mp_core::Spin::new(),
+            put_spin: rhai_mp_core::Spin::new(),
+        })
     }
 
     fn field(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
@@ -245,7 +271,7 @@ impl QueueCore {
         }
         if block && self.maxsize > 0 {
             // An item or a free slot often comes within microseconds: poll before sleeping.
-            rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
+            self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
         }
         loop {
             let g = self.lock()?;
@@ -306,7 +332,7 @@ impl QueueCore {
     ) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
         self.check_open()?;
         if block {
-            rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) == 0);
+            self.get_spin.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
         let g = self.lock()?;
         loop {

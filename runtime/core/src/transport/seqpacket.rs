@@ -167,22 +167,38 @@ fn nonblocking(sock: BorrowedFd) -> bool {
 
 /// Receives one message into `buf` (a reusable buffer). `Ok(None)`: the peer closed its end
 /// and nothing is left. Waits for one (a signal can stop the wait: `Interrupted`), unless
-/// the socket is non-blocking (`WouldBlock`).
+/// the socket is non-blocking (`WouldBlock`). Polls first with the process-wide budget (see
+/// [`recv_message_spin`]).
 pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
+    recv_message_spin(sock, buf, &crate::spin::SHARED)
+}
+
+/// Whether a packet (or the end of the stream) is waiting on `sock`, without waiting.
+fn ready(sock: BorrowedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut p = [PollFd::new(sock, PollFlags::POLLIN)];
+    !matches!(poll(&mut p, PollTimeout::ZERO), Ok(0))
+}
+
+/// [`recv_message`], polling for a moment before it sleeps as far as `spin` (the
+/// connection's own budget) says polling pays: a reply often comes within microseconds
+/// (ping-pong), and polling then saves the sleep and the wake-up (most of a round trip's
+/// cost), but not on a crowded machine (see [`crate::spin`]).
+pub fn recv_message_spin(sock: BorrowedFd, buf: &mut Vec<u8>, spin: &crate::Spin) -> std::io::Result<Option<Message>> {
     buf.resize(HEADER + INLINE_MAX, 0);
     let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
-    // A reply often comes within microseconds (ping-pong): poll without blocking for a
-    // moment first, which saves the sleep and wake-up (most of a round trip's cost).
-    let spin_until = std::time::Instant::now() + crate::sys::spin_time();
     let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
     let mut blocking = None;
+    let mut polled = false;
     let (n, mut fds) = loop {
         let mut iov = [IoSliceMut::new(buf)];
         match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
             Err(nix::Error::EINTR) => continue,
             Err(nix::Error::EAGAIN) => {
                 if *blocking.get_or_insert_with(|| !nonblocking(sock)) {
-                    if std::time::Instant::now() >= spin_until {
+                    let arrived = !polled && spin.spin_while(|| !ready(sock));
+                    polled = true;
+                    if !arrived {
                         super::poll::wait_readable(sock, crate::Deadline::NEVER)?;
                     }
                     continue;
