@@ -40,8 +40,8 @@ pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
 pub use start::{fork::Server as ForkServer, Popen};
 pub use state::{default_method, with as with_state, ParentInfo, Script, StartMethod, State};
 pub use sys::{
-    borrow_fd, futex_wait, futex_wake, ignore_signal, own_fd, pid, process_is_dead, random_bytes, same_bytes, spin_time,
-    spin_while,
+    borrow_fd, futex_wait, futex_wake, ignore_signal, own_fd, pid, pread_vec, process_is_dead, random_bytes, same_bytes,
+    spin_time, spin_while,
 };
 pub use transport::poll::{readable_now, wait_any, wait_readable};
 pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, INLINE_MAX};

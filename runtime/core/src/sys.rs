@@ -197,6 +197,41 @@ pub fn spin_while(busy: impl Fn() -> bool) -> bool {
     crate::spin::SHARED.spin_while(busy)
 }
 
+/// Reads `len` bytes at `offset` of `file` into a new vector, which is not zeroed first (a
+/// large message is copied once, by the kernel, into memory malloc hands back).
+/// `UnexpectedEof` if the file ends first.
+pub fn pread_vec(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut v: Vec<u8> = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| std::io::Error::new(std::io::ErrorKind::OutOfMemory, "message too large"))?;
+    let mut done = 0;
+    while done < len {
+        // SAFETY: the destination is the vector's spare capacity from `done` on, `len - done`
+        // bytes, all of them allocated (reserved above); pread writes at most that many.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                v.as_mut_ptr().add(done) as *mut libc::c_void,
+                len - done,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: the loop above initialized all `len` bytes (pread wrote each of them once).
+    unsafe { v.set_len(len) };
+    Ok(v)
+}
+
 /// `n` random bytes from the kernel (keys).
 pub fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
     let mut key = vec![0u8; n];

@@ -3,10 +3,19 @@
 //!
 //! Each message is exactly one packet, so any number of processes may send to, or receive
 //! from, the same end without ever seeing a torn or interleaved message. A message up to
-//! [`INLINE_MAX`] bytes travels inside its packet; a larger one is written to a fresh memfd
-//! whose descriptor the packet carries, so a 64 MiB message costs one copy in and one copy
-//! out rather than thousands of socket writes, and still arrives atomically. Descriptors of
-//! handles in the message ride along as `SCM_RIGHTS`.
+//! [`INLINE_MAX`] bytes travels inside its packet; a larger one is written to a memfd whose
+//! descriptor the packet carries, so a 64 MiB message costs one copy in and one copy out
+//! (both by the kernel: `pwrite`, then `pread` into the receiver's new vector) rather than
+//! thousands of socket writes, and still arrives atomically. Descriptors of handles in the
+//! message ride along as `SCM_RIGHTS`.
+//!
+//! A spilled message's memfd holds a flag page, then the payload. The receiver sets the flag
+//! once it has read the payload; the sender keeps the last few memfds it sent on each
+//! socket ([`SPILL_CACHE`]) and writes a later message on the same socket into one whose
+//! flag is set, so its pages are reused instead of allocated, faulted in and freed again
+//! for every message (that was most of a large message's cost). A memfd only ever carries
+//! messages of one socket, so it shows nothing to a process that could not receive them
+//! anyway; a forked child starts with no cache.
 //!
 //! Packet: a 16-byte header (kind, spilled?, descriptor count, payload length), then the
 //! payload if inline.
@@ -20,6 +29,72 @@ use std::os::unix::fs::FileExt;
 /// The largest payload sent inside its packet (below the default socket buffer size).
 pub const INLINE_MAX: usize = 64 * 1024;
 const HEADER: usize = 16;
+/// Where a spilled payload starts in its memfd; the receiver's "read" flag is its first
+/// 4 bytes.
+const SPILL_DATA: u64 = 4096;
+/// How many sent memfds a process keeps for reuse.
+pub const SPILL_CACHE: usize = 4;
+/// The largest memfd kept for reuse.
+const SPILL_KEEP_MAX: usize = 256 << 20;
+
+/// A memfd this process sent a message in, kept for reuse once the receiver has read it.
+struct Spill {
+    /// The socket it was sent on (device, inode).
+    sock: (u64, u64),
+    file: std::fs::File,
+    /// Bytes of payload room.
+    room: usize,
+}
+
+/// The cache of sent memfds, and the process it belongs to (a forked child drops its copy).
+static SPILLS: std::sync::Mutex<(u32, Vec<Spill>)> = std::sync::Mutex::new((0, Vec::new()));
+
+fn sock_id(sock: BorrowedFd) -> (u64, u64) {
+    nix::sys::stat::fstat(sock).map_or((0, 0), |st| (st.st_dev, st.st_ino))
+}
+
+/// Whether the receiver of the message in `file` has read it.
+fn was_read(file: &std::fs::File) -> bool {
+    let mut flag = [0u8; 4];
+    file.read_exact_at(&mut flag, 0).is_ok() && flag == [1, 0, 0, 0]
+}
+
+/// A memfd holding `payload` (after the flag page), to send on `sock`: a reused one when
+/// the cache has one for that socket that its receiver has read, else a new one. The cache
+/// keeps it for next time; the caller sends its descriptor.
+fn spill(sock: BorrowedFd, payload: &[u8]) -> std::io::Result<std::fs::File> {
+    let id = sock_id(sock);
+    let reused = {
+        let mut cache = SPILLS.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 != crate::sys::pid() {
+            *cache = (crate::sys::pid(), Vec::new());
+        }
+        let found = cache.1.iter().position(|s| s.sock == id && s.room >= payload.len() && was_read(&s.file));
+        found.map(|i| cache.1.remove(i))
+    };
+    let (file, room) = match reused {
+        Some(s) => {
+            s.file.write_all_at(&[0, 0, 0, 0], 0)?;
+            (s.file, s.room)
+        }
+        None => {
+            let fd = nix::sys::memfd::memfd_create("rhai-mp-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+                .map_err(io)?;
+            (std::fs::File::from(fd), payload.len())
+        }
+    };
+    file.write_all_at(payload, SPILL_DATA)?;
+    if room <= SPILL_KEEP_MAX {
+        if let Ok(keep) = file.try_clone() {
+            let mut cache = SPILLS.lock().unwrap_or_else(|e| e.into_inner());
+            cache.1.push(Spill { sock: id, file: keep, room });
+            if cache.1.len() > SPILL_CACHE {
+                cache.1.remove(0);
+            }
+        }
+    }
+    Ok(file)
+}
 
 /// What a message holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,11 +208,7 @@ pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &
         iov_inline = [IoSlice::new(&h), IoSlice::new(payload)];
         &iov_inline
     } else {
-        let region =
-            nix::sys::memfd::memfd_create("rhai-mp-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).map_err(io)?;
-        let file = std::fs::File::from(region);
-        file.write_all_at(payload, 0)?;
-        spill = file;
+        spill = self::spill(sock, payload)?;
         raw.push(spill.as_raw_fd());
         h = header(kind, true, fds.len(), payload.len());
         iov_header = [IoSlice::new(&h)];
@@ -226,11 +297,14 @@ pub fn recv_message_spin(sock: BorrowedFd, buf: &mut Vec<u8>, spin: &crate::Spin
         if fds.is_empty() {
             return Err(bad());
         }
-        let memfd = fds.remove(0);
-        if nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as u64 != len as u64 {
+        let memfd = std::fs::File::from(fds.remove(0));
+        if (nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as u64) < SPILL_DATA + len as u64 {
             return Err(bad());
         }
-        Payload::Mapped(crate::shm::Region::open(memfd, len)?)
+        let data = crate::sys::pread_vec(&memfd, SPILL_DATA, len)?;
+        // Read: the sender may reuse the memfd's pages for a later message.
+        let _ = memfd.write_all_at(&[1, 0, 0, 0], 0);
+        Payload::Inline(data)
     } else {
         Payload::Inline(buf[HEADER..n].to_vec())
     };
