@@ -26,6 +26,7 @@ mod embedding;
 mod errors;
 mod faults;
 mod manager;
+mod oversubscribed;
 mod remote_manager;
 mod pipes;
 mod pool;
