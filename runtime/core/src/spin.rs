@@ -76,7 +76,8 @@ impl Spin {
             return false;
         }
         let mut budget = self.budget.load(Relaxed).min(max);
-        if budget == 0 {
+        let probing = budget == 0;
+        if probing {
             if self.skipped.fetch_add(1, Relaxed) + 1 < PROBE_EVERY {
                 return false;
             }
@@ -102,8 +103,9 @@ impl Spin {
                 return true;
             }
             if Instant::now() >= until {
+                // (A probe that failed leaves no budget: the next wait sleeps at once.)
                 let half = budget / 2;
-                self.budget.store(if half < MIN_BUDGET_NS { 0 } else { half }, Relaxed);
+                self.budget.store(if probing || half < MIN_BUDGET_NS { 0 } else { half }, Relaxed);
                 return false;
             }
         }
