@@ -11,11 +11,12 @@
 //! - **never on one CPU**, and only for a few microseconds (a short critical section,
 //!   not a round trip) when the machine is oversubscribed: more runnable tasks than CPUs
 //!   (the `running` count of `/proc/loadavg`, read at most every [`LOAD_EVERY`] per
-//!   process; it counts this process too, so two processes ping-ponging on an idle
-//!   two-CPU machine still poll);
+//!   process, two readings in a row; it counts this process too, so two processes
+//!   ping-ponging on an idle two-CPU machine still poll);
 //! - **for as long as recent waits show it pays**: each object (a lock, a queue, a
 //!   connection, an event …) keeps its own budget, starting at [`crate::spin_time`]. A
-//!   poll that found the value leaves the budget at least twice the time it took; a poll
+//!   poll that found the value at least doubles the budget (and leaves it at least twice
+//!   the time it took); a poll
 //!   that ran out (the waiter had to sleep) halves it, down to nothing. With no budget the
 //!   waiter sleeps at once, and only every [`PROBE_EVERY`]th wait polls briefly again, to
 //!   notice when polling starts to pay again. A parent waiting on a pool of long tasks so
@@ -94,12 +95,16 @@ impl Spin {
         let start = Instant::now();
         let until = start + Duration::from_nanos(budget as u64);
         loop {
-            for _ in 0..64 {
+            // A few pauses between looks (each `pause` is up to ~50 ns): a value that comes
+            // is seen within a fraction of a microsecond.
+            for _ in 0..4 {
                 std::hint::spin_loop();
             }
             if !busy() {
                 let took = start.elapsed().as_nanos().min(max as u128) as u32;
-                self.budget.store(budget.max(took.saturating_mul(2)).max(4 * MIN_BUDGET_NS).min(max), Relaxed);
+                // Success: at least double the budget (it recovers fast after a bad patch).
+                let grown = budget.saturating_mul(2).max(took.saturating_mul(2)).max(4 * MIN_BUDGET_NS);
+                self.budget.store(grown.min(max), Relaxed);
                 return true;
             }
             if Instant::now() >= until {
@@ -123,6 +128,8 @@ pub static SHARED: Spin = Spin::new();
 /// When the load was last read (ns since [`epoch`]; 0: never) and what it said.
 static LOAD_AT: AtomicU64 = AtomicU64::new(0);
 static LOAD_BUSY: AtomicU32 = AtomicU32::new(0);
+/// In `LOAD_BUSY`: the last reading said crowded (bit 0 is the verdict).
+const SEEN_BUSY: u32 = 2;
 
 fn epoch() -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -135,10 +142,14 @@ pub fn oversubscribed() -> bool {
     let now = epoch().elapsed().as_nanos() as u64 + 1;
     let at = LOAD_AT.load(Relaxed);
     if at != 0 && now.saturating_sub(at) < LOAD_EVERY.as_nanos() as u64 {
-        return LOAD_BUSY.load(Relaxed) == 1;
+        return LOAD_BUSY.load(Relaxed) & 1 == 1;
     }
-    let busy = runnable().is_some_and(|r| r > cpus());
-    LOAD_BUSY.store(busy as u32, Relaxed);
+    // Crowded only when two readings in a row say so: a single one is often a passing
+    // kernel thread beside two processes that ping-pong on an idle machine.
+    let now_busy = runnable().is_some_and(|r| r > cpus());
+    let before = LOAD_BUSY.load(Relaxed);
+    let busy = now_busy && before & SEEN_BUSY != 0;
+    LOAD_BUSY.store(busy as u32 | if now_busy { SEEN_BUSY } else { 0 }, Relaxed);
     LOAD_AT.store(now, Relaxed);
     busy
 }
