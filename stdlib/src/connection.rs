@@ -25,6 +25,8 @@ pub struct ConnState {
     buf: Vec<u8>,
     /// How long a `recv` on this end polls before it sleeps (adaptive).
     spin: rhai_mp_core::Spin,
+    /// The memfds of the large messages this end sent, for reuse.
+    spills: rhai_mp_core::SpillCache,
 }
 
 /// One end of a pipe. Copies share the end: closing any copy closes it.
@@ -43,7 +45,14 @@ fn os_error(what: &str, e: std::io::Error) -> MpError {
 impl Connection {
     /// A connection on `fd`, readable and/or writable.
     pub fn new(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
-        Connection(Rc::new(RefCell::new(ConnState { fd: Some(fd), readable, writable, buf: Vec::new(), spin: rhai_mp_core::Spin::new() })))
+        Connection(Rc::new(RefCell::new(ConnState {
+            fd: Some(fd),
+            readable,
+            writable,
+            buf: Vec::new(),
+            spin: rhai_mp_core::Spin::new(),
+            spills: rhai_mp_core::SpillCache::new(),
+        })))
     }
 
     /// A connected pair: duplex, or `[reader, writer]`.
@@ -80,7 +89,8 @@ impl Connection {
     fn send_raw(&self, kind: MessageKind, payload: &[u8], fds: &[OwnedFd]) -> MpResult<()> {
         self.check(false)?;
         let s = self.0.borrow();
-        seqpacket::send(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds).map_err(|e| os_error("send", e))
+        seqpacket::send_cached(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds, &s.spills)
+            .map_err(|e| os_error("send", e))
     }
 
     /// Sends a value (any value that can cross processes).
@@ -144,7 +154,9 @@ impl Connection {
 
     /// Closes this end (every copy of the handle).
     pub fn close(&self) {
-        self.0.borrow_mut().fd = None;
+        let mut s = self.0.borrow_mut();
+        s.fd = None;
+        s.spills.clear();
     }
 
     /// Whether this end is closed.

@@ -44,7 +44,7 @@ pub use sys::{
     spin_time, spin_while,
 };
 pub use transport::poll::{readable_now, wait_any, wait_readable};
-pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, INLINE_MAX};
+pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, SpillCache, INLINE_MAX};
 pub use wire::compile_unit;
 pub use wire::{
     decode, encode, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer,

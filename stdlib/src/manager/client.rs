@@ -89,7 +89,8 @@ impl Link {
     /// Receives a message, waiting at most until `deadline` (`TimedOut`); `Ok(None)`: the
     /// server closed the connection.
     fn recv<T: Portable>(&mut self, deadline: Deadline) -> Result<Option<T>, Failure> {
-        let decode = |bytes: &[u8], fds| rhai_mp_core::wire::decode_message(bytes, fds).map(Some).map_err(Failure::Decode);
+        let decode =
+            |bytes: &[u8], fds| rhai_mp_core::wire::decode_message(bytes, fds).map(Some).map_err(Failure::Decode);
         match self {
             Link::Local(fd) => {
                 if !deadline.is_never() && !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
@@ -179,7 +180,8 @@ fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
         }
     };
     let deadline = Deadline::after_secs(HANDSHAKE_TIME);
-    let failed = |e: Failure| match e {
+    let failed = |e: Failure| {
+        match e {
         Failure::Io(e) if e.kind() == std::io::ErrorKind::Interrupted => MpError::os("connecting to a manager", e),
         Failure::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => mp_err!(
             AuthenticationError,
@@ -193,6 +195,7 @@ fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
             addr.endpoint.text()
         ),
         Failure::Encode(e) => e,
+    }
     };
     let closed = || gone(addr, "authentication", "the connection closed");
     let hello: Hello = link.recv(deadline).map_err(failed)?.ok_or_else(closed)?;

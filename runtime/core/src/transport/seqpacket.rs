@@ -10,12 +10,12 @@
 //! message ride along as `SCM_RIGHTS`.
 //!
 //! A spilled message's memfd holds a flag page, then the payload. The receiver sets the flag
-//! once it has read the payload; the sender keeps the last few memfds it sent on each
-//! socket ([`SPILL_CACHE`]) and writes a later message on the same socket into one whose
-//! flag is set, so its pages are reused instead of allocated, faulted in and freed again
-//! for every message (that was most of a large message's cost). A memfd only ever carries
-//! messages of one socket, so it shows nothing to a process that could not receive them
-//! anyway; a forked child starts with no cache.
+//! once it has read the payload. A connection end (a `Pipe()`'s) keeps the last few memfds
+//! it sent ([`SpillCache`], [`SPILL_CACHE`] of them) and writes a later message into one
+//! whose flag is set, so its pages are reused instead of allocated, faulted in and freed
+//! again for every message (that was most of a large message's cost). A memfd only ever
+//! carries messages of one connection end, so it shows nothing to a process that could not
+//! receive them anyway; the memfds close with the end; a forked child starts afresh.
 //!
 //! Packet: a 16-byte header (kind, spilled?, descriptor count, payload length), then the
 //! payload if inline.
@@ -32,25 +32,72 @@ const HEADER: usize = 16;
 /// Where a spilled payload starts in its memfd; the receiver's "read" flag is its first
 /// 4 bytes.
 const SPILL_DATA: u64 = 4096;
-/// How many sent memfds a process keeps for reuse.
+/// How many sent memfds a [`SpillCache`] keeps for reuse.
 pub const SPILL_CACHE: usize = 4;
 /// The largest memfd kept for reuse.
 const SPILL_KEEP_MAX: usize = 256 << 20;
 
-/// A memfd this process sent a message in, kept for reuse once the receiver has read it.
+/// A memfd sent with a message, kept for reuse once the receiver has read it.
+#[derive(Debug)]
 struct Spill {
-    /// The socket it was sent on (device, inode).
-    sock: (u64, u64),
     file: std::fs::File,
     /// Bytes of payload room.
     room: usize,
 }
 
-/// The cache of sent memfds, and the process it belongs to (a forked child drops its copy).
-static SPILLS: std::sync::Mutex<(u32, Vec<Spill>)> = std::sync::Mutex::new((0, Vec::new()));
+/// The memfds one connection end sent its large messages in (see the module doc), kept
+/// for reuse; they close with it (or with [`SpillCache::clear`]). A forked child that
+/// inherits a copy starts afresh: it must not write into memfds its parent reuses.
+#[derive(Debug, Default)]
+pub struct SpillCache(std::sync::Mutex<(u32, Vec<Spill>)>);
 
-fn sock_id(sock: BorrowedFd) -> (u64, u64) {
-    nix::sys::stat::fstat(sock).map_or((0, 0), |st| (st.st_dev, st.st_ino))
+impl SpillCache {
+    /// An empty cache.
+    pub const fn new() -> SpillCache {
+        SpillCache(std::sync::Mutex::new((0, Vec::new())))
+    }
+
+    /// Closes the memfds it keeps.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1.clear();
+    }
+
+    /// A memfd holding `payload` (after the flag page): a kept one that its receiver has
+    /// read and that is large enough, else a new one, kept for next time. The caller sends
+    /// its descriptor.
+    fn spill(&self, payload: &[u8]) -> std::io::Result<std::fs::File> {
+        let reused = {
+            let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.0 != crate::sys::pid() {
+                *cache = (crate::sys::pid(), Vec::new());
+            }
+            let found = cache.1.iter().position(|s| s.room >= payload.len() && was_read(&s.file));
+            found.map(|i| cache.1.remove(i))
+        };
+        let (file, room) = match reused {
+            Some(s) => {
+                s.file.write_all_at(&[0, 0, 0, 0], 0)?;
+                (s.file, s.room)
+            }
+            None => (new_memfd()?, payload.len()),
+        };
+        file.write_all_at(payload, SPILL_DATA)?;
+        if room <= SPILL_KEEP_MAX {
+            if let Ok(keep) = file.try_clone() {
+                let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                cache.1.push(Spill { file: keep, room });
+                if cache.1.len() > SPILL_CACHE {
+                    cache.1.remove(0);
+                }
+            }
+        }
+        Ok(file)
+    }
+}
+
+fn new_memfd() -> std::io::Result<std::fs::File> {
+    let fd = nix::sys::memfd::memfd_create("rhai-mp-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).map_err(io)?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// Whether the receiver of the message in `file` has read it.
@@ -59,40 +106,10 @@ fn was_read(file: &std::fs::File) -> bool {
     file.read_exact_at(&mut flag, 0).is_ok() && flag == [1, 0, 0, 0]
 }
 
-/// A memfd holding `payload` (after the flag page), to send on `sock`: a reused one when
-/// the cache has one for that socket that its receiver has read, else a new one. The cache
-/// keeps it for next time; the caller sends its descriptor.
-fn spill(sock: BorrowedFd, payload: &[u8]) -> std::io::Result<std::fs::File> {
-    let id = sock_id(sock);
-    let reused = {
-        let mut cache = SPILLS.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.0 != crate::sys::pid() {
-            *cache = (crate::sys::pid(), Vec::new());
-        }
-        let found = cache.1.iter().position(|s| s.sock == id && s.room >= payload.len() && was_read(&s.file));
-        found.map(|i| cache.1.remove(i))
-    };
-    let (file, room) = match reused {
-        Some(s) => {
-            s.file.write_all_at(&[0, 0, 0, 0], 0)?;
-            (s.file, s.room)
-        }
-        None => {
-            let fd = nix::sys::memfd::memfd_create("rhai-mp-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-                .map_err(io)?;
-            (std::fs::File::from(fd), payload.len())
-        }
-    };
+/// A fresh memfd holding `payload` after the flag page (no cache).
+fn spill_once(payload: &[u8]) -> std::io::Result<std::fs::File> {
+    let file = new_memfd()?;
     file.write_all_at(payload, SPILL_DATA)?;
-    if room <= SPILL_KEEP_MAX {
-        if let Ok(keep) = file.try_clone() {
-            let mut cache = SPILLS.lock().unwrap_or_else(|e| e.into_inner());
-            cache.1.push(Spill { sock: id, file: keep, room });
-            if cache.1.len() > SPILL_CACHE {
-                cache.1.remove(0);
-            }
-        }
-    }
     Ok(file)
 }
 
@@ -198,6 +215,28 @@ pub fn send(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[OwnedFd]) -> st
 
 /// [`send`] with descriptors of any kind (borrowed ones, say).
 pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[F]) -> std::io::Result<()> {
+    send_with(sock, kind, payload, fds, None)
+}
+
+/// [`send`] by a connection end that keeps the memfds of its large messages for reuse
+/// (`cache`; see the module doc).
+pub fn send_cached(
+    sock: BorrowedFd,
+    kind: Kind,
+    payload: &[u8],
+    fds: &[OwnedFd],
+    cache: &SpillCache,
+) -> std::io::Result<()> {
+    send_with(sock, kind, payload, fds, Some(cache))
+}
+
+fn send_with<F: AsRawFd>(
+    sock: BorrowedFd,
+    kind: Kind,
+    payload: &[u8],
+    fds: &[F],
+    cache: Option<&SpillCache>,
+) -> std::io::Result<()> {
     let mut raw: Vec<RawFd> = Vec::with_capacity(fds.len() + 1);
     let spill;
     let h;
@@ -208,7 +247,10 @@ pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &
         iov_inline = [IoSlice::new(&h), IoSlice::new(payload)];
         &iov_inline
     } else {
-        spill = self::spill(sock, payload)?;
+        spill = match cache {
+            Some(c) => c.spill(payload)?,
+            None => spill_once(payload)?,
+        };
         raw.push(spill.as_raw_fd());
         h = header(kind, true, fds.len(), payload.len());
         iov_header = [IoSlice::new(&h)];

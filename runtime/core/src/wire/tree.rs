@@ -8,7 +8,6 @@
 //! the values of one message (a target and its arguments).
 
 use super::code::{self, Unit};
-use std::rc::Rc;
 use super::handle::{codec_for_kind, codec_for_type};
 use super::message::{Reader, Writer};
 use super::{serr, MAX_DEPTH};
@@ -17,6 +16,7 @@ use rhai::{Array, Blob, Dynamic, FnPtr, ImmutableString, Map};
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::rc::Rc;
 
 /// A value in transit.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,7 +357,8 @@ impl FromWire {
                 self.curried(f, curry, fds)?
             }
             Wire::FnSame { name, curry } => {
-                let loaded = self.last_code.clone().ok_or_else(|| serr("malformed message: code named before it came"))?;
+                let loaded =
+                    self.last_code.clone().ok_or_else(|| serr("malformed message: code named before it came"))?;
                 let f = code::wrap(&name, &loaded)?;
                 self.curried(f, curry, fds)?
             }
