@@ -27,6 +27,7 @@ mod errors;
 mod faults;
 mod manager;
 mod mpi;
+mod oversubscribed;
 mod remote_manager;
 mod pipes;
 mod pool;

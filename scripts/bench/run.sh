@@ -8,12 +8,15 @@
 # Env: RHAI_MP (binary, default target/release/rhai-mp, relative to the repo
 # root), PYTHON (default python3), CC (default cc), BENCH_TIMEOUT (seconds per
 # command, default 60), BENCH_REPEAT (runs of each command, the best time
-# counts; default 1), and the iteration counts listed next to the rows below.
+# counts; default 1), BUSY (busy loops to run during every row, default 0:
+# e.g. BUSY=2 measures both sides on a machine whose CPUs are also busy),
+# BENCH_ROWS (an extended regex: run only the rows whose name matches), and the
+# iteration counts listed next to the rows below.
 #
 # Every benchmark command runs from the repo root and must print, as its last
 # stdout line, "<label> <µs>" (the time per operation in microseconds; for
 # `speedup` rows, the speed-up instead); its stderr is collected and shown
-# after the tables. Four kinds of rows:
+# after the tables. Five kinds of rows:
 #
 #   bench NAME TARGET RHAI_CMD PY_CMD
 #       rhai-mp vs CPython: both times, the speed-up CPython / rhai-mp, and
@@ -26,6 +29,10 @@
 #       an absolute target for rhai-mp alone, computed from the rhai-mp time of
 #       the earlier `bench` row named FROM (no new run): value = SCALE / µs,
 #       checked against value >= MIN. E.g. µs per MiB -> MB/s with SCALE 1048576.
+#   ceiling NAME MAX RHAI_CMD PY_CMD
+#       a value (lower is better) each program prints as "<label> <v>", e.g.
+#       the parent's CPU percentage while it waits on a pool: rhai-mp's checked
+#       against <= MAX, CPython's for information.
 #   speedup NAME MIN RHAI_CMD PY_CMD
 #       a speed-up (higher is better) that each program measures itself and
 #       prints as "<label> <x>" (e.g. serial time / Pool time): both shown,
@@ -44,9 +51,15 @@ PYTHON="${PYTHON:-python3}"
 CC="${CC:-cc}"
 BENCH_TIMEOUT="${BENCH_TIMEOUT:-60}"
 BENCH_REPEAT="${BENCH_REPEAT:-1}"
+BUSY="${BUSY:-0}"
+BENCH_ROWS="${BENCH_ROWS:-}"
 
 if [[ ! "$BENCH_REPEAT" =~ ^[1-9][0-9]*$ ]]; then
     echo "run.sh: BENCH_REPEAT must be a positive integer" >&2
+    exit 2
+fi
+if [[ ! "$BUSY" =~ ^[0-9]+$ ]]; then
+    echo "run.sh: BUSY must be a number of busy loops (0 or more)" >&2
     exit 2
 fi
 if [[ ! -x "$RHAI_MP" ]]; then
@@ -59,7 +72,20 @@ if ! command -v "$PYTHON" >/dev/null; then
 fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/rhai-mp-bench.XXXXXX")" || exit 2
-trap 'rm -rf "$TMP"' EXIT
+BUSY_PIDS=()
+stop_busy() {
+    local p
+    for p in "${BUSY_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${BUSY_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    BUSY_PIDS=()
+}
+trap 'stop_busy; rm -rf "$TMP"' EXIT
+# BUSY=N: N busy loops (plain shell loops, each wanting a whole CPU) run during
+# every row, for both sides alike: rhai-mp and CPython compete with the same load.
+for ((b = 0; b < BUSY; b++)); do
+    (exec -a rhai-mp-bench-busy bash -c 'while :; do :; done') &
+    BUSY_PIDS+=("$!")
+done
 # stderr of every benchmark command, appended (O_APPEND: a program that reopens
 # /dev/stderr, as pipe_blob.rhai does, cannot overwrite other lines)
 ERRLOG="$TMP/stderr.log"
@@ -101,6 +127,11 @@ measure() {
     echo "$best"
 }
 
+# Whether row NAME is left out by BENCH_ROWS.
+skip_row() {
+    [[ -n "$BENCH_ROWS" && ! "$1" =~ $BENCH_ROWS ]]
+}
+
 # Prints the header of a table of KIND (cpython, vs, floor, speedup) unless it is the current one.
 table() {
     [[ "$CURRENT_TABLE" == "$1" ]] && return
@@ -124,6 +155,13 @@ table() {
             printf "$FLOOR_FMT" "--------------------------------------------" "----------" "-----" "------" ""
             return
             ;;
+        ceiling)
+            echo "Ceilings (lower is better); the target is for rhai-mp, CPython's is for information"
+            echo
+            printf "$SPEEDUP_FMT" "benchmark" "CPython" "rhai-mp" "target" ""
+            printf "$SPEEDUP_FMT" "--------------------------------------------" "-------" "-------" "------" ""
+            return
+            ;;
         speedup)
             echo "Speed-ups measured by each program itself (higher is better); the target is for rhai-mp, CPython's is for information"
             echo
@@ -140,6 +178,7 @@ table() {
 #   TARGET: minimum CPython/rhai-mp ratio (a number, e.g. 30), or "-" for none
 bench() {
     local name="$1" target="$2" rhai_cmd="$3" py_cmd="$4"
+    skip_row "$name" && return
     local py_us rhai_us ratio verdict target_txt
     table cpython
     py_us="$(measure "$py_cmd")" || py_us=""
@@ -168,6 +207,7 @@ bench() {
 #   BASE_CMD: the baseline command, or "SKIP:<reason>" to print a skipped row
 bench_vs() {
     local name="$1" maxratio="$2" rhai_cmd="$3" base_cmd="$4"
+    skip_row "$name" && return
     local base_us rhai_us ratio verdict target_txt
     table vs
     if [[ "$maxratio" == "-" ]]; then target_txt="-"; else target_txt="<= ${maxratio}x"; fi
@@ -201,6 +241,7 @@ bench_vs() {
 #   UNIT:  unit of the value, for the table (e.g. MB/s)
 floor() {
     local name="$1" from="$2" min="$3" unit="$4" scale="$5"
+    skip_row "$name" && return
     local us="${RHAI_US[$from]:-}" value verdict
     table floor
     if [[ -z "$us" ]]; then
@@ -222,6 +263,7 @@ floor() {
 #   MIN: minimum rhai-mp speed-up (e.g. 1.8), or "-" for none; CPython's has no target
 speedup() {
     local name="$1" min="$2" rhai_cmd="$3" py_cmd="$4"
+    skip_row "$name" && return
     local py_x rhai_x verdict target_txt
     table speedup
     py_x="$(measure "$py_cmd" max)" || py_x=""
@@ -243,7 +285,32 @@ speedup() {
     printf "$SPEEDUP_FMT" "$name" "${py_x}x" "${rhai_x}x" "$target_txt" "$verdict"
 }
 
-echo "rhai-mp: $RHAI_MP ($("$RHAI_MP" --version 2>/dev/null | head -n1)), CPython: $("$PYTHON" --version 2>&1), $(nproc) CPUs"
+# ceiling NAME MAX RHAI_CMD PY_CMD
+#   programs whose last line is "<label> <value>" with lower better (e.g. a
+#   percentage of a CPU); rhai-mp's must be <= MAX, CPython's for information.
+#   With BENCH_REPEAT > 1 the smallest counts.
+ceiling() {
+    local name="$1" max="$2" rhai_cmd="$3" py_cmd="$4"
+    local py_v rhai_v verdict
+    skip_row "$name" && return
+    table ceiling
+    py_v="$(measure "$py_cmd")" || py_v=""
+    rhai_v="$(measure "$rhai_cmd")" || rhai_v=""
+    if [[ -z "$py_v" || -z "$rhai_v" ]]; then
+        failures=$((failures + 1))
+        printf "$SPEEDUP_FMT" "$name" "${py_v:-ERR}" "${rhai_v:-ERR}" "<= $max" "ERROR"
+        return
+    fi
+    if awk -v r="$rhai_v" -v t="$max" 'BEGIN { exit !(r + 0 <= t + 0) }'; then
+        verdict="ok"
+    else
+        verdict="MISS"
+        misses=$((misses + 1))
+    fi
+    printf "$SPEEDUP_FMT" "$name" "$py_v" "$rhai_v" "<= $max" "$verdict"
+}
+
+echo "rhai-mp: $RHAI_MP ($("$RHAI_MP" --version 2>/dev/null | head -n1)), CPython: $("$PYTHON" --version 2>&1), $(nproc) CPUs, $BUSY busy loop(s)"
 echo
 
 # --- rhai-mp vs CPython -------------------------------------------------------
@@ -283,6 +350,16 @@ for mode in send send_bytes; do
     bench "pipe_blob $mode" 3 \
         "'$RHAI_MP' scripts/bench/pipe_blob.rhai $mode 10" \
         "'$PYTHON' scripts/bench/pipe_blob.py $mode 10"
+done
+
+# Big values elsewhere (scripts/bench/big_data.*): ten 10 MiB blobs through a
+# Queue from a child; an array of 1M ints as one Pool(1) task's argument
+# (pool_arg), and as argument and result (pool_echo); µs per MiB (an int
+# counts as 8 bytes).
+for mode in queue pool_arg pool_echo; do
+    bench "big_data $mode" 3 \
+        "'$RHAI_MP' scripts/bench/big_data.rhai $mode 10" \
+        "'$PYTHON' scripts/bench/big_data.py $mode 10"
 done
 
 # Pool(2).map() of sq(x) = x*x (scripts/bench/pool_map.*): over N_POOL_MAP ints
@@ -408,8 +485,11 @@ bench_vs "event RTT vs pipe RTT" 2.0 \
 # --- rhai-mp absolute targets ---------------------------------------------------
 
 # pipe_blob throughput in MB/s (10^6 bytes/s): 1048576 bytes per MiB / µs per MiB.
-floor "pipe_blob send MB/s" "pipe_blob send" 500 "MB/s" 1048576
-floor "pipe_blob send_bytes MB/s" "pipe_blob send_bytes" 500 "MB/s" 1048576
+floor "pipe_blob send MB/s" "pipe_blob send" 2000 "MB/s" 1048576
+floor "pipe_blob send_bytes MB/s" "pipe_blob send_bytes" 2000 "MB/s" 1048576
+floor "big_data queue MB/s" "big_data queue" 2000 "MB/s" 1048576
+floor "big_data pool_arg MB/s" "big_data pool_arg" 500 "MB/s" 1048576
+floor "big_data pool_echo MB/s" "big_data pool_echo" 500 "MB/s" 1048576
 
 # --- speed-ups ------------------------------------------------------------------
 
@@ -420,6 +500,28 @@ floor "pipe_blob send_bytes MB/s" "pipe_blob send_bytes" 500 "MB/s" 1048576
 speedup "pool_cpu Pool(2) vs serial" 1.8 \
     "'$RHAI_MP' scripts/bench/pool_cpu.rhai speedup 8 $N_POOL_CPU" \
     "'$PYTHON' scripts/bench/pool_cpu.py speedup 8 $N_POOL_CPU"
+
+# Pool(2).map(f, xs) with the default chunksize against a serial loop over the
+# same xs in the same program (scripts/bench/pool_speedup.*): f trivial
+# (x * x, N_POOL_TRIVIAL items, >= 1.8x) and f running a loop of 1000
+# iterations (N_POOL_LOOP items, >= 1.9x).
+N_POOL_TRIVIAL="${N_POOL_TRIVIAL:-100000}"
+N_POOL_LOOP="${N_POOL_LOOP:-2000}"
+speedup "pool_map trivial Pool(2) vs serial" 1.8 \
+    "'$RHAI_MP' scripts/bench/pool_speedup.rhai trivial $N_POOL_TRIVIAL" \
+    "'$PYTHON' scripts/bench/pool_speedup.py trivial $N_POOL_TRIVIAL"
+speedup "pool_map loop1000 Pool(2) vs serial" 1.9 \
+    "'$RHAI_MP' scripts/bench/pool_speedup.rhai loop1000 $N_POOL_LOOP" \
+    "'$PYTHON' scripts/bench/pool_speedup.py loop1000 $N_POOL_LOOP"
+
+# --- ceilings -------------------------------------------------------------------
+
+# The CPU a parent uses while it waits on Pool(2).map() of four heavy tasks
+# (scripts/bench/pool_parent_cpu.*), in percent of one CPU: it must never
+# compete with its workers (rhai-mp <= 2%; CPython's for information).
+ceiling "pool parent CPU while waiting (% of a CPU)" 2 \
+    "'$RHAI_MP' scripts/bench/pool_parent_cpu.rhai" \
+    "'$PYTHON' scripts/bench/pool_parent_cpu.py"
 
 echo
 if [[ -s "$ERRLOG" ]] && grep -qv '^--- ' "$ERRLOG"; then

@@ -23,6 +23,10 @@ pub struct ConnState {
     writable: bool,
     /// Reused receive buffer.
     buf: Vec<u8>,
+    /// How long a `recv` on this end polls before it sleeps (adaptive).
+    spin: rhai_mp_core::Spin,
+    /// The memfds of the large messages this end sent, for reuse.
+    spills: rhai_mp_core::SpillCache,
 }
 
 /// One end of a pipe. Copies share the end: closing any copy closes it.
@@ -41,7 +45,14 @@ fn os_error(what: &str, e: std::io::Error) -> MpError {
 impl Connection {
     /// A connection on `fd`, readable and/or writable.
     pub fn new(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
-        Connection(Rc::new(RefCell::new(ConnState { fd: Some(fd), readable, writable, buf: Vec::new() })))
+        Connection(Rc::new(RefCell::new(ConnState {
+            fd: Some(fd),
+            readable,
+            writable,
+            buf: Vec::new(),
+            spin: rhai_mp_core::Spin::new(),
+            spills: rhai_mp_core::SpillCache::new(),
+        })))
     }
 
     /// A connected pair: duplex, or `[reader, writer]`.
@@ -78,7 +89,8 @@ impl Connection {
     fn send_raw(&self, kind: MessageKind, payload: &[u8], fds: &[OwnedFd]) -> MpResult<()> {
         self.check(false)?;
         let s = self.0.borrow();
-        seqpacket::send(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds).map_err(|e| os_error("send", e))
+        seqpacket::send_cached(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds, &s.spills)
+            .map_err(|e| os_error("send", e))
     }
 
     /// Sends a value (any value that can cross processes).
@@ -96,8 +108,8 @@ impl Connection {
     pub fn recv_message(&self) -> MpResult<rhai_mp_core::Message> {
         self.check(true)?;
         let mut s = self.0.borrow_mut();
-        let ConnState { fd, buf, .. } = &mut *s;
-        match seqpacket::recv_message(fd.as_ref().unwrap().as_fd(), buf) {
+        let ConnState { fd, buf, spin, .. } = &mut *s;
+        match seqpacket::recv_message_spin(fd.as_ref().unwrap().as_fd(), buf, spin) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(mp_err!(EOFError, "the other end of the connection is closed and no message is left")),
             Err(e) => Err(os_error("recv", e)),
@@ -142,7 +154,9 @@ impl Connection {
 
     /// Closes this end (every copy of the handle).
     pub fn close(&self) {
-        self.0.borrow_mut().fd = None;
+        let mut s = self.0.borrow_mut();
+        s.fd = None;
+        s.spills.clear();
     }
 
     /// Whether this end is closed.

@@ -17,11 +17,13 @@ const SLEEPERS: usize = 4;
 #[derive(Debug)]
 pub struct EventCore {
     region: Region,
+    /// How long a `wait` here polls before it sleeps (adaptive).
+    spin: rhai_mp_core::Spin,
 }
 
 impl EventCore {
     fn new() -> MpResult<EventCore> {
-        Ok(EventCore { region: Region::create("rhai-mp-event", 64)? })
+        Ok(EventCore { region: Region::create("rhai-mp-event", 64)?, spin: rhai_mp_core::Spin::new() })
     }
 
     pub fn is_set(&self) -> bool {
@@ -42,7 +44,7 @@ impl EventCore {
     /// Waits until the flag is set, at most until `deadline`; returns the flag.
     pub fn wait(&self, deadline: Deadline) -> MpResult<bool> {
         let flag = self.region.atomic32(FLAG);
-        if flag.load(SeqCst) == 1 || (!deadline.passed() && rhai_mp_core::spin_while(|| flag.load(SeqCst) == 0)) {
+        if flag.load(SeqCst) == 1 || (!deadline.passed() && self.spin.spin_while(|| flag.load(SeqCst) == 0)) {
             return Ok(true);
         }
         self.region.atomic32(SLEEPERS).fetch_add(1, SeqCst);
@@ -73,7 +75,7 @@ impl Portable for Event {
         w.dup(self.0.region.fd())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        Ok(Event(Rc::new(EventCore { region: Region::open(r.fd()?, 64)? })))
+        Ok(Event(Rc::new(EventCore { region: Region::open(r.fd()?, 64)?, spin: rhai_mp_core::Spin::new() })))
     }
 }
 

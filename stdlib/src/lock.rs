@@ -36,6 +36,8 @@ fn me() -> u32 {
 pub struct LockCore {
     region: Region,
     pub recursive: bool,
+    /// How long an `acquire` here polls before it sleeps (adaptive).
+    spin: rhai_mp_core::Spin,
 }
 
 impl LockCore {
@@ -43,6 +45,7 @@ impl LockCore {
         Ok(LockCore {
             region: Region::create(if recursive { "rhai-mp-rlock" } else { "rhai-mp-lock" }, 64)?,
             recursive,
+            spin: rhai_mp_core::Spin::new(),
         })
     }
 
@@ -105,7 +108,7 @@ impl LockCore {
             return Ok(false);
         }
         // The holder often releases within microseconds: poll before sleeping.
-        rhai_mp_core::spin_while(|| state.load(Relaxed) != 0);
+        self.spin.spin_while(|| state.load(Relaxed) != 0);
         loop {
             let v = state.load(Relaxed);
             if v == 0 {
@@ -205,7 +208,7 @@ impl Portable for Lock {
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
         let region = Region::open(r.fd()?, 64)?;
-        Ok(Lock(Rc::new(LockCore { region, recursive: r.bool()? })))
+        Ok(Lock(Rc::new(LockCore { region, recursive: r.bool()?, spin: rhai_mp_core::Spin::new() })))
     }
 }
 

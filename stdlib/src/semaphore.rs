@@ -24,6 +24,8 @@ pub(crate) const MAX: INT = i32::MAX as INT;
 #[derive(Debug)]
 pub struct SemCore {
     region: Region,
+    /// How long an `acquire` here polls before it sleeps (adaptive).
+    spin: rhai_mp_core::Spin,
 }
 
 impl SemCore {
@@ -32,18 +34,18 @@ impl SemCore {
         let region = Region::create("rhai-mp-semaphore", 64)?;
         region.atomic32(VALUE).store(value, SeqCst);
         region.atomic32(BOUND).store(if bounded { value } else { u32::MAX }, SeqCst);
-        Ok(SemCore { region })
+        Ok(SemCore { region, spin: rhai_mp_core::Spin::new() })
     }
 
     /// A semaphore inside another object's region, at `offset` (16 bytes).
     pub fn embedded(region: &Region, offset: usize, value: u32) -> EmbeddedSem<'_> {
         region.atomic32(offset + VALUE).store(value, SeqCst);
         region.atomic32(offset + BOUND).store(u32::MAX, SeqCst);
-        EmbeddedSem { region, offset }
+        EmbeddedSem { region, offset, spin: &rhai_mp_core::spin::SHARED }
     }
 
     fn sem(&self) -> EmbeddedSem<'_> {
-        EmbeddedSem { region: &self.region, offset: 0 }
+        EmbeddedSem { region: &self.region, offset: 0, spin: &self.spin }
     }
 
     pub fn bounded(&self) -> bool {
@@ -68,11 +70,13 @@ impl SemCore {
 pub struct EmbeddedSem<'r> {
     region: &'r Region,
     offset: usize,
+    /// The polling budget (the semaphore's own, or the process-wide one).
+    spin: &'r rhai_mp_core::Spin,
 }
 
 impl EmbeddedSem<'_> {
     pub fn at(region: &Region, offset: usize) -> EmbeddedSem<'_> {
-        EmbeddedSem { region, offset }
+        EmbeddedSem { region, offset, spin: &rhai_mp_core::spin::SHARED }
     }
 
     fn word(&self, field: usize) -> &AtomicU32 {
@@ -97,7 +101,7 @@ impl EmbeddedSem<'_> {
             if !block {
                 return Ok(false);
             }
-            if rhai_mp_core::spin_while(|| value.load(SeqCst) == 0) {
+            if self.spin.spin_while(|| value.load(SeqCst) == 0) {
                 continue;
             }
             if deadline.passed() {
@@ -155,7 +159,7 @@ impl Portable for Semaphore {
         w.dup(self.0.region.fd())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        Ok(Semaphore(Rc::new(SemCore { region: Region::open(r.fd()?, 64)? })))
+        Ok(Semaphore(Rc::new(SemCore { region: Region::open(r.fd()?, 64)?, spin: rhai_mp_core::Spin::new() })))
     }
 }
 

@@ -116,7 +116,7 @@ pub(crate) fn format(
     }
     out.push_str(&format!("{kind}: {message}\n"));
     // Quote the unit the error happened in when it is session code, else the script.
-    let unit = t.source.as_deref().and_then(|s| quote(s));
+    let unit = t.source.as_deref().and_then(quote);
     let (file, text) = match (&unit, &script) {
         (Some(u), _) => ("<input>", Some(&**u)),
         (None, Some(s)) if t.remote.is_none() || t.source.is_none() => (s.name, Some(s.text)),

@@ -144,10 +144,11 @@ pub fn process_is_dead(pid: i32) -> bool {
     }
 }
 
-/// How long a waiter polls before it sleeps: a reply or a release often comes within a few
-/// microseconds, and sleeping then being woken costs more than that (most of a round trip on
-/// a small VM). Zero on a single CPU, where polling would only delay the process it waits
-/// for.
+/// The longest a waiter polls before it sleeps: a reply or a release often comes within a
+/// few microseconds, and sleeping then being woken costs more than that (most of a round
+/// trip on a small VM). Zero on a single CPU, where polling would only delay the process it
+/// waits for. Each wait polls for at most its object's adaptive budget ([`crate::Spin`]),
+/// which is this at most.
 pub fn spin_time() -> std::time::Duration {
     static SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
     *SPIN.get_or_init(|| {
@@ -189,20 +190,46 @@ pub(crate) fn refresh_pid() -> u32 {
     p
 }
 
-/// Polls `busy` for up to [`spin_time`]; returns whether it stopped being busy.
+/// Polls `busy` while polling pays, with the process-wide budget (see [`crate::spin`];
+/// objects that wait often keep a [`crate::Spin`] of their own); returns whether it
+/// stopped being busy.
 pub fn spin_while(busy: impl Fn() -> bool) -> bool {
-    let until = std::time::Instant::now() + spin_time();
-    loop {
-        if !busy() {
-            return true;
-        }
-        if std::time::Instant::now() >= until {
-            return false;
-        }
-        for _ in 0..64 {
-            std::hint::spin_loop();
+    crate::spin::SHARED.spin_while(busy)
+}
+
+/// Reads `len` bytes at `offset` of `file` into a new vector, which is not zeroed first (a
+/// large message is copied once, by the kernel, into memory malloc hands back).
+/// `UnexpectedEof` if the file ends first.
+pub fn pread_vec(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut v: Vec<u8> = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| std::io::Error::new(std::io::ErrorKind::OutOfMemory, "message too large"))?;
+    let mut done = 0;
+    while done < len {
+        // SAFETY: the destination is the vector's spare capacity from `done` on, `len - done`
+        // bytes, all of them allocated (reserved above); pread writes at most that many.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                v.as_mut_ptr().add(done) as *mut libc::c_void,
+                len - done,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
         }
     }
+    // SAFETY: the loop above initialized all `len` bytes (pread wrote each of them once).
+    unsafe { v.set_len(len) };
+    Ok(v)
 }
 
 /// `n` random bytes from the kernel (keys).

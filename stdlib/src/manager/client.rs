@@ -89,7 +89,8 @@ impl Link {
     /// Receives a message, waiting at most until `deadline` (`TimedOut`); `Ok(None)`: the
     /// server closed the connection.
     fn recv<T: Portable>(&mut self, deadline: Deadline) -> Result<Option<T>, Failure> {
-        let decode = |bytes: &[u8], fds| rhai_mp_core::wire::decode_message(bytes, fds).map(Some).map_err(Failure::Decode);
+        let decode =
+            |bytes: &[u8], fds| rhai_mp_core::wire::decode_message(bytes, fds).map(Some).map_err(Failure::Decode);
         match self {
             Link::Local(fd) => {
                 if !deadline.is_never() && !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
@@ -104,13 +105,17 @@ impl Link {
             }
             Link::Tcp(fd, reader) => {
                 // A reply often comes within microseconds: look again for a moment before
-                // sleeping, which saves the sleep and the wake-up.
-                let spin_until = std::time::Instant::now() + rhai_mp_core::spin_time();
+                // sleeping, which saves the sleep and the wake-up (when polling pays: see
+                // `rhai_mp_core::spin`).
+                static TCP_SPIN: rhai_mp_core::Spin = rhai_mp_core::Spin::new();
+                let mut polled = false;
                 loop {
                     match reader.read_from(fd.as_fd()).map_err(Failure::Io)? {
                         Read::Frame(f) => return decode(&f, Vec::new()),
                         Read::Closed => return Ok(None),
-                        Read::Pending if std::time::Instant::now() < spin_until => std::hint::spin_loop(),
+                        Read::Pending
+                            if !std::mem::replace(&mut polled, true)
+                                && TCP_SPIN.spin_while(|| !rhai_mp_core::readable_now(fd.as_fd()).unwrap_or(true)) => {}
                         Read::Pending => {
                             if !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
                                 return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
@@ -175,7 +180,8 @@ fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
         }
     };
     let deadline = Deadline::after_secs(HANDSHAKE_TIME);
-    let failed = |e: Failure| match e {
+    let failed = |e: Failure| {
+        match e {
         Failure::Io(e) if e.kind() == std::io::ErrorKind::Interrupted => MpError::os("connecting to a manager", e),
         Failure::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => mp_err!(
             AuthenticationError,
@@ -189,6 +195,7 @@ fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
             addr.endpoint.text()
         ),
         Failure::Encode(e) => e,
+    }
     };
     let closed = || gone(addr, "authentication", "the connection closed");
     let hello: Hello = link.recv(deadline).map_err(failed)?.ok_or_else(closed)?;

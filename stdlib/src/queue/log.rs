@@ -50,8 +50,12 @@ const DATA: u64 = 4096;
 const RECORD: usize = 8;
 /// Give consumed pages back to the OS once this much has been consumed.
 const PUNCH_EVERY: u64 = 1 << 20;
-/// When the queue drains, shrink the file if it grew past this.
-const SHRINK_OVER: u64 = 1 << 20;
+/// When the queue drains, shrink the file if it grew past this (keeping up to this much
+/// saves allocating and faulting fresh pages for the next large items).
+const SHRINK_OVER: u64 = 32 << 20;
+/// Records this large are written and read with `pwrite`/`pread` (one kernel copy, no page
+/// faults through the window; the reader's vector is not zeroed first).
+const BIG_RECORD: usize = 256 * 1024;
 
 /// The three flavours share one machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +90,10 @@ pub struct QueueCore {
     pub flavour: Flavour,
     /// `close()` was called in this process.
     closed: Cell<bool>,
+    /// How long a `get` here polls for an item before it sleeps (adaptive).
+    get_spin: rhai_mp_core::Spin,
+    /// How long a `put` here polls for room before it sleeps (adaptive).
+    put_spin: rhai_mp_core::Spin,
 }
 
 impl std::fmt::Debug for QueueCore {
@@ -160,7 +168,18 @@ impl QueueCore {
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )?;
         let window = region.window(DATA, WINDOW)?;
-        Ok(QueueCore { region, window, fd_tx, fd_rx, ready: eventfd()?, maxsize, flavour, closed: Cell::new(false) })
+        Ok(QueueCore {
+            region,
+            window,
+            fd_tx,
+            fd_rx,
+            ready: eventfd()?,
+            maxsize,
+            flavour,
+            closed: Cell::new(false),
+            get_spin: rhai_mp_core::Spin::new(),
+            put_spin: rhai_mp_core::Spin::new(),
+        })
     }
 
     /// Copies of the queue's descriptors (memfd, side channel, eventfd): with its `maxsize`
@@ -175,7 +194,18 @@ impl QueueCore {
             fds.try_into().map_err(|_| mp_err!(SerializationError, "malformed queue"))?;
         let region = Region::open(region, DATA as usize)?;
         let window = region.window(DATA, WINDOW)?;
-        Ok(QueueCore { region, window, fd_tx, fd_rx, ready, maxsize, flavour, closed: Cell::new(false) })
+        Ok(QueueCore {
+            region,
+            window,
+            fd_tx,
+            fd_rx,
+            ready,
+            maxsize,
+            flavour,
+            closed: Cell::new(false),
+            get_spin: rhai_mp_core::Spin::new(),
+            put_spin: rhai_mp_core::Spin::new(),
+        })
     }
 
     fn field(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
@@ -245,7 +275,7 @@ impl QueueCore {
         }
         if block && self.maxsize > 0 {
             // An item or a free slot often comes within microseconds: poll before sleeping.
-            rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
+            self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
         }
         loop {
             let g = self.lock()?;
@@ -306,7 +336,7 @@ impl QueueCore {
     ) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
         self.check_open()?;
         if block {
-            rhai_mp_core::spin_while(|| self.field(COUNT).load(Relaxed) == 0);
+            self.get_spin.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
         let g = self.lock()?;
         loop {
@@ -355,6 +385,16 @@ impl QueueCore {
             return write_record_at(self.region.file(), DATA + at, header, bytes);
         }
         let capacity = self.field(CAPACITY).load(Relaxed) as usize;
+        if bytes.len() >= BIG_RECORD {
+            // One kernel copy into the file's pages (no page faults through the window).
+            write_record_at(self.region.file(), DATA + at, header, bytes)?;
+            if end > capacity {
+                let grown = end.next_multiple_of(4096).min(WINDOW);
+                self.region.file().set_len(DATA + grown as u64)?;
+                self.field(CAPACITY).store(grown as u64, Relaxed);
+            }
+            return Ok(());
+        }
         if end > capacity {
             let grown = end.max(capacity * 2).max(64 * 1024).next_multiple_of(4096).min(WINDOW);
             self.region.file().set_len(DATA + grown as u64)?;
@@ -378,8 +418,10 @@ impl QueueCore {
         };
         let len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
         let nfds = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
-        let data = if at + RECORD + len <= WINDOW {
+        let data = if at + RECORD + len <= WINDOW && len < BIG_RECORD {
             self.window.read(at + RECORD, len)
+        } else if len >= BIG_RECORD {
+            rhai_mp_core::pread_vec(self.region.file(), (DATA as usize + at + RECORD) as u64, len)?
         } else {
             let mut data = vec![0u8; len];
             self.region.file().read_exact_at(&mut data, (DATA as usize + at + RECORD) as u64)?;

@@ -3,10 +3,19 @@
 //!
 //! Each message is exactly one packet, so any number of processes may send to, or receive
 //! from, the same end without ever seeing a torn or interleaved message. A message up to
-//! [`INLINE_MAX`] bytes travels inside its packet; a larger one is written to a fresh memfd
-//! whose descriptor the packet carries, so a 64 MiB message costs one copy in and one copy
-//! out rather than thousands of socket writes, and still arrives atomically. Descriptors of
-//! handles in the message ride along as `SCM_RIGHTS`.
+//! [`INLINE_MAX`] bytes travels inside its packet; a larger one is written to a memfd whose
+//! descriptor the packet carries, so a 64 MiB message costs one copy in and one copy out
+//! (both by the kernel: `pwrite`, then `pread` into the receiver's new vector) rather than
+//! thousands of socket writes, and still arrives atomically. Descriptors of handles in the
+//! message ride along as `SCM_RIGHTS`.
+//!
+//! A spilled message's memfd holds a flag page, then the payload. The receiver sets the flag
+//! once it has read the payload. A connection end (a `Pipe()`'s) keeps the last few memfds
+//! it sent ([`SpillCache`], [`SPILL_CACHE`] of them) and writes a later message into one
+//! whose flag is set, so its pages are reused instead of allocated, faulted in and freed
+//! again for every message (that was most of a large message's cost). A memfd only ever
+//! carries messages of one connection end, so it shows nothing to a process that could not
+//! receive them anyway; the memfds close with the end; a forked child starts afresh.
 //!
 //! Packet: a 16-byte header (kind, spilled?, descriptor count, payload length), then the
 //! payload if inline.
@@ -20,6 +29,89 @@ use std::os::unix::fs::FileExt;
 /// The largest payload sent inside its packet (below the default socket buffer size).
 pub const INLINE_MAX: usize = 64 * 1024;
 const HEADER: usize = 16;
+/// Where a spilled payload starts in its memfd; the receiver's "read" flag is its first
+/// 4 bytes.
+const SPILL_DATA: u64 = 4096;
+/// How many sent memfds a [`SpillCache`] keeps for reuse.
+pub const SPILL_CACHE: usize = 4;
+/// The largest memfd kept for reuse.
+const SPILL_KEEP_MAX: usize = 256 << 20;
+
+/// A memfd sent with a message, kept for reuse once the receiver has read it.
+#[derive(Debug)]
+struct Spill {
+    file: std::fs::File,
+    /// Bytes of payload room.
+    room: usize,
+}
+
+/// The memfds one connection end sent its large messages in (see the module doc), kept
+/// for reuse; they close with it (or with [`SpillCache::clear`]). A forked child that
+/// inherits a copy starts afresh: it must not write into memfds its parent reuses.
+#[derive(Debug, Default)]
+pub struct SpillCache(std::sync::Mutex<(u32, Vec<Spill>)>);
+
+impl SpillCache {
+    /// An empty cache.
+    pub const fn new() -> SpillCache {
+        SpillCache(std::sync::Mutex::new((0, Vec::new())))
+    }
+
+    /// Closes the memfds it keeps.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1.clear();
+    }
+
+    /// A memfd holding `payload` (after the flag page): a kept one that its receiver has
+    /// read and that is large enough, else a new one, kept for next time. The caller sends
+    /// its descriptor.
+    fn spill(&self, payload: &[u8]) -> std::io::Result<std::fs::File> {
+        let reused = {
+            let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.0 != crate::sys::pid() {
+                *cache = (crate::sys::pid(), Vec::new());
+            }
+            let found = cache.1.iter().position(|s| s.room >= payload.len() && was_read(&s.file));
+            found.map(|i| cache.1.remove(i))
+        };
+        let (file, room) = match reused {
+            Some(s) => {
+                s.file.write_all_at(&[0, 0, 0, 0], 0)?;
+                (s.file, s.room)
+            }
+            None => (new_memfd()?, payload.len()),
+        };
+        file.write_all_at(payload, SPILL_DATA)?;
+        if room <= SPILL_KEEP_MAX {
+            if let Ok(keep) = file.try_clone() {
+                let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                cache.1.push(Spill { file: keep, room });
+                if cache.1.len() > SPILL_CACHE {
+                    cache.1.remove(0);
+                }
+            }
+        }
+        Ok(file)
+    }
+}
+
+fn new_memfd() -> std::io::Result<std::fs::File> {
+    let fd = nix::sys::memfd::memfd_create("rhai-mp-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).map_err(io)?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Whether the receiver of the message in `file` has read it.
+fn was_read(file: &std::fs::File) -> bool {
+    let mut flag = [0u8; 4];
+    file.read_exact_at(&mut flag, 0).is_ok() && flag == [1, 0, 0, 0]
+}
+
+/// A fresh memfd holding `payload` after the flag page (no cache).
+fn spill_once(payload: &[u8]) -> std::io::Result<std::fs::File> {
+    let file = new_memfd()?;
+    file.write_all_at(payload, SPILL_DATA)?;
+    Ok(file)
+}
 
 /// What a message holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +215,28 @@ pub fn send(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[OwnedFd]) -> st
 
 /// [`send`] with descriptors of any kind (borrowed ones, say).
 pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[F]) -> std::io::Result<()> {
+    send_with(sock, kind, payload, fds, None)
+}
+
+/// [`send`] by a connection end that keeps the memfds of its large messages for reuse
+/// (`cache`; see the module doc).
+pub fn send_cached(
+    sock: BorrowedFd,
+    kind: Kind,
+    payload: &[u8],
+    fds: &[OwnedFd],
+    cache: &SpillCache,
+) -> std::io::Result<()> {
+    send_with(sock, kind, payload, fds, Some(cache))
+}
+
+fn send_with<F: AsRawFd>(
+    sock: BorrowedFd,
+    kind: Kind,
+    payload: &[u8],
+    fds: &[F],
+    cache: Option<&SpillCache>,
+) -> std::io::Result<()> {
     let mut raw: Vec<RawFd> = Vec::with_capacity(fds.len() + 1);
     let spill;
     let h;
@@ -133,11 +247,10 @@ pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &
         iov_inline = [IoSlice::new(&h), IoSlice::new(payload)];
         &iov_inline
     } else {
-        let region =
-            nix::sys::memfd::memfd_create("rhai-mp-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).map_err(io)?;
-        let file = std::fs::File::from(region);
-        file.write_all_at(payload, 0)?;
-        spill = file;
+        spill = match cache {
+            Some(c) => c.spill(payload)?,
+            None => spill_once(payload)?,
+        };
         raw.push(spill.as_raw_fd());
         h = header(kind, true, fds.len(), payload.len());
         iov_header = [IoSlice::new(&h)];
@@ -167,22 +280,38 @@ fn nonblocking(sock: BorrowedFd) -> bool {
 
 /// Receives one message into `buf` (a reusable buffer). `Ok(None)`: the peer closed its end
 /// and nothing is left. Waits for one (a signal can stop the wait: `Interrupted`), unless
-/// the socket is non-blocking (`WouldBlock`).
+/// the socket is non-blocking (`WouldBlock`). Polls first with the process-wide budget (see
+/// [`recv_message_spin`]).
 pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
+    recv_message_spin(sock, buf, &crate::spin::SHARED)
+}
+
+/// Whether a packet (or the end of the stream) is waiting on `sock`, without waiting.
+fn ready(sock: BorrowedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut p = [PollFd::new(sock, PollFlags::POLLIN)];
+    !matches!(poll(&mut p, PollTimeout::ZERO), Ok(0))
+}
+
+/// [`recv_message`], polling for a moment before it sleeps as far as `spin` (the
+/// connection's own budget) says polling pays: a reply often comes within microseconds
+/// (ping-pong), and polling then saves the sleep and the wake-up (most of a round trip's
+/// cost), but not on a crowded machine (see [`crate::spin`]).
+pub fn recv_message_spin(sock: BorrowedFd, buf: &mut Vec<u8>, spin: &crate::Spin) -> std::io::Result<Option<Message>> {
     buf.resize(HEADER + INLINE_MAX, 0);
     let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
-    // A reply often comes within microseconds (ping-pong): poll without blocking for a
-    // moment first, which saves the sleep and wake-up (most of a round trip's cost).
-    let spin_until = std::time::Instant::now() + crate::sys::spin_time();
     let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
     let mut blocking = None;
+    let mut polled = false;
     let (n, mut fds) = loop {
         let mut iov = [IoSliceMut::new(buf)];
         match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
             Err(nix::Error::EINTR) => continue,
             Err(nix::Error::EAGAIN) => {
                 if *blocking.get_or_insert_with(|| !nonblocking(sock)) {
-                    if std::time::Instant::now() >= spin_until {
+                    let arrived = !polled && spin.spin_while(|| !ready(sock));
+                    polled = true;
+                    if !arrived {
                         super::poll::wait_readable(sock, crate::Deadline::NEVER)?;
                     }
                     continue;
@@ -210,11 +339,14 @@ pub fn recv_message(sock: BorrowedFd, buf: &mut Vec<u8>) -> std::io::Result<Opti
         if fds.is_empty() {
             return Err(bad());
         }
-        let memfd = fds.remove(0);
-        if nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as u64 != len as u64 {
+        let memfd = std::fs::File::from(fds.remove(0));
+        if (nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as u64) < SPILL_DATA + len as u64 {
             return Err(bad());
         }
-        Payload::Mapped(crate::shm::Region::open(memfd, len)?)
+        let data = crate::sys::pread_vec(&memfd, SPILL_DATA, len)?;
+        // Read: the sender may reuse the memfd's pages for a later message.
+        let _ = memfd.write_all_at(&[1, 0, 0, 0], 0);
+        Payload::Inline(data)
     } else {
         Payload::Inline(buf[HEADER..n].to_vec())
     };

@@ -21,6 +21,7 @@ pub(crate) fn size_hint(wire: &Wire) -> usize {
         Wire::Str(s) => s.len() + 10,
         Wire::Blob(b) => b.len() + 10,
         Wire::Array(a) => 10 + a.iter().map(size_hint).sum::<usize>(),
+        Wire::Ints(a) => 10 + 9 * a.len(),
         Wire::Map(m) => 10 + m.iter().map(|(k, v)| k.len() + 10 + size_hint(v)).sum::<usize>(),
         Wire::Fn { name, curry } | Wire::FnSame { name, curry } => {
             name.len() + 20 + curry.iter().map(size_hint).sum::<usize>()
@@ -84,6 +85,7 @@ const T_SHARED_REF: u8 = 11;
 const T_HANDLE: u8 = 12;
 const T_FN_CODE: u8 = 13;
 const T_FN_SAME: u8 = 14;
+const T_INTS: u8 = 15;
 
 impl Encode for Wire {
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
@@ -96,6 +98,7 @@ impl Encode for Wire {
             Wire::Str(s) => (T_STR, s).encode(e),
             Wire::Blob(b) => (T_BLOB, b).encode(e),
             Wire::Array(a) => (T_ARRAY, a).encode(e),
+            Wire::Ints(a) => (T_INTS, a).encode(e),
             Wire::Map(m) => (T_MAP, m).encode(e),
             Wire::Fn { name, curry } => (T_FN, name, curry).encode(e),
             Wire::FnCode { name, curry, units } => (T_FN_CODE, name, curry, units).encode(e),
@@ -152,6 +155,7 @@ impl<'de> BorrowDecode<'de, Limits> for Wire {
             T_STR => Wire::Str(string(d)?),
             T_BLOB => Wire::Blob(bytes(d)?),
             T_ARRAY => Wire::Array(list(d, Wire::borrow_decode)?),
+            T_INTS => Wire::Ints(list(d, i64::decode)?),
             T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::borrow_decode(d)?)))?),
             T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::borrow_decode)? },
             T_FN_CODE => Wire::FnCode {
@@ -280,6 +284,7 @@ mod tests {
             // A manager's proxy: its state is data only (object id, kind, address, key).
             Wire::Handle { kind: "Proxy".into(), data: proxy, fds: Vec::new() },
             Wire::Array(vec![Wire::Float(f64::NAN), Wire::Int(i64::MIN), Wire::Char('包'), Wire::Unit]),
+            Wire::Ints(vec![0, -1, i64::MAX, i64::MIN, 300]),
         ];
         let mut out = vec![encode(&v, "v").unwrap().bytes];
         out.extend(trees.iter().map(tree_to_bytes));

@@ -218,7 +218,7 @@ fn compiled(unit: &Unit) -> MpResult<AST> {
         return Ok(ast);
     }
     thread_local! {
-        static COMPILER: Engine = Engine::new_raw();
+        static COMPILER: Engine = const { Engine::new_raw() };
     }
     let mut ast = COMPILER
         .with(|e| e.compile(&*unit.text))

@@ -169,10 +169,8 @@ impl Server<'_, '_> {
         let mut dead = std::mem::take(&mut self.failed);
         for (i, id) in ids.iter().enumerate() {
             let (readable, writable) = ready[i + 1];
-            if writable || readable {
-                if !self.serve_conn(*id, readable) {
-                    dead.push(*id);
-                }
+            if (writable || readable) && !self.serve_conn(*id, readable) {
+                dead.push(*id);
             }
             if self.stop {
                 return Ok(());
@@ -245,9 +243,8 @@ impl Server<'_, '_> {
             self.send(id, &reply);
         }
         for (id, c) in self.conns.iter_mut() {
-            if c.wants_write() && c.flush().is_err() {
-                dead.push(*id);
-            } else if matches!(c.phase, Phase::Closing) && !c.wants_write() {
+            // (The flush goes first: a connection closing once it has flushed is dead too.)
+            if (c.wants_write() && c.flush().is_err()) || (matches!(c.phase, Phase::Closing) && !c.wants_write()) {
                 dead.push(*id);
             }
         }
