@@ -278,6 +278,33 @@ mod under_mpirun {
         assert!(out.ok().contains("ValueError: this MPI job has no worker ranks"), "{out:?}");
     }
 
+    /// Code typed at rank 0's REPL travels to the worker ranks, redefinitions too.
+    #[test]
+    fn code_typed_later_travels_to_the_ranks() {
+        use std::io::Write;
+        let mut cmd = Command::new("mpirun");
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.args(["-n", "3"]).arg(bin());
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+            .env("RHAI_MP_HISTORY", std::env::temp_dir().join("rhai-mp-test-history"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("mpirun");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(
+                b"let p = Pool();\nfn f(x) { x + 1 }\np.map(f, [1, 2])\nfn f(x) { x * 100 }\np.map(f, [1, 2])\nlet k = 7;\np.map(|x| x + k, [1])\n",
+            )
+            .unwrap();
+        drop(stdin);
+        let out = finish(child);
+        let s = out.ok();
+        assert!(s.contains("[2, 3]") && s.contains("[100, 200]") && s.contains("[8]"), "{s}\n{}", out.stderr);
+    }
+
     /// Ctrl-C to mpirun ends every rank, even while they run tasks.
     #[test]
     fn ctrl_c_ends_every_rank() {
