@@ -44,12 +44,12 @@ pub fn main(runtime: &Runtime) -> i32 {
         }
         runtime.set_start_method(m);
     }
-    let job = job(cli);
+    // Under an MPI launcher only rank 0 reads the script (the others get it from rank 0).
     #[cfg(feature = "mpi")]
     if crate::mpi::launched() {
-        return crate::mpi::run(runtime, job, method.is_some());
+        return crate::mpi::run(runtime, move || job(cli), method.is_some());
     }
-    match job {
+    match job(cli) {
         Job::Script { name, text, argv } => runtime.main_code(&name, &text, argv),
         Job::Repl => runtime.repl(),
         Job::Failed(code) => code,

@@ -48,8 +48,9 @@ fn broadcast<C: Communicator>(world: &C, bytes: Vec<u8>) -> Vec<u8> {
     buf
 }
 
-/// Runs the job on this rank; returns this process's exit code.
-pub(crate) fn run(runtime: &Runtime, job: Job, method_given: bool) -> i32 {
+/// Runs the job on this rank (`job` reads the command line's script: rank 0 only); returns
+/// this process's exit code.
+pub(crate) fn run(runtime: &Runtime, job: impl FnOnce() -> Job, method_given: bool) -> i32 {
     let Some(universe) = mpi::initialize() else {
         eprintln!("rhai-mp: MPI was already initialized");
         return 1;
@@ -58,6 +59,7 @@ pub(crate) fn run(runtime: &Runtime, job: Job, method_given: bool) -> i32 {
     let (rank, size) = (world.rank() as u32, world.size() as u32);
     cluster::set_place(Place { rank, size });
     if rank == 0 {
+        let job = job();
         let invitation = match invite(size, &job) {
             Ok(inv) => inv,
             Err(code) => {
