@@ -66,26 +66,34 @@ fn reader(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String
     rx
 }
 
+/// Waits at most `limit` for `child` (started in its own process group) to end. Past the
+/// limit, kills the whole group (a runaway script may have started many processes), reaps
+/// the child and returns `None`: the caller fails.
+pub(crate) fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) with a negative pid signals the child's own process group.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits for `child` within [`LIMIT`], killing it (and failing) if it takes longer.
 pub(crate) fn finish(mut child: Child) -> Out {
     let out = reader(child.stdout.take().unwrap());
     let err = reader(child.stderr.take().unwrap());
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            // Kill the whole process group: a runaway script may have started many processes.
-            // SAFETY: kill(2) with a negative pid signals the child's own process group.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-            panic!(
-                "rhai-mp did not finish within {LIMIT:?}; stdout so far: {:?}",
-                out.recv_timeout(Duration::from_secs(1)).ok()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(status) = wait_bounded(&mut child, LIMIT) else {
+        panic!(
+            "rhai-mp did not finish within {LIMIT:?}; stdout so far: {:?}",
+            out.recv_timeout(Duration::from_secs(1)).ok()
+        );
     };
     // Orphaned grandchildren could hold the pipes open: don't wait for them forever.
     let stdout =
@@ -236,17 +244,9 @@ impl Running {
     #[track_caller]
     pub(crate) fn wait_status(&mut self, limit: Duration, context: &str) -> (std::process::ExitStatus, String) {
         let err = reader(self.child.stderr.take().unwrap());
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                self.kill_group();
-                let err = err.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-                panic!("{context}the script did not end within {limit:?}; stderr:\n{err}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let Some(status) = wait_bounded(&mut self.child, limit) else {
+            let err = err.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+            panic!("{context}the script did not end within {limit:?}; stderr:\n{err}");
         };
         (status, err.recv_timeout(Duration::from_secs(20)).unwrap_or_default())
     }

@@ -320,17 +320,8 @@ mod under_mpirun {
         let pgid = child.id() as i32;
         // SAFETY: kill(2) on the process this test started.
         unsafe { libc::kill(pgid, libc::SIGINT) };
-        let deadline = std::time::Instant::now() + crate::common::LIMIT;
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                // SAFETY: kill(2) on this test's own process group.
-                unsafe { libc::kill(-pgid, libc::SIGKILL) };
-                panic!("mpirun did not end after Ctrl-C");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        if crate::common::wait_bounded(&mut child, crate::common::LIMIT).is_none() {
+            panic!("mpirun did not end after Ctrl-C");
         }
         // Every rank is gone with it.
         let path = script.0.to_str().unwrap().to_string();

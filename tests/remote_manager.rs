@@ -605,13 +605,9 @@ fn the_two_machine_example_runs() {
         let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
         rest
     });
-    let deadline = Instant::now() + LIMIT;
-    while server.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) with a negative pid signals the server's own process group.
+    let status = crate::common::wait_bounded(&mut server, LIMIT).expect("the server did not end");
+    // SAFETY: kill(2) with a negative pid signals the server's own process group (leftovers).
     unsafe { libc::kill(-(server.id() as i32), libc::SIGKILL) };
-    let status = server.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(done.join().unwrap(), "20 results; the sum of the squares of 0..20 is 2470\n");
 }

@@ -125,16 +125,9 @@ impl Session {
     #[track_caller]
     fn quit(mut self) -> Option<i32> {
         self.send(":quit");
-        let deadline = std::time::Instant::now() + LIMIT;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            if std::time::Instant::now() > deadline {
-                self.kill();
-                panic!("the REPL did not quit");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        match crate::common::wait_bounded(&mut self.child, LIMIT) {
+            Some(s) => s.code(),
+            None => panic!("the REPL did not quit"),
         }
     }
 }

@@ -8,8 +8,8 @@ mod child;
 pub mod cluster;
 mod deadline;
 mod error;
-pub mod interrupt;
 mod interp;
+pub mod interrupt;
 pub mod limits;
 mod output;
 mod process;
@@ -28,27 +28,27 @@ pub use deadline::Deadline;
 pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError, RhaiResult};
 pub use interp::{
     compile_ast, ending, error_report, exit_code, finish_main, outcome, report_error, run_main, run_script, set_names,
-    watch_signals, Ending, ExitRequest,
-    INTERRUPTED,
+    watch_signals, Ending, ExitRequest, INTERRUPTED,
 };
 pub use output::{stderr_line, stdout_line};
 pub use process::{
     active_children, at_exit, guard_error, Process, Role, Target, EXIT_BOOT_FAILED, EXIT_GUARD, EXIT_NOT_A_CHILD,
 };
 pub use report::type_and_message;
-pub use spin::Spin;
 pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
+pub use spin::Spin;
 pub use start::{fork::Server as ForkServer, Popen};
 pub use state::{default_method, with as with_state, ChildInfo, ParentInfo, Script, StartMethod, State};
 pub use sys::{
-    borrow_fd, futex_wait, futex_wake, ignore_signal, own_fd, pid, pread_vec, process_is_dead, random_bytes, same_bytes,
-    spin_time, spin_while,
+    borrow_fd, futex_wait, futex_wake, ignore_signal, own_fd, pid, pread_vec, process_is_dead, random_bytes,
+    same_bytes, spin_time, spin_while,
 };
 pub use transport::poll::{readable_now, wait_any, wait_readable};
 pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, SpillCache, INLINE_MAX};
 pub use wire::compile_unit;
 pub use wire::{
-    decode, encode, encode_remote_value, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet, Portable, Reader, Writer,
+    decode, encode, encode_remote_value, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet,
+    Portable, Reader, Writer,
 };
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in

@@ -234,7 +234,10 @@ impl Process {
         self.check_closed()?;
         match &self.0.borrow().popen {
             Some(p) => p.sentinel().ok_or_else(|| {
-                mp_err!(ValueError, "a process on another MPI rank has no sentinel here: use join(timeout) or is_alive()")
+                mp_err!(
+                    ValueError,
+                    "a process on another MPI rank has no sentinel here: use join(timeout) or is_alive()"
+                )
             }),
             None => Err(mp_err!(ValueError, "process not started")),
         }

@@ -104,7 +104,8 @@ pub fn open(size: u32, key: Vec<u8>) -> MpResult<Vec<String>> {
     let mut ips: Vec<std::net::IpAddr> = Vec::new();
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
         for a in addrs {
-            if let Some(ip) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()).map(|s| std::net::IpAddr::V4(s.ip())) {
+            if let Some(ip) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()).map(|s| std::net::IpAddr::V4(s.ip()))
+            {
                 if !ips.contains(&ip) {
                     ips.push(ip);
                 }
@@ -129,8 +130,15 @@ pub fn open(size: u32, key: Vec<u8>) -> MpResult<Vec<String>> {
         })
         .collect();
     HEAD.with(|h| {
-        *h.borrow_mut() =
-            Some(Head { listener, key, links, next_owner: 1, events: HashMap::new(), noted_wait: false, closing: false })
+        *h.borrow_mut() = Some(Head {
+            listener,
+            key,
+            links,
+            next_owner: 1,
+            events: HashMap::new(),
+            noted_wait: false,
+            closing: false,
+        })
     });
     Ok(ips.iter().map(|ip| format!("{ip}:{port}")).collect())
 }
@@ -260,10 +268,7 @@ impl Head {
     /// The address of this host that the worker ranks reach it at (loopback in a job
     /// without worker ranks).
     pub(crate) fn reachable_ip(&self) -> std::net::IpAddr {
-        self.links
-            .iter()
-            .find_map(|l| l.local_ip)
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        self.links.iter().find_map(|l| l.local_ip).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
     }
 
     fn lose(&mut self, rank: u32) {
@@ -377,11 +382,10 @@ impl Head {
         if rank == 0 || rank as usize > self.links.len() || self.links[rank as usize - 1].state != LinkState::Waiting {
             return Err(mp_err!(ValueError, "rank {rank} connected twice, or is not a worker rank of this job"));
         }
-        let local_ip = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
-            std::os::fd::AsRawFd::as_raw_fd(&conn),
-        )
-        .ok()
-        .and_then(|s| s.as_sockaddr_in().map(|a| std::net::IpAddr::V4(a.ip())));
+        let local_ip =
+            nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(std::os::fd::AsRawFd::as_raw_fd(&conn))
+                .ok()
+                .and_then(|s| s.as_sockaddr_in().map(|a| std::net::IpAddr::V4(a.ip())));
         let link = self.link(rank);
         link.pid = answer.pid as i32;
         link.host = answer.host;

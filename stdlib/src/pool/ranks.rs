@@ -149,12 +149,7 @@ impl RankWorkers {
     /// [`RankWorkers::take_lost`]).
     fn settle(&mut self) -> MpResult<Vec<Vec<u8>>> {
         let owner = self.owner;
-        let (events, links) = with_head(|h| {
-            let events = h.take(owner);
-            let links: HashMap<u32, (i32, String)> =
-                self.ranks.iter().map(|&r| (r, (h.link(r).pid, h.link(r).host.clone()))).collect();
-            Ok((events, links))
-        })?;
+        let events = with_head(|h| Ok(h.take(owner)))?;
         let mut out = Vec::new();
         for e in events {
             match e {
@@ -173,7 +168,7 @@ impl RankWorkers {
                 }
                 Event::Lost { rank } => {
                     let Some(held) = self.held.remove(&rank) else { continue };
-                    let (pid, host) = links.get(&rank).cloned().unwrap_or_default();
+                    let (pid, host) = with_head(|h| Ok((h.link(rank).pid, h.link(rank).host.clone())))?;
                     for t in held {
                         let e = mp_err!(
                             WorkerLostError,
@@ -194,9 +189,11 @@ impl RankWorkers {
             // No rank left: nothing that waits here will run.
             while let Some(task) = self.waiting.pop_front() {
                 if let Some(t) = TaskHead::read(&task) {
-                    let e = mp_err!(WorkerLostError, "every worker rank of the pool was lost; task {} cannot run", t.first)
-                        .with("task", t.first as rhai::INT);
-                    self.lost.push(Lost { held: Held { job: t.job, chunk: t.chunk, first: t.first, sent: None }, error: e });
+                    let e =
+                        mp_err!(WorkerLostError, "every worker rank of the pool was lost; task {} cannot run", t.first)
+                            .with("task", t.first as rhai::INT);
+                    self.lost
+                        .push(Lost { held: Held { job: t.job, chunk: t.chunk, first: t.first, sent: None }, error: e });
                 }
             }
         }

@@ -246,12 +246,8 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
         let listener_ready = ready(&fds[0]);
         let sig_ready = ready(&fds[1]);
         let readable: Vec<bool> = fds[2..2 + pending.len()].iter().map(ready).collect();
-        let gone: Vec<i32> = conns
-            .iter()
-            .zip(&fds[2 + readable.len()..])
-            .filter(|(_, f)| ready(f))
-            .map(|((pid, _), _)| *pid)
-            .collect();
+        let gone: Vec<i32> =
+            conns.iter().zip(&fds[2 + readable.len()..]).filter(|(_, f)| ready(f)).map(|((pid, _), _)| *pid).collect();
         drop(fds);
 
         // A client closed its connection (it died, or dropped the process): a daemon child
@@ -312,7 +308,8 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
                         }
                         Ok(crate::sys::Forked::Parent(pid)) => {
                             drop(boot);
-                            let conn = Some(p.conn).filter(|c| stream::write_all(c.as_fd(), &pid.to_le_bytes()).is_ok());
+                            let conn =
+                                Some(p.conn).filter(|c| stream::write_all(c.as_fd(), &pid.to_le_bytes()).is_ok());
                             if conn.is_none() && daemon {
                                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                             }

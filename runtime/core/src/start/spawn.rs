@@ -18,9 +18,9 @@ use crate::mp_err;
 use crate::transport::{poll, stream};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether a child of this binary answered once: then the binary is known to call
 /// `run_if_child` (the others are not waited for).

@@ -27,7 +27,10 @@ pub(crate) fn size_hint(wire: &Wire) -> usize {
             name.len() + 20 + curry.iter().map(size_hint).sum::<usize>()
         }
         Wire::FnCode { name, curry, units } => {
-            name.len() + 20 + curry.iter().map(size_hint).sum::<usize>() + units.iter().map(|(_, t)| 20 + t.as_ref().map_or(0, String::len)).sum::<usize>()
+            name.len()
+                + 20
+                + curry.iter().map(size_hint).sum::<usize>()
+                + units.iter().map(|(_, t)| 20 + t.as_ref().map_or(0, String::len)).sum::<usize>()
         }
         Wire::Shared { value, .. } => 6 + size_hint(value),
         Wire::Handle { kind, data, fds } => kind.len() + data.len() + 5 * fds.len() + 30,

@@ -176,7 +176,15 @@ pub(crate) fn load(units: Vec<(u64, Option<String>)>) -> MpResult<Rc<Loaded>> {
             Some(t) => t.into(),
             None => SESSION
                 .with(|s| s.borrow().iter().find(|u| u.hash == hash).map(|u| u.text.clone()))
-                .or_else(|| LOADED.with(|l| l.borrow().values().flat_map(|x| x.units.iter()).find(|u| u.hash == hash).map(|u| u.text.clone())))
+                .or_else(|| {
+                    LOADED.with(|l| {
+                        l.borrow()
+                            .values()
+                            .flat_map(|x| x.units.iter())
+                            .find(|u| u.hash == hash)
+                            .map(|u| u.text.clone())
+                    })
+                })
                 .ok_or_else(|| serr(format!("malformed message: code unit {hash:x} was named but not sent")))?,
         };
         list.push(Unit { hash, text });

@@ -277,7 +277,9 @@ pub fn encode_remote<T: Portable>(v: &T) -> MpResult<Vec<u8>> {
     v.write(&mut w)?;
     let packet = w.finish();
     if !packet.fds.is_empty() {
-        return Err(serr("this message holds objects that live in this host's memory: it cannot go to another machine"));
+        return Err(serr(
+            "this message holds objects that live in this host's memory: it cannot go to another machine",
+        ));
     }
     Ok(packet.bytes)
 }
