@@ -9,7 +9,8 @@
 //!    other rank runs its top level as `__mp_main__` and then serves rank 0 until the job
 //!    is over (`cluster/rank.rs`);
 //! 4. rank 0 tells the ranks the job is over, and every rank calls `MPI_Finalize`. The job's
-//!    exit code is rank 0's (the others exit 0).
+//!    exit code is rank 0's (the others exit 0). `MPI_Finalize` waits for every rank, so
+//!    when one died during the job the others leave without it (see [`finalize`]).
 //!
 //! After the broadcast, MPI carries nothing: the ranks talk over TCP, which lets rank 0
 //! notice a worker rank that died (its connection closes) instead of hanging in MPI.
@@ -86,12 +87,7 @@ pub(crate) fn run(runtime: &Runtime, job: impl FnOnce() -> Job, method_given: bo
             _ => 2,
         };
         let lost = rhai_mp_stdlib::cluster::close_head();
-        if !lost.is_empty() {
-            // A lost rank never reaches MPI_Finalize, which would wait for it.
-            std::process::exit(code);
-        }
-        drop(universe);
-        code
+        finalize(universe, 0, code, lost.is_empty())
     } else {
         let bytes = broadcast(&world, Vec::new());
         if bytes.is_empty() {
@@ -106,9 +102,34 @@ pub(crate) fn run(runtime: &Runtime, job: impl FnOnce() -> Job, method_given: bo
             }
         };
         serve(runtime, invitation, rank);
-        drop(universe);
-        0
+        finalize(universe, rank, 0, !rhai_mp_stdlib::cluster::peers_lost())
     }
+}
+
+/// How long `MPI_Finalize` may take before this rank leaves without it.
+const FINALIZE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ends MPI on this rank and returns `code`. `MPI_Finalize` waits for every rank, so a
+/// rank that knows one was lost (`all_there` false) leaves without it; and in case one was
+/// lost unnoticed, a watchdog ends the process after [`FINALIZE_LIMIT`].
+fn finalize(universe: mpi::environment::Universe, rank: u32, code: i32, all_there: bool) -> i32 {
+    if !all_there {
+        std::process::exit(code);
+    }
+    std::thread::spawn(move || {
+        std::thread::sleep(FINALIZE_LIMIT);
+        eprintln!(
+            "rhai-mp: rank {rank}: MPI_Finalize did not return within {}s (a rank died?); leaving without it",
+            FINALIZE_LIMIT.as_secs()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // Not `exit`: the main thread is inside the MPI library, whose exit handlers could
+        // wait for it.
+        // SAFETY: `_exit` ends the process at once; it touches no memory of this program.
+        unsafe { libc::_exit(code) }
+    });
+    drop(universe);
+    code
 }
 
 /// Rank 0's invitation (reading the script), or the exit code after a message.

@@ -150,7 +150,7 @@ pub fn close() -> Vec<u32> {
     let _ = rhai_mp_core::interrupt::masked(|| head.pump(Deadline::now()));
     let lost: Vec<u32> = head.links.iter().filter(|l| l.state == LinkState::Lost).map(|l| l.rank).collect();
     head.closing = true;
-    let bye = frame(&ToRank::Shutdown).unwrap_or_default();
+    let bye = frame(&ToRank::Shutdown { finalize: lost.is_empty() }).unwrap_or_default();
     for l in &mut head.links {
         if let Some(c) = &l.conn {
             let _ = tcp::write_all(c.as_fd(), &bye);
@@ -396,7 +396,7 @@ impl Head {
             link.conn = Some(conn);
         } else {
             link.state = LinkState::Failed(code);
-            let _ = tcp::write_all(conn.as_fd(), &frame(&ToRank::Shutdown)?);
+            let _ = tcp::write_all(conn.as_fd(), &frame(&ToRank::Shutdown { finalize: true })?);
         }
         Ok(())
     }

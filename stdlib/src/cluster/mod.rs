@@ -31,6 +31,12 @@ pub fn rank_served() -> bool {
     rank::SERVED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Whether rank 0 said, at the end of the job, that a rank was lost: `MPI_Finalize` waits
+/// for every rank, so this rank must leave without it.
+pub fn peers_lost() -> bool {
+    rank::PEERS_LOST.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Registers the worker ranks' entry and the `"mpi"` start method's launcher.
 pub(crate) fn register() {
     rhai_mp_core::register_entry(rank::ENTRY, rank::entry);

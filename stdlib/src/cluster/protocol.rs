@@ -49,8 +49,10 @@ pub(crate) enum ToRank {
     Run { owner: u64, name: String, call: Vec<u8> },
     /// Stop the owner's work: drop its queued tasks, stop its running call as signal `sig`.
     Abort { owner: u64, sig: i32 },
-    /// The job is over: leave.
-    Shutdown,
+    /// The job is over: leave. `finalize` says whether every rank is still there, so that
+    /// `MPI_Finalize` (which waits for all of them) will return; when one was lost, a rank
+    /// leaves without it.
+    Shutdown { finalize: bool },
 }
 
 /// What a worker rank tells rank 0.
@@ -89,7 +91,10 @@ impl Portable for ToRank {
                 w.u64(*owner);
                 w.i64(*sig as i64);
             }
-            ToRank::Shutdown => w.u8(4),
+            ToRank::Shutdown { finalize } => {
+                w.u8(4);
+                w.u8(u8::from(*finalize));
+            }
         }
         Ok(())
     }
@@ -102,7 +107,7 @@ impl Portable for ToRank {
                 owner: r.u64()?,
                 sig: i32::try_from(r.i64()?).map_err(|_| malformed("a signal number"))?,
             },
-            4 => ToRank::Shutdown,
+            4 => ToRank::Shutdown { finalize: r.u8()? != 0 },
             t => return Err(malformed(&format!("rank request kind {t}"))),
         })
     }
@@ -167,7 +172,8 @@ mod tests {
             ToRank::Init { owner: 2, call: vec![] },
             ToRank::Run { owner: 3, name: "Process-1".into(), call: vec![9] },
             ToRank::Abort { owner: 4, sig: 15 },
-            ToRank::Shutdown,
+            ToRank::Shutdown { finalize: true },
+            ToRank::Shutdown { finalize: false },
         ] {
             let b = rhai_mp_core::wire::encode_remote(&m).unwrap();
             assert_eq!(decode_message::<ToRank>(&b, Vec::new()).unwrap(), m);
@@ -191,6 +197,7 @@ mod tests {
         let seeds = [
             rhai_mp_core::wire::encode_remote(&ToRank::Task { owner: 1, task: vec![1; 40] }).unwrap(),
             rhai_mp_core::wire::encode_remote(&ToRank::Abort { owner: 1, sig: 15 }).unwrap(),
+            rhai_mp_core::wire::encode_remote(&ToRank::Shutdown { finalize: false }).unwrap(),
             rhai_mp_core::wire::encode_remote(&FromRank::Joined { rank: 2, code: 0 }).unwrap(),
             rhai_mp_core::wire::encode_remote(&Invitation {
                 addresses: vec!["10.0.0.1:5000".into()],

@@ -144,7 +144,10 @@ fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox
             Ok(Read::Closed) | Err(_) => None,
         };
         match msg {
-            None | Some(ToRank::Shutdown) => {
+            None | Some(ToRank::Shutdown { .. }) => {
+                if let Some(ToRank::Shutdown { finalize: false }) = msg {
+                    PEERS_LOST.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let _ = tx.send(Inbox::End);
                 return;
             }
@@ -164,6 +167,9 @@ fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox
         }
     }
 }
+
+/// Rank 0 said a rank was lost during the job (so `MPI_Finalize` would wait for it).
+pub(crate) static PEERS_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Set once the entry runs (see `cluster::rank_served`).
 pub(crate) static SERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -274,7 +280,7 @@ impl Serve<'_, '_> {
                 rhai_mp_core::at_exit();
                 self.send(&FromRank::Exited { owner, code })?;
             }
-            ToRank::Abort { .. } | ToRank::Shutdown => {}
+            ToRank::Abort { .. } | ToRank::Shutdown { .. } => {}
         }
         Ok(())
     }
