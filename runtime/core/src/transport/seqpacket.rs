@@ -5,15 +5,16 @@
 //! from, the same end without ever seeing a torn or interleaved message. A message up to
 //! [`INLINE_MAX`] bytes travels inside its packet; a larger one is written to a memfd whose
 //! descriptor the packet carries, so a 64 MiB message costs one copy in and one copy out
-//! (both by the kernel: `pwrite`, then `pread` into the receiver's new vector) rather than
-//! thousands of socket writes, and still arrives atomically. Descriptors of handles in the
+//! (`pwrite` or a copy into the mapped memfd, then `pread` into the receiver's new vector)
+//! rather than thousands of socket writes, and still arrives atomically. Descriptors of handles in the
 //! message ride along as `SCM_RIGHTS`.
 //!
 //! A spilled message's memfd holds a flag page, then the payload. The receiver sets the flag
 //! once it has read the payload. A connection end (a `Pipe()`'s) keeps the last few memfds
 //! it sent ([`SpillCache`], [`SPILL_CACHE`] of them) and writes a later message into one
 //! whose flag is set, so its pages are reused instead of allocated, faulted in and freed
-//! again for every message (that was most of a large message's cost). A memfd only ever
+//! again for every message (that was most of a large message's cost); it writes a reused
+//! memfd through a mapping it keeps, a plain copy into pages already there. A memfd only ever
 //! carries messages of one connection end, so it shows nothing to a process that could not
 //! receive them anyway; the memfds close with the end; a forked child starts afresh.
 //!
@@ -43,6 +44,9 @@ struct Spill {
     file: std::fs::File,
     /// Bytes of payload room.
     room: usize,
+    /// The memfd mapped here, from its second use on: a copy into mapped pages costs less
+    /// than a `pwrite`, which looks up and marks every page.
+    map: Option<memmap2::MmapMut>,
 }
 
 /// The memfds one connection end sent its large messages in (see the module doc), kept
@@ -74,18 +78,33 @@ impl SpillCache {
             let found = cache.1.iter().position(|s| s.room >= payload.len() && was_read(&s.file));
             found.map(|i| cache.1.remove(i))
         };
-        let (file, room) = match reused {
-            Some(s) => {
-                s.file.write_all_at(&[0, 0, 0, 0], 0)?;
-                (s.file, s.room)
+        let (file, room, map) = match reused {
+            Some(mut s) => {
+                if s.map.is_none() {
+                    s.map = map_spill(&s.file).ok();
+                }
+                match &mut s.map {
+                    Some(m) if m.len() >= SPILL_DATA as usize + payload.len() => {
+                        m[..4].copy_from_slice(&[0, 0, 0, 0]);
+                        m[SPILL_DATA as usize..][..payload.len()].copy_from_slice(payload);
+                    }
+                    _ => {
+                        s.file.write_all_at(&[0, 0, 0, 0], 0)?;
+                        s.file.write_all_at(payload, SPILL_DATA)?;
+                    }
+                }
+                (s.file, s.room, s.map)
             }
-            None => (new_memfd()?, payload.len()),
+            None => {
+                let file = new_memfd()?;
+                file.write_all_at(payload, SPILL_DATA)?;
+                (file, payload.len(), None)
+            }
         };
-        file.write_all_at(payload, SPILL_DATA)?;
         if room <= SPILL_KEEP_MAX {
             if let Ok(keep) = file.try_clone() {
                 let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
-                cache.1.push(Spill { file: keep, room });
+                cache.1.push(Spill { file: keep, room, map });
                 if cache.1.len() > SPILL_CACHE {
                     cache.1.remove(0);
                 }
@@ -93,6 +112,14 @@ impl SpillCache {
         }
         Ok(file)
     }
+}
+
+/// Maps a kept memfd (flag page and payload room) for writing.
+fn map_spill(file: &std::fs::File) -> std::io::Result<memmap2::MmapMut> {
+    // SAFETY: the memfd is this connection end's own; while it is kept, the only other
+    // writer is the receiver of a message in it, which sets the flag (bytes 0..4) once and
+    // only after reading, before this end writes it again. The file never shrinks.
+    unsafe { memmap2::MmapMut::map_mut(file) }
 }
 
 fn new_memfd() -> std::io::Result<std::fs::File> {

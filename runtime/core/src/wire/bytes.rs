@@ -21,7 +21,7 @@ pub(crate) fn size_hint(wire: &Wire) -> usize {
         Wire::Str(s) => s.len() + 10,
         Wire::Blob(b) => b.len() + 10,
         Wire::Array(a) => 10 + a.iter().map(size_hint).sum::<usize>(),
-        Wire::Ints(a) => 10 + 9 * a.len(),
+        Wire::Ints(a) => 10 + 8 * a.len(),
         Wire::Map(m) => 10 + m.iter().map(|(k, v)| k.len() + 10 + size_hint(v)).sum::<usize>(),
         Wire::Fn { name, curry } | Wire::FnSame { name, curry } => {
             name.len() + 20 + curry.iter().map(size_hint).sum::<usize>()
@@ -101,7 +101,10 @@ impl Encode for Wire {
             Wire::Str(s) => (T_STR, s).encode(e),
             Wire::Blob(b) => (T_BLOB, b).encode(e),
             Wire::Array(a) => (T_ARRAY, a).encode(e),
-            Wire::Ints(a) => (T_INTS, a).encode(e),
+            Wire::Ints(a) => {
+                (T_INTS, a.len() as u64).encode(e)?;
+                ints(a, e)
+            }
             Wire::Map(m) => (T_MAP, m).encode(e),
             Wire::Fn { name, curry } => (T_FN, name, curry).encode(e),
             Wire::FnCode { name, curry, units } => (T_FN_CODE, name, curry, units).encode(e),
@@ -111,6 +114,20 @@ impl Encode for Wire {
             Wire::Handle { kind, data, fds } => (T_HANDLE, kind, data, fds).encode(e),
         }
     }
+}
+
+/// An array of ints as one block of 8-byte little-endian words (written a few KiB at a
+/// time): far faster to write and read than a varint per item, for arrays of millions.
+fn ints<E: Encoder>(a: &[i64], e: &mut E) -> Result<(), EncodeError> {
+    use bincode::enc::write::Writer;
+    let mut buf = [0u8; 4096];
+    for chunk in a.chunks(buf.len() / 8) {
+        for (word, x) in buf.chunks_exact_mut(8).zip(chunk) {
+            word.copy_from_slice(&x.to_le_bytes());
+        }
+        e.writer().write(&buf[..chunk.len() * 8])?;
+    }
+    Ok(())
 }
 
 fn length<'de, D: BorrowDecoder<'de, Context = Limits>>(d: &mut D) -> Result<usize, DecodeError> {
@@ -158,7 +175,14 @@ impl<'de> BorrowDecode<'de, Limits> for Wire {
             T_STR => Wire::Str(string(d)?),
             T_BLOB => Wire::Blob(bytes(d)?),
             T_ARRAY => Wire::Array(list(d, Wire::borrow_decode)?),
-            T_INTS => Wire::Ints(list(d, i64::decode)?),
+            T_INTS => {
+                let len = length(d)?;
+                let bytes =
+                    d.borrow_reader().take_bytes(len.checked_mul(8).ok_or(DecodeError::Other("too many ints"))?)?;
+                Wire::Ints(
+                    bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default())).collect(),
+                )
+            }
             T_MAP => Wire::Map(list(d, |d| Ok((string(d)?, Wire::borrow_decode(d)?)))?),
             T_FN => Wire::Fn { name: string(d)?, curry: list(d, Wire::borrow_decode)? },
             T_FN_CODE => Wire::FnCode {

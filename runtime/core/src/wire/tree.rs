@@ -182,8 +182,8 @@ impl ToWire {
         } else if let Some(b) = v.read_lock::<Blob>() {
             Ok(Wire::Blob(b.clone()))
         } else if let Some(a) = v.read_lock::<Array>() {
-            if !a.is_empty() && a.iter().all(|x| x.type_id() == TypeId::of::<rhai::INT>() && !x.is_shared()) {
-                return Ok(Wire::Ints(a.iter().map(|x| x.as_int().unwrap_or_default()).collect()));
+            if let Some(ints) = all_ints(&a) {
+                return Ok(Wire::Ints(ints));
             }
             let mut out = Vec::with_capacity(a.len());
             for (i, x) in a.iter().enumerate() {
@@ -272,6 +272,22 @@ impl ToWire {
 /// Whether a function pointer wraps a Rust closure (`FnPtr::from_fn`), which cannot be
 /// sent. Rhai only shows this in the pointer's Debug form (`Fn#(..)`), so read just its
 /// first bytes, without formatting the curried values.
+/// A non-empty array's items when every one is a plain (not shared) int: such an array
+/// travels as one block of words (`Wire::Ints`), checked and collected in one pass.
+fn all_ints(a: &Array) -> Option<Vec<i64>> {
+    if a.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len());
+    for x in a {
+        match x.as_int() {
+            Ok(i) if !x.is_shared() => out.push(i),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 fn is_native(f: &FnPtr) -> bool {
     struct Head(Vec<u8>);
     impl std::fmt::Write for Head {
