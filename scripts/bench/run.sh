@@ -501,6 +501,13 @@ speedup "pool_cpu Pool(2) vs serial" 1.8 \
     "'$RHAI_MP' scripts/bench/pool_cpu.rhai speedup 8 $N_POOL_CPU" \
     "'$PYTHON' scripts/bench/pool_cpu.py speedup 8 $N_POOL_CPU"
 
+# The same tasks over two plain Processes (every other task each, no pool):
+# the speed-up this machine gives two processes at once, the ceiling for the
+# row above (on a shared VM often well below 2). For information.
+speedup "pool_cpu two Processes vs serial (ceiling)" - \
+    "'$RHAI_MP' scripts/bench/pool_cpu.rhai ceiling 8 $N_POOL_CPU" \
+    "'$PYTHON' scripts/bench/pool_cpu.py ceiling 8 $N_POOL_CPU"
+
 # Pool(2).map(f, xs) with the default chunksize against a serial loop over the
 # same xs in the same program (scripts/bench/pool_speedup.*): f trivial
 # (x * x, N_POOL_TRIVIAL items, >= 1.8x) and f running a loop of 1000
