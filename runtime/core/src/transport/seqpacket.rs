@@ -119,7 +119,8 @@ fn map_spill(file: &std::fs::File) -> std::io::Result<memmap2::MmapMut> {
     // SAFETY: the memfd is this connection end's own; while it is kept, the only other
     // writer is the receiver of a message in it, which sets the flag (bytes 0..4) once and
     // only after reading, before this end writes it again. The file never shrinks.
-    unsafe { memmap2::MmapMut::map_mut(file) }
+    // Populated: one call maps every page, instead of a fault per page on the first copy.
+    unsafe { memmap2::MmapOptions::new().populate().map_mut(file) }
 }
 
 fn new_memfd() -> std::io::Result<std::fs::File> {
