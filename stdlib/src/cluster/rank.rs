@@ -145,7 +145,8 @@ fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox
         };
         match msg {
             None | Some(ToRank::Shutdown { .. }) => {
-                if let Some(ToRank::Shutdown { finalize: false }) = msg {
+                // Rank 0 said a rank was lost, or rank 0 itself went away without a word.
+                if !matches!(msg, Some(ToRank::Shutdown { finalize: true })) {
                     PEERS_LOST.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 let _ = tx.send(Inbox::End);
@@ -168,7 +169,8 @@ fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox
     }
 }
 
-/// Rank 0 said a rank was lost during the job (so `MPI_Finalize` would wait for it).
+/// Rank 0 said a rank was lost during the job, or itself went away (so `MPI_Finalize`
+/// would wait for a rank that is gone).
 pub(crate) static PEERS_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Set once the entry runs (see `cluster::rank_served`).

@@ -6,17 +6,17 @@
 //! [`INLINE_MAX`] bytes travels inside its packet; a larger one is written to a memfd whose
 //! descriptor the packet carries, so a 64 MiB message costs one copy in and one copy out
 //! (`pwrite` or a copy into the mapped memfd, then `pread` into the receiver's new vector)
-//! rather than thousands of socket writes, and still arrives atomically. Descriptors of handles in the
-//! message ride along as `SCM_RIGHTS`.
+//! rather than thousands of socket writes, and still arrives atomically. Descriptors of
+//! handles in the message ride along as `SCM_RIGHTS`.
 //!
 //! A spilled message's memfd holds a flag page, then the payload. The receiver sets the flag
 //! once it has read the payload. A connection end (a `Pipe()`'s) keeps the last few memfds
 //! it sent ([`SpillCache`], [`SPILL_CACHE`] of them) and writes a later message into one
 //! whose flag is set, so its pages are reused instead of allocated, faulted in and freed
 //! again for every message (that was most of a large message's cost); it writes a reused
-//! memfd through a mapping it keeps, a plain copy into pages already there. A memfd only ever
-//! carries messages of one connection end, so it shows nothing to a process that could not
-//! receive them anyway; the memfds close with the end; a forked child starts afresh.
+//! memfd through a mapping it keeps, a plain copy into pages already there. A memfd only
+//! ever carries messages of one connection end, so it shows nothing to a process that could
+//! not receive them anyway; the memfds close with the end; a forked child starts afresh.
 //!
 //! Packet: a 16-byte header (kind, spilled?, descriptor count, payload length), then the
 //! payload if inline.

@@ -269,9 +269,6 @@ impl ToWire {
     }
 }
 
-/// Whether a function pointer wraps a Rust closure (`FnPtr::from_fn`), which cannot be
-/// sent. Rhai only shows this in the pointer's Debug form (`Fn#(..)`), so read just its
-/// first bytes, without formatting the curried values.
 /// A non-empty array's items when every one is a plain (not shared) int: such an array
 /// travels as one block of words (`Wire::Ints`), checked and collected in one pass.
 fn all_ints(a: &Array) -> Option<Vec<i64>> {
@@ -288,6 +285,9 @@ fn all_ints(a: &Array) -> Option<Vec<i64>> {
     Some(out)
 }
 
+/// Whether a function pointer wraps a Rust closure (`FnPtr::from_fn`), which cannot be
+/// sent. Rhai only shows this in the pointer's Debug form (`Fn#(..)`), so read just its
+/// first bytes, without formatting the curried values.
 fn is_native(f: &FnPtr) -> bool {
     struct Head(Vec<u8>);
     impl std::fmt::Write for Head {
