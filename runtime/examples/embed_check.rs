@@ -29,7 +29,12 @@ fn main() -> Result<(), Error> {
     println!("native {:?}", native.iter().map(|v| v.as_int().unwrap()).collect::<Vec<_>>());
     rt.eval::<()>("fn picky(x) { if x > 1 { throw #{type: \"ValueError\", message: `too big: ${x}`} } x }")?;
     let e = pool.map("picky", vec![1_i64.into(), 5_i64.into()]).unwrap_err();
-    println!("worker error {} {} {}", e.kind(), e.message(), e.process().is_some_and(|(name, _)| name.contains("PoolWorker")));
+    println!(
+        "worker error {} {} {}",
+        e.kind(),
+        e.message(),
+        e.process().is_some_and(|(name, _)| name.contains("PoolWorker"))
+    );
     let e = pool.map("missing", vec![1_i64.into()]).unwrap_err();
     println!("missing {}", e.kind());
     let e: Error = rt.eval::<i64>(r#"throw #{type: "ValueError", message: "nope"}"#).unwrap_err();

@@ -37,7 +37,8 @@ fn main() -> Result<(), Error> {
         }
         "#,
     )?;
-    let orders = [Order { sku: "apple", quantity: 3 }, Order { sku: "pear", quantity: 10 }, Order { sku: "fig", quantity: 7 }];
+    let orders =
+        [Order { sku: "apple", quantity: 3 }, Order { sku: "pear", quantity: 10 }, Order { sku: "fig", quantity: 7 }];
     let items: Vec<Dynamic> = orders
         .iter()
         .map(|o| {

@@ -30,10 +30,10 @@
 #[cfg(feature = "cli")]
 mod cli;
 mod error;
-#[cfg(feature = "mpi")]
-mod mpi;
 #[cfg(feature = "cli")]
 mod help;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod pool;
 #[cfg(feature = "reference")]
 pub mod reference;

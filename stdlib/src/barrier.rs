@@ -13,8 +13,8 @@ use rhai_mp_core::{
     MUTEX_SIZE,
 };
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 const MUTEX: usize = 0;
 const COND: usize = MUTEX_SIZE;

@@ -13,7 +13,9 @@ use crate::lock::{Lock, LockCore};
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr};
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpError, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::{
+    futex_wait, futex_wake, mp_err, Deadline, Handle, MpError, MpResult, Portable, Reader, Region, Writer,
+};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
@@ -54,7 +56,11 @@ impl CondCore {
 
     fn slot(&self, i: usize) -> Slot<'_> {
         let at = FIRST_SLOT + i * SLOT;
-        Slot { state: self.region.atomic32(at), pid: self.region.atomic32(at + 4), ticket: self.region.atomic32(at + 8) }
+        Slot {
+            state: self.region.atomic32(at),
+            pid: self.region.atomic32(at + 4),
+            ticket: self.region.atomic32(at + 8),
+        }
     }
 
     fn high(&self) -> usize {
