@@ -261,7 +261,10 @@ mod under_mpirun {
             }"#,
         );
         let s = out.ok();
-        assert!(s.contains("RuntimeError: the worker ranks cannot start: the script's top level fails on rank 2"), "{s}");
+        assert!(
+            s.contains("RuntimeError: the worker ranks cannot start: the script's top level fails on rank 2"),
+            "{s}"
+        );
         assert!(s.contains("a process still runs"), "{s}");
         assert!(out.stderr.contains("Process Rank-2@") && out.stderr.contains("no top level here"), "{}", out.stderr);
     }
@@ -333,4 +336,3 @@ mod under_mpirun {
         assert_eq!(left, 0, "ranks left running after Ctrl-C");
     }
 }
-

@@ -11,6 +11,7 @@ per_method!(
     joinable_queue_with_daemon_consumers,
     wait_sees_queues_connections_and_sentinels,
     bounded_queue_blocks_producers,
+    big_items_travel_apart_from_the_log,
 );
 
 fn many_producers_and_consumers_get_every_item_once(m: &str) {
@@ -140,6 +141,62 @@ if __name__ == "__main__" {
         out.ok(),
         "[]\n2\nitem\nmsg\n2 true i64\nTypeError: objects[0]: wait() takes connections, queues, processes and sentinels, not f64\nValueError\n[]\n"
     );
+}
+
+/// Items of a megabyte and more travel in memfds beside the log (reused by their producer
+/// once read, read in place by their consumer): many queued at once by two producers, with
+/// handles inside, sizes that shrink and grow, taken by two consumers — every one arrives
+/// once and intact, and small items keep their order among them.
+fn big_items_travel_apart_from_the_log(m: &str) {
+    let out = run_script(
+        r#"
+fn producer(q, id) {
+    for n in [3000000, 1048576, 2000000, 1048576 - 100, 5000000, 1100000] {
+        let b = blob(n, id);
+        b[n - 1] = n % 251;
+        let ends = Pipe(false);
+        q.put(#{id: id, n: n, b: b, ints: [n, -n, id], conn: ends[0]});
+        ends[1].send(n);
+        q.put(["small", id, n]);
+    }
+}
+fn consumer(q, out) {
+    let seen = [];
+    loop {
+        let item = q.get();
+        if item == () { break; }
+        if type_of(item) == "array" { continue; }
+        let ok = item.b.len() == item.n && item.b[0] == item.id && item.b[item.n - 1] == item.n % 251
+            && item.ints == [item.n, -item.n, item.id] && item.conn.recv() == item.n;
+        seen.push(`${item.id}:${item.n}:${ok}`);
+    }
+    out.put(seen);
+}
+if __name__ == "__main__" {
+    let q = Queue();
+    let out = Queue();
+    let ps = [Process(producer, [q, 1]), Process(producer, [q, 2])];
+    for p in ps { p.start(); }
+    for p in ps { p.join(); }
+    let cs = [Process(consumer, [q, out]), Process(consumer, [q, out])];
+    for c in cs { c.start(); }
+    q.put(()); q.put(());
+    let all = out.get() + out.get();
+    for c in cs { c.join(); }
+    all.sort();
+    print(all.len());
+    print(all.filter(|s| !s.ends_with("true")));
+    // One process, in order: big and small items interleaved.
+    let q = Queue();
+    for n in [10, 2000000, 20, 1500000, 30] { q.put(blob(n, 9)); }
+    let lens = [];
+    for i in 0..5 { lens.push(q.get().len()); }
+    print(lens);
+}
+"#,
+        m,
+    );
+    assert_eq!(out.ok(), "12\n[]\n[10, 2000000, 20, 1500000, 30]\n");
 }
 
 fn bounded_queue_blocks_producers(m: &str) {

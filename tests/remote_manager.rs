@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-
 per_method!(
     every_proxy_type,
     proxies_cross_processes,
@@ -127,8 +126,7 @@ held
 held
 TypeError
 42 Proxy KeyError
-"
-        ,
+",
         "{}",
         out.stderr
     );
@@ -371,12 +369,7 @@ if __name__ == "__main__" {
 "#,
         m,
     );
-    assert_eq!(
-        out.ok(),
-        "[0, 1, 2] 100\nwoken woken\n[\"BrokenBarrierError\", \"action failed\"]\n",
-        "{}",
-        out.stderr
-    );
+    assert_eq!(out.ok(), "[0, 1, 2] 100\nwoken woken\n[\"BrokenBarrierError\", \"action failed\"]\n", "{}", out.stderr);
 }
 
 /// Ctrl-C while a proxied `get` waits: the call is cancelled in the server, the script

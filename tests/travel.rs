@@ -190,7 +190,10 @@ fn ctrl_c_ends_a_script_with_130() {
 #[test]
 fn pool_and_manager_without_the_guard_stop_with_one_error() {
     for m in ["spawn", "forkserver"] {
-        for src in ["fn sq(x) { x * x }\nlet p = Pool(2);\nprint(p.map(sq, 0..4));\n", "let m = Manager();\nprint(m.dict());\n"] {
+        for src in [
+            "fn sq(x) { x * x }\nlet p = Pool(2);\nprint(p.map(sq, 0..4));\n",
+            "let m = Manager();\nprint(m.dict());\n",
+        ] {
             let out = run_script(src, m);
             assert_eq!(out.code, Some(1), "{m}: {src}\n{}", out.stderr);
             assert_eq!(out.stderr.matches("RuntimeError").count(), 1, "{m}: {src}\n{}", out.stderr);

@@ -27,6 +27,8 @@ pub struct ConnState {
     spin: rhai_mp_core::Spin,
     /// The memfds of the large messages this end sent, for reuse.
     spills: rhai_mp_core::SpillCache,
+    /// The memfds of the large values this end received, kept mapped.
+    maps: rhai_mp_core::MapCache,
 }
 
 /// One end of a pipe. Copies share the end: closing any copy closes it.
@@ -52,6 +54,7 @@ impl Connection {
             buf: Vec::new(),
             spin: rhai_mp_core::Spin::new(),
             spills: rhai_mp_core::SpillCache::new(),
+            maps: rhai_mp_core::MapCache::new(),
         })))
     }
 
@@ -93,10 +96,20 @@ impl Connection {
             .map_err(|e| os_error("send", e))
     }
 
-    /// Sends a value (any value that can cross processes).
-    pub fn send(&self, value: &Dynamic) -> MpResult<()> {
-        let packet = rhai_mp_core::encode(value, "obj")?;
-        self.send_raw(MessageKind::Value, &packet.bytes, &packet.fds)
+    /// Sends a value (any value that can cross processes). Its large blobs and int arrays
+    /// are copied once, straight into the message's memfd.
+    pub fn send(&self, value: Dynamic) -> MpResult<()> {
+        self.check(false)?;
+        let message = rhai_mp_core::encode_owned(value, "obj")?;
+        let s = self.0.borrow();
+        seqpacket::send_pieces_cached(
+            s.fd.as_ref().unwrap().as_fd(),
+            MessageKind::Value,
+            &message.pieces(),
+            message.fds(),
+            &s.spills,
+        )
+        .map_err(|e| os_error("send", e))
     }
 
     /// Sends raw bytes as one message.
@@ -108,8 +121,8 @@ impl Connection {
     pub fn recv_message(&self) -> MpResult<rhai_mp_core::Message> {
         self.check(true)?;
         let mut s = self.0.borrow_mut();
-        let ConnState { fd, buf, spin, .. } = &mut *s;
-        match seqpacket::recv_message_spin(fd.as_ref().unwrap().as_fd(), buf, spin) {
+        let ConnState { fd, buf, spin, maps, .. } = &mut *s;
+        match seqpacket::recv_message_mapped(fd.as_ref().unwrap().as_fd(), buf, spin, maps) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(mp_err!(EOFError, "the other end of the connection is closed and no message is left")),
             Err(e) => Err(os_error("recv", e)),
@@ -157,6 +170,7 @@ impl Connection {
         let mut s = self.0.borrow_mut();
         s.fd = None;
         s.spills.clear();
+        s.maps.clear();
     }
 
     /// Whether this end is closed.
@@ -234,7 +248,7 @@ pub mod connection_functions {
     /// (`BrokenPipeError`); this end is closed or read-only (`OSError`).
     #[rhai_fn(global, return_raw)]
     pub fn send(conn: &mut Connection, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(conn.send(&value)?)
+        Ok(conn.send(value)?)
     }
 
     /// Receives the next message, waiting for one.

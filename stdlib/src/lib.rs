@@ -47,13 +47,13 @@ pub use connection::Connection;
 pub mod bindings {
     pub use crate::array::array_functions as array;
     pub use crate::barrier::barrier_functions as barrier;
+    pub use crate::cluster::mpi_functions as mpi;
     pub use crate::condition::condition_functions as condition;
     pub use crate::connection::connection_functions as connection;
     pub use crate::context::context_functions as context;
     pub use crate::event::event_functions as event;
     pub use crate::hold::hold_functions as hold;
     pub use crate::lock::lock_functions as lock;
-    pub use crate::cluster::mpi_functions as mpi;
     pub use crate::manager::manager_functions as manager;
     pub use crate::manager::proxied_functions as proxied;
     pub use crate::manager::proxy_functions as proxy;

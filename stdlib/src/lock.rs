@@ -214,7 +214,8 @@ impl Portable for Lock {
 
 impl Handle for Lock {
     const KIND: &'static str = "Lock";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Lock() or m.RLock() (Manager() under MPI, else Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str =
+        "a TCP manager's m.Lock() or m.RLock() (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// `acquire(block, timeout)` argument handling shared by the lock-like primitives.

@@ -165,7 +165,8 @@ impl Portable for Semaphore {
 
 impl Handle for Semaphore {
     const KIND: &'static str = "Semaphore";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Semaphore(..) (Manager() under MPI, else Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str =
+        "a TCP manager's m.Semaphore(..) (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// The Rhai bindings: `Semaphore`, `BoundedSemaphore` and their methods.

@@ -179,7 +179,8 @@ impl Portable for SharedMemory {
 
 impl Handle for SharedMemory {
     const KIND: &'static str = "SharedMemory";
-    const ELSEWHERE: &'static str = "a TCP manager's m.Array(..) or m.dict() (Manager() under MPI, else Manager(#{address: ..}))";
+    const ELSEWHERE: &'static str =
+        "a TCP manager's m.Array(..) or m.dict() (Manager() under MPI, else Manager(#{address: ..}))";
 }
 
 /// The Rhai bindings: `SharedMemory` and its methods.

@@ -44,11 +44,11 @@ pub use sys::{
     same_bytes, spin_time, spin_while,
 };
 pub use transport::poll::{readable_now, wait_any, wait_readable};
-pub use transport::seqpacket::{Kind as MessageKind, Message, Payload, SpillCache, INLINE_MAX};
+pub use transport::seqpacket::{Kind as MessageKind, MapCache, Message, Payload, SpillCache, INLINE_MAX};
 pub use wire::compile_unit;
 pub use wire::{
-    decode, encode, encode_remote_value, register_codec, register_handle, DataCodec, Handle, HandleCodec, Packet,
-    Portable, Reader, Writer,
+    decode, encode, encode_owned, encode_remote_value, register_codec, register_handle, DataCodec, Handle, HandleCodec,
+    Packet, Portable, Reader, Segmented, Writer,
 };
 
 /// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in

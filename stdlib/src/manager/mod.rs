@@ -31,10 +31,10 @@ mod server;
 
 pub use bindings::manager_functions;
 pub(crate) use client::forget_all as forget_connections;
+pub(crate) use protocol::Timeout;
 pub use proxied::proxied_functions;
 pub use proxy::proxy_functions;
 pub(crate) use proxy::register;
-pub(crate) use protocol::Timeout;
 pub(crate) use proxy::Proxy;
 pub(crate) use server::{entry as server_entry, ENTRY as SERVER_ENTRY};
 
@@ -149,7 +149,9 @@ impl Manager {
     fn not_initial(&self) -> MpResult<()> {
         match &*self.0.state.borrow() {
             State::Initial => Ok(()),
-            State::Started(_) | State::Connected => Err(mp_err!(ProcessError, "the manager is already started or connected")),
+            State::Started(_) | State::Connected => {
+                Err(mp_err!(ProcessError, "the manager is already started or connected"))
+            }
             State::Stopped => Err(mp_err!(ProcessError, "the manager has shut down")),
         }
     }
@@ -199,7 +201,12 @@ impl Manager {
         }
         let addr = match self.0.endpoint.borrow().clone() {
             Some(endpoint) => Address { endpoint, authkey: self.0.authkey.clone() },
-            None => return Err(mp_err!(ValueError, "connect() needs the manager's address: BaseManager(#{{address: \"host:port\", authkey: ..}})")),
+            None => {
+                return Err(mp_err!(
+                    ValueError,
+                    "connect() needs the manager's address: BaseManager(#{{address: \"host:port\", authkey: ..}})"
+                ))
+            }
         };
         client::check(&addr)?;
         let mut state = self.0.state.borrow_mut();

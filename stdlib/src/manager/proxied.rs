@@ -44,7 +44,9 @@ impl Proxy {
         let request = Request::Call { id: self.0.id, op: Op::Wait(timeout) };
         let reply = client::exchange(&self.0.addr, &request)?;
         let Reply::RunAction(action) = reply else {
-            return client::value_of(reply)?.as_int().map_err(|_| mp_err!(SerializationError, "a barrier index that is not a number").into());
+            return client::value_of(reply)?
+                .as_int()
+                .map_err(|_| mp_err!(SerializationError, "a barrier index that is not a number").into());
         };
         let ran = match action.try_cast::<FnPtr>() {
             Some(f) => f.call_raw(ctx, None, []).map(|_| ()),
@@ -52,7 +54,12 @@ impl Proxy {
         };
         let outcome = match &ran {
             Ok(()) => Ok(()),
-            Err(e) => Err(rhai_mp_core::RemoteError::capture(e, &rhai_mp_core::with_state(|s| s.name.clone()), rhai_mp_core::pid() as i32).value),
+            Err(e) => Err(rhai_mp_core::RemoteError::capture(
+                e,
+                &rhai_mp_core::with_state(|s| s.name.clone()),
+                rhai_mp_core::pid() as i32,
+            )
+            .value),
         };
         let index = client::request(&self.0.addr, &Request::ActionDone(outcome));
         // An action that threw: its own error, as with a local barrier.
@@ -110,7 +117,12 @@ pub mod proxied_functions {
     /// Throws when: as `put(item)`; no room in time (`Full`); a bad `timeout` (`ValueError`,
     /// `TypeError`).
     #[rhai_fn(global, name = "put", return_raw)]
-    pub fn put_timeout(p: &mut Proxy, item: Dynamic, block: Dynamic, timeout: Dynamic) -> Result<(), Box<EvalAltResult>> {
+    pub fn put_timeout(
+        p: &mut Proxy,
+        item: Dynamic,
+        block: Dynamic,
+        timeout: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
         let (block, timeout) = block_timeout(&block, &timeout, "put")?;
         p.on(QUEUES, "put", Op::Put(item, block, timeout)).map(|_| ())
     }
@@ -148,7 +160,9 @@ pub mod proxied_functions {
     /// Throws when: not a queue (`TypeError`); the server is gone.
     #[rhai_fn(global, return_raw)]
     pub fn qsize(p: &mut Proxy) -> Result<INT, Box<EvalAltResult>> {
-        p.on(QUEUES, "qsize", Op::QSize)?.as_int().map_err(|_| mp_err!(SerializationError, "qsize() is not a number").into())
+        p.on(QUEUES, "qsize", Op::QSize)?
+            .as_int()
+            .map_err(|_| mp_err!(SerializationError, "qsize() is not a number").into())
     }
 
     /// Whether a proxied queue is empty.
@@ -345,7 +359,11 @@ pub mod proxied_functions {
     ///
     /// Throws when: as `wait()`; a bad `timeout` (`ValueError`, `TypeError`).
     #[rhai_fn(global, name = "wait", return_raw)]
-    pub fn wait_timeout(ctx: NativeCallContext, p: &mut Proxy, timeout: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn wait_timeout(
+        ctx: NativeCallContext,
+        p: &mut Proxy,
+        timeout: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         // `()` is the object's default: no limit, or a barrier's own timeout.
         let timeout = if timeout.is_unit() { Timeout::Default } else { Timeout::of(&timeout, "wait")? };
         match p.0.kind {
@@ -478,7 +496,9 @@ pub mod proxied_functions {
     /// Throws when: not a barrier (`TypeError`); the server is gone.
     #[rhai_fn(global, get = "parties", return_raw)]
     pub fn parties(p: &mut Proxy) -> Result<INT, Box<EvalAltResult>> {
-        p.on(&[Kind::Barrier], "parties", Op::Parties)?.as_int().map_err(|_| mp_err!(SerializationError, "parties is not a number").into())
+        p.on(&[Kind::Barrier], "parties", Op::Parties)?
+            .as_int()
+            .map_err(|_| mp_err!(SerializationError, "parties is not a number").into())
     }
 
     /// How many parties wait at a proxied barrier.
@@ -490,7 +510,9 @@ pub mod proxied_functions {
     /// Throws when: not a barrier (`TypeError`); the server is gone.
     #[rhai_fn(global, get = "n_waiting", return_raw)]
     pub fn n_waiting(p: &mut Proxy) -> Result<INT, Box<EvalAltResult>> {
-        p.on(&[Kind::Barrier], "n_waiting", Op::NWaiting)?.as_int().map_err(|_| mp_err!(SerializationError, "n_waiting is not a number").into())
+        p.on(&[Kind::Barrier], "n_waiting", Op::NWaiting)?
+            .as_int()
+            .map_err(|_| mp_err!(SerializationError, "n_waiting is not a number").into())
     }
 
     /// Whether a proxied barrier is broken.

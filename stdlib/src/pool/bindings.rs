@@ -1,7 +1,9 @@
 //! `Pool(..)` and the pool's methods (see the reference, "Pool"): the script bindings. The
 //! machinery is `dispatch.rs`; the argument helpers are in `mod.rs`.
 
-use super::{config, run_apply, run_apply_async, run_map, run_map_async, start_imap, AsyncResult, ImapIterator, Kind, Pool};
+use super::{
+    config, run_apply, run_apply_async, run_map, run_map_async, start_imap, AsyncResult, ImapIterator, Kind, Pool,
+};
 use crate::context::Context;
 use rhai::plugin::*;
 use rhai::Dynamic;

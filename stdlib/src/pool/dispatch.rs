@@ -18,8 +18,8 @@
 //! them with); they run at the next call.
 
 use super::feeder::{task_fds, Feeder, Task};
-use super::ranks::RankWorkers;
 use super::job::{ChunkResult, Failure, Job, JobKind, Source};
+use super::ranks::RankWorkers;
 use super::task::{
     result_head, result_outcome, stop_task, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, MAX_WORKERS,
 };
@@ -305,7 +305,8 @@ impl Pool {
     /// Ctrl-C while a call waits: the pool is terminated and the call throws.
     fn interrupted(&self) -> Box<rhai::EvalAltResult> {
         self.0.borrow_mut().terminate();
-        mp_err!(KeyboardInterrupt, "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated").into()
+        mp_err!(KeyboardInterrupt, "interrupted (Ctrl-C) while waiting for the pool; its workers were terminated")
+            .into()
     }
 
     fn run_callbacks(&self, ctx: Option<&NativeCallContext>) -> RhaiResult<()> {
@@ -537,7 +538,7 @@ impl PoolInner {
             return r.send(task.0);
         }
         if !self.feeder.as_ref().is_some_and(Feeder::busy) {
-            match self.tasks.0.put_fds(&task.0, &task_fds(&task.1, &task.2), false, Deadline::NEVER) {
+            match self.tasks.0.put_fds(&[&task.0], &task_fds(&task.1, &task.2), false, Deadline::NEVER) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind == ErrorKind::Full => {}
                 Err(e) => return Err(e),
@@ -685,7 +686,10 @@ impl PoolInner {
             let e = if *code == EXIT_GUARD {
                 rhai_mp_core::guard_error()
             } else {
-                mp_err!(RuntimeError, "the pool's workers cannot start: the script's top level fails in them (their error is above)")
+                mp_err!(
+                    RuntimeError,
+                    "the pool's workers cannot start: the script's top level fails in them (their error is above)"
+                )
             };
             self.break_pool(Failure::Local(e));
             self.terminate();

@@ -50,7 +50,7 @@ impl Feeder {
                         if c.load(Ordering::SeqCst) {
                             return;
                         }
-                        match queue.put_fds(&bytes, &fds, true, Deadline::after_secs(0.1)) {
+                        match queue.put_fds(&[&bytes], &fds, true, Deadline::after_secs(0.1)) {
                             Ok(()) => break,
                             Err(e) if e.kind == ErrorKind::Full => continue,
                             Err(_) => return,

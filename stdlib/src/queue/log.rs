@@ -22,6 +22,7 @@
 
 use rhai::Dynamic;
 use rhai_mp_core::transport::seqpacket;
+use rhai_mp_core::Payload;
 use rhai_mp_core::{
     mp_err, Cond, Deadline, MpError, MpResult, Mutex, Portable, Reader, Region, Writer, COND_SIZE, MUTEX_SIZE,
 };
@@ -56,6 +57,16 @@ const SHRINK_OVER: u64 = 32 << 20;
 /// Records this large are written and read with `pwrite`/`pread` (one kernel copy, no page
 /// faults through the window; the reader's vector is not zeroed first).
 const BIG_RECORD: usize = 256 * 1024;
+/// Items this large do not go into the log: they are written into a memfd before the
+/// queue's mutex is taken, and only the memfd travels, on the side channel, under the
+/// mutex (so a producer's copy never holds up consumers, nor a consumer's read producers).
+/// The log holds an empty record whose descriptor count has [`SPILLED`] set. A producer
+/// reuses the memfds it sent once their consumer has read them, and a consumer reads an
+/// item in place from the memfd, mapped once (the sender's [`rhai_mp_core::SpillCache`],
+/// the receiver's [`rhai_mp_core::MapCache`]).
+const SPILL_ITEM: usize = 1 << 20;
+/// In a record's descriptor count: the item is in a memfd on the side channel.
+const SPILLED: u32 = 1 << 31;
 
 /// The three flavours share one machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +105,10 @@ pub struct QueueCore {
     get_spin: rhai_mp_core::Spin,
     /// How long a `put` here polls for room before it sleeps (adaptive).
     put_spin: rhai_mp_core::Spin,
+    /// The memfds of the large items this process put, for reuse.
+    spills: rhai_mp_core::SpillCache,
+    /// The memfds of the large items this process got, kept mapped.
+    maps: rhai_mp_core::MapCache,
 }
 
 impl std::fmt::Debug for QueueCore {
@@ -132,14 +147,13 @@ fn write_u64(fd: &OwnedFd, n: u64) {
 }
 
 /// Writes a record's header and bytes at file `offset` with one system call (when it can).
-fn write_record_at(file: &std::fs::File, offset: u64, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
-    let total = header.len() + bytes.len();
+fn write_record_at(file: &std::fs::File, offset: u64, header: &[u8], pieces: &[&[u8]]) -> std::io::Result<()> {
+    let total = header.len() + pieces.iter().map(|p| p.len()).sum::<usize>();
+    let mut iov = Vec::with_capacity(pieces.len() + 1);
+    iov.push(std::io::IoSlice::new(header));
+    iov.extend(pieces.iter().map(|p| std::io::IoSlice::new(p)));
     let written = loop {
-        match nix::sys::uio::pwritev(
-            file,
-            &[std::io::IoSlice::new(header), std::io::IoSlice::new(bytes)],
-            offset as i64,
-        ) {
+        match nix::sys::uio::pwritev(file, &iov, offset as i64) {
             Err(nix::Error::EINTR) => continue,
             r => break r.map_err(std::io::Error::from)?,
         }
@@ -147,7 +161,9 @@ fn write_record_at(file: &std::fs::File, offset: u64, header: &[u8], bytes: &[u8
     if written < total {
         // A short write (rare on tmpfs): finish it plainly.
         let mut all = header.to_vec();
-        all.extend_from_slice(bytes);
+        for p in pieces {
+            all.extend_from_slice(p);
+        }
         file.write_all_at(&all[written..], offset + written as u64)?;
     }
     Ok(())
@@ -179,6 +195,8 @@ impl QueueCore {
             closed: Cell::new(false),
             get_spin: rhai_mp_core::Spin::new(),
             put_spin: rhai_mp_core::Spin::new(),
+            spills: rhai_mp_core::SpillCache::new(),
+            maps: rhai_mp_core::MapCache::new(),
         })
     }
 
@@ -205,6 +223,8 @@ impl QueueCore {
             closed: Cell::new(false),
             get_spin: rhai_mp_core::Spin::new(),
             put_spin: rhai_mp_core::Spin::new(),
+            spills: rhai_mp_core::SpillCache::new(),
+            maps: rhai_mp_core::MapCache::new(),
         })
     }
 
@@ -253,26 +273,37 @@ impl QueueCore {
     /// Appends an encoded item. `Full` if `maxsize` items are there and none leaves by
     /// `deadline`.
     pub fn put(&self, bytes: &[u8], fds: &[OwnedFd], block: bool, deadline: Deadline) -> MpResult<()> {
-        let fds: Vec<std::os::fd::BorrowedFd> = fds.iter().map(AsFd::as_fd).collect();
-        self.put_fds(bytes, &fds, block, deadline)
+        self.put_pieces(&[bytes], fds, block, deadline)
     }
 
-    /// [`QueueCore::put`] with borrowed descriptors (the item's handles stay open here).
+    /// [`QueueCore::put`] of an item in pieces (a [`rhai_mp_core::Segmented`]'s): each is
+    /// copied once, straight into the log.
+    pub fn put_pieces(&self, pieces: &[&[u8]], fds: &[OwnedFd], block: bool, deadline: Deadline) -> MpResult<()> {
+        let fds: Vec<std::os::fd::BorrowedFd> = fds.iter().map(AsFd::as_fd).collect();
+        self.put_fds(pieces, &fds, block, deadline)
+    }
+
+    /// [`QueueCore::put_pieces`] with borrowed descriptors (the item's handles stay open
+    /// here).
     pub fn put_fds(
         &self,
-        bytes: &[u8],
+        pieces: &[&[u8]],
         fds: &[std::os::fd::BorrowedFd],
         block: bool,
         deadline: Deadline,
     ) -> MpResult<()> {
         self.check_open()?;
-        if bytes.len() > u32::MAX as usize {
-            return Err(mp_err!(
-                ValueError,
-                "an item of {} bytes is too large for a queue (4 GiB at most)",
-                bytes.len()
-            ));
+        let len = pieces.iter().map(|p| p.len()).sum::<usize>();
+        if len > u32::MAX as usize {
+            return Err(mp_err!(ValueError, "an item of {len} bytes is too large for a queue (4 GiB at most)"));
         }
+        let spill = if len >= SPILL_ITEM {
+            let memfd = seqpacket::spill_pieces(pieces, len, &self.spills).map_err(|e| MpError::os("queue put", e))?;
+            Some((memfd, len))
+        } else {
+            None
+        };
+        let (pieces, len) = if spill.is_some() { (&[][..], 0) } else { (pieces, len) };
         if block && self.maxsize > 0 {
             // An item or a free slot often comes within microseconds: poll before sleeping.
             self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
@@ -287,11 +318,17 @@ impl QueueCore {
             }
             let tail = self.field(TAIL).load(Relaxed);
             let mut rec = [0u8; RECORD];
-            rec[0..4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-            rec[4..8].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-            self.write_record(tail, &rec, bytes).map_err(|e| MpError::os("queue put", e))?;
-            if !fds.is_empty() {
-                match seqpacket::send_fds(self.fd_tx.as_fd(), rhai_mp_core::MessageKind::Bytes, &[], fds) {
+            rec[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+            let nfds = fds.len() as u32 | if spill.is_some() { SPILLED } else { 0 };
+            rec[4..8].copy_from_slice(&nfds.to_le_bytes());
+            self.write_record(tail, &rec, pieces, len).map_err(|e| MpError::os("queue put", e))?;
+            if nfds != 0 {
+                let kind = rhai_mp_core::MessageKind::Value;
+                let sent = match &spill {
+                    Some((memfd, size)) => seqpacket::send_spilled(self.fd_tx.as_fd(), kind, *size, memfd, fds),
+                    None => seqpacket::send_fds(self.fd_tx.as_fd(), kind, &[], fds),
+                };
+                match sent {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         // The side channel is full: let consumers drain it, then try again.
@@ -307,7 +344,7 @@ impl QueueCore {
                     Err(e) => return Err(MpError::os("queue put", e)),
                 }
             }
-            self.field(TAIL).store(tail + (RECORD + bytes.len()) as u64, Relaxed);
+            self.field(TAIL).store(tail + (RECORD + len) as u64, Relaxed);
             self.field(COUNT).fetch_add(1, Relaxed);
             if self.flavour == Flavour::Joinable {
                 self.field(UNFINISHED).fetch_add(1, Relaxed);
@@ -321,7 +358,7 @@ impl QueueCore {
     }
 
     /// Takes the oldest item. `Empty` if there is none and none arrives by `deadline`.
-    pub fn get(&self, block: bool, deadline: Deadline) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
+    pub fn get(&self, block: bool, deadline: Deadline) -> MpResult<(Payload, Vec<OwnedFd>)> {
         self.get_with(block, deadline, &mut |_| {})
     }
 
@@ -333,7 +370,7 @@ impl QueueCore {
         block: bool,
         deadline: Deadline,
         on_take: &mut dyn FnMut(&[u8]),
-    ) -> MpResult<(Vec<u8>, Vec<OwnedFd>)> {
+    ) -> MpResult<(Payload, Vec<OwnedFd>)> {
         self.check_open()?;
         if block {
             self.get_spin.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
@@ -357,12 +394,22 @@ impl QueueCore {
         }
         let head = self.field(HEAD).load(Relaxed);
         let (len, nfds, data) = self.read_record(head).map_err(|e| MpError::os("queue get", e))?;
-        on_take(&data);
+        let mut data = Payload::Inline(data);
+        let spilled = nfds as u32 & SPILLED != 0;
+        if !spilled {
+            on_take(&data);
+        }
         let mut fds = Vec::new();
         if nfds > 0 {
             let mut scratch = Vec::new();
-            match seqpacket::recv_message(self.fd_rx.as_fd(), &mut scratch) {
-                Ok(Some(m)) => fds = m.fds,
+            match seqpacket::recv_message_mapped(self.fd_rx.as_fd(), &mut scratch, &self.get_spin, &self.maps) {
+                Ok(Some(m)) if spilled == (m.data.len() > 0) => {
+                    if spilled {
+                        data = m.data;
+                        on_take(&data);
+                    }
+                    fds = m.fds;
+                }
                 _ => {
                     self.advance(head, len);
                     return Err(mp_err!(
@@ -379,15 +426,15 @@ impl QueueCore {
 
     /// Writes a record at log offset `at` (mutex held): through the mapped window when it
     /// fits (growing the file first), else with one `pwritev`.
-    fn write_record(&self, at: u64, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
-        let end = at as usize + header.len() + bytes.len();
+    fn write_record(&self, at: u64, header: &[u8], pieces: &[&[u8]], len: usize) -> std::io::Result<()> {
+        let end = at as usize + header.len() + len;
         if end > WINDOW {
-            return write_record_at(self.region.file(), DATA + at, header, bytes);
+            return write_record_at(self.region.file(), DATA + at, header, pieces);
         }
         let capacity = self.field(CAPACITY).load(Relaxed) as usize;
-        if bytes.len() >= BIG_RECORD {
+        if len >= BIG_RECORD {
             // One kernel copy into the file's pages (no page faults through the window).
-            write_record_at(self.region.file(), DATA + at, header, bytes)?;
+            write_record_at(self.region.file(), DATA + at, header, pieces)?;
             if end > capacity {
                 let grown = end.next_multiple_of(4096).min(WINDOW);
                 self.region.file().set_len(DATA + grown as u64)?;
@@ -401,7 +448,11 @@ impl QueueCore {
             self.field(CAPACITY).store(grown as u64, Relaxed);
         }
         self.window.write(at as usize, header);
-        self.window.write(at as usize + header.len(), bytes);
+        let mut pos = at as usize + header.len();
+        for p in pieces {
+            self.window.write(pos, p);
+            pos += p.len();
+        }
         Ok(())
     }
 
@@ -521,10 +572,11 @@ impl QueueCore {
     }
 
     /// Encodes a value and puts it.
-    pub fn put_value(&self, value: &Dynamic, block: bool, deadline: Deadline) -> MpResult<()> {
+    /// Its large blobs and int arrays are copied once, straight into the log.
+    pub fn put_value(&self, value: Dynamic, block: bool, deadline: Deadline) -> MpResult<()> {
         self.check_open()?;
-        let packet = rhai_mp_core::encode(value, "obj")?;
-        self.put(&packet.bytes, &packet.fds, block, deadline)
+        let item = rhai_mp_core::encode_owned(value, "obj")?;
+        self.put_pieces(&item.pieces(), item.fds(), block, deadline)
     }
 
     /// Gets an item and decodes it.

@@ -120,7 +120,7 @@ pub mod queue_functions {
     /// this process (`ValueError`).
     #[rhai_fn(global, return_raw)]
     pub fn put(q: &mut Queue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(q.0.put_value(&item, true, Deadline::NEVER)?)
+        Ok(q.0.put_value(item, true, Deadline::NEVER)?)
     }
 
     /// Puts an item; with `block == false`, throws `Full` at once instead of waiting.
@@ -133,7 +133,7 @@ pub mod queue_functions {
     #[rhai_fn(global, name = "put", return_raw)]
     pub fn put_block(q: &mut Queue, item: Dynamic, block: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let block = opts::arg_bool(&block, "put", "block")?;
-        Ok(q.0.put_value(&item, block, Deadline::NEVER)?)
+        Ok(q.0.put_value(item, block, Deadline::NEVER)?)
     }
 
     /// Puts an item, waiting at most `timeout` seconds for room (`()`: no limit).
@@ -153,7 +153,7 @@ pub mod queue_functions {
     ) -> Result<(), Box<EvalAltResult>> {
         let block = opts::arg_bool(&block, "put", "block")?;
         let t = block_timeout(block, &timeout, "put")?;
-        Ok(q.0.put_value(&item, block, t)?)
+        Ok(q.0.put_value(item, block, t)?)
     }
 
     /// `put(item, false)`.
@@ -165,7 +165,7 @@ pub mod queue_functions {
     /// Throws when: the queue is full (`Full`); as `put(item)`.
     #[rhai_fn(global, return_raw)]
     pub fn put_nowait(q: &mut Queue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(q.0.put_value(&item, false, Deadline::NEVER)?)
+        Ok(q.0.put_value(item, false, Deadline::NEVER)?)
     }
 
     /// Takes the oldest item, waiting for one.

@@ -57,7 +57,7 @@ pub mod simple_queue_functions {
     /// this process (`ValueError`).
     #[rhai_fn(global, return_raw)]
     pub fn put(q: &mut SimpleQueue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(q.0.put_value(&item, true, Deadline::NEVER)?)
+        Ok(q.0.put_value(item, true, Deadline::NEVER)?)
     }
 
     /// Takes the oldest item, waiting for one.

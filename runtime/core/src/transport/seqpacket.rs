@@ -69,13 +69,13 @@ impl SpillCache {
     /// A memfd holding `payload` (after the flag page): a kept one that its receiver has
     /// read and that is large enough, else a new one, kept for next time. The caller sends
     /// its descriptor.
-    fn spill(&self, payload: &[u8]) -> std::io::Result<std::fs::File> {
+    fn spill(&self, pieces: &[&[u8]], len: usize) -> std::io::Result<std::fs::File> {
         let reused = {
             let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if cache.0 != crate::sys::pid() {
                 *cache = (crate::sys::pid(), Vec::new());
             }
-            let found = cache.1.iter().position(|s| s.room >= payload.len() && was_read(&s.file));
+            let found = cache.1.iter().position(|s| s.room >= len && was_read(&s.file));
             found.map(|i| cache.1.remove(i))
         };
         let (file, room, map) = match reused {
@@ -84,22 +84,22 @@ impl SpillCache {
                     s.map = map_spill(&s.file).ok();
                 }
                 match &mut s.map {
-                    Some(m) if m.len() >= SPILL_DATA as usize + payload.len() => {
+                    Some(m) if m.len() >= SPILL_DATA as usize + len => {
                         m[..4].copy_from_slice(&[0, 0, 0, 0]);
-                        m[SPILL_DATA as usize..][..payload.len()].copy_from_slice(payload);
+                        let mut at = SPILL_DATA as usize;
+                        for p in pieces {
+                            m[at..][..p.len()].copy_from_slice(p);
+                            at += p.len();
+                        }
                     }
                     _ => {
                         s.file.write_all_at(&[0, 0, 0, 0], 0)?;
-                        s.file.write_all_at(payload, SPILL_DATA)?;
+                        write_pieces(&s.file, pieces)?;
                     }
                 }
                 (s.file, s.room, s.map)
             }
-            None => {
-                let file = new_memfd()?;
-                file.write_all_at(payload, SPILL_DATA)?;
-                (file, payload.len(), None)
-            }
+            None => (spill_once(pieces)?, len, None),
         };
         if room <= SPILL_KEEP_MAX {
             if let Ok(keep) = file.try_clone() {
@@ -134,11 +134,21 @@ fn was_read(file: &std::fs::File) -> bool {
     file.read_exact_at(&mut flag, 0).is_ok() && flag == [1, 0, 0, 0]
 }
 
-/// A fresh memfd holding `payload` after the flag page (no cache).
-fn spill_once(payload: &[u8]) -> std::io::Result<std::fs::File> {
+/// A fresh memfd holding the payload (`pieces` in order) after the flag page (no cache).
+fn spill_once(pieces: &[&[u8]]) -> std::io::Result<std::fs::File> {
     let file = new_memfd()?;
-    file.write_all_at(payload, SPILL_DATA)?;
+    write_pieces(&file, pieces)?;
     Ok(file)
+}
+
+/// Writes the payload (`pieces` in order) after the flag page.
+fn write_pieces(file: &std::fs::File, pieces: &[&[u8]]) -> std::io::Result<()> {
+    let mut at = SPILL_DATA;
+    for p in pieces {
+        file.write_all_at(p, at)?;
+        at += p.len() as u64;
+    }
+    Ok(())
 }
 
 /// What a message holds.
@@ -161,13 +171,29 @@ pub struct Message {
     pub fds: Vec<OwnedFd>,
 }
 
-/// A message's bytes: copied out of the packet, or (large ones) the sender's memfd mapped.
+/// A message's bytes: copied out of the packet or the sender's memfd, or (a large value, to
+/// be decoded) read in place from the memfd mapped.
 #[derive(Debug)]
 pub enum Payload {
-    /// Copied out of the packet.
+    /// Copied.
     Inline(Vec<u8>),
-    /// The sender's memfd, mapped.
-    Mapped(crate::shm::Region),
+    /// In the sender's memfd, mapped.
+    Mapped(MappedPayload),
+}
+
+/// A large message read in place from its memfd, which the sender may reuse once this is
+/// dropped (the drop sets the memfd's "read" flag).
+#[derive(Debug)]
+pub struct MappedPayload {
+    map: std::sync::Arc<memmap2::Mmap>,
+    memfd: std::fs::File,
+    len: usize,
+}
+
+impl Drop for MappedPayload {
+    fn drop(&mut self) {
+        let _ = self.memfd.write_all_at(&[1, 0, 0, 0], 0);
+    }
 }
 
 impl std::ops::Deref for Payload {
@@ -175,7 +201,7 @@ impl std::ops::Deref for Payload {
     fn deref(&self) -> &[u8] {
         match self {
             Payload::Inline(v) => v,
-            Payload::Mapped(r) => r.as_private_slice(),
+            Payload::Mapped(m) => &m.map[SPILL_DATA as usize..][..m.len],
         }
     }
 }
@@ -185,8 +211,57 @@ impl Payload {
     pub fn into_vec(self) -> Vec<u8> {
         match self {
             Payload::Inline(v) => v,
-            Payload::Mapped(r) => r.as_private_slice().to_vec(),
+            Payload::Mapped(m) => m.map[SPILL_DATA as usize..][..m.len].to_vec(),
         }
+    }
+}
+
+/// How many received memfds a [`MapCache`] keeps mapped.
+const MAP_CACHE: usize = 4;
+
+/// The memfds of the large values one connection end received, kept mapped: their sender
+/// reuses the same few memfds (see [`SpillCache`]), so a value is decoded straight from
+/// pages mapped once, with no copy into a buffer first. The mappings go with the end.
+#[derive(Debug, Default)]
+pub struct MapCache(std::sync::Mutex<Vec<(u64, u64, std::sync::Arc<memmap2::Mmap>)>>);
+
+impl MapCache {
+    /// An empty cache.
+    pub const fn new() -> MapCache {
+        MapCache(std::sync::Mutex::new(Vec::new()))
+    }
+
+    /// Unmaps what it keeps.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// `memfd` (whose status is `st`) mapped, at least `need` bytes of it.
+    fn map(
+        &self,
+        memfd: &std::fs::File,
+        st: &libc::stat,
+        need: usize,
+    ) -> std::io::Result<std::sync::Arc<memmap2::Mmap>> {
+        let (dev, ino) = (st.st_dev, st.st_ino);
+        let mut maps = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = maps.iter().position(|(d, n, _)| (*d, *n) == (dev, ino)) {
+            let (_, _, map) = maps.remove(i);
+            if map.len() >= need {
+                maps.push((dev, ino, map.clone()));
+                return Ok(map);
+            }
+        }
+        // SAFETY: the memfd holds a message sent to this end; its sender writes it again only
+        // after the "read" flag, which this end sets once it is done with the bytes (when the
+        // payload is dropped). Read-only; a memfd never shrinks (the sender only grows new
+        // ones), and the size was checked. Populated: one call maps every page.
+        let map = std::sync::Arc::new(unsafe { memmap2::MmapOptions::new().populate().map(memfd)? });
+        maps.push((dev, ino, map.clone()));
+        if maps.len() > MAP_CACHE {
+            maps.remove(0);
+        }
+        Ok(map)
     }
 }
 
@@ -243,7 +318,7 @@ pub fn send(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[OwnedFd]) -> st
 
 /// [`send`] with descriptors of any kind (borrowed ones, say).
 pub fn send_fds<F: AsRawFd>(sock: BorrowedFd, kind: Kind, payload: &[u8], fds: &[F]) -> std::io::Result<()> {
-    send_with(sock, kind, payload, fds, None)
+    send_with(sock, kind, &[payload], fds, None)
 }
 
 /// [`send`] by a connection end that keeps the memfds of its large messages for reuse
@@ -255,40 +330,90 @@ pub fn send_cached(
     fds: &[OwnedFd],
     cache: &SpillCache,
 ) -> std::io::Result<()> {
-    send_with(sock, kind, payload, fds, Some(cache))
+    send_with(sock, kind, &[payload], fds, Some(cache))
+}
+
+/// [`send_cached`] of a message in pieces (a [`crate::Segmented`]'s): the pieces in order
+/// are the payload. Each is copied once, straight into the packet or the memfd.
+pub fn send_pieces_cached(
+    sock: BorrowedFd,
+    kind: Kind,
+    pieces: &[&[u8]],
+    fds: &[OwnedFd],
+    cache: &SpillCache,
+) -> std::io::Result<()> {
+    send_with(sock, kind, pieces, fds, Some(cache))
+}
+
+/// Writes a large payload (`pieces` in order, `len` bytes) into a memfd for
+/// [`send_spilled`]: a kept one that its receiver is done with, if `cache` has one. The
+/// copy happens here, so a caller can make it outside a lock and send under it.
+pub fn spill_pieces(pieces: &[&[u8]], len: usize, cache: &SpillCache) -> std::io::Result<std::fs::File> {
+    cache.spill(pieces, len)
+}
+
+/// Sends a message of `len` bytes that [`spill_pieces`] wrote into `memfd`, with `fds`.
+pub fn send_spilled<F: AsRawFd>(
+    sock: BorrowedFd,
+    kind: Kind,
+    len: usize,
+    memfd: &std::fs::File,
+    fds: &[F],
+) -> std::io::Result<()> {
+    let mut raw: Vec<RawFd> = Vec::with_capacity(fds.len() + 1);
+    raw.push(memfd.as_raw_fd());
+    raw.extend(fds.iter().map(AsRawFd::as_raw_fd));
+    let h = header(kind, true, fds.len(), len);
+    send_packet(sock, &[IoSlice::new(&h)], &raw)
 }
 
 fn send_with<F: AsRawFd>(
     sock: BorrowedFd,
     kind: Kind,
-    payload: &[u8],
+    pieces: &[&[u8]],
     fds: &[F],
     cache: Option<&SpillCache>,
 ) -> std::io::Result<()> {
+    let len = pieces.iter().map(|p| p.len()).sum::<usize>();
     let mut raw: Vec<RawFd> = Vec::with_capacity(fds.len() + 1);
     let spill;
     let h;
+    let joined;
     let iov_inline;
     let iov_header;
-    let iov: &[IoSlice] = if payload.len() <= INLINE_MAX {
-        h = header(kind, false, fds.len(), payload.len());
+    let iov: &[IoSlice] = if len <= INLINE_MAX {
+        h = header(kind, false, fds.len(), len);
+        // (A message in pieces is large: one this small is rare, and joined.)
+        let payload = match pieces {
+            [one] => *one,
+            _ => {
+                joined = pieces.concat();
+                &joined
+            }
+        };
         iov_inline = [IoSlice::new(&h), IoSlice::new(payload)];
         &iov_inline
     } else {
         spill = match cache {
-            Some(c) => c.spill(payload)?,
-            None => spill_once(payload)?,
+            Some(c) => c.spill(pieces, len)?,
+            None => spill_once(pieces)?,
         };
         raw.push(spill.as_raw_fd());
-        h = header(kind, true, fds.len(), payload.len());
+        h = header(kind, true, fds.len(), len);
         iov_header = [IoSlice::new(&h)];
         &iov_header
     };
     raw.extend(fds.iter().map(AsRawFd::as_raw_fd));
+    send_packet(sock, iov, &raw)
+}
+
+/// Sends one packet with the descriptors `raw`. Blocks while the socket buffer is full
+/// (unless the socket is non-blocking: `WouldBlock`).
+fn send_packet(sock: BorrowedFd, iov: &[IoSlice], raw: &[RawFd]) -> std::io::Result<()> {
     if raw.len() > super::MAX_FDS {
         return Err(std::io::Error::other(format!("a message can carry at most {} descriptors", super::MAX_FDS)));
     }
-    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsg = [ControlMessage::ScmRights(raw)];
     let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
     loop {
         match sendmsg::<()>(sock.as_raw_fd(), iov, cmsgs, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT, None) {
@@ -326,6 +451,27 @@ fn ready(sock: BorrowedFd) -> bool {
 /// (ping-pong), and polling then saves the sleep and the wake-up (most of a round trip's
 /// cost), but not on a crowded machine (see [`crate::spin`]).
 pub fn recv_message_spin(sock: BorrowedFd, buf: &mut Vec<u8>, spin: &crate::Spin) -> std::io::Result<Option<Message>> {
+    recv_message_with(sock, buf, spin, None)
+}
+
+/// [`recv_message_spin`] by a connection end that keeps the memfds of the large values it
+/// received mapped (`maps`): such a value's payload is read in place (see [`MapCache`]);
+/// large raw bytes are still copied out, into the vector they are delivered in.
+pub fn recv_message_mapped(
+    sock: BorrowedFd,
+    buf: &mut Vec<u8>,
+    spin: &crate::Spin,
+    maps: &MapCache,
+) -> std::io::Result<Option<Message>> {
+    recv_message_with(sock, buf, spin, Some(maps))
+}
+
+fn recv_message_with(
+    sock: BorrowedFd,
+    buf: &mut Vec<u8>,
+    spin: &crate::Spin,
+    maps: Option<&MapCache>,
+) -> std::io::Result<Option<Message>> {
     buf.resize(HEADER + INLINE_MAX, 0);
     let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
     let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
@@ -368,8 +514,14 @@ pub fn recv_message_spin(sock: BorrowedFd, buf: &mut Vec<u8>, spin: &crate::Spin
             return Err(bad());
         }
         let memfd = std::fs::File::from(fds.remove(0));
-        if (nix::sys::stat::fstat(&memfd).map_err(io)?.st_size as u64) < SPILL_DATA + len as u64 {
+        let st = nix::sys::stat::fstat(&memfd).map_err(io)?;
+        let need = (SPILL_DATA as usize).checked_add(len).ok_or_else(bad)?;
+        if (st.st_size as u64) < need as u64 {
             return Err(bad());
+        }
+        if let Some(maps) = maps {
+            let map = maps.map(&memfd, &st, need)?;
+            return Ok(Some(Message { kind, data: Payload::Mapped(MappedPayload { map, memfd, len }), fds }));
         }
         let data = crate::sys::pread_vec(&memfd, SPILL_DATA, len)?;
         // Read: the sender may reuse the memfd's pages for a later message.

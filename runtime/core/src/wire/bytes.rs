@@ -44,6 +44,97 @@ pub(crate) fn append_tree(wire: &Wire, out: &mut Vec<u8>) {
     bincode::encode_into_std_write(wire, out, CONFIG).expect("encoding into a Vec cannot fail");
 }
 
+/// The smallest blob or block of ints (in bytes) that a message keeps apart from its other
+/// bytes (see [`append_tree_apart`]).
+pub(crate) const APART_MIN: usize = 64 * 1024;
+
+/// A large part of a message, kept out of its bytes until they are written where they go.
+#[derive(Debug)]
+pub(crate) enum Segment {
+    /// A blob's bytes.
+    Bytes(Vec<u8>),
+    /// A block of ints, which (on a little-endian machine) are their encoding already.
+    Ints(Vec<i64>),
+}
+
+impl Segment {
+    /// The encoded bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Segment::Bytes(b) => b,
+            Segment::Ints(a) => ints_as_le_bytes(a),
+        }
+    }
+}
+
+/// Ints as their little-endian bytes, without a copy.
+#[cfg(target_endian = "little")]
+fn ints_as_le_bytes(a: &[i64]) -> &[u8] {
+    // SAFETY: an i64 is 8 initialized bytes with no padding, a u8 needs no alignment, and
+    // the slice covers exactly the array's memory, borrowed for as long as the array is.
+    unsafe { std::slice::from_raw_parts(a.as_ptr().cast::<u8>(), std::mem::size_of_val(a)) }
+}
+
+#[cfg(not(target_endian = "little"))]
+fn ints_as_le_bytes(_: &[i64]) -> &[u8] {
+    unreachable!("int blocks are kept apart on little-endian machines only")
+}
+
+/// Whether a tree holds a blob or block of ints of [`APART_MIN`] bytes or more (outside
+/// function captures and handles).
+fn has_big(wire: &Wire) -> bool {
+    match wire {
+        Wire::Blob(b) => b.len() >= APART_MIN,
+        Wire::Ints(a) => cfg!(target_endian = "little") && a.len() >= APART_MIN / 8,
+        Wire::Array(a) => a.iter().any(has_big),
+        Wire::Map(m) => m.iter().any(|(_, v)| has_big(v)),
+        Wire::Shared { value, .. } => has_big(value),
+        _ => false,
+    }
+}
+
+fn put<T: Encode>(v: &T, out: &mut Vec<u8>) {
+    bincode::encode_into_std_write(v, out, CONFIG).expect("encoding into a Vec cannot fail");
+}
+
+/// Appends a tree's bytes to `out` as [`append_tree`] does, except that the bytes of each
+/// large blob or block of ints are not copied: the tree gives them up, and they go to
+/// `apart` with the position in `out` where they belong. `out` with every part put back
+/// where it belongs is exactly what [`append_tree`] writes.
+pub(crate) fn append_tree_apart(wire: Wire, out: &mut Vec<u8>, apart: &mut Vec<(usize, Segment)>) {
+    if !has_big(&wire) {
+        return append_tree(&wire, out);
+    }
+    match wire {
+        Wire::Blob(b) => {
+            put(&(T_BLOB, b.len() as u64), out);
+            apart.push((out.len(), Segment::Bytes(b)));
+        }
+        Wire::Ints(a) => {
+            put(&(T_INTS, a.len() as u64), out);
+            apart.push((out.len(), Segment::Ints(a)));
+        }
+        Wire::Array(a) => {
+            put(&(T_ARRAY, a.len() as u64), out);
+            for x in a {
+                append_tree_apart(x, out, apart);
+            }
+        }
+        Wire::Map(m) => {
+            put(&(T_MAP, m.len() as u64), out);
+            for (k, x) in m {
+                put(&k, out);
+                append_tree_apart(x, out, apart);
+            }
+        }
+        Wire::Shared { id, value } => {
+            put(&(T_SHARED, id), out);
+            append_tree_apart(*value, out, apart);
+        }
+        other => append_tree(&other, out),
+    }
+}
+
 /// A tree's bytes.
 pub fn tree_to_bytes(wire: &Wire) -> Vec<u8> {
     let mut out = Vec::new();
@@ -292,6 +383,51 @@ mod tests {
         inner.write_lock::<Array>().unwrap().push(a.clone());
         let err = encode(&a, "args").unwrap_err();
         assert!(err.message.contains("cycle"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_value_given_up_encodes_to_the_same_bytes_with_its_big_parts_apart() {
+        let engine = rhai::Engine::new();
+        let script = "let big = blob(70000, 3); let ints = []; ints.pad(9000, 5); ints[7] = -1;
+                      let captured = blob(70000, 1); let f = |x| x + captured.len();
+                      [big, #{ints: ints, small: blob(5, 1), nested: [[big], 2.5, \"s\"]}, f, [1, 2], ints]";
+        let v: Dynamic = engine.eval(script).unwrap();
+        let whole = encode(&v, "v").unwrap().bytes;
+        let apart = crate::wire::encode_owned(v.clone(), "v").unwrap();
+        // The four blobs and int blocks of 64 KiB or more are apart, each between two runs
+        // of other bytes (none after the last); the blob captured by the closure (shared
+        // with the script's variable) is not given up.
+        assert_eq!(apart.pieces().len(), 2 * 4);
+        assert_eq!(apart.len(), whole.len());
+        let joined = apart.into_packet().bytes;
+        assert_eq!(joined, whole);
+        // Small values have no parts apart.
+        let small: Dynamic = engine.eval("[1, blob(10, 2), #{a: 1}]").unwrap();
+        let apart = crate::wire::encode_owned(small.clone(), "v").unwrap();
+        assert_eq!(apart.pieces().len(), 1);
+        assert_eq!(apart.into_packet().bytes, encode(&small, "v").unwrap().bytes);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn pieces_join_to_the_whole_encoding(sizes in proptest::collection::vec((0usize..3, 0usize..80_000), 0..6)) {
+            let mut items = Array::new();
+            for (kind, n) in sizes {
+                items.push(match kind {
+                    0 => Dynamic::from_blob(vec![n as u8; n]),
+                    1 => Dynamic::from_array(vec![Dynamic::from_int(n as i64); n / 8 + 1]),
+                    _ => {
+                        let mut m = rhai::Map::new();
+                        m.insert("b".into(), Dynamic::from_blob(vec![1; n]));
+                        m.into()
+                    }
+                });
+            }
+            let v = Dynamic::from_array(items);
+            let whole = encode(&v, "v").unwrap().bytes;
+            prop_assert_eq!(crate::wire::encode_owned(v, "v").unwrap().into_packet().bytes, whole);
+        }
     }
 
     /// Real encoded values: every tag, sharing, a handle, a closure with captures.

@@ -7,9 +7,9 @@
 //! [`Reader`] checks every length against what remains and never panics: a malformed
 //! message is a `SerializationError`.
 
-use super::bytes::{append_tree, tree_prefix};
+use super::bytes::{append_tree, append_tree_apart, tree_prefix, Segment};
 use super::tree::{FromWire, ToWire};
-use super::{serr, Packet};
+use super::{serr, Packet, Segmented};
 use crate::error::MpResult;
 use rhai::Dynamic;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -27,6 +27,8 @@ pub trait Portable: Sized {
 pub struct Writer {
     bytes: Vec<u8>,
     fds: Vec<OwnedFd>,
+    /// Large parts kept out of `bytes` (see [`Writer::value_owned`]) and where they go.
+    apart: Vec<(usize, Segment)>,
     tree: ToWire,
     remote: bool,
 }
@@ -111,6 +113,15 @@ impl Writer {
         Ok(())
     }
 
+    /// [`Writer::value`] of a value the caller gives up: its large blobs and blocks of ints
+    /// are not copied into the message's bytes but kept apart, to be written straight
+    /// where the message goes (see [`Writer::finish_apart`]).
+    pub fn value_owned(&mut self, v: Dynamic, root: &str) -> MpResult<()> {
+        let tree = self.tree.convert_owned(v, root, &mut self.fds)?;
+        append_tree_apart(tree, &mut self.bytes, &mut self.apart);
+        Ok(())
+    }
+
     /// A portable value, written in place.
     pub fn put<T: Portable>(&mut self, v: &T) -> MpResult<()> {
         v.write(self)
@@ -126,7 +137,12 @@ impl Writer {
 
     /// The message.
     pub fn finish(self) -> Packet {
-        Packet { bytes: self.bytes, fds: self.fds }
+        self.finish_apart().into_packet()
+    }
+
+    /// The message with its large parts still apart.
+    pub fn finish_apart(self) -> Segmented {
+        Segmented { bytes: self.bytes, fds: self.fds, apart: self.apart }
     }
 }
 

@@ -57,6 +57,69 @@ pub struct Packet {
     pub fds: Vec<OwnedFd>,
 }
 
+/// An encoded message whose large blobs and blocks of ints are kept apart from its other
+/// bytes, so that they are copied once, straight to where the message goes (a memfd, a
+/// queue's file) rather than first into one buffer. [`Segmented::pieces`] in order are the
+/// message's bytes.
+#[derive(Debug, Default)]
+pub struct Segmented {
+    bytes: Vec<u8>,
+    fds: Vec<OwnedFd>,
+    /// The parts, each with its position in `bytes` (ascending).
+    apart: Vec<(usize, bytes::Segment)>,
+}
+
+impl Segmented {
+    /// The message's length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len() + self.apart.iter().map(|(_, s)| s.as_bytes().len()).sum::<usize>()
+    }
+
+    /// Whether the message has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The message's bytes, in pieces.
+    pub fn pieces(&self) -> Vec<&[u8]> {
+        let mut out = Vec::with_capacity(2 * self.apart.len() + 1);
+        let mut at = 0;
+        for (pos, seg) in &self.apart {
+            out.push(&self.bytes[at..*pos]);
+            out.push(seg.as_bytes());
+            at = *pos;
+        }
+        out.push(&self.bytes[at..]);
+        out.retain(|p| !p.is_empty());
+        out
+    }
+
+    /// The descriptors that travel with the message.
+    pub fn fds(&self) -> &[OwnedFd] {
+        &self.fds
+    }
+
+    /// The message in one piece.
+    pub fn into_packet(self) -> Packet {
+        if self.apart.is_empty() {
+            return Packet { bytes: self.bytes, fds: self.fds };
+        }
+        let mut bytes = Vec::with_capacity(self.len());
+        for p in self.pieces() {
+            bytes.extend_from_slice(p);
+        }
+        Packet { bytes, fds: self.fds }
+    }
+}
+
+/// Encodes a value the caller gives up (see [`Writer::value_owned`]); `root` names it in
+/// error messages.
+pub fn encode_owned(value: Dynamic, root: &str) -> MpResult<Segmented> {
+    let mut w = Writer::new();
+    w.value_owned(value, root)?;
+    Ok(w.finish_apart())
+}
+
 /// A `SerializationError` with this message.
 pub(crate) fn serr(msg: impl Into<String>) -> MpError {
     MpError::new(ErrorKind::SerializationError, msg)

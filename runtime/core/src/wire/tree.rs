@@ -138,6 +138,48 @@ impl ToWire {
         self.value(v, fds)
     }
 
+    /// [`ToWire::convert`] of a value the caller gives up: its blobs (in arrays and maps
+    /// too, but not in shared cells, which other variables see) move into the tree instead
+    /// of being copied.
+    pub(crate) fn convert_owned(&mut self, v: Dynamic, root: &str, fds: &mut Vec<OwnedFd>) -> MpResult<Wire> {
+        root.clone_into(&mut self.root);
+        self.path.clear();
+        self.owned(v, fds)
+    }
+
+    fn owned(&mut self, v: Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Wire> {
+        if v.is_shared() || self.path.len() as u32 >= MAX_DEPTH {
+            return self.value(&v, fds);
+        }
+        if v.is_blob() {
+            return Ok(Wire::Blob(v.into_blob().unwrap_or_default()));
+        }
+        if v.is_array() {
+            let a = v.into_array().unwrap_or_default();
+            if let Some(ints) = all_ints(&a) {
+                return Ok(Wire::Ints(ints));
+            }
+            let mut out = Vec::with_capacity(a.len());
+            for (i, x) in a.into_iter().enumerate() {
+                self.path.push(Seg::Index(i));
+                out.push(self.owned(x, fds)?);
+                self.path.pop();
+            }
+            return Ok(Wire::Array(out));
+        }
+        if v.is_map() {
+            let m = v.cast::<Map>();
+            let mut out = Vec::with_capacity(m.len());
+            for (k, x) in m {
+                self.path.push(Seg::Key(k.to_string()));
+                out.push((k.to_string(), self.owned(x, fds)?));
+                self.path.pop();
+            }
+            return Ok(Wire::Map(out));
+        }
+        self.plain(&v, fds)
+    }
+
     fn value(&mut self, v: &Dynamic, fds: &mut Vec<OwnedFd>) -> MpResult<Wire> {
         if self.path.len() as u32 >= MAX_DEPTH {
             return Err(self.fail(format!("value nested deeper than {MAX_DEPTH} levels cannot be sent")));

@@ -147,7 +147,11 @@ impl Server<'_, '_> {
                 let flags = if c.wants_write() { PollFlags::POLLOUT } else { PollFlags::POLLIN };
                 fds.push(PollFd::new(c.fd(), flags));
             }
-            let wait = if signals { deadline.slice(rhai_mp_core::interrupt::SLICE) } else { deadline.slice(std::time::Duration::from_secs(3600)) };
+            let wait = if signals {
+                deadline.slice(rhai_mp_core::interrupt::SLICE)
+            } else {
+                deadline.slice(std::time::Duration::from_secs(3600))
+            };
             let ms = wait.as_micros().div_ceil(1000);
             match poll(&mut fds, PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)) {
                 Err(nix::Error::EINTR) | Ok(0) => vec![(false, false); fds.len()],
@@ -299,7 +303,11 @@ impl Server<'_, '_> {
                 }
                 if welcome {
                     c.authenticated();
-                    let host = if c.is_tcp() && !answer.host.is_empty() { format!(" on {}", answer.host) } else { String::new() };
+                    let host = if c.is_tcp() && !answer.host.is_empty() {
+                        format!(" on {}", answer.host)
+                    } else {
+                        String::new()
+                    };
                     self.sync.connected(id, format!("pid {}{host}", answer.pid));
                 } else {
                     // Nothing about the key is logged; the peer just goes.

@@ -275,7 +275,11 @@ impl Sync {
     /// The lock of `Condition(lock)`: a Lock or RLock proxy of this server.
     fn lock_of(&self, l: &Dynamic) -> MpResult<u64> {
         let refuse = || {
-            mp_err!(TypeError, "Condition() takes a Lock or RLock of the same manager (m.Lock(), m.RLock()), not {}", opts::type_name(l))
+            mp_err!(
+                TypeError,
+                "Condition() takes a Lock or RLock of the same manager (m.Lock(), m.RLock()), not {}",
+                opts::type_name(l)
+            )
         };
         let p = l.read_lock::<Proxy>().ok_or_else(refuse)?;
         if p.0.addr.authkey != self.key || !matches!(self.objects.get(&p.0.id), Some(SyncObj::Lock(_))) {
@@ -428,7 +432,11 @@ impl Sync {
                         return Err(mp_err!(ValueError, "semaphore or lock released too many times"));
                     }
                     if *value >= crate::semaphore::MAX as u64 {
-                        return Err(mp_err!(ValueError, "a semaphore's value cannot go above {}", crate::semaphore::MAX));
+                        return Err(mp_err!(
+                            ValueError,
+                            "a semaphore's value cannot go above {}",
+                            crate::semaphore::MAX
+                        ));
                     }
                     *value += 1;
                     self.value(conn, ());
@@ -487,7 +495,8 @@ impl Sync {
                         if self.owned_level(conn, lock) == 0 {
                             return Err(mp_err!(AssertionError, "lock is not owned"));
                         }
-                        let waiters: Vec<ConnId> = self.waiting.get(&id).map(|q| q.iter().copied().collect()).unwrap_or_default();
+                        let waiters: Vec<ConnId> =
+                            self.waiting.get(&id).map(|q| q.iter().copied().collect()).unwrap_or_default();
                         for w in waiters.into_iter().take(n.map_or(usize::MAX, |n| n.min(usize::MAX as u64) as usize)) {
                             self.reacquire(w, Outcome::Notified);
                         }
@@ -568,10 +577,13 @@ impl Sync {
             return Ok(false);
         }
         let warning = self.take(conn, id, 1);
-        self.out.push((conn, match warning {
-            Some(w) => Reply::Warned(true.into(), w),
-            None => Reply::Value(true.into()),
-        }));
+        self.out.push((
+            conn,
+            match warning {
+                Some(w) => Reply::Warned(true.into(), w),
+                None => Reply::Value(true.into()),
+            },
+        ));
         Ok(true)
     }
 
@@ -732,9 +744,11 @@ impl Sync {
         let done = match (&p.wait, self.objects.get_mut(&id)) {
             (Wait::Take, Some(SyncObj::Queue(q))) => q.items.pop_front().map(Reply::Value),
             (Wait::Put(_), Some(SyncObj::Queue(q))) if !q.full() => {
-                let Some(Parked { wait: Wait::Put(item), .. }) = self.parked.get_mut(&conn).map(|p| {
-                    std::mem::replace(p, Parked { obj: id, wait: Wait::Join, deadline: Deadline::NEVER })
-                }) else {
+                let Some(Parked { wait: Wait::Put(item), .. }) = self
+                    .parked
+                    .get_mut(&conn)
+                    .map(|p| std::mem::replace(p, Parked { obj: id, wait: Wait::Join, deadline: Deadline::NEVER }))
+                else {
                     return false;
                 };
                 if let Some(SyncObj::Queue(q)) = self.objects.get_mut(&id) {
