@@ -4,7 +4,8 @@
 //! A queue is a shared-memory log, not a pipe with a feeder thread: a memfd whose first page
 //! holds a robust process-shared mutex, condition variables and counters, and whose rest
 //! holds the items (`[len][descriptor count][bytes]`, appended at the tail, taken at the
-//! head; consumed pages are given back to the OS). So:
+//! head; consumed pages are given back to the OS; an item of `SPILL_ITEM` bytes or more
+//! travels in a memfd on the side channel instead, see there). So:
 //!
 //! - `put` never needs a reader to make progress (unless `maxsize` is reached), and a
 //!   process that put items and then exits loses nothing and never deadlocks — Python's
@@ -91,8 +92,8 @@ pub struct QueueCore {
     region: Region,
     /// The log, mapped (see [`WINDOW`]).
     window: Region,
-    /// Side channel for the descriptors of handles inside items: sent on `fd_tx`, received
-    /// on `fd_rx`.
+    /// Side channel for the descriptors of handles inside items, and for the memfds of large
+    /// items: sent on `fd_tx`, received on `fd_rx`.
     fd_tx: OwnedFd,
     fd_rx: OwnedFd,
     /// Readable while items are available (once `wait()` turned it on).

@@ -273,7 +273,10 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
         }
         // Read what came on the pending requests; fork for each that is whole.
         let mut still = Vec::with_capacity(pending.len());
-        for (mut p, r) in pending.into_iter().zip(readable) {
+        // (An explicit iterator: a child forked below drops the requests not reached yet,
+        // whose connections and descriptors it must not keep.)
+        let mut rest = pending.into_iter().zip(readable);
+        while let Some((mut p, r)) = rest.next() {
             if !r {
                 still.push(p);
                 continue;
@@ -301,6 +304,7 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
                             drop(sfd);
                             drop(listener);
                             drop(p);
+                            drop(rest);
                             drop(still);
                             drop(children);
                             let code = run_child(boot);

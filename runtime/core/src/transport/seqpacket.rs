@@ -5,12 +5,15 @@
 //! from, the same end without ever seeing a torn or interleaved message. A message up to
 //! [`INLINE_MAX`] bytes travels inside its packet; a larger one is written to a memfd whose
 //! descriptor the packet carries, so a 64 MiB message costs one copy in and one copy out
-//! (`pwrite` or a copy into the mapped memfd, then `pread` into the receiver's new vector)
-//! rather than thousands of socket writes, and still arrives atomically. Descriptors of
-//! handles in the message ride along as `SCM_RIGHTS`.
+//! (a copy into the memfd, from the message's pieces: see [`crate::Segmented`]; then a
+//! decode in place, or a copy into the receiver's new vector) rather than thousands of
+//! socket writes, and still arrives atomically. Descriptors of handles in the message ride
+//! along as `SCM_RIGHTS`.
 //!
 //! A spilled message's memfd holds a flag page, then the payload. The receiver sets the flag
-//! once it has read the payload. A connection end (a `Pipe()`'s) keeps the last few memfds
+//! once it is done with the payload. A receiving end that keeps a [`MapCache`] maps the
+//! memfds it receives once and reads payloads in place (without one, it `pread`s them).
+//! A connection end (a `Pipe()`'s) keeps the last few memfds
 //! it sent ([`SpillCache`], [`SPILL_CACHE`] of them) and writes a later message into one
 //! whose flag is set, so its pages are reused instead of allocated, faulted in and freed
 //! again for every message (that was most of a large message's cost); it writes a reused
@@ -257,9 +260,13 @@ impl MapCache {
         // payload is dropped). Read-only; a memfd never shrinks (the sender only grows new
         // ones), and the size was checked. Populated: one call maps every page.
         let map = std::sync::Arc::new(unsafe { memmap2::MmapOptions::new().populate().map(memfd)? });
-        maps.push((dev, ino, map.clone()));
-        if maps.len() > MAP_CACHE {
-            maps.remove(0);
+        // A memfd too large for its sender to keep is never reused: keeping its mapping
+        // would only keep its pages.
+        if map.len() <= SPILL_DATA as usize + SPILL_KEEP_MAX {
+            maps.push((dev, ino, map.clone()));
+            if maps.len() > MAP_CACHE {
+                maps.remove(0);
+            }
         }
         Ok(map)
     }

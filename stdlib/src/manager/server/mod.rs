@@ -105,6 +105,12 @@ pub(crate) fn serve(ctx: &NativeCallContext, args: ServerArgs, signals: bool) ->
         scratch: Vec::new(),
         failed: Vec::new(),
     };
+    // The polling between requests (`serve_conn`) reads the CPU count from cgroup files on
+    // first use: done now, before any client, so that none waits for it and the files are
+    // not open behind the first replies (a client counting the server's descriptors then
+    // would count them). Only `/proc/loadavg` is read while serving, for microseconds.
+    let _ = rhai_mp_core::spin_time();
+    let _ = rhai_mp_core::spin::oversubscribed();
     if let Some(ready) = server.args.ready.take() {
         let _ = rhai_mp_core::transport::stream::write_all(ready.as_fd(), &[1]);
     }
