@@ -153,23 +153,46 @@ impl Portable for ChunkOutcome {
     }
 }
 
-/// A result's bytes and descriptors: `[job][chunk]`, then the outcome. `remote`: for
-/// another machine (an MPI rank), where objects of this host's memory cannot go.
-pub(super) fn encode_result(
+/// A result's bytes and descriptors: `[job][chunk]`, then the outcome (as
+/// [`ChunkOutcome`]'s `write` writes it). The outcome is given up: its values are not
+/// copied, and their large blobs and int arrays stay apart, to be copied once into the
+/// results queue (see `rhai_mp_core::Segmented`). `remote`: for another machine (an MPI
+/// rank), where objects of this host's memory cannot go.
+pub(super) fn encode_result_apart(
     job: u64,
     chunk: u64,
-    outcome: &ChunkOutcome,
+    outcome: ChunkOutcome,
     remote: bool,
-) -> MpResult<rhai_mp_core::Packet> {
+) -> MpResult<rhai_mp_core::Segmented> {
     let mut w = if remote { Writer::remote() } else { Writer::new() };
     w.u64(job);
     w.u64(chunk);
-    w.put(outcome)?;
-    let p = w.finish();
-    if remote && !p.fds.is_empty() {
+    match outcome {
+        ChunkOutcome::Ran { values, errors } => {
+            w.u8(0);
+            w.value_owned(Dynamic::from_array(values), "result")?;
+            w.put(&errors)?;
+        }
+        ChunkOutcome::Failed(e) => {
+            w.u8(1);
+            w.put(&e)?;
+        }
+    }
+    let p = w.finish_apart();
+    if remote && !p.fds().is_empty() {
         return Err(mp_err!(SerializationError, "the result holds objects that live in this host's memory"));
     }
     Ok(p)
+}
+
+/// [`encode_result_apart`] in one piece.
+pub(super) fn encode_result(
+    job: u64,
+    chunk: u64,
+    outcome: ChunkOutcome,
+    remote: bool,
+) -> MpResult<rhai_mp_core::Packet> {
+    encode_result_apart(job, chunk, outcome, remote).map(rhai_mp_core::Segmented::into_packet)
 }
 
 /// A result's job and chunk (read without decoding the rest).

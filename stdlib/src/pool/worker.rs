@@ -8,7 +8,7 @@
 //! by the function for one item goes back as that item's `RemoteError`; the other items of
 //! the chunk still run.
 
-use super::task::{encode_result, ChunkOutcome, Field, Kind, TaskHead, WorkerArgs, TASK_HEAD};
+use super::task::{encode_result, encode_result_apart, ChunkOutcome, Field, Kind, TaskHead, WorkerArgs, TASK_HEAD};
 use crate::queue::Queue;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
 use rhai_mp_core::{mp_err, Deadline, MpError, Packet, RemoteError, RhaiResult};
@@ -31,12 +31,12 @@ fn remote_mp(e: MpError) -> RemoteError {
 }
 
 fn put_result(results: &Queue, job: u64, chunk: u64, outcome: ChunkOutcome) -> RhaiResult<()> {
-    let packet = match encode_result(job, chunk, &outcome, false) {
+    let packet = match encode_result_apart(job, chunk, outcome, false) {
         Ok(p) => p,
         // A result that cannot cross becomes the error it is.
-        Err(e) => encode_result(job, chunk, &ChunkOutcome::Failed(remote_mp(e)), false)?,
+        Err(e) => encode_result_apart(job, chunk, ChunkOutcome::Failed(remote_mp(e)), false)?,
     };
-    results.0.put(&packet.bytes, &packet.fds, true, Deadline::NEVER)?;
+    results.0.put_pieces(&packet.pieces(), packet.fds(), true, Deadline::NEVER)?;
     Ok(())
 }
 
@@ -199,14 +199,14 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
 pub(crate) fn run_rank_task(ctx: &NativeCallContext, bytes: &[u8]) -> Vec<u8> {
     let Some(head) = TaskHead::read(bytes).filter(|h| h.job != 0 && h.func_fds == 0) else {
         let e = remote_mp(mp_err!(SerializationError, "malformed pool task"));
-        return encode_result(u64::MAX, 0, &ChunkOutcome::Failed(e), true).map(|p| p.bytes).unwrap_or_default();
+        return encode_result(u64::MAX, 0, ChunkOutcome::Failed(e), true).map(|p| p.bytes).unwrap_or_default();
     };
     let exit = std::cell::RefCell::new(None);
     let outcome = run_task(ctx, &|_| {}, &head, bytes, Vec::new(), &exit).unwrap_or_else(ChunkOutcome::Failed);
-    match encode_result(head.job, head.chunk, &outcome, true) {
+    match encode_result(head.job, head.chunk, outcome, true) {
         Ok(p) => p.bytes,
         // A result that cannot cross (an object of this host's memory) becomes the error it is.
-        Err(e) => encode_result(head.job, head.chunk, &ChunkOutcome::Failed(remote_mp(e)), true)
+        Err(e) => encode_result(head.job, head.chunk, ChunkOutcome::Failed(remote_mp(e)), true)
             .map(|p| p.bytes)
             .unwrap_or_default(),
     }
@@ -227,5 +227,5 @@ pub(crate) fn run_rank_init(ctx: &NativeCallContext, call: &[u8], rank: u32) -> 
     let e = ran.err()?;
     let (name, pid) = who();
     rhai_mp_core::report_error(&e, Some((&name, pid)));
-    encode_result(0, rank as u64, &ChunkOutcome::Failed(remote(&e)), true).ok().map(|p| p.bytes)
+    encode_result(0, rank as u64, ChunkOutcome::Failed(remote(&e)), true).ok().map(|p| p.bytes)
 }
