@@ -92,6 +92,16 @@ impl TaskHead {
         (TASK_HEAD + head.func_len <= b.len()).then_some(head)
     }
 
+    /// [`TaskHead::read`] of a task's first bytes only (a queue record of a large task
+    /// keeps those): the head, without checking that the function follows.
+    pub(super) fn read_prefix(b: &[u8]) -> Option<TaskHead> {
+        let mut whole = b.get(..TASK_HEAD).unwrap_or(b).to_vec();
+        if whole.len() == TASK_HEAD {
+            whole[25..29].copy_from_slice(&0u32.to_le_bytes());
+        }
+        TaskHead::read(&whole)
+    }
+
     /// The task's bytes: this head, the encoded function, the encoded payload.
     pub(super) fn frame(&self, func: &[u8], payload: &[u8]) -> Vec<u8> {
         let mut b = Vec::with_capacity(TASK_HEAD + func.len() + payload.len());

@@ -165,7 +165,7 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
     let mut done: u64 = 0;
     loop {
         let mut noted = |b: &[u8]| {
-            if let Some(h) = TaskHead::read(b) {
+            if let Some(h) = TaskHead::read_prefix(b) {
                 if h.job != 0 {
                     slots.set(index, Field::Item, h.first);
                     slots.set(index, Field::Chunk, h.chunk);

@@ -45,6 +45,8 @@ const PUNCHED: usize = FD_MODE + 8;
 /// How much of the log file exists past `DATA` (the file is grown before the window is
 /// written there).
 const CAPACITY: usize = PUNCHED + 8;
+/// The number of the last message sent on the side channel (see [`QueueCore::get_with`]).
+const SIDE_SEQ: usize = CAPACITY + 8;
 /// The part of the log mapped into memory; records past it use pread/pwrite.
 const WINDOW: usize = 1 << 30;
 /// The log starts after the header page.
@@ -68,6 +70,9 @@ const BIG_RECORD: usize = 256 * 1024;
 const SPILL_ITEM: usize = 1 << 20;
 /// In a record's descriptor count: the item is in a memfd on the side channel.
 const SPILLED: u32 = 1 << 31;
+/// How many of a spilled item's first bytes its record keeps (for `on_take`, which reads a
+/// pool task's head there).
+const SPILL_PREFIX: usize = 64;
 
 /// The three flavours share one machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,13 +303,22 @@ impl QueueCore {
         if len > u32::MAX as usize {
             return Err(mp_err!(ValueError, "an item of {len} bytes is too large for a queue (4 GiB at most)"));
         }
+        // A large item goes into a memfd now, before the mutex, with room for its number
+        // (see `get_with`) at the end; the record keeps its first bytes.
+        let mut prefix = Vec::new();
         let spill = if len >= SPILL_ITEM {
-            let memfd = seqpacket::spill_pieces(pieces, len, &self.spills).map_err(|e| MpError::os("queue put", e))?;
+            let mut with_tag = pieces.to_vec();
+            with_tag.push(&[0; 8]);
+            let memfd =
+                seqpacket::spill_pieces(&with_tag, len + 8, &self.spills).map_err(|e| MpError::os("queue put", e))?;
+            for p in pieces {
+                prefix.extend_from_slice(&p[..p.len().min(SPILL_PREFIX - prefix.len())]);
+            }
             Some((memfd, len))
         } else {
             None
         };
-        let (pieces, len) = if spill.is_some() { (&[][..], 0) } else { (pieces, len) };
+        let body: Vec<&[u8]> = if spill.is_some() { vec![&prefix] } else { pieces.to_vec() };
         if block && self.maxsize > 0 {
             // An item or a free slot often comes within microseconds: poll before sleeping.
             self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
@@ -318,16 +332,26 @@ impl QueueCore {
                 Cond::at(&self.region, NOT_FULL).wait_slice(&g.mutex, deadline)?;
             }
             let tail = self.field(TAIL).load(Relaxed);
-            let mut rec = [0u8; RECORD];
-            rec[0..4].copy_from_slice(&(len as u32).to_le_bytes());
             let nfds = fds.len() as u32 | if spill.is_some() { SPILLED } else { 0 };
+            // A record with a side-channel message starts with the message's number.
+            let seq = if nfds != 0 { self.field(SIDE_SEQ).load(Relaxed) + 1 } else { 0 };
+            let seq_bytes = seq.to_le_bytes();
+            let mut pieces = body.clone();
+            if nfds != 0 {
+                self.field(SIDE_SEQ).store(seq, Relaxed);
+                pieces.insert(0, &seq_bytes);
+            }
+            let rec_len = pieces.iter().map(|p| p.len()).sum::<usize>();
+            let mut rec = [0u8; RECORD];
+            rec[0..4].copy_from_slice(&(rec_len as u32).to_le_bytes());
             rec[4..8].copy_from_slice(&nfds.to_le_bytes());
-            self.write_record(tail, &rec, pieces, len).map_err(|e| MpError::os("queue put", e))?;
+            self.write_record(tail, &rec, &pieces, rec_len).map_err(|e| MpError::os("queue put", e))?;
             if nfds != 0 {
                 let kind = rhai_mp_core::MessageKind::Value;
                 let sent = match &spill {
-                    Some((memfd, size)) => seqpacket::send_spilled(self.fd_tx.as_fd(), kind, *size, memfd, fds),
-                    None => seqpacket::send_fds(self.fd_tx.as_fd(), kind, &[], fds),
+                    Some((memfd, size)) => seqpacket::patch_spilled(memfd, *size, &seq_bytes)
+                        .and_then(|()| seqpacket::send_spilled(self.fd_tx.as_fd(), kind, *size + 8, memfd, fds)),
+                    None => seqpacket::send_fds(self.fd_tx.as_fd(), kind, &seq_bytes, fds),
                 };
                 match sent {
                     Ok(()) => {}
@@ -345,7 +369,7 @@ impl QueueCore {
                     Err(e) => return Err(MpError::os("queue put", e)),
                 }
             }
-            self.field(TAIL).store(tail + (RECORD + len) as u64, Relaxed);
+            self.field(TAIL).store(tail + (RECORD + rec_len) as u64, Relaxed);
             self.field(COUNT).fetch_add(1, Relaxed);
             if self.flavour == Flavour::Joinable {
                 self.field(UNFINISHED).fetch_add(1, Relaxed);
@@ -377,52 +401,78 @@ impl QueueCore {
             self.get_spin.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
         let g = self.lock()?;
+        // A record whose item has handles, or lives in a memfd, has a message on the side
+        // channel, and both carry the message's number (increasing, from the queue's
+        // header). A producer killed after sending its message but before writing its
+        // record leaves a message older than any record: it is dropped. A consumer killed
+        // after taking a record's message but before moving past the record leaves a record
+        // whose message is gone (the next message is newer): that item went with the dead
+        // consumer (its `on_take` ran first), and the next record gets the message.
+        let mut held: Option<(u64, rhai_mp_core::Message)> = None;
         loop {
-            while self.field(COUNT).load(Relaxed) == 0 {
-                if !block {
-                    return Err(mp_err!(Empty, "the queue is empty"));
-                }
-                if deadline.passed() {
-                    return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
-                }
-                Cond::at(&self.region, NOT_EMPTY).wait_slice(&g.mutex, deadline)?;
-            }
-            if self.field(HEAD).load(Relaxed) < self.field(TAIL).load(Relaxed) {
-                break;
-            }
-            // The count says items but the log has none (a process died half-way): rebuild.
-            self.repair();
-        }
-        let head = self.field(HEAD).load(Relaxed);
-        let (len, nfds, data) = self.read_record(head).map_err(|e| MpError::os("queue get", e))?;
-        let mut data = Payload::Inline(data);
-        let spilled = nfds as u32 & SPILLED != 0;
-        if !spilled {
-            on_take(&data);
-        }
-        let mut fds = Vec::new();
-        if nfds > 0 {
-            let mut scratch = Vec::new();
-            match seqpacket::recv_message_mapped(self.fd_rx.as_fd(), &mut scratch, &self.get_spin, &self.maps) {
-                Ok(Some(m)) if spilled == (m.data.len() > 0) => {
-                    if spilled {
-                        data = m.data;
-                        on_take(&data);
+            loop {
+                while self.field(COUNT).load(Relaxed) == 0 {
+                    if !block {
+                        return Err(mp_err!(Empty, "the queue is empty"));
                     }
-                    fds = m.fds;
+                    if deadline.passed() {
+                        return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
+                    }
+                    Cond::at(&self.region, NOT_EMPTY).wait_slice(&g.mutex, deadline)?;
                 }
-                _ => {
-                    self.advance(head, len);
-                    return Err(mp_err!(
-                        OSError,
-                        "the handles of a queued item were lost (a process was killed while taking it)"
-                    ));
+                if self.field(HEAD).load(Relaxed) < self.field(TAIL).load(Relaxed) {
+                    break;
                 }
+                // The count says items but the log has none (a process died half-way):
+                // rebuild.
+                self.repair();
             }
+            let head = self.field(HEAD).load(Relaxed);
+            let (len, nfds, data) = self.read_record(head).map_err(|e| MpError::os("queue get", e))?;
+            if nfds == 0 {
+                on_take(&data);
+                self.advance(head, len);
+                drop(g);
+                return Ok((Payload::Inline(data), Vec::new()));
+            }
+            let spilled = nfds as u32 & SPILLED != 0;
+            let Some(seq) = data.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())) else {
+                self.advance(head, len);
+                return Err(mp_err!(OSError, "a malformed record in the queue (skipped)"));
+            };
+            on_take(&data[8..]);
+            let found = loop {
+                let next = match held.take() {
+                    Some(h) => Some(h),
+                    None => {
+                        let mut scratch = Vec::new();
+                        seqpacket::recv_message_mapped(self.fd_rx.as_fd(), &mut scratch, &self.get_spin, &self.maps)
+                            .ok()
+                            .flatten()
+                            .and_then(|mut m| Some((m.data.split_tag()?, m)))
+                    }
+                };
+                let Some((n, m)) = next else { break None };
+                if n == seq {
+                    break Some(m);
+                }
+                if n > seq {
+                    held = Some((n, m));
+                    break None;
+                }
+                // Older: its record was never written.
+            };
+            self.advance(head, len);
+            if let Some(m) = found {
+                if spilled != !m.data.is_empty() {
+                    return Err(mp_err!(OSError, "a malformed message on the queue's side channel (skipped)"));
+                }
+                let item = if spilled { m.data } else { Payload::Inline(data[8..].to_vec()) };
+                drop(g);
+                return Ok((item, m.fds));
+            }
+            // This record's item went with a consumer that was killed while taking it.
         }
-        self.advance(head, len);
-        drop(g);
-        Ok((data, fds))
     }
 
     /// Writes a record at log offset `at` (mutex held): through the mapped window when it
@@ -608,5 +658,59 @@ impl Portable for QueueCore {
             f => return Err(rhai_mp_core::wire::malformed(&format!("queue flavour {f}"))),
         };
         QueueCore::from_fds(fds, maxsize, flavour)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: usize, fill: u8) -> Vec<u8> {
+        let mut v = vec![fill; n];
+        v[n - 1] = fill.wrapping_add(1);
+        v
+    }
+
+    /// A message that a producer sent but whose record it never wrote (it was killed in
+    /// between) is older than every record: dropped, and the items behind it arrive.
+    #[test]
+    fn a_message_without_its_record_is_skipped() {
+        let q = QueueCore::new(Flavour::Queue, 0).unwrap();
+        let stale = item(SPILL_ITEM, 1);
+        let cache = rhai_mp_core::SpillCache::new();
+        let memfd = seqpacket::spill_pieces(&[&stale, &[0; 8]], stale.len() + 8, &cache).unwrap();
+        seqpacket::patch_spilled(&memfd, stale.len(), &0u64.to_le_bytes()).unwrap();
+        let kind = rhai_mp_core::MessageKind::Value;
+        seqpacket::send_spilled::<OwnedFd>(q.fd_tx.as_fd(), kind, stale.len() + 8, &memfd, &[]).unwrap();
+        for (n, fill) in [(SPILL_ITEM, 2), (10, 3), (SPILL_ITEM + 5, 4)] {
+            q.put(&item(n, fill), &[], true, Deadline::NEVER).unwrap();
+        }
+        for (n, fill) in [(SPILL_ITEM, 2), (10, 3), (SPILL_ITEM + 5, 4)] {
+            let (got, fds) = q.get(false, Deadline::NEVER).unwrap();
+            assert_eq!(&got[..], &item(n, fill)[..]);
+            assert!(fds.is_empty());
+        }
+        assert_eq!(q.get(false, Deadline::NEVER).unwrap_err().kind, rhai_mp_core::ErrorKind::Empty);
+    }
+
+    /// A consumer killed after taking a record's message, before moving past the record:
+    /// that item went with it, and the next consumer gets the next item (not an error, and
+    /// not the wrong item), with its handles.
+    #[test]
+    fn a_record_whose_message_was_taken_is_skipped() {
+        let q = QueueCore::new(Flavour::Queue, 0).unwrap();
+        let (a, b) = nix::unistd::pipe().unwrap();
+        q.put(&item(SPILL_ITEM, 5), &[], true, Deadline::NEVER).unwrap();
+        q.put(&item(20, 6), &[a, b], true, Deadline::NEVER).unwrap();
+        q.put(&item(SPILL_ITEM * 2, 7), &[], true, Deadline::NEVER).unwrap();
+        // The dead consumer's take: the first message, and nothing else.
+        let mut scratch = Vec::new();
+        assert!(seqpacket::recv_message(q.fd_rx.as_fd(), &mut scratch).unwrap().is_some());
+        let (got, fds) = q.get(false, Deadline::NEVER).unwrap();
+        assert_eq!(&got[..], &item(20, 6)[..]);
+        assert_eq!(fds.len(), 2);
+        let (got, _) = q.get(false, Deadline::NEVER).unwrap();
+        assert_eq!(&got[..], &item(SPILL_ITEM * 2, 7)[..]);
+        assert_eq!(q.get(false, Deadline::NEVER).unwrap_err().kind, rhai_mp_core::ErrorKind::Empty);
     }
 }

@@ -210,6 +210,17 @@ impl std::ops::Deref for Payload {
 }
 
 impl Payload {
+    /// Takes a tag its sender appended off the end: the last 8 bytes, as a little-endian
+    /// number (`None`, and nothing taken, if there are fewer).
+    pub fn split_tag(&mut self) -> Option<u64> {
+        let tag = self.len().checked_sub(8).map(|at| u64::from_le_bytes(self[at..].try_into().unwrap_or_default()))?;
+        match self {
+            Payload::Inline(v) => v.truncate(v.len() - 8),
+            Payload::Mapped(m) => m.len -= 8,
+        }
+        Some(tag)
+    }
+
     /// The bytes as a vector.
     pub fn into_vec(self) -> Vec<u8> {
         match self {
@@ -357,6 +368,12 @@ pub fn send_pieces_cached(
 /// copy happens here, so a caller can make it outside a lock and send under it.
 pub fn spill_pieces(pieces: &[&[u8]], len: usize, cache: &SpillCache) -> std::io::Result<std::fs::File> {
     cache.spill(pieces, len)
+}
+
+/// Overwrites bytes of a payload that [`spill_pieces`] wrote into `memfd` and that was not
+/// sent yet, from `offset` in the payload on (a tag decided later, say).
+pub fn patch_spilled(memfd: &std::fs::File, offset: usize, bytes: &[u8]) -> std::io::Result<()> {
+    memfd.write_all_at(bytes, SPILL_DATA + offset as u64)
 }
 
 /// Sends a message of `len` bytes that [`spill_pieces`] wrote into `memfd`, with `fds`.
