@@ -406,9 +406,9 @@ impl QueueCore {
         // header). A producer killed after sending its message but before writing its
         // record leaves a message older than any record: it is dropped. A consumer killed
         // after taking a record's message but before moving past the record leaves a record
-        // whose message is gone (the next message is newer): that item went with the dead
-        // consumer (its `on_take` ran first), and the next record gets the message.
-        let mut held: Option<(u64, rhai_mp_core::Message)> = None;
+        // whose message is gone (the next message is newer, or there is none): that item
+        // went with the dead consumer (its `on_take` ran first), and the record is skipped;
+        // the newer message stays for its own record.
         loop {
             loop {
                 while self.field(COUNT).load(Relaxed) == 0 {
@@ -442,25 +442,22 @@ impl QueueCore {
             };
             on_take(&data[8..]);
             let found = loop {
-                let next = match held.take() {
-                    Some(h) => Some(h),
-                    None => {
+                let side = self.fd_rx.as_fd();
+                match seqpacket::peek_tag(side) {
+                    Ok(Some(n)) if n <= seq => {
                         let mut scratch = Vec::new();
-                        seqpacket::recv_message_mapped(self.fd_rx.as_fd(), &mut scratch, &self.get_spin, &self.maps)
-                            .ok()
-                            .flatten()
-                            .and_then(|mut m| Some((m.data.split_tag()?, m)))
+                        let m = seqpacket::recv_message_mapped(side, &mut scratch, &self.get_spin, &self.maps);
+                        match m {
+                            Ok(Some(mut m)) if n == seq => {
+                                m.data.split_tag();
+                                break Some(m);
+                            }
+                            Ok(Some(_)) => continue, // older: its record was never written
+                            _ => break None,
+                        }
                     }
-                };
-                let Some((n, m)) = next else { break None };
-                if n == seq {
-                    break Some(m);
+                    _ => break None,
                 }
-                if n > seq {
-                    held = Some((n, m));
-                    break None;
-                }
-                // Older: its record was never written.
             };
             self.advance(head, len);
             if let Some(m) = found {
@@ -701,11 +698,15 @@ mod tests {
         let q = QueueCore::new(Flavour::Queue, 0).unwrap();
         let (a, b) = nix::unistd::pipe().unwrap();
         q.put(&item(SPILL_ITEM, 5), &[], true, Deadline::NEVER).unwrap();
+        q.put(&item(30, 8), &[], true, Deadline::NEVER).unwrap();
         q.put(&item(20, 6), &[a, b], true, Deadline::NEVER).unwrap();
         q.put(&item(SPILL_ITEM * 2, 7), &[], true, Deadline::NEVER).unwrap();
         // The dead consumer's take: the first message, and nothing else.
         let mut scratch = Vec::new();
         assert!(seqpacket::recv_message(q.fd_rx.as_fd(), &mut scratch).unwrap().is_some());
+        // A plain item between leaves the next record's message where it is.
+        let (got, fds) = q.get(false, Deadline::NEVER).unwrap();
+        assert_eq!((&got[..], fds.len()), (&item(30, 8)[..], 0));
         let (got, fds) = q.get(false, Deadline::NEVER).unwrap();
         assert_eq!(&got[..], &item(20, 6)[..]);
         assert_eq!(fds.len(), 2);

@@ -557,6 +557,49 @@ fn recv_message_with(
     Ok(Some(Message { kind, data, fds }))
 }
 
+/// The tag of the next message on a non-blocking socket (the last 8 bytes of its payload,
+/// as [`Payload::split_tag`] reads them), without taking the message: `Ok(None)` when no
+/// message is waiting; `Ok(Some(0))` for a message without a well-formed tag.
+pub fn peek_tag(sock: BorrowedFd) -> std::io::Result<Option<u64>> {
+    let mut buf = [0u8; HEADER + 64];
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+    let (n, fds) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EAGAIN) => return Ok(None),
+            Err(e) => return Err(io(e)),
+            Ok(msg) => {
+                // (Peeking installs copies of the descriptors here; they close on return.)
+                let mut fds = Vec::new();
+                for c in msg.cmsgs().map_err(io)? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        fds.extend(raw.into_iter().map(crate::sys::own_fd));
+                    }
+                }
+                break (msg.bytes, fds);
+            }
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let tag = match parse_header(&buf[..n]) {
+        Some(Header { spilled: true, len, .. }) if len >= 8 => fds.first().and_then(|fd| {
+            let mut t = [0u8; 8];
+            let memfd = fd.try_clone().ok().map(std::fs::File::from)?;
+            memfd.read_exact_at(&mut t, SPILL_DATA + len as u64 - 8).ok()?;
+            Some(u64::from_le_bytes(t))
+        }),
+        Some(Header { spilled: false, len, .. }) if len >= 8 => {
+            buf[HEADER + len - 8..HEADER + len].try_into().ok().map(u64::from_le_bytes)
+        }
+        _ => None,
+    };
+    Ok(Some(tag.unwrap_or(0)))
+}
+
 /// The kind and length of the next message without taking it; `Ok(None)` at end of stream.
 /// Blocks until a message (or the end) is there.
 pub fn peek(sock: BorrowedFd) -> std::io::Result<Option<(Kind, usize)>> {
