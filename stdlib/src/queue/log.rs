@@ -306,7 +306,7 @@ impl QueueCore {
         // A large item goes into a memfd now, before the mutex, with room for its number
         // (see `get_with`) at the end; the record keeps its first bytes.
         let mut prefix = Vec::new();
-        let spill = if len >= SPILL_ITEM {
+        let mut spill = if len >= SPILL_ITEM {
             let mut with_tag = pieces.to_vec();
             with_tag.push(&[0; 8]);
             let memfd =
@@ -318,7 +318,7 @@ impl QueueCore {
         } else {
             None
         };
-        let body: Vec<&[u8]> = if spill.is_some() { vec![&prefix] } else { pieces.to_vec() };
+        let mut body: Vec<&[u8]> = if spill.is_some() { vec![&prefix] } else { pieces.to_vec() };
         if block && self.maxsize > 0 {
             // An item or a free slot often comes within microseconds: poll before sleeping.
             self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
@@ -336,16 +336,16 @@ impl QueueCore {
             // A record with a side-channel message starts with the message's number.
             let seq = if nfds != 0 { self.field(SIDE_SEQ).load(Relaxed) + 1 } else { 0 };
             let seq_bytes = seq.to_le_bytes();
-            let mut pieces = body.clone();
+            let mut record = body.clone();
             if nfds != 0 {
                 self.field(SIDE_SEQ).store(seq, Relaxed);
-                pieces.insert(0, &seq_bytes);
+                record.insert(0, &seq_bytes);
             }
-            let rec_len = pieces.iter().map(|p| p.len()).sum::<usize>();
+            let rec_len = record.iter().map(|p| p.len()).sum::<usize>();
             let mut rec = [0u8; RECORD];
             rec[0..4].copy_from_slice(&(rec_len as u32).to_le_bytes());
             rec[4..8].copy_from_slice(&nfds.to_le_bytes());
-            self.write_record(tail, &rec, &pieces, rec_len).map_err(|e| MpError::os("queue put", e))?;
+            self.write_record(tail, &rec, &record, rec_len).map_err(|e| MpError::os("queue put", e))?;
             if nfds != 0 {
                 let kind = rhai_mp_core::MessageKind::Value;
                 let sent = match &spill {
@@ -355,6 +355,14 @@ impl QueueCore {
                 };
                 match sent {
                     Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && spill.is_some() && fds.is_empty() => {
+                        // The side channel is full (hundreds of large items queued): this
+                        // one goes into the log after all, so that a put still never waits
+                        // for a reader.
+                        spill = None;
+                        body = pieces.to_vec();
+                        continue;
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         // The side channel is full: let consumers drain it, then try again.
                         drop(g);
@@ -688,6 +696,33 @@ mod tests {
             assert!(fds.is_empty());
         }
         assert_eq!(q.get(false, Deadline::NEVER).unwrap_err().kind, rhai_mp_core::ErrorKind::Empty);
+    }
+
+    /// With the side channel full (many items with handles waiting), a large item without
+    /// handles goes into the log instead: a put still never waits for a reader.
+    #[test]
+    fn a_large_item_goes_into_the_log_when_the_side_channel_is_full() {
+        let q = QueueCore::new(Flavour::Queue, 0).unwrap();
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let mut with_handles = 0;
+        loop {
+            let fd = r.try_clone().unwrap();
+            match q.put(&item(10, 1), &[fd], false, Deadline::NEVER) {
+                Ok(()) => with_handles += 1,
+                Err(e) => {
+                    assert_eq!(e.kind, rhai_mp_core::ErrorKind::Full, "{}", e.message);
+                    break;
+                }
+            }
+            assert!(with_handles < 100_000);
+        }
+        q.put(&item(SPILL_ITEM, 2), &[], false, Deadline::NEVER).unwrap();
+        for _ in 0..with_handles {
+            let (got, fds) = q.get(false, Deadline::NEVER).unwrap();
+            assert_eq!((&got[..], fds.len()), (&item(10, 1)[..], 1));
+        }
+        let (got, fds) = q.get(false, Deadline::NEVER).unwrap();
+        assert_eq!((got.len(), got[SPILL_ITEM - 1], fds.len()), (SPILL_ITEM, 3, 0));
     }
 
     /// A consumer killed after taking a record's message, before moving past the record:
