@@ -137,6 +137,8 @@ pub(super) enum ChunkOutcome {
     Failed(RemoteError),
 }
 
+/// (A worker writes its outcomes with [`encode_result_apart`], which writes `Ran` as this
+/// does, without copying the values.)
 impl Portable for ChunkOutcome {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
         match self {
@@ -183,10 +185,7 @@ pub(super) fn encode_result_apart(
             w.value_owned(Dynamic::from_array(values), "result")?;
             w.put(&errors)?;
         }
-        ChunkOutcome::Failed(e) => {
-            w.u8(1);
-            w.put(&e)?;
-        }
+        failed => w.put(&failed)?,
     }
     let p = w.finish_apart();
     if remote && !p.fds().is_empty() {

@@ -318,7 +318,8 @@ impl QueueCore {
         } else {
             None
         };
-        let mut body: Vec<&[u8]> = if spill.is_some() { vec![&prefix] } else { pieces.to_vec() };
+        let prefix_piece = [&prefix[..]];
+        let mut body: &[&[u8]] = if spill.is_some() { &prefix_piece } else { pieces };
         if block && self.maxsize > 0 {
             // An item or a free slot often comes within microseconds: poll before sleeping.
             self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
@@ -336,16 +337,19 @@ impl QueueCore {
             // A record with a side-channel message starts with the message's number.
             let seq = if nfds != 0 { self.field(SIDE_SEQ).load(Relaxed) + 1 } else { 0 };
             let seq_bytes = seq.to_le_bytes();
-            let mut record = body.clone();
-            if nfds != 0 {
+            let numbered;
+            let record = if nfds != 0 {
                 self.field(SIDE_SEQ).store(seq, Relaxed);
-                record.insert(0, &seq_bytes);
-            }
+                numbered = [&[&seq_bytes[..]], body].concat();
+                &numbered[..]
+            } else {
+                body
+            };
             let rec_len = record.iter().map(|p| p.len()).sum::<usize>();
             let mut rec = [0u8; RECORD];
             rec[0..4].copy_from_slice(&(rec_len as u32).to_le_bytes());
             rec[4..8].copy_from_slice(&nfds.to_le_bytes());
-            self.write_record(tail, &rec, &record, rec_len).map_err(|e| MpError::os("queue put", e))?;
+            self.write_record(tail, &rec, record, rec_len).map_err(|e| MpError::os("queue put", e))?;
             if nfds != 0 {
                 let kind = rhai_mp_core::MessageKind::Value;
                 let sent = match &spill {
@@ -360,7 +364,7 @@ impl QueueCore {
                         // one goes into the log after all, so that a put still never waits
                         // for a reader.
                         spill = None;
-                        body = pieces.to_vec();
+                        body = pieces;
                         continue;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -472,7 +476,13 @@ impl QueueCore {
                 if spilled != !m.data.is_empty() {
                     return Err(mp_err!(OSError, "a malformed message on the queue's side channel (skipped)"));
                 }
-                let item = if spilled { m.data } else { Payload::Inline(data[8..].to_vec()) };
+                let item = if spilled {
+                    m.data
+                } else {
+                    let mut data = data;
+                    data.drain(..8);
+                    Payload::Inline(data)
+                };
                 drop(g);
                 return Ok((item, m.fds));
             }

@@ -490,6 +490,28 @@ pub fn recv_message_mapped(
     recv_message_with(sock, buf, spin, Some(maps))
 }
 
+/// One `recvmsg` into `buf` (retried on `EINTR`): the packet's length and the descriptors
+/// that came with it (`EAGAIN` and other errors as they are).
+fn recv_packet(sock: BorrowedFd, buf: &mut [u8], flags: MsgFlags) -> nix::Result<(usize, Vec<OwnedFd>)> {
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        fds.extend(raw.into_iter().map(crate::sys::own_fd));
+                    }
+                }
+                return Ok((msg.bytes, fds));
+            }
+        }
+    }
+}
+
 fn recv_message_with(
     sock: BorrowedFd,
     buf: &mut Vec<u8>,
@@ -497,14 +519,11 @@ fn recv_message_with(
     maps: Option<&MapCache>,
 ) -> std::io::Result<Option<Message>> {
     buf.resize(HEADER + INLINE_MAX, 0);
-    let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
     let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
     let mut blocking = None;
     let mut polled = false;
     let (n, mut fds) = loop {
-        let mut iov = [IoSliceMut::new(buf)];
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
-            Err(nix::Error::EINTR) => continue,
+        match recv_packet(sock, buf, flags) {
             Err(nix::Error::EAGAIN) => {
                 if *blocking.get_or_insert_with(|| !nonblocking(sock)) {
                     let arrived = !polled && spin.spin_while(|| !ready(sock));
@@ -517,15 +536,7 @@ fn recv_message_with(
                 return Err(io(nix::Error::EAGAIN));
             }
             Err(e) => return Err(io(e)),
-            Ok(msg) => {
-                let mut fds = Vec::new();
-                for c in msg.cmsgs().map_err(io)? {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        fds.extend(raw.into_iter().map(crate::sys::own_fd));
-                    }
-                }
-                break (msg.bytes, fds);
-            }
+            Ok(got) => break got,
         }
     };
     if n == 0 {
@@ -562,25 +573,12 @@ fn recv_message_with(
 /// message is waiting; `Ok(Some(0))` for a message without a well-formed tag.
 pub fn peek_tag(sock: BorrowedFd) -> std::io::Result<Option<u64>> {
     let mut buf = [0u8; HEADER + 64];
-    let mut cmsg_buf = nix::cmsg_space!([RawFd; super::MAX_FDS]);
     let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
-    let (n, fds) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), flags) {
-            Err(nix::Error::EINTR) => continue,
-            Err(nix::Error::EAGAIN) => return Ok(None),
-            Err(e) => return Err(io(e)),
-            Ok(msg) => {
-                // (Peeking installs copies of the descriptors here; they close on return.)
-                let mut fds = Vec::new();
-                for c in msg.cmsgs().map_err(io)? {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        fds.extend(raw.into_iter().map(crate::sys::own_fd));
-                    }
-                }
-                break (msg.bytes, fds);
-            }
-        }
+    // (Peeking installs copies of the descriptors here; they close on return.)
+    let (n, fds) = match recv_packet(sock, &mut buf, flags) {
+        Err(nix::Error::EAGAIN) => return Ok(None),
+        Err(e) => return Err(io(e)),
+        Ok(got) => got,
     };
     if n == 0 {
         return Ok(None);
