@@ -9,7 +9,10 @@ use crate::typecode::Typecode;
 use crate::value::lock_arg;
 use rhai::plugin::*;
 use rhai::{Array, Blob, Dynamic, INT};
-use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// The shared state of an Array.
@@ -74,7 +77,8 @@ fn new_array(typecode: &Dynamic, init: &Dynamic, lock: Option<Lock>, func: &str)
             (items.len(), Some(items))
         }
     };
-    let bytes = rhai_mp_core::limits::allocation(len * tc.size() as u128, &format!("{func}('{}', {len})", tc.code()))?;
+    let bytes =
+        rhai_mp_core::base::limits::allocation(len * tc.size() as u128, &format!("{func}('{}', {len})", tc.code()))?;
     let region = Region::create("rhai-mp-array", bytes.max(64))?;
     for (i, x) in items.into_iter().flat_map(opts::Items::iter).enumerate() {
         let bits = tc.bits(&x, &|| format!("{func}() item {i}"))?;

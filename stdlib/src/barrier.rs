@@ -8,10 +8,10 @@
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr, Map, INT};
-use rhai_mp_core::{
-    mp_err, Cond, Deadline, Handle, MpError, MpResult, Mutex, Portable, Reader, Region, RhaiResult, Writer, COND_SIZE,
-    MUTEX_SIZE,
-};
+use rhai_mp_core::base::shm::{Cond, Mutex, Region, COND_SIZE, MUTEX_SIZE};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -126,7 +126,7 @@ impl BarrierCore {
         }
         for index in 0..self.parties() {
             let pid = self.slot(index).load(Relaxed);
-            if pid != 0 && rhai_mp_core::process_is_dead(pid as i32) {
+            if pid != 0 && rhai_mp_core::base::sys::process_is_dead(pid as i32) {
                 self.leave(index);
             }
         }
@@ -158,7 +158,7 @@ impl BarrierCore {
             return Err(broken().into());
         }
         let index = self.field(COUNT).fetch_add(1, Relaxed);
-        self.slot(index).store(rhai_mp_core::pid(), Relaxed);
+        self.slot(index).store(rhai_mp_core::base::sys::pid(), Relaxed);
         let result = if index + 1 == self.parties() {
             self.release(ctx)
         } else {
@@ -259,7 +259,7 @@ pub(crate) fn arguments(parties: &Dynamic, options: Map) -> MpResult<(INT, Optio
     let action = o.fn_ptr("action")?;
     if let Some(f) = &action {
         // An action that could not cross would fail only when the barrier is sent.
-        rhai_mp_core::encode(&Dynamic::from(f.clone()), "action")?;
+        rhai_mp_core::wire::encode(&Dynamic::from(f.clone()), "action")?;
     }
     Ok((parties, action, o.seconds("timeout")?))
 }

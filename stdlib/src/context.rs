@@ -6,7 +6,9 @@ use crate::opts;
 use crate::process::build;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
-use rhai_mp_core::{mp_err, with_state, MpResult, StartMethod};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::tree::state::{with as with_state, StartMethod};
 
 /// A start-method context (Python's `SpawnContext`, `ForkContext`, `ForkServerContext`).
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +20,8 @@ pub(crate) fn parse_method(m: &str) -> MpResult<StartMethod> {
         mp_err!(ValueError, "cannot find context for '{m}' (start methods: {})", all.join(", "))
     })?;
     // `mpi` exists only on rank 0 of a job, in a build with MPI support: else say why.
-    if method == StartMethod::Mpi && !rhai_mp_core::cluster::mpi_available() {
-        return Err(rhai_mp_core::cluster::unavailable());
+    if method == StartMethod::Mpi && !rhai_mp_core::tree::place::mpi_available() {
+        return Err(rhai_mp_core::tree::place::unavailable());
     }
     Ok(method)
 }
@@ -83,7 +85,7 @@ pub mod context_functions {
     ///
     /// Throws when: never.
     pub fn get_start_method() -> String {
-        rhai_mp_core::default_method().name().to_string()
+        rhai_mp_core::tree::state::default_method().name().to_string()
     }
 
     /// `["fork", "spawn", "forkserver"]`, and `"mpi"` on rank 0 under an MPI launcher.
@@ -120,7 +122,7 @@ pub mod context_functions {
     /// Throws when: never.
     #[rhai_fn(name = "get_context")]
     pub fn get_default_context() -> Context {
-        super::Context(rhai_mp_core::default_method())
+        super::Context(rhai_mp_core::tree::state::default_method())
     }
 
     /// The context's start method.
@@ -155,7 +157,10 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process(ctx: &mut Context, target: Dynamic) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process(
+        ctx: &mut Context,
+        target: Dynamic,
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, None)?)
     }
 
@@ -171,7 +176,7 @@ pub mod context_functions {
         ctx: &mut Context,
         target: Dynamic,
         args: Dynamic,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), Some(args), None)?)
     }
 
@@ -187,7 +192,7 @@ pub mod context_functions {
         ctx: &mut Context,
         target: Dynamic,
         opts: Map,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, Some(opts))?)
     }
 
@@ -204,7 +209,7 @@ pub mod context_functions {
         target: Dynamic,
         args: Dynamic,
         opts: Dynamic,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         let opts = crate::opts::arg_map(opts, "Process", "opts")?;
         Ok(build(Some(ctx.0), Some(target), Some(args), Some(opts))?)
     }
@@ -217,7 +222,10 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process_map(ctx: &mut Context, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process_map(
+        ctx: &mut Context,
+        opts: Map,
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), None, None, Some(opts))?)
     }
 }

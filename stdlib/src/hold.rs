@@ -9,7 +9,8 @@ use crate::opts;
 use crate::semaphore::Semaphore;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{mp_err, Deadline};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::Deadline;
 
 /// The Rhai bindings: `hold(lock, f)`.
 #[export_module]

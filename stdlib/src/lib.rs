@@ -76,7 +76,7 @@ pub use queue::{Queue, SimpleQueue};
 /// Registers what crosses process boundaries and the runtime's native entry points (once
 /// per process; idempotent).
 fn register_machinery() {
-    use rhai_mp_core::register_handle;
+    use rhai_mp_core::wire::register_handle;
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         register_handle::<connection::Connection>();
@@ -91,9 +91,9 @@ fn register_machinery() {
         register_handle::<array::SharedArray>();
         register_handle::<shared_memory::SharedMemory>();
         register_handle::<manager::Proxy>();
-        rhai_mp_core::register_entry(pool::WORKER_ENTRY, pool::worker_entry);
-        rhai_mp_core::register_entry(manager::SERVER_ENTRY, manager::server_entry);
-        rhai_mp_core::at_fork_child(manager::forget_connections);
+        rhai_mp_core::run::child::register_entry(pool::WORKER_ENTRY, pool::worker_entry);
+        rhai_mp_core::run::child::register_entry(manager::SERVER_ENTRY, manager::server_entry);
+        rhai_mp_core::run::child::at_fork_child(manager::forget_connections);
         cluster::register();
     });
 }

@@ -14,7 +14,11 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::base::sys::{futex_wait, futex_wake};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -28,7 +32,7 @@ const WAITERS: u32 = 1 << 31;
 pub(crate) const OWNER_CHECK: Duration = Duration::from_millis(100);
 
 fn me() -> u32 {
-    rhai_mp_core::pid()
+    rhai_mp_core::base::sys::pid()
 }
 
 /// The shared state of a Lock or RLock.
@@ -37,7 +41,7 @@ pub struct LockCore {
     region: Region,
     pub recursive: bool,
     /// How long an `acquire` here polls before it sleeps (adaptive).
-    spin: rhai_mp_core::Spin,
+    spin: rhai_mp_core::base::spin::Spin,
 }
 
 impl LockCore {
@@ -45,7 +49,7 @@ impl LockCore {
         Ok(LockCore {
             region: Region::create(if recursive { "rhai-mp-rlock" } else { "rhai-mp-lock" }, 64)?,
             recursive,
-            spin: rhai_mp_core::Spin::new(),
+            spin: rhai_mp_core::base::spin::Spin::new(),
         })
     }
 
@@ -125,17 +129,17 @@ impl LockCore {
             if deadline.passed() {
                 return Ok(false);
             }
-            rhai_mp_core::interrupt::check()?;
+            rhai_mp_core::base::interrupt::check()?;
             futex_wait(state, v | WAITERS, Some(deadline.slice(OWNER_CHECK)));
             let owner = v & !WAITERS;
             if state.load(Relaxed) == v | WAITERS
-                && rhai_mp_core::process_is_dead(owner as i32)
+                && rhai_mp_core::base::sys::process_is_dead(owner as i32)
                 && state.compare_exchange(v | WAITERS, me | WAITERS, Acquire, Relaxed).is_ok()
             {
                 self.count().store(1, Relaxed);
                 self.region.atomic32(OWNER_DIED).store(1, Relaxed);
-                let who = rhai_mp_core::with_state(|s| s.name.clone());
-                rhai_mp_core::stderr_line(&format!(
+                let who = rhai_mp_core::tree::state::with(|s| s.name.clone());
+                rhai_mp_core::base::output::stderr_line(&format!(
                     "rhai-mp: warning: the process holding a {} (pid {owner}) died; {who} (pid {me}) has taken it over (owner_died is true until it is released)",
                     self.name()
                 ));
@@ -208,7 +212,7 @@ impl Portable for Lock {
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
         let region = Region::open(r.fd()?, 64)?;
-        Ok(Lock(Rc::new(LockCore { region, recursive: r.bool()?, spin: rhai_mp_core::Spin::new() })))
+        Ok(Lock(Rc::new(LockCore { region, recursive: r.bool()?, spin: rhai_mp_core::base::spin::Spin::new() })))
     }
 }
 
@@ -339,7 +343,7 @@ pub mod lock_functions {
         let name = lock.0.name();
         match lock.0.owner() {
             None => format!("<{name} unlocked>"),
-            Some(p) if lock.0.recursive && p == rhai_mp_core::pid() => {
+            Some(p) if lock.0.recursive && p == rhai_mp_core::base::sys::pid() => {
                 format!("<{name} owner={p} count={}>", lock.0.level())
             }
             Some(p) => format!("<{name} owner={p}>"),

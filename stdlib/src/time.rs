@@ -23,8 +23,8 @@ pub mod time_functions {
         }
         let deadline = crate::opts::deadline(&secs, "time::sleep")?;
         while !deadline.passed() {
-            rhai_mp_core::interrupt::check()?;
-            std::thread::sleep(deadline.slice(rhai_mp_core::interrupt::SLICE));
+            rhai_mp_core::base::interrupt::check()?;
+            std::thread::sleep(deadline.slice(rhai_mp_core::base::interrupt::SLICE));
         }
         Ok(())
     }

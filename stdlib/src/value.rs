@@ -7,7 +7,10 @@ use crate::opts;
 use crate::typecode::Typecode;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// The shared state of a Value.

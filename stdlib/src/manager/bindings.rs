@@ -9,7 +9,7 @@ use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, INT};
 use rhai_mp_core::mp_err;
-use rhai_mp_core::MpResult;
+use rhai_mp_core::prelude::MpResult;
 
 fn items_arg(v: Dynamic, func: &str) -> MpResult<Dynamic> {
     if v.is_map() || v.is_unit() {

@@ -43,8 +43,11 @@ use self::protocol::{Create, Primitive, Request};
 use self::proxy::{Kind, ProxyInner};
 use self::server::{ServerArgs, Transport};
 use rhai::{Array, Dynamic, NativeCallContext};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
 use rhai_mp_core::transport::{listener, tcp};
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult, Process, RhaiResult, StartMethod};
+use rhai_mp_core::tree::process::Process;
+use rhai_mp_core::tree::state::StartMethod;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -104,7 +107,7 @@ impl std::fmt::Debug for Manager {
 
 /// A fresh random key (as text: scripts pass keys as strings).
 fn random_key() -> MpResult<Vec<u8>> {
-    let bytes = rhai_mp_core::random_bytes(16).map_err(|e| MpError::os("a random key", e))?;
+    let bytes = rhai_mp_core::base::sys::random_bytes(16).map_err(|e| MpError::os("a random key", e))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
 }
 
@@ -122,7 +125,7 @@ impl Manager {
                 None => random_key()?,
             },
             state: RefCell::new(State::Initial),
-            creator: rhai_mp_core::pid(),
+            creator: rhai_mp_core::base::sys::pid(),
         })))
     }
 
@@ -132,9 +135,9 @@ impl Manager {
     /// host at the address the worker ranks reach it at, so its proxies work on every rank;
     /// its server is a local spawn process.
     fn local(ctx: &NativeCallContext, method: Option<StartMethod>) -> RhaiResult<Manager> {
-        if method.unwrap_or_else(rhai_mp_core::default_method) == StartMethod::Mpi {
-            if !rhai_mp_core::cluster::mpi_available() {
-                return Err(rhai_mp_core::cluster::unavailable().into());
+        if method.unwrap_or_else(rhai_mp_core::tree::state::default_method) == StartMethod::Mpi {
+            if !rhai_mp_core::tree::place::mpi_available() {
+                return Err(rhai_mp_core::tree::place::unavailable().into());
             }
             let ip = crate::cluster::reachable_ip()?;
             let m = Manager::new(Some(tcp::text(&std::net::SocketAddr::new(ip, 0))), None)?;
@@ -290,8 +293,8 @@ type OwnedListener = std::os::fd::OwnedFd;
 fn wait_ready(process: &Process, ready: std::os::fd::OwnedFd) -> MpResult<()> {
     use std::os::fd::AsFd;
     loop {
-        let sentinel = rhai_mp_core::borrow_fd(process.sentinel()?);
-        let got = rhai_mp_core::wait_any(&[ready.as_fd(), sentinel], Deadline::NEVER)?;
+        let sentinel = rhai_mp_core::base::sys::borrow_fd(process.sentinel()?);
+        let got = rhai_mp_core::transport::poll::wait_any(&[ready.as_fd(), sentinel], Deadline::NEVER)?;
         if got[0] {
             let mut b = [0u8; 1];
             if nix::unistd::read(ready.as_fd(), &mut b).is_ok_and(|n| n == 1) {
@@ -301,8 +304,8 @@ fn wait_ready(process: &Process, ready: std::os::fd::OwnedFd) -> MpResult<()> {
         if got[1] || got[0] {
             let _ = process.join(Deadline::NEVER);
             return Err(match process.exitcode()? {
-                Some(rhai_mp_core::EXIT_GUARD) => rhai_mp_core::guard_error(),
-                Some(rhai_mp_core::EXIT_BOOT_FAILED) => mp_err!(
+                Some(rhai_mp_core::tree::start::popen::EXIT_GUARD) => rhai_mp_core::tree::process::guard_error(),
+                Some(rhai_mp_core::tree::start::popen::EXIT_BOOT_FAILED) => mp_err!(
                     RuntimeError,
                     "the manager's server cannot start: the script's top level fails in it (its error is above)"
                 ),
@@ -322,7 +325,7 @@ impl ManagerInner {
         let state = std::mem::replace(&mut *self.state.borrow_mut(), State::Stopped);
         let addr = self.endpoint.borrow().clone().map(|endpoint| Address { endpoint, authkey: self.authkey.clone() });
         match state {
-            State::Started(process) if self.creator == rhai_mp_core::pid() => {
+            State::Started(process) if self.creator == rhai_mp_core::base::sys::pid() => {
                 if let Some(addr) = &addr {
                     let _ = client::request(addr, &Request::Shutdown);
                     client::forget(addr);

@@ -6,8 +6,8 @@
 //! handshake that comes first is `auth.rs`'s.
 
 use rhai::{Array, Dynamic};
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{MpResult, Portable, Reader, Writer};
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{malformed, Portable, Reader, Writer};
 
 /// What a client asks the server.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ pub(crate) enum Timeout {
 
 impl Timeout {
     /// A script's timeout: `()` and infinite ones are no limit (see `opts::seconds`).
-    pub(super) fn of(v: &Dynamic, func: &str) -> rhai_mp_core::MpResult<Timeout> {
+    pub(super) fn of(v: &Dynamic, func: &str) -> rhai_mp_core::prelude::MpResult<Timeout> {
         Ok(crate::opts::seconds(v, func)?.map_or(Timeout::Never, Timeout::Secs))
     }
 }
@@ -519,14 +519,14 @@ impl Portable for Reply {
     }
 }
 
-impl From<rhai_mp_core::MpError> for Reply {
-    fn from(e: rhai_mp_core::MpError) -> Reply {
+impl From<rhai_mp_core::prelude::MpError> for Reply {
+    fn from(e: rhai_mp_core::prelude::MpError) -> Reply {
         Reply::Error(e.to_map().into())
     }
 }
 
-impl From<rhai_mp_core::MpResult<Dynamic>> for Reply {
-    fn from(r: rhai_mp_core::MpResult<Dynamic>) -> Reply {
+impl From<rhai_mp_core::prelude::MpResult<Dynamic>> for Reply {
+    fn from(r: rhai_mp_core::prelude::MpResult<Dynamic>) -> Reply {
         match r {
             Ok(v) => Reply::Value(v),
             Err(e) => e.into(),

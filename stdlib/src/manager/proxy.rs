@@ -13,8 +13,9 @@ use super::protocol::{Op, Primitive, Request, Timeout};
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, INT};
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, RhaiResult, Writer};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{MpResult, RhaiResult};
+use rhai_mp_core::wire::{malformed, Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// What a proxy stands for.

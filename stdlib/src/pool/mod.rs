@@ -35,7 +35,9 @@ use self::task::Kind;
 use crate::opts::{self, Opts};
 use indicatif::ProgressBar;
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext, INT};
-use rhai_mp_core::{mp_err, Deadline, MpResult, RhaiResult, StartMethod};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult, RhaiResult};
+use rhai_mp_core::tree::state::StartMethod;
 use std::cell::RefCell;
 use std::ops::{Range, RangeInclusive};
 use std::rc::Rc;
@@ -80,7 +82,7 @@ fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
     };
     if method == StartMethod::Mpi {
         // Every worker rank (an error below says when there is none).
-        cfg.processes = rhai_mp_core::cluster::size().saturating_sub(1) as usize;
+        cfg.processes = rhai_mp_core::tree::place::size().saturating_sub(1) as usize;
     }
     let processes = |n: INT| -> MpResult<usize> {
         if n < 1 {

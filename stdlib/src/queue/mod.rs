@@ -17,7 +17,9 @@ pub use simple::SimpleQueue;
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
-use rhai_mp_core::{mp_err, Deadline, Handle, MpResult, Portable, Reader, Writer};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// A queue handle (`Queue` or `JoinableQueue`). Copies share the queue; `close()` applies to

@@ -8,7 +8,7 @@
 
 use super::message::{Portable, Reader, Writer};
 use super::serr;
-use crate::error::MpResult;
+use crate::base::error::MpResult;
 use rhai::Dynamic;
 use std::any::TypeId;
 use std::collections::HashMap;

@@ -20,7 +20,8 @@ use crate::manager::protocol::{Op, Primitive, Reply, Timeout};
 use crate::manager::Proxy;
 use crate::opts;
 use rhai::{Array, Dynamic, Map, INT};
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use std::collections::{HashMap, VecDeque};
 
 /// A connection, as the server numbers them.
