@@ -3,7 +3,7 @@
 //!
 //! - `conn.rs`: a connection's socket, framing, buffers and handshake phase;
 //! - `objects.rs`: the data objects (dicts, lists, namespaces, values, arrays);
-//! - `sync.rs`: a TCP manager's queues and synchronization primitives, and the requests
+//! - `sync/`: a TCP manager's queues and synchronization primitives, and the requests
 //!   parked on them.
 //!
 //! Each request runs alone and sees the effects of all earlier ones: no lost updates,
