@@ -19,8 +19,11 @@ use std::rc::Rc;
 #[derive(Debug)]
 pub struct ArrayCore {
     region: Region,
+    /// Its items' typecode.
     pub typecode: Typecode,
+    /// Its number of items.
     pub len: usize,
+    /// Its lock (`None`: a raw array).
     pub lock: Option<Lock>,
 }
 
@@ -34,10 +37,12 @@ impl ArrayCore {
         Ok(i as usize * self.typecode.size())
     }
 
+    /// The item at `index` (negative: from the end).
     pub fn get(&self, index: INT) -> MpResult<Dynamic> {
         Ok(self.typecode.load(&self.region, self.offset(index)?))
     }
 
+    /// Sets the item at `index` (negative: from the end).
     pub fn set(&self, index: INT, v: &Dynamic) -> MpResult<()> {
         let offset = self.offset(index)?;
         let bits = self.typecode.bits(v, &|| format!("Array[{index}]"))?;
@@ -45,6 +50,7 @@ impl ArrayCore {
         Ok(())
     }
 
+    /// Every item, as a Rhai array.
     pub fn to_array(&self) -> Array {
         (0..self.len).map(|i| self.typecode.load(&self.region, i * self.typecode.size())).collect()
     }
@@ -267,4 +273,26 @@ pub mod array_functions {
         let kind = if a.0.lock.is_some() { "Array" } else { "RawArray" };
         format!("{kind}('{}', {:?})", a.0.typecode.code(), a.0.to_array())
     }
+}
+
+/// array's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "array",
+        group: "Shared memory",
+        sections: &[section("Array and RawArray", &[("SharedArray", "a")], &["Array", "RawArray"], &["Array("])],
+        functions,
+        module: None,
+        handles: &[handle::<SharedArray>()],
+        machinery: None,
+        mirrors: &[mirror("Array", &[2, 3]), mirror("RawArray", &[2])],
+        managed: &[crate::manager::Kind::Array],
+    }
+};
+
+/// Registers array's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "array", array_functions);
+    lib.set_iterable::<SharedArray>();
 }

@@ -82,10 +82,12 @@ impl BarrierCore {
         Cond::at(&self.region, COND)
     }
 
+    /// The number of parties a round needs.
     pub fn parties(&self) -> u64 {
         self.field(PARTIES).load(Relaxed)
     }
 
+    /// The parties waiting in this round.
     pub fn n_waiting(&self) -> u64 {
         if self.state() == FILLING {
             self.field(COUNT).load(Relaxed)
@@ -94,6 +96,7 @@ impl BarrierCore {
         }
     }
 
+    /// Whether the barrier is broken.
     pub fn broken(&self) -> bool {
         self.state() == BROKEN
     }
@@ -194,6 +197,7 @@ impl BarrierCore {
         Ok(())
     }
 
+    /// Back to its first state; parties waiting get `BrokenBarrierError`.
     pub fn reset(&self) -> MpResult<()> {
         let _held = self.lock()?;
         if self.field(COUNT).load(Relaxed) > 0 {
@@ -207,6 +211,7 @@ impl BarrierCore {
         Ok(())
     }
 
+    /// Breaks the barrier: waiting and later parties get `BrokenBarrierError`.
     pub fn abort(&self) -> MpResult<()> {
         let _held = self.lock()?;
         self.break_it();
@@ -413,4 +418,25 @@ pub mod barrier_functions {
             if b.0.broken() { " broken" } else { "" }
         )
     }
+}
+
+/// barrier's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "barrier",
+        group: "Synchronization",
+        sections: &[section("Barrier", &[("Barrier", "b")], &["Barrier"], &["Barrier("])],
+        functions,
+        module: None,
+        handles: &[handle::<Barrier>()],
+        machinery: None,
+        mirrors: &[mirror("Barrier", &[1, 2])],
+        managed: &[crate::manager::Kind::Barrier],
+    }
+};
+
+/// Registers barrier's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "barrier", barrier_functions);
 }

@@ -390,3 +390,24 @@ pub mod condition_functions {
         format!("<Condition({})>", crate::lock::lock_functions::describe(&mut c.0.lock.clone()))
     }
 }
+
+/// condition's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "condition",
+        group: "Synchronization",
+        sections: &[section("Condition", &[("Condition", "c")], &["Condition"], &["Condition("])],
+        functions,
+        module: None,
+        handles: &[handle::<Condition>()],
+        machinery: None,
+        mirrors: &[mirror("Condition", &[0, 1])],
+        managed: &[crate::manager::Kind::Condition],
+    }
+};
+
+/// Registers condition's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "condition", condition_functions);
+}

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 
+/// The state of one connection end (its socket, buffers and caches).
 #[derive(Debug)]
 pub struct ConnState {
     fd: Option<OwnedFd>,
@@ -497,4 +498,30 @@ pub mod connection_functions {
             }
         }
     }
+}
+
+/// connection's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "connection",
+        group: "Pipes and connections",
+        sections: &[section(
+            "Pipe and Connection",
+            &[("Connection", "conn")],
+            &["Pipe", "recv_bytes_into"],
+            &["Pipe("],
+        )],
+        functions,
+        module: None,
+        handles: &[handle::<Connection>()],
+        machinery: None,
+        mirrors: &[mirror("Pipe", &[0, 1])],
+        managed: &[],
+    }
+};
+
+/// Registers connection's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "connection", connection_functions);
 }

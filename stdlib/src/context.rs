@@ -230,54 +230,51 @@ pub mod context_functions {
     }
 }
 
-/// The globals a context mirrors as methods, with the numbers of arguments they take:
-/// `ctx.Queue()`, `ctx.Lock()`, `ctx.Value("i", 0)` … behave as the global functions of
-/// the same name (these objects do not depend on the start method). `ctx.Process(..)` is
-/// defined above, since a context's processes use its start method.
-///
-/// ```rhai
-/// let ctx = get_context("fork");
-/// let q = ctx.Queue();
-/// let lock = ctx.Lock();
-/// ```
-///
-/// Throws when: as the global function.
-const MIRRORS: &[(&str, &[usize])] = &[
-    ("Pipe", &[0, 1]),
-    ("Queue", &[0, 1]),
-    ("JoinableQueue", &[0, 1]),
-    ("SimpleQueue", &[0]),
-    ("Lock", &[0]),
-    ("RLock", &[0]),
-    ("Semaphore", &[0, 1]),
-    ("BoundedSemaphore", &[0, 1]),
-    ("Event", &[0]),
-    ("Condition", &[0, 1]),
-    ("Barrier", &[1, 2]),
-    ("Value", &[2, 3]),
-    ("RawValue", &[2]),
-    ("Array", &[2, 3]),
-    ("RawArray", &[2]),
-    ("SharedMemory", &[1]),
-    ("cpu_count", &[0]),
-    ("active_children", &[0]),
-    ("current_process", &[0]),
-    ("parent_process", &[0]),
-    ("wait", &[1, 2]),
-];
-
-/// Registers the context methods of [`MIRRORS`]: each calls the global function with the
-/// arguments after the context.
+/// Registers the context methods that mirror the globals (each primitive's `mirrors` in
+/// the registry): `ctx.Queue()`, `ctx.Lock()`, `ctx.Value("i", 0)` … each call the global
+/// function of the same name with the arguments after the context (these objects do not
+/// depend on the start method). `ctx.Process(..)` is defined above, since a context's
+/// processes use its start method.
 pub(crate) fn register_mirrors(engine: &mut rhai::Engine) {
-    for (name, arities) in MIRRORS {
-        for &n in *arities {
+    for m in crate::registry::PRIMITIVES.iter().flat_map(|p| p.mirrors) {
+        let name = m.name;
+        for &n in m.arities {
             let mut types = vec![std::any::TypeId::of::<Context>()];
             types.extend(std::iter::repeat_n(std::any::TypeId::of::<Dynamic>(), n));
-            engine.register_raw_fn(*name, types, move |ctx, args| {
+            engine.register_raw_fn(name, types, move |ctx, args| {
                 let mut rest: Vec<Dynamic> = args[1..].iter_mut().map(|a| std::mem::take(*a)).collect();
                 let mut refs: Vec<&mut Dynamic> = rest.iter_mut().collect();
                 ctx.call_fn_raw(name, false, false, &mut refs)
             });
         }
     }
+}
+
+/// context's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::section;
+    crate::registry::Primitive {
+        name: "context",
+        group: "Start methods and contexts",
+        sections: &[
+            section(
+                "Start methods",
+                &[],
+                &["set_start_method", "get_start_method", "get_all_start_methods", "get_context"],
+                &[],
+            ),
+            section("Context", &[("Context", "ctx")], &[], &["get_context("]),
+        ],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers context's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "context", context_functions);
 }

@@ -29,10 +29,12 @@ impl EventCore {
         Ok(EventCore { region: Region::create("rhai-mp-event", 64)?, spin: rhai_mp_core::base::spin::Spin::new() })
     }
 
+    /// Whether the flag is set.
     pub fn is_set(&self) -> bool {
         self.region.atomic32(FLAG).load(SeqCst) == 1
     }
 
+    /// Sets the flag, waking every waiter.
     pub fn set(&self) {
         self.region.atomic32(FLAG).store(1, SeqCst);
         if self.region.atomic32(SLEEPERS).load(SeqCst) > 0 {
@@ -40,6 +42,7 @@ impl EventCore {
         }
     }
 
+    /// Clears the flag.
     pub fn clear(&self) {
         self.region.atomic32(FLAG).store(0, SeqCst);
     }
@@ -181,4 +184,25 @@ pub mod event_functions {
     pub fn describe(e: &mut Event) -> String {
         format!("<Event {}>", if e.0.is_set() { "set" } else { "unset" })
     }
+}
+
+/// event's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "event",
+        group: "Synchronization",
+        sections: &[section("Event", &[("Event", "e")], &["Event"], &["Event("])],
+        functions,
+        module: None,
+        handles: &[handle::<Event>()],
+        machinery: None,
+        mirrors: &[mirror("Event", &[0])],
+        managed: &[crate::manager::Kind::Event],
+    }
+};
+
+/// Registers event's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "event", event_functions);
 }

@@ -75,3 +75,24 @@ pub mod hold_functions {
         Ok(value)
     }
 }
+
+/// hold's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::section;
+    crate::registry::Primitive {
+        name: "hold",
+        group: "Synchronization",
+        sections: &[section("hold()", &[], &["hold"], &[])],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers hold's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "hold", hold_functions);
+}

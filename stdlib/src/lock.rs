@@ -39,12 +39,14 @@ fn me() -> u32 {
 #[derive(Debug)]
 pub struct LockCore {
     region: Region,
+    /// Whether it is an RLock.
     pub recursive: bool,
     /// How long an `acquire` here polls before it sleeps (adaptive).
     spin: rhai_mp_core::base::spin::Spin,
 }
 
 impl LockCore {
+    /// A new Lock (or RLock).
     pub fn new(recursive: bool) -> MpResult<LockCore> {
         Ok(LockCore {
             region: Region::create(if recursive { "rhai-mp-rlock" } else { "rhai-mp-lock" }, 64)?,
@@ -61,6 +63,7 @@ impl LockCore {
         self.region.atomic32(COUNT)
     }
 
+    /// `"Lock"` or `"RLock"`.
     pub fn name(&self) -> &'static str {
         if self.recursive {
             "RLock"
@@ -92,6 +95,7 @@ impl LockCore {
         }
     }
 
+    /// Whether its last owner died holding it (until the next release).
     pub fn owner_died(&self) -> bool {
         self.region.atomic32(OWNER_DIED).load(Relaxed) == 1
     }
@@ -198,6 +202,7 @@ impl LockCore {
 pub struct Lock(pub Rc<LockCore>);
 
 impl Lock {
+    /// A new Lock (or RLock).
     pub fn new(recursive: bool) -> MpResult<Lock> {
         Ok(Lock(Rc::new(LockCore::new(recursive)?)))
     }
@@ -349,4 +354,30 @@ pub mod lock_functions {
             Some(p) => format!("<{name} owner={p}>"),
         }
     }
+}
+
+/// lock's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "lock",
+        group: "Synchronization",
+        sections: &[section(
+            "Lock and RLock",
+            &[("Lock", "lock")],
+            &["Lock", "RLock"],
+            &["Lock(", "RLock(", ".get_lock("],
+        )],
+        functions,
+        module: None,
+        handles: &[handle::<Lock>()],
+        machinery: None,
+        mirrors: &[mirror("Lock", &[0]), mirror("RLock", &[0])],
+        managed: &[crate::manager::Kind::Lock, crate::manager::Kind::RLock],
+    }
+};
+
+/// Registers lock's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "lock", lock_functions);
 }

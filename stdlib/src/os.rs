@@ -101,3 +101,19 @@ pub mod os_functions {
         super::send(pid, Some(sig))
     }
 }
+
+/// os's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::module_section;
+    crate::registry::Primitive {
+        name: "os",
+        group: "os::",
+        sections: &[module_section("os")],
+        functions: |_| {},
+        module: Some(|| rhai::exported_module!(os_functions)),
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};

@@ -441,3 +441,37 @@ pub mod process_functions {
         Process::parent().map_or(Dynamic::UNIT, Dynamic::from)
     }
 }
+
+/// process's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{mirror, section};
+    crate::registry::Primitive {
+        name: "process",
+        group: "Processes and the process tree",
+        sections: &[
+            section("Process", &[("Process", "p")], &["Process"], &["Process(", "current_process(", "parent_process("]),
+            section(
+                "The process tree",
+                &[],
+                &["cpu_count", "active_children", "current_process", "parent_process", "exit"],
+                &[],
+            ),
+        ],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[
+            mirror("cpu_count", &[0]),
+            mirror("active_children", &[0]),
+            mirror("current_process", &[0]),
+            mirror("parent_process", &[0]),
+        ],
+        managed: &[],
+    }
+};
+
+/// Registers process's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "process", process_functions);
+}

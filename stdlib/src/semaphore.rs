@@ -52,6 +52,7 @@ impl SemCore {
         EmbeddedSem { region: &self.region, offset: 0, spin: &self.spin }
     }
 
+    /// Whether it is a BoundedSemaphore.
     pub fn bounded(&self) -> bool {
         self.region.atomic32(BOUND).load(SeqCst) != u32::MAX
     }
@@ -61,10 +62,12 @@ impl SemCore {
         self.sem().acquire(block, deadline)
     }
 
+    /// Gives one unit back.
     pub fn release(&self) -> MpResult<()> {
         self.sem().release()
     }
 
+    /// Its value now.
     pub fn value(&self) -> u32 {
         self.sem().value()
     }
@@ -79,6 +82,7 @@ pub struct EmbeddedSem<'r> {
 }
 
 impl EmbeddedSem<'_> {
+    /// The semaphore another process made at `offset` of `region`.
     pub fn at(region: &Region, offset: usize) -> EmbeddedSem<'_> {
         EmbeddedSem { region, offset, spin: &rhai_mp_core::base::spin::SHARED }
     }
@@ -87,6 +91,7 @@ impl EmbeddedSem<'_> {
         self.region.atomic32(self.offset + field)
     }
 
+    /// Its value now.
     pub fn value(&self) -> u32 {
         self.word(VALUE).load(SeqCst)
     }
@@ -307,4 +312,30 @@ pub mod semaphore_functions {
     pub fn describe(s: &mut Semaphore) -> String {
         format!("<{} value={}>", if s.0.bounded() { "BoundedSemaphore" } else { "Semaphore" }, s.0.value())
     }
+}
+
+/// semaphore's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "semaphore",
+        group: "Synchronization",
+        sections: &[section(
+            "Semaphore and BoundedSemaphore",
+            &[("Semaphore", "s")],
+            &["Semaphore", "BoundedSemaphore"],
+            &["Semaphore("],
+        )],
+        functions,
+        module: None,
+        handles: &[handle::<Semaphore>()],
+        machinery: None,
+        mirrors: &[mirror("Semaphore", &[0, 1]), mirror("BoundedSemaphore", &[0, 1])],
+        managed: &[crate::manager::Kind::Semaphore, crate::manager::Kind::BoundedSemaphore],
+    }
+};
+
+/// Registers semaphore's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "semaphore", semaphore_functions);
 }

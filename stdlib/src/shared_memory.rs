@@ -371,3 +371,24 @@ pub mod shared_memory_functions {
         format!("<SharedMemory name='{}' size={}>", s.0.name, s.0.size)
     }
 }
+
+/// shared_memory's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "shared_memory",
+        group: "Shared memory",
+        sections: &[section("SharedMemory", &[("SharedMemory", "shm")], &["SharedMemory"], &["SharedMemory("])],
+        functions,
+        module: None,
+        handles: &[handle::<SharedMemory>()],
+        machinery: None,
+        mirrors: &[mirror("SharedMemory", &[1])],
+        managed: &[],
+    }
+};
+
+/// Registers shared_memory's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "shared_memory", shared_memory_functions);
+}

@@ -17,7 +17,9 @@ use std::rc::Rc;
 #[derive(Debug)]
 pub struct ValueCore {
     region: Region,
+    /// Its typecode.
     pub typecode: Typecode,
+    /// Its lock (`None`: a raw value).
     pub lock: Option<Lock>,
 }
 
@@ -164,4 +166,25 @@ pub mod value_functions {
         let kind = if v.0.lock.is_some() { "Value" } else { "RawValue" };
         format!("{kind}('{}', {})", v.0.typecode.code(), v.0.typecode.load(&v.0.region, 0))
     }
+}
+
+/// value's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "value",
+        group: "Shared memory",
+        sections: &[section("Value and RawValue", &[("Value", "v")], &["Value", "RawValue"], &["Value("])],
+        functions,
+        module: None,
+        handles: &[handle::<Value>()],
+        machinery: None,
+        mirrors: &[mirror("Value", &[2, 3]), mirror("RawValue", &[2])],
+        managed: &[crate::manager::Kind::Value],
+    }
+};
+
+/// Registers value's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "value", value_functions);
 }

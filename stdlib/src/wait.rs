@@ -85,3 +85,24 @@ pub mod wait_functions {
         Ok(wait_for(objects, opts::deadline(&timeout, "wait")?)?)
     }
 }
+
+/// wait's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{mirror, section};
+    crate::registry::Primitive {
+        name: "wait",
+        group: "wait()",
+        sections: &[section("", &[], &["wait"], &[])],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[mirror("wait", &[1, 2])],
+        managed: &[],
+    }
+};
+
+/// Registers wait's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "wait", wait_functions);
+}

@@ -35,12 +35,13 @@ pub(crate) use protocol::Timeout;
 pub use proxied::proxied_functions;
 pub use proxy::proxy_functions;
 pub(crate) use proxy::register;
+pub use proxy::Kind;
 pub(crate) use proxy::Proxy;
 pub(crate) use server::{entry as server_entry, ENTRY as SERVER_ENTRY};
 
 use self::client::{Address, Endpoint};
-use self::protocol::{Create, Primitive, Request};
-use self::proxy::{Kind, ProxyInner};
+use self::protocol::{Create, Request};
+use self::proxy::ProxyInner;
 use self::server::{ServerArgs, Transport};
 use rhai::{Array, Dynamic, NativeCallContext};
 use rhai_mp_core::mp_err;
@@ -254,11 +255,11 @@ impl Manager {
 
     /// Makes a primitive with the global's arguments: a shared-memory one made by a local
     /// server, a proxy of one a TCP server holds.
-    fn create(&self, p: Primitive, args: Array) -> RhaiResult<Dynamic> {
+    fn create(&self, p: Kind, args: Array) -> RhaiResult<Dynamic> {
         let addr = self.addr()?;
         match addr.endpoint {
             Endpoint::Local(_) => client::request(&addr, &Request::Create(Create::Primitive(p, args))),
-            Endpoint::Tcp(_) => self.proxy(Kind::of(p), Create::Primitive(p, args)).map(Dynamic::from),
+            Endpoint::Tcp(_) => self.proxy(p, Create::Primitive(p, args)).map(Dynamic::from),
         }
     }
 
@@ -354,4 +355,38 @@ impl Drop for ManagerInner {
             let _ = self.shutdown();
         }
     }
+}
+
+/// manager's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, section};
+    crate::registry::Primitive {
+        name: "manager",
+        group: "Manager and proxies",
+        sections: &[
+            section("Manager", &[("Manager", "m")], &["Manager", "BaseManager"], &["Manager(", "BaseManager("]),
+            section("Proxy", &[("Proxy", "proxy")], &[], &[".dict(", ".list(", ".Namespace(", ".Value(", ".Array("]),
+        ],
+        functions,
+        module: None,
+        handles: &[handle::<Proxy>()],
+        machinery: Some(machinery),
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers manager's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "manager", manager_functions);
+    rhai::combine_with_exported_module!(lib, "proxy", proxy_functions);
+    rhai::combine_with_exported_module!(lib, "proxied", proxied_functions);
+    register(lib);
+}
+
+/// The server's native entry point, and forked children forgetting their parent's
+/// connections to servers.
+fn machinery() {
+    rhai_mp_core::run::child::register_entry(SERVER_ENTRY, server_entry);
+    rhai_mp_core::run::child::at_fork_child(forget_connections);
 }

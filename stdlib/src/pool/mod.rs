@@ -293,3 +293,35 @@ fn run_apply_async(
     let job = start_apply(pool, "apply_async", f, args, async_opts(options, "apply_async", false)?)?;
     Ok(AsyncResult { pool: pool.clone(), job })
 }
+
+/// pool's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::section;
+    crate::registry::Primitive {
+        name: "pool",
+        group: "Pool, AsyncResult, imap iterators",
+        sections: &[
+            section("Pool", &[("Pool", "pool")], &["Pool"], &["Pool("]),
+            section("AsyncResult", &[("AsyncResult", "r")], &[], &[".apply_async(", ".map_async(", ".starmap_async("]),
+            section("imap iterators", &[("ImapIterator", "it")], &[], &[".imap(", ".imap_unordered("]),
+        ],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: Some(machinery),
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers pool's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "pool", pool_functions);
+    rhai::combine_with_exported_module!(lib, "pool_results", result_functions);
+    register(lib);
+}
+
+/// The pool workers' native entry point.
+fn machinery() {
+    rhai_mp_core::run::child::register_entry(WORKER_ENTRY, worker_entry);
+}

@@ -82,6 +82,12 @@ pub fn register_handle<T: Handle>() {
     register_codec(Typed::<T>(PhantomData));
 }
 
+/// The kinds of every codec registered in this process (`"Queue"` …).
+pub fn registered_kinds() -> Vec<&'static str> {
+    let table = CODECS.read().unwrap_or_else(|e| e.into_inner());
+    table.as_ref().map_or_else(Vec::new, |t| t.1.keys().copied().collect())
+}
+
 pub(crate) fn codec_for_type(id: TypeId) -> Option<Arc<dyn HandleCodec>> {
     let table = CODECS.read().unwrap_or_else(|e| e.into_inner());
     table.as_ref()?.0.get(&id).cloned()

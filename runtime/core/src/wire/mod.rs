@@ -47,7 +47,7 @@ mod tree;
 
 pub use bytes::{tree_from_bytes, tree_to_bytes};
 pub use code::{add_program, add_unit, compile_unit, set_program, unit_of_function, unit_source, unit_text};
-pub use handle::{register_codec, register_handle, DataCodec, Handle, HandleCodec};
+pub use handle::{register_codec, register_handle, registered_kinds, DataCodec, Handle, HandleCodec};
 pub use message::{decode_message, encode_message, encode_remote, Portable, Reader, Writer};
 pub use tree::Wire;
 

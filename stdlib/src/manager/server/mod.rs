@@ -350,7 +350,7 @@ impl Server<'_, '_> {
                     // the same.
                     let mut args = args;
                     let mut refs: Vec<&mut Dynamic> = args.iter_mut().collect();
-                    match self.ctx.call_fn_raw(p.global(), false, false, &mut refs) {
+                    match self.ctx.call_fn_raw(p.object(), false, false, &mut refs) {
                         Ok(v) => {
                             self.store.keep(v.clone());
                             Reply::Value(v)

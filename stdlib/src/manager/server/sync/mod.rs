@@ -34,7 +34,8 @@ mod permits;
 mod queue;
 mod semaphore;
 
-use crate::manager::protocol::{Op, Primitive, Reply, Timeout};
+use crate::manager::protocol::{Op, Reply, Timeout};
+use crate::manager::Kind;
 use rhai::{Array, Dynamic};
 use rhai_mp_core::mp_err;
 use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
@@ -165,36 +166,39 @@ impl Sync {
     }
 
     /// Makes primitive `p` with the global's arguments, as object `id`.
-    pub(crate) fn create(&mut self, id: u64, p: Primitive, args: Array) -> MpResult<()> {
+    pub(crate) fn create(&mut self, id: u64, p: Kind, args: Array) -> MpResult<()> {
         let max = match p {
-            Primitive::Lock | Primitive::RLock | Primitive::Event => 0,
-            Primitive::Barrier => 2,
+            Kind::Lock | Kind::RLock | Kind::Event => 0,
+            Kind::Barrier => 2,
             _ => 1,
         };
         if args.len() > max {
-            return Err(mp_err!(TypeError, "{}() takes at most {max} arguments, not {}", p.global(), args.len()));
+            return Err(mp_err!(TypeError, "{}() takes at most {max} arguments, not {}", p.object(), args.len()));
         }
         let arg = |i: usize| args.get(i).cloned();
         let obj = match p {
-            Primitive::Lock | Primitive::RLock => SyncObj::Lock(lock::LockObj::new(p == Primitive::RLock)),
-            Primitive::Semaphore | Primitive::BoundedSemaphore => {
-                SyncObj::Semaphore(semaphore::SemaphoreObj::new(arg(0), p == Primitive::BoundedSemaphore, p.global())?)
+            Kind::Lock | Kind::RLock => SyncObj::Lock(lock::LockObj::new(p == Kind::RLock)),
+            Kind::Semaphore | Kind::BoundedSemaphore => {
+                SyncObj::Semaphore(semaphore::SemaphoreObj::new(arg(0), p == Kind::BoundedSemaphore, p.object())?)
             }
-            Primitive::Event => SyncObj::Event(event::EventObj::default()),
-            Primitive::Condition => {
+            Kind::Event => SyncObj::Event(event::EventObj::default()),
+            Kind::Condition => {
                 let lock = match arg(0) {
                     None => {
                         let lock = id + (1 << 62);
-                        self.create(lock, Primitive::RLock, Array::new())?;
+                        self.create(lock, Kind::RLock, Array::new())?;
                         lock
                     }
                     Some(l) => self.lock_of(&l)?,
                 };
                 SyncObj::Condition(condition::ConditionObj::new(lock))
             }
-            Primitive::Barrier => SyncObj::Barrier(barrier::BarrierObj::new(arg(0), arg(1))?),
-            Primitive::Queue | Primitive::JoinableQueue => {
-                SyncObj::Queue(queue::QueueObj::new(arg(0), p == Primitive::JoinableQueue, p.global())?)
+            Kind::Barrier => SyncObj::Barrier(barrier::BarrierObj::new(arg(0), arg(1))?),
+            Kind::Queue | Kind::JoinableQueue => {
+                SyncObj::Queue(queue::QueueObj::new(arg(0), p == Kind::JoinableQueue, p.object())?)
+            }
+            Kind::Dict | Kind::List | Kind::Namespace | Kind::Value | Kind::Array => {
+                return Err(mp_err!(RuntimeError, "a {} is data, not a primitive", p.object()))
             }
         };
         self.objects.insert(id, obj);
