@@ -36,6 +36,7 @@ mod readme;
 mod reference;
 mod remote_manager;
 mod repl;
+mod repl_pty;
 mod scripts;
 mod shared_memory;
 mod start_methods;

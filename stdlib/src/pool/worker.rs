@@ -149,8 +149,9 @@ pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> 
 /// The worker loop.
 fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
     let WorkerArgs { tasks, results, slots, index, initializer, initargs, maxtasks } = args;
-    // A forked worker may have inherited the parent's Ctrl-C catcher.
-    rhai_mp_core::base::interrupt::restore_sigint();
+    // A worker ignores Ctrl-C, which reaches the whole process group: its parent handles it
+    // (a pool call it interrupts terminates the workers).
+    rhai_mp_core::base::sys::ignore_signal(libc::SIGINT);
     let index = index as usize;
     slots.set(index, Field::Pid, rhai_mp_core::base::sys::pid() as u64);
     if let Some(init) = initializer {

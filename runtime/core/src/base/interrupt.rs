@@ -29,6 +29,8 @@ static PENDING: AtomicI32 = AtomicI32::new(0);
 /// Whether SIGINT was ignored when this process started (then it stays ignored, in the
 /// process and in its pool workers, as Python does).
 static SIGINT_IGNORED: AtomicBool = AtomicBool::new(false);
+/// Whether this process installed the handlers: all three (`install`, a main process), or
+/// SIGINT's only (`install_sigint`, a child running script code).
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// A stop another thread asked for (the signal it stands for; 0: none): an MPI rank's
 /// call that its parent terminated (see [`abort_call`]).
@@ -64,9 +66,21 @@ pub fn install() {
     crate::base::sys::set_handler(libc::SIGHUP, note);
 }
 
+/// Notes SIGINT (unless ignored at start) from now on, leaving SIGTERM and SIGHUP their
+/// default actions: a child process that runs script code, where Ctrl-C (or its parent's
+/// `interrupt()`) throws `KeyboardInterrupt` as in Python. Pool workers and servers do not
+/// call it: they ignore SIGINT.
+pub fn install_sigint() {
+    INSTALLED.store(true, SeqCst);
+    WATCHING.with(|w| w.set(true));
+    if !sigint_ignored_at_start() {
+        crate::base::sys::set_handler(libc::SIGINT, note);
+    }
+}
+
 /// Gives every signal back its action at start (in a child forked from the main process):
 /// children keep Python's defaults — SIGTERM ends them, as SIGINT does unless it was
-/// ignored.
+/// ignored — until they [`install_sigint`].
 pub fn forget() {
     if INSTALLED.swap(false, SeqCst) {
         WATCHING.with(|w| w.set(false));
@@ -81,11 +95,6 @@ pub fn forget() {
             }
         }
     }
-}
-
-/// Whether this process notes signals (it is the main script or the REPL).
-pub fn installed() -> bool {
-    INSTALLED.load(SeqCst)
 }
 
 /// Gives SIGINT back the action this process started with (a child forked from a process
