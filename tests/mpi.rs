@@ -58,9 +58,13 @@ mod under_mpirun {
 
     #[test]
     fn ranks_run_the_script_and_serve_pools() {
-        let out = mpirun(
-            3,
-            &[],
+        serve_pools(|src| mpirun(3, &[], src));
+    }
+
+    /// Rank 0 runs the script, the other ranks their top level and then a Pool's tasks: a
+    /// job of 3 ranks, which `launch` starts with the script (`mpirun` here, or Slurm).
+    pub(super) fn serve_pools(launch: impl Fn(&str) -> Out) {
+        let out = launch(
             r#"
             fn sq(x) { x * x }
             fn add(a, b) { a + b }
@@ -108,9 +112,13 @@ mod under_mpirun {
 
     #[test]
     fn processes_run_on_free_ranks() {
-        let out = mpirun(
-            3,
-            &[],
+        run_processes(|src| mpirun(3, &[], src));
+    }
+
+    /// `Process` runs on a free worker rank (none free: `ProcessError`): a job of 3 ranks,
+    /// which `launch` starts with the script (`mpirun` here, or Slurm).
+    pub(super) fn run_processes(launch: impl Fn(&str) -> Out) {
+        let out = launch(
             r#"
             if __name__ == "__main__" {
                 let p = Process(|a| print(`process on rank ${mpi::rank()} got ${a} as ${current_process().name}`), [42]);
@@ -142,9 +150,13 @@ mod under_mpirun {
 
     #[test]
     fn managers_serve_every_rank() {
-        let out = mpirun(
-            3,
-            &[],
+        serve_managers(|src| mpirun(3, &[], src));
+    }
+
+    /// A `Manager()`'s proxies work on every rank: a job of 3 ranks, which `launch` starts
+    /// with the script (`mpirun` here, or Slurm).
+    pub(super) fn serve_managers(launch: impl Fn(&str) -> Out) {
+        let out = launch(
             r#"
             if __name__ == "__main__" {
                 let m = Manager();
@@ -334,5 +346,103 @@ mod under_mpirun {
             .filter(|c| String::from_utf8_lossy(c).contains(&path))
             .count();
         assert_eq!(left, 0, "ranks left running after Ctrl-C");
+    }
+}
+
+/// Under Slurm: the Pool, Process and Manager tests' scripts under `srun -n 3 --mpi=pmix`
+/// and under `mpirun` inside `salloc -n 3`, and the wrong PMI plugin. They need a running
+/// Slurm cluster (the one `SLURM_CONF` names, or /etc/slurm/slurm.conf) with 3 free CPUs:
+/// `.ci/slurm.sh` starts one on this machine and runs them
+/// (`cargo test --release --features mpi --test integration -- --ignored mpi::under_slurm`).
+#[cfg(feature = "mpi")]
+mod under_slurm {
+    use super::under_mpirun::{run_processes, serve_managers, serve_pools};
+    use crate::common::{bin, finish, write_script, Out};
+    use std::process::{Command, Stdio};
+
+    /// Runs `PROGRAM --time=2 ARGS.. rhai-mp SCRIPT` (`srun`, `salloc`), bounded, in its own
+    /// process group; Slurm ends the job too after 2 minutes, should it outlive the command.
+    fn slurm(program: &str, args: &[&str], src: &str) -> Out {
+        let script = write_script(src);
+        let mut cmd = Command::new(program);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.arg("--time=2").args(args).arg(bin()).arg(&script.0);
+        // For `mpirun` (as root in a container); `srun` passes them on, and they do nothing.
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("{program}: {e} (install Slurm: apt-get install slurm-wlm)"));
+        finish(child)
+    }
+
+    /// `srun -n 3 --mpi=pmix rhai-mp SCRIPT`: Slurm starts the ranks (PMIx).
+    fn srun(src: &str) -> Out {
+        slurm("srun", &["-n", "3", "--mpi=pmix"], src)
+    }
+
+    /// `salloc -n 3 mpirun -n 3 rhai-mp SCRIPT`: Open MPI starts its daemons through `srun`.
+    fn salloc_mpirun(src: &str) -> Out {
+        slurm("salloc", &["-n", "3", "mpirun", "-n", "3"], src)
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_pools() {
+        serve_pools(srun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_processes() {
+        run_processes(srun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_managers() {
+        serve_managers(srun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn salloc_mpirun_pools() {
+        serve_pools(salloc_mpirun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn salloc_mpirun_processes() {
+        run_processes(salloc_mpirun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn salloc_mpirun_managers() {
+        serve_managers(salloc_mpirun);
+    }
+
+    /// With the wrong PMI plugin no task runs the script. Each task would start alone, as
+    /// "rank 0 of 1" (Open MPI 5 does: open-mpi/ompi#13523); rhai-mp sees that Slurm started
+    /// 3 and stops them all, with one message naming the plugin to pass. Open MPI 4 (Debian
+    /// 12's) instead refuses, with its own message, a task that `srun` started without PMIx
+    /// (it looks for `SLURM_NODELIST`); without that variable it starts singletons, as 5 does.
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn a_wrong_pmi_plugin_runs_nothing() {
+        let top = r#"print(`${__name__} on rank ${mpi::rank()} of ${mpi::size()}`);"#;
+        let out = slurm("srun", &["-n", "3", "--mpi=none"], top);
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout, "", "{out:?}");
+
+        let singletons = ["-n", "3", "--mpi=none", "env", "-u", "SLURM_NODELIST", "-u", "SLURM_JOB_NODELIST"];
+        let out = slurm("srun", &singletons, top);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_eq!(out.stdout, "", "{out:?}");
+        let message = "rhai-mp: srun started 3 tasks, but MPI_Init gave each a world of 1: srun's PMI plugin \
+                       (--mpi=none here) is not the one this MPI library speaks. No task ran the script. Pass it \
+                       to srun: `srun --mpi=pmix -n 3 rhai-mp ..`";
+        assert_eq!(out.stderr.matches(message).count(), 1, "{}", out.stderr);
     }
 }
