@@ -4,7 +4,7 @@
 //! feature `cli`) and the embedding API a host application uses to put the same runtime
 //! into its own program — [`Runtime`] (a session that evaluates code and makes the engines
 //! of every process), [`Pool`] (a pool driven from Rust) and [`Error`]. The primitives are
-//! `rhai-mp-stdlib` (their Rhai functions: [`bindings`]); the machinery under them (wire
+//! `rhai-mp-stdlib` (their one list: [`registry`]); the machinery under them (wire
 //! format, start methods, child bootstrap) is `rhai-mp-core`. Every script-visible function
 //! is listed, with its meaning and errors, in the script reference `stdlib/REFERENCE.md`.
 //!
@@ -47,6 +47,7 @@ pub use error::Error;
 pub use pool::Pool;
 /// The Rhai crate this runtime is built on: a host uses the same version through it.
 pub use rhai;
-pub use rhai_mp_core::{register_codec, DataCodec, HandleCodec, StartMethod};
-pub use rhai_mp_stdlib::{bindings, MultiprocessingPackage};
+pub use rhai_mp_core::tree::state::StartMethod;
+pub use rhai_mp_core::wire::{register_codec, DataCodec, HandleCodec};
+pub use rhai_mp_stdlib::{registry, MultiprocessingPackage};
 pub use runtime::Runtime;

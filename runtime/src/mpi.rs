@@ -18,8 +18,9 @@
 
 use crate::Runtime;
 use mpi::traits::{Communicator, Root};
-use rhai_mp_core::cluster::{self, Place};
-use rhai_mp_core::{Boot, Call, ChildInfo, Mode, ParentInfo, Script, StartMethod};
+use rhai_mp_core::tree::boot::{Boot, Call, Mode};
+use rhai_mp_core::tree::place::{self, Place};
+use rhai_mp_core::tree::state::{ChildInfo, ParentInfo, Script, StartMethod};
 use rhai_mp_stdlib::cluster::{Invitation, RankArgs};
 
 /// What the command line asked for.
@@ -96,7 +97,7 @@ pub(crate) fn run(runtime: &Runtime, job: impl FnOnce() -> Job, method_given: bo
         }
         return finalize(universe, rank, 1, true);
     }
-    cluster::set_place(Place { rank, size });
+    place::set_place(Place { rank, size });
     if rank == 0 {
         let job = job();
         let invitation = match invite(size, &job) {
@@ -172,7 +173,7 @@ fn finalize(universe: mpi::environment::Universe, rank: u32, code: i32, all_ther
 
 /// Rank 0's invitation (reading the script), or the exit code after a message.
 fn invite(size: u32, job: &Job) -> Result<Invitation, i32> {
-    let key = rhai_mp_core::random_bytes(32).map_err(|e| {
+    let key = rhai_mp_core::base::sys::random_bytes(32).map_err(|e| {
         eprintln!("rhai-mp: no random key: {e}");
         1
     })?;
@@ -212,11 +213,11 @@ fn serve(runtime: &Runtime, inv: Invitation, rank: u32) {
         forkserver: None,
         call: Call::encode_native(rhai_mp_stdlib::cluster::RANK_ENTRY, payload),
     };
-    let code = rhai_mp_core::run_as_rank(&|| runtime.engine(), boot);
+    let code = rhai_mp_core::run::child::run_as_rank(&|| runtime.engine(), boot);
     if !rhai_mp_stdlib::cluster::rank_served() {
         // The top level failed (or ended the process) before this rank could serve: rank 0
         // hears it, so that it does not wait for this rank.
-        let code = if code == 0 { rhai_mp_core::EXIT_BOOT_FAILED } else { code };
+        let code = if code == 0 { rhai_mp_core::tree::start::popen::EXIT_BOOT_FAILED } else { code };
         rhai_mp_stdlib::cluster::report_failed_boot(&args, code);
     }
 }

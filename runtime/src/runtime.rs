@@ -24,7 +24,8 @@
 use crate::{Error, Pool};
 use rhai::packages::Package;
 use rhai::{Dynamic, Engine, Scope, AST};
-use rhai_mp_core::{HandleCodec, Script, StartMethod};
+use rhai_mp_core::tree::state::{Script, StartMethod};
+use rhai_mp_core::wire::HandleCodec;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -42,7 +43,7 @@ impl Drop for Session {
     /// The end of the session is the end of its main script: children are joined (daemon
     /// ones and pool workers terminated).
     fn drop(&mut self) {
-        rhai_mp_core::at_exit();
+        rhai_mp_core::tree::process::at_exit();
     }
 }
 
@@ -75,11 +76,11 @@ impl Runtime {
     /// let rt = rhai_mp::Runtime::new();
     /// ```
     pub fn new() -> Runtime {
-        rhai_mp_core::init();
+        rhai_mp_core::run::setup::init();
         #[cfg(feature = "mpi")]
-        rhai_mp_core::cluster::set_supported();
+        rhai_mp_core::tree::place::set_supported();
         // A forked child must not draw the same random numbers as its parent (and siblings).
-        rhai_mp_core::at_fork_child(|| {
+        rhai_mp_core::run::child::at_fork_child(|| {
             let _ = rand::rng().reseed();
         });
         Runtime { setups: Vec::new(), session: Rc::new(RefCell::new(None)) }
@@ -110,7 +111,7 @@ impl Runtime {
     /// });
     /// ```
     pub fn register_codec(self, codec: impl HandleCodec) -> Runtime {
-        rhai_mp_core::register_codec(codec);
+        rhai_mp_core::wire::register_codec(codec);
         self
     }
 
@@ -121,7 +122,7 @@ impl Runtime {
     /// rt.set_start_method(rhai_mp::StartMethod::Fork);
     /// ```
     pub fn set_start_method(&self, method: StartMethod) {
-        rhai_mp_core::with_state(|s| s.default_method = method);
+        rhai_mp_core::tree::state::with(|s| s.default_method = method);
     }
 
     /// A new engine, set up like every other engine of this runtime.
@@ -133,9 +134,9 @@ impl Runtime {
     pub fn engine(&self) -> Engine {
         // A spawned copy of this program that did not become a child (its main never called
         // run_if_child) leaves at once, before it runs the program's main again: the
-        // process that started it says why (see rhai_mp_core::start::spawn).
-        if std::env::var_os(rhai_mp_core::CHILD_ENV).is_some() {
-            std::process::exit(rhai_mp_core::EXIT_NOT_A_CHILD);
+        // process that started it says why (see rhai_mp_core::tree::start::spawn).
+        if std::env::var_os(rhai_mp_core::tree::start::spawn::CHILD_ENV).is_some() {
+            std::process::exit(rhai_mp_core::tree::start::popen::EXIT_NOT_A_CHILD);
         }
         // Packages are registered eagerly: lazily registered functions made every lookup
         // that missed the call cache (all calls of a closure run from a native function,
@@ -144,14 +145,14 @@ impl Runtime {
         rhai_mp_stdlib::MultiprocessingPackage::new().register_into_engine(&mut engine);
         rhai_fs::FilesystemPackage::new().register_into_engine(&mut engine);
         rhai_rand::RandomPackage::new().register_into_engine(&mut engine);
-        engine.on_print(rhai_mp_core::stdout_line);
+        engine.on_print(rhai_mp_core::base::output::stdout_line);
         engine.on_debug(|text, source, pos| {
             let at = match (source, pos.is_none()) {
                 (Some(src), false) => format!("{src} @ {pos:?} | "),
                 (None, false) => format!("{pos:?} | "),
                 _ => String::new(),
             };
-            rhai_mp_core::stderr_line(&format!("{at}{text}"))
+            rhai_mp_core::base::output::stderr_line(&format!("{at}{text}"))
         });
         for setup in &self.setups {
             setup(&mut engine);
@@ -167,7 +168,7 @@ impl Runtime {
     /// rt.run_if_child();
     /// ```
     pub fn run_if_child(&self) {
-        rhai_mp_core::run_if_child(&|| self.engine());
+        rhai_mp_core::run::child::run_if_child(&|| self.engine());
     }
 
     /// Runs code in this runtime's session as the `__main__` script and returns its value.
@@ -204,7 +205,7 @@ impl Runtime {
     /// Evaluates `code` in the session with extra variables (not kept afterwards).
     pub(crate) fn eval_with(&self, code: &str, vars: Vec<(&str, Dynamic)>) -> Result<Dynamic, Error> {
         self.with_session(|s| {
-            let ast = rhai_mp_core::compile_unit(&s.engine, &s.scope, code).map_err(|e| Error::from_eval(&e))?;
+            let ast = rhai_mp_core::wire::compile_unit(&s.engine, &s.scope, code).map_err(|e| Error::from_eval(&e))?;
             rhai_mp_core::wire::add_program(&ast);
             if ast.iter_functions().next().is_some() {
                 rhai_mp_core::wire::add_unit(code, &ast);
@@ -227,12 +228,12 @@ impl Runtime {
             let mut engine = self.engine();
             // A session re-runs nothing in its children (its code travels with each call),
             // unless the host ran a script file first.
-            rhai_mp_core::with_state(|s| {
+            rhai_mp_core::tree::state::with(|s| {
                 if matches!(&s.script, Script::Source { name, .. } if name == "<none>") {
                     s.script = Script::Session;
                 }
             });
-            rhai_mp_core::set_names(&mut engine, "__main__");
+            rhai_mp_core::run::interp::set_names(&mut engine, "__main__");
             Session { engine, scope: Scope::new(), program: AST::empty() }
         });
         f(s)
@@ -291,14 +292,16 @@ impl Runtime {
     ///
     /// Errors: as [`Runtime::run_file`].
     pub fn run_code(&self, name: &str, code: &str, argv: Vec<String>) -> Result<(), Error> {
-        rhai_mp_core::with_state(|s| s.argv = argv);
-        let result = rhai_mp_core::run_script(self.engine(), name, code.to_string());
-        rhai_mp_core::at_exit();
+        rhai_mp_core::tree::state::with(|s| s.argv = argv);
+        let result = rhai_mp_core::run::interp::run_script(self.engine(), name, code.to_string());
+        rhai_mp_core::tree::process::at_exit();
         match result {
             Ok(_) => Ok(()),
-            Err(e) => match rhai_mp_core::ExitRequest::of(&e) {
-                Some(rhai_mp_core::ExitRequest::Code(0)) => Ok(()),
-                Some(rhai_mp_core::ExitRequest::Code(c)) => Err(Error::new("SystemExit", format!("exit({c})"))),
+            Err(e) => match rhai_mp_core::base::error::ExitRequest::of(&e) {
+                Some(rhai_mp_core::base::error::ExitRequest::Code(0)) => Ok(()),
+                Some(rhai_mp_core::base::error::ExitRequest::Code(c)) => {
+                    Err(Error::new("SystemExit", format!("exit({c})")))
+                }
                 _ => Err(Error::from_eval(&e)),
             },
         }
@@ -328,8 +331,8 @@ impl Runtime {
     /// std::process::exit(rt.main_code("<-e>", "print(cpu_count())", vec![]));
     /// ```
     pub fn main_code(&self, name: &str, code: &str, argv: Vec<String>) -> i32 {
-        rhai_mp_core::with_state(|s| s.argv = argv);
-        rhai_mp_core::run_main(self.engine(), name, code.to_string())
+        rhai_mp_core::tree::state::with(|s| s.argv = argv);
+        rhai_mp_core::run::interp::run_main(self.engine(), name, code.to_string())
     }
 
     /// Runs the interactive REPL until `:quit` or end of input. Returns the exit code.

@@ -10,12 +10,16 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Blob, Dynamic, INT};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use rhai_mp_core::transport::seqpacket;
-use rhai_mp_core::{mp_err, Deadline, Handle, MessageKind, MpError, MpResult, Portable, Reader, Writer};
+use rhai_mp_core::transport::seqpacket::Kind as MessageKind;
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 
+/// The state of one connection end (its socket, buffers and caches).
 #[derive(Debug)]
 pub struct ConnState {
     fd: Option<OwnedFd>,
@@ -24,11 +28,11 @@ pub struct ConnState {
     /// Reused receive buffer.
     buf: Vec<u8>,
     /// How long a `recv` on this end polls before it sleeps (adaptive).
-    spin: rhai_mp_core::Spin,
+    spin: rhai_mp_core::base::spin::Spin,
     /// The memfds of the large messages this end sent, for reuse.
-    spills: rhai_mp_core::SpillCache,
+    spills: rhai_mp_core::transport::seqpacket::SpillCache,
     /// The memfds of the large values this end received, kept mapped.
-    maps: rhai_mp_core::MapCache,
+    maps: rhai_mp_core::transport::seqpacket::MapCache,
 }
 
 /// One end of a pipe. Copies share the end: closing any copy closes it.
@@ -52,9 +56,9 @@ impl Connection {
             readable,
             writable,
             buf: Vec::new(),
-            spin: rhai_mp_core::Spin::new(),
-            spills: rhai_mp_core::SpillCache::new(),
-            maps: rhai_mp_core::MapCache::new(),
+            spin: rhai_mp_core::base::spin::Spin::new(),
+            spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
+            maps: rhai_mp_core::transport::seqpacket::MapCache::new(),
         })))
     }
 
@@ -92,7 +96,7 @@ impl Connection {
     fn send_raw(&self, kind: MessageKind, payload: &[u8], fds: &[OwnedFd]) -> MpResult<()> {
         self.check(false)?;
         let s = self.0.borrow();
-        seqpacket::send_cached(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds, &s.spills)
+        seqpacket::send(s.fd.as_ref().unwrap().as_fd(), kind, &[payload], fds, Some(&s.spills))
             .map_err(|e| os_error("send", e))
     }
 
@@ -100,14 +104,14 @@ impl Connection {
     /// are copied once, straight into the message's memfd.
     pub fn send(&self, value: Dynamic) -> MpResult<()> {
         self.check(false)?;
-        let message = rhai_mp_core::encode_owned(value, "obj")?;
+        let message = rhai_mp_core::wire::encode_owned(value, "obj")?;
         let s = self.0.borrow();
-        seqpacket::send_pieces_cached(
+        seqpacket::send(
             s.fd.as_ref().unwrap().as_fd(),
             MessageKind::Value,
             &message.pieces(),
             message.fds(),
-            &s.spills,
+            Some(&s.spills),
         )
         .map_err(|e| os_error("send", e))
     }
@@ -118,11 +122,11 @@ impl Connection {
     }
 
     /// Receives one message; `EOFError` when the other end is closed and nothing is left.
-    pub fn recv_message(&self) -> MpResult<rhai_mp_core::Message> {
+    pub fn recv_message(&self) -> MpResult<rhai_mp_core::transport::seqpacket::Message> {
         self.check(true)?;
         let mut s = self.0.borrow_mut();
         let ConnState { fd, buf, spin, maps, .. } = &mut *s;
-        match seqpacket::recv_message_mapped(fd.as_ref().unwrap().as_fd(), buf, spin, maps) {
+        match seqpacket::recv_message(fd.as_ref().unwrap().as_fd(), buf, spin, Some(maps)) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(mp_err!(EOFError, "the other end of the connection is closed and no message is left")),
             Err(e) => Err(os_error("recv", e)),
@@ -133,7 +137,7 @@ impl Connection {
     pub fn recv(&self) -> MpResult<Dynamic> {
         let m = self.recv_message()?;
         match m.kind {
-            MessageKind::Value => rhai_mp_core::decode(&m.data, m.fds),
+            MessageKind::Value => rhai_mp_core::wire::decode(&m.data, m.fds),
             MessageKind::Bytes => Ok(Dynamic::from_blob(m.data.into_vec())),
         }
     }
@@ -162,7 +166,8 @@ impl Connection {
     pub fn poll(&self, deadline: Deadline) -> MpResult<bool> {
         self.check(true)?;
         let s = self.0.borrow();
-        rhai_mp_core::wait_readable(s.fd.as_ref().unwrap().as_fd(), deadline).map_err(|e| os_error("poll", e))
+        rhai_mp_core::transport::poll::wait_readable(s.fd.as_ref().unwrap().as_fd(), deadline)
+            .map_err(|e| os_error("poll", e))
     }
 
     /// Closes this end (every copy of the handle).
@@ -493,4 +498,30 @@ pub mod connection_functions {
             }
         }
     }
+}
+
+/// connection's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "connection",
+        group: "Pipes and connections",
+        sections: &[section(
+            "Pipe and Connection",
+            &[("Connection", "conn")],
+            &["Pipe", "recv_bytes_into"],
+            &["Pipe("],
+        )],
+        functions,
+        module: None,
+        handles: &[handle::<Connection>()],
+        machinery: None,
+        mirrors: &[mirror("Pipe", &[0, 1])],
+        managed: &[],
+    }
+};
+
+/// Registers connection's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "connection", connection_functions);
 }

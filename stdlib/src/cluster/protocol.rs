@@ -9,8 +9,9 @@
 //!
 //! An *owner* is a pool or a process on rank 0; its number picks out its work.
 
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{MpResult, Portable, Reader, Script, Writer};
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::tree::state::Script;
+use rhai_mp_core::wire::{malformed, Portable, Reader, Writer};
 
 /// What rank 0 tells every rank when the job starts (through MPI, before any script runs):
 /// where to reach it, the key that proves a connection belongs to the job, and the script.
@@ -148,7 +149,8 @@ impl Portable for FromRank {
 /// One message as a TCP frame.
 pub(crate) fn frame<T: Portable>(msg: &T) -> MpResult<Vec<u8>> {
     let bytes = rhai_mp_core::wire::encode_remote(msg)?;
-    rhai_mp_core::transport::tcp::frame(&bytes).map_err(|e| rhai_mp_core::MpError::os("a message to a rank", e))
+    rhai_mp_core::transport::tcp::frame(&bytes)
+        .map_err(|e| rhai_mp_core::prelude::MpError::os("a message to a rank", e))
 }
 
 /// Decodes `bytes` as each message type (for the fuzz target): how many decoded.
@@ -202,7 +204,7 @@ mod tests {
             rhai_mp_core::wire::encode_remote(&Invitation {
                 addresses: vec!["10.0.0.1:5000".into()],
                 key: vec![7; 32],
-                script: rhai_mp_core::Script::Source { name: "x.rhai".into(), text: "print(1)".into() },
+                script: rhai_mp_core::tree::state::Script::Source { name: "x.rhai".into(), text: "print(1)".into() },
                 argv: vec!["a".into()],
             })
             .unwrap(),

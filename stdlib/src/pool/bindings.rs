@@ -29,7 +29,7 @@ pub mod pool_functions {
     /// (`OSError`).
     #[rhai_fn(name = "Pool", return_raw)]
     pub fn pool_new(ctx: NativeCallContext) -> Result<Pool, Box<EvalAltResult>> {
-        super::Pool::new(&ctx, config(None, rhai_mp_core::default_method())?)
+        super::Pool::new(&ctx, config(None, rhai_mp_core::tree::state::default_method())?)
     }
 
     /// A pool of `processes` workers, or one described by
@@ -45,7 +45,7 @@ pub mod pool_functions {
     /// `Pool()`.
     #[rhai_fn(name = "Pool", return_raw)]
     pub fn pool_with(ctx: NativeCallContext, arg: Dynamic) -> Result<Pool, Box<EvalAltResult>> {
-        super::Pool::new(&ctx, config(Some(arg), rhai_mp_core::default_method())?)
+        super::Pool::new(&ctx, config(Some(arg), rhai_mp_core::tree::state::default_method())?)
     }
 
     /// `Pool()` with this context's start method.

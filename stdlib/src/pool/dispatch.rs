@@ -25,9 +25,12 @@ use super::task::{
 };
 use crate::queue::{Flavour, Queue, QueueCore};
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext, INT};
-use rhai_mp_core::{
-    mp_err, Deadline, ErrorKind, ForkServer, MpResult, Process, RhaiResult, StartMethod, EXIT_BOOT_FAILED, EXIT_GUARD,
-};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, ErrorKind, MpResult, RhaiResult};
+use rhai_mp_core::tree::process::Process;
+use rhai_mp_core::tree::start::fork::Server as ForkServer;
+use rhai_mp_core::tree::start::popen::{EXIT_BOOT_FAILED, EXIT_GUARD};
+use rhai_mp_core::tree::state::StartMethod;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -113,7 +116,7 @@ fn signal_name(n: i32) -> String {
 impl Pool {
     /// Starts a pool's workers.
     pub fn new(ctx: &NativeCallContext, cfg: PoolConfig) -> RhaiResult<Pool> {
-        if cfg.processes == 0 && cfg.method == StartMethod::Mpi && rhai_mp_core::cluster::mpi_available() {
+        if cfg.processes == 0 && cfg.method == StartMethod::Mpi && rhai_mp_core::tree::place::mpi_available() {
             return Err(mp_err!(
                 ValueError,
                 "this MPI job has no worker ranks for a pool: start it with more than one rank (mpirun -n 3 ..)"
@@ -160,14 +163,14 @@ impl Pool {
             }
             if p.method == StartMethod::Mpi {
                 Process::check_startable()?;
-                if !rhai_mp_core::cluster::mpi_available() {
-                    return Err(rhai_mp_core::cluster::unavailable().into());
+                if !rhai_mp_core::tree::place::mpi_available() {
+                    return Err(rhai_mp_core::tree::place::unavailable().into());
                 }
                 let init = match &p.initializer {
                     None => None,
                     Some(f) => {
                         let call = Dynamic::from_array(vec![f.clone().into(), Dynamic::from_array(p.initargs.clone())]);
-                        Some(rhai_mp_core::encode_remote_value(&call, "initializer")?.bytes)
+                        Some(rhai_mp_core::wire::encode_remote_value(&call, "initializer")?.bytes)
                     }
                 };
                 p.ranks = Some(RankWorkers::start(p.size, init)?);
@@ -251,9 +254,9 @@ impl Pool {
             self.0.borrow_mut().step(idle)?;
             // A signal goes first: the workers died of it too (Ctrl-C reaches the whole
             // group), and their deaths are not the story.
-            if let Some(sig) = rhai_mp_core::interrupt::take() {
+            if let Some(sig) = rhai_mp_core::base::interrupt::take() {
                 if sig != libc::SIGINT {
-                    return Err(rhai_mp_core::interrupt::error_for(sig).into());
+                    return Err(rhai_mp_core::base::interrupt::Interrupted(sig).into());
                 }
                 return Err(self.interrupted());
             }
@@ -400,11 +403,11 @@ impl Pool {
 
 impl PoolInner {
     /// Encodes a value for the workers (for another machine under `mpi`).
-    fn encode(&self, v: &Dynamic, root: &str) -> MpResult<rhai_mp_core::Packet> {
+    fn encode(&self, v: &Dynamic, root: &str) -> MpResult<rhai_mp_core::wire::Packet> {
         if self.ranks.is_some() {
-            rhai_mp_core::encode_remote_value(v, root)
+            rhai_mp_core::wire::encode_remote_value(v, root)
         } else {
-            rhai_mp_core::encode(v, root)
+            rhai_mp_core::wire::encode(v, root)
         }
     }
 
@@ -684,7 +687,7 @@ impl PoolInner {
         // error for all.
         if let Some((_, _, code)) = dead.iter().find(|(_, _, c)| [EXIT_GUARD, EXIT_BOOT_FAILED].contains(c)) {
             let e = if *code == EXIT_GUARD {
-                rhai_mp_core::guard_error()
+                rhai_mp_core::tree::process::guard_error()
             } else {
                 mp_err!(
                     RuntimeError,
@@ -767,11 +770,20 @@ impl PoolInner {
 }
 
 /// Names the item of a chunk that could not be sent: `iterable[12]`.
-fn locate(payload: &Dynamic, first: u64, err: rhai_mp_core::MpError, remote: bool) -> rhai_mp_core::MpError {
+fn locate(
+    payload: &Dynamic,
+    first: u64,
+    err: rhai_mp_core::prelude::MpError,
+    remote: bool,
+) -> rhai_mp_core::prelude::MpError {
     if let Some(items) = payload.read_lock::<Array>() {
         for (i, x) in items.iter().enumerate() {
             let root = format!("iterable[{}]", first + i as u64);
-            let r = if remote { rhai_mp_core::encode_remote_value(x, &root) } else { rhai_mp_core::encode(x, &root) };
+            let r = if remote {
+                rhai_mp_core::wire::encode_remote_value(x, &root)
+            } else {
+                rhai_mp_core::wire::encode(x, &root)
+            };
             if let Err(e) = r {
                 return e;
             }

@@ -3,7 +3,8 @@
 //! waiting to be handed out and the rest of the input still to be sent.
 
 use rhai::{Dynamic, EvalAltResult, FnPtr, INT};
-use rhai_mp_core::{MpError, RemoteError};
+use rhai_mp_core::prelude::MpError;
+use rhai_mp_core::run::remote::RemoteError;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Why a task failed: an error from the worker, or one the parent saw (a lost worker).

@@ -35,7 +35,9 @@ use self::task::Kind;
 use crate::opts::{self, Opts};
 use indicatif::ProgressBar;
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext, INT};
-use rhai_mp_core::{mp_err, Deadline, MpResult, RhaiResult, StartMethod};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult, RhaiResult};
+use rhai_mp_core::tree::state::StartMethod;
 use std::cell::RefCell;
 use std::ops::{Range, RangeInclusive};
 use std::rc::Rc;
@@ -80,7 +82,7 @@ fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
     };
     if method == StartMethod::Mpi {
         // Every worker rank (an error below says when there is none).
-        cfg.processes = rhai_mp_core::cluster::size().saturating_sub(1) as usize;
+        cfg.processes = rhai_mp_core::tree::place::size().saturating_sub(1) as usize;
     }
     let processes = |n: INT| -> MpResult<usize> {
         if n < 1 {
@@ -290,4 +292,36 @@ fn run_apply_async(
     settle_due(Some(ctx), pool)?;
     let job = start_apply(pool, "apply_async", f, args, async_opts(options, "apply_async", false)?)?;
     Ok(AsyncResult { pool: pool.clone(), job })
+}
+
+/// pool's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::section;
+    crate::registry::Primitive {
+        name: "pool",
+        group: "Pool, AsyncResult, imap iterators",
+        sections: &[
+            section("Pool", &[("Pool", "pool")], &["Pool"], &["Pool("]),
+            section("AsyncResult", &[("AsyncResult", "r")], &[], &[".apply_async(", ".map_async(", ".starmap_async("]),
+            section("imap iterators", &[("ImapIterator", "it")], &[], &[".imap(", ".imap_unordered("]),
+        ],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: Some(machinery),
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers pool's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "pool", pool_functions);
+    rhai::combine_with_exported_module!(lib, "pool_results", result_functions);
+    register(lib);
+}
+
+/// The pool workers' native entry point.
+fn machinery() {
+    rhai_mp_core::run::child::register_entry(WORKER_ENTRY, worker_entry);
 }

@@ -19,7 +19,8 @@
 use super::task::TaskHead;
 use crate::cluster::head::{with_head, Event, LinkState};
 use crate::cluster::protocol::ToRank;
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use std::collections::{HashMap, VecDeque};
 
 /// How many tasks a rank holds at least (when it has work).

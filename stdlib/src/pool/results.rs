@@ -7,7 +7,8 @@ use crate::opts;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{mp_err, Deadline, RhaiResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, RhaiResult};
 
 /// What a `for` loop over an imap iterator runs.
 struct ForLoop(ImapIterator);

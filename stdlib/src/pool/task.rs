@@ -16,8 +16,11 @@
 
 use crate::queue::Queue;
 use rhai::{Array, Dynamic, FnPtr};
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{mp_err, MpResult, Portable, Reader, Region, RemoteError, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::run::remote::RemoteError;
+use rhai_mp_core::wire::{malformed, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -168,14 +171,14 @@ impl Portable for ChunkOutcome {
 /// A result's bytes and descriptors: `[job][chunk]`, then the outcome (as
 /// [`ChunkOutcome`]'s `write` writes it). The outcome is given up: its values are not
 /// copied, and their large blobs and int arrays stay apart, to be copied once into the
-/// results queue (see `rhai_mp_core::Segmented`). `remote`: for another machine (an MPI
+/// results queue (see `rhai_mp_core::wire::Segmented`). `remote`: for another machine (an MPI
 /// rank), where objects of this host's memory cannot go.
 pub(super) fn encode_result_apart(
     job: u64,
     chunk: u64,
     outcome: ChunkOutcome,
     remote: bool,
-) -> MpResult<rhai_mp_core::Segmented> {
+) -> MpResult<rhai_mp_core::wire::Segmented> {
     let mut w = if remote { Writer::remote() } else { Writer::new() };
     w.u64(job);
     w.u64(chunk);
@@ -200,8 +203,8 @@ pub(super) fn encode_result(
     chunk: u64,
     outcome: ChunkOutcome,
     remote: bool,
-) -> MpResult<rhai_mp_core::Packet> {
-    encode_result_apart(job, chunk, outcome, remote).map(rhai_mp_core::Segmented::into_packet)
+) -> MpResult<rhai_mp_core::wire::Packet> {
+    encode_result_apart(job, chunk, outcome, remote).map(rhai_mp_core::wire::Segmented::into_packet)
 }
 
 /// A result's job and chunk (read without decoding the rest).

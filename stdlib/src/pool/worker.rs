@@ -11,14 +11,17 @@
 use super::task::{encode_result, encode_result_apart, ChunkOutcome, Field, Kind, TaskHead, WorkerArgs, TASK_HEAD};
 use crate::queue::Queue;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
-use rhai_mp_core::{mp_err, Deadline, MpError, Packet, RemoteError, RhaiResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, RhaiResult};
+use rhai_mp_core::run::remote::RemoteError;
+use rhai_mp_core::wire::Packet;
 use std::os::fd::OwnedFd;
 
 /// The name of the workers' native entry point.
 pub(crate) const ENTRY: &str = "pool-worker";
 
 fn who() -> (String, i32) {
-    (rhai_mp_core::with_state(|s| s.name.clone()), rhai_mp_core::pid() as i32)
+    (rhai_mp_core::tree::state::with(|s| s.name.clone()), rhai_mp_core::base::sys::pid() as i32)
 }
 
 fn remote(err: &EvalAltResult) -> RemoteError {
@@ -51,12 +54,12 @@ fn run_task(
 ) -> Result<ChunkOutcome, RemoteError> {
     let rest = fds.split_off(head.func_fds.min(fds.len()));
     let func_end = TASK_HEAD + head.func_len;
-    let f = rhai_mp_core::decode(&bytes[TASK_HEAD..func_end], fds).map_err(remote_mp)?;
+    let f = rhai_mp_core::wire::decode(&bytes[TASK_HEAD..func_end], fds).map_err(remote_mp)?;
     let f = f.try_cast::<FnPtr>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")))?;
-    let payload = rhai_mp_core::decode(&bytes[func_end..], rest).map_err(remote_mp)?;
+    let payload = rhai_mp_core::wire::decode(&bytes[func_end..], rest).map_err(remote_mp)?;
     // `exit(n)` in a task ends the worker (the pool then fails the task), as in Python.
     let exiting = |e: Box<EvalAltResult>| {
-        if rhai_mp_core::ExitRequest::code_of(&e).is_some() {
+        if rhai_mp_core::base::error::ExitRequest::code_of(&e).is_some() {
             *exit.borrow_mut() = Some(e);
             remote_mp(mp_err!(RuntimeError, "the worker exited"))
         } else {
@@ -147,19 +150,19 @@ pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> 
 fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
     let WorkerArgs { tasks, results, slots, index, initializer, initargs, maxtasks } = args;
     // A forked worker may have inherited the parent's Ctrl-C catcher.
-    rhai_mp_core::interrupt::restore_sigint();
+    rhai_mp_core::base::interrupt::restore_sigint();
     let index = index as usize;
-    slots.set(index, Field::Pid, rhai_mp_core::pid() as u64);
+    slots.set(index, Field::Pid, rhai_mp_core::base::sys::pid() as u64);
     if let Some(init) = initializer {
         if let Err(e) = init.call_raw(ctx, None, initargs) {
-            if rhai_mp_core::ExitRequest::code_of(&e).is_some() {
+            if rhai_mp_core::base::error::ExitRequest::code_of(&e).is_some() {
                 return Err(e);
             }
             // Report here first: the pool terminates its workers once it hears of this.
             let (name, pid) = who();
-            rhai_mp_core::report_error(&e, Some((&name, pid)));
+            rhai_mp_core::run::interp::report_error(&e, Some((&name, pid)));
             put_result(&results, 0, index as u64, ChunkOutcome::Failed(remote(&e)))?;
-            return Err(rhai_mp_core::ExitRequest::exit(&Dynamic::from(1 as rhai::INT)));
+            return Err(rhai_mp_core::base::error::ExitRequest::exit(&Dynamic::from(1 as rhai::INT)));
         }
     }
     let mut done: u64 = 0;
@@ -215,7 +218,7 @@ pub(crate) fn run_rank_task(ctx: &NativeCallContext, bytes: &[u8]) -> Vec<u8> {
 /// Runs a pool's initializer (an encoded `[function, args]`) on an MPI worker rank: `None`
 /// if it ran, else the pool's "initializer failed" result for rank `rank`.
 pub(crate) fn run_rank_init(ctx: &NativeCallContext, call: &[u8], rank: u32) -> Option<Vec<u8>> {
-    let ran = rhai_mp_core::decode(call, Vec::new()).map_err(Box::<EvalAltResult>::from).and_then(|v| {
+    let ran = rhai_mp_core::wire::decode(call, Vec::new()).map_err(Box::<EvalAltResult>::from).and_then(|v| {
         let mut parts = v.try_cast::<Array>().unwrap_or_default().into_iter();
         let f = parts.next().and_then(|f| f.try_cast::<FnPtr>());
         let args = parts.next().and_then(|a| a.try_cast::<Array>()).unwrap_or_default();
@@ -226,6 +229,6 @@ pub(crate) fn run_rank_init(ctx: &NativeCallContext, call: &[u8], rank: u32) -> 
     });
     let e = ran.err()?;
     let (name, pid) = who();
-    rhai_mp_core::report_error(&e, Some((&name, pid)));
+    rhai_mp_core::run::interp::report_error(&e, Some((&name, pid)));
     encode_result(0, rank as u64, ChunkOutcome::Failed(remote(&e)), true).ok().map(|p| p.bytes)
 }

@@ -1,10 +1,10 @@
 //! This process's place in the process tree: its name, identity, start method, the script
-//! its spawn children re-run, and its live children.
+//! its spawn children re-run, and the forkserver it uses. (Its live children are
+//! `process.rs`'s.)
 //!
 //! The state is per thread (Rhai engines here are single-threaded) and is copied into a
 //! `fork` child, which then calls [`enter_child`] to make it its own.
 
-use crate::process::Process;
 use std::cell::RefCell;
 
 /// How a child process is started.
@@ -28,7 +28,7 @@ impl StartMethod {
     /// The methods usable here: [`StartMethod::ALL`], and `mpi` on rank 0 under a launcher.
     pub fn usable() -> Vec<StartMethod> {
         let mut all = Self::ALL.to_vec();
-        if crate::cluster::mpi_available() {
+        if crate::tree::place::mpi_available() {
             all.push(StartMethod::Mpi);
         }
         all
@@ -74,6 +74,16 @@ pub struct ParentInfo {
     pub name: String,
 }
 
+/// Where a fork server listens and the key its peers must present (see
+/// `start/forkserver.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddr {
+    /// The abstract socket name.
+    pub name: String,
+    /// The key (never logged, never shown).
+    pub key: Vec<u8>,
+}
+
 /// This process's place in the process tree (see the module docs).
 pub struct State {
     /// `[]` in the main process, `[1]` in Process-1, `[1, 2]` in Process-1:2.
@@ -97,10 +107,8 @@ pub struct State {
     pub script: Script,
     /// `ARGV`.
     pub argv: Vec<String>,
-    /// Live children, as `active_children()` returns them.
-    pub children: Vec<Process>,
     /// The forkserver this process uses, once started.
-    pub forkserver: Option<crate::start::forkserver::ServerAddr>,
+    pub forkserver: Option<ServerAddr>,
     /// The pid of the forkserver this process started (it is killed and reaped at exit).
     pub forkserver_pid: Option<i32>,
 }
@@ -118,7 +126,6 @@ impl Default for State {
             parent: None,
             script: Script::Source { name: "<none>".into(), text: String::new() },
             argv: Vec::new(),
-            children: Vec::new(),
             forkserver: None,
             forkserver_pid: None,
         }
@@ -158,7 +165,8 @@ pub struct ChildInfo {
     pub method: StartMethod,
 }
 
-/// Makes the state a child's own: its name, no children yet, the counter restarted.
+/// Makes the state a child's own: its name, the counter restarted (see also
+/// `process::enter_child`, which also forgets the parent's children).
 pub(crate) fn enter_child(info: ChildInfo) {
     with(|s| {
         s.identity = info.identity;
@@ -166,7 +174,6 @@ pub(crate) fn enter_child(info: ChildInfo) {
         s.daemon = info.daemon;
         s.parent = Some(info.parent);
         s.counter = 0;
-        s.children.clear();
         s.forkserver_pid = None;
         s.default_method = info.method;
         s.method_fixed = true;

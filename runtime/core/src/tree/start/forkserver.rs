@@ -6,7 +6,7 @@
 //! one thread: for each request it forks a child that runs the call, replies with the
 //! child's pid, and when the child ends writes its exit code on that connection (the
 //! client's sentinel). The client's descendants reuse the same server (they inherit its
-//! [`ServerAddr`]).
+//! `ServerAddr`).
 //!
 //! Safety: the server serves only peers of its own user (`SO_PEERCRED`) that open with the
 //! key (as Python 3.14's forkserver does). It reads every connection without blocking, one
@@ -19,12 +19,13 @@
 //! Caveat: a REPL's functions may be defined after the server started, so a child of a REPL
 //! compiles the entries sent with its request instead of using the server's.
 
-use super::Popen;
-use crate::boot::{Boot, Mode};
-use crate::error::{MpError, MpResult};
-use crate::state::{self, ChildInfo, ParentInfo, StartMethod};
+use super::popen::Popen;
+use crate::base::error::{MpError, MpResult};
+use crate::base::sys;
 use crate::transport::{listener, stream};
-use crate::wire::{Packet, Portable, Reader, Writer};
+use crate::tree::boot::{Boot, Mode};
+use crate::tree::state::{self, ChildInfo, ParentInfo, ServerAddr, StartMethod};
+use crate::wire::Packet;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -41,32 +42,10 @@ pub(crate) const REQUEST_TIME: Duration = Duration::from_secs(10);
 /// The largest request a server reads (a boot message with its script and arguments).
 const MAX_REQUEST: usize = 1 << 40;
 
-/// Where a fork server listens and the key its peers must present.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerAddr {
-    /// The abstract socket name.
-    pub name: String,
-    /// The key (never logged, never shown).
-    pub key: Vec<u8>,
-}
-
-impl ServerAddr {
-    /// A fresh listening socket with a fresh random key.
-    pub(crate) fn listen(prefix: &str) -> MpResult<(ServerAddr, OwnedFd)> {
-        let (name, fd) = listener::listen(prefix, listener::Kind::Stream)?;
-        Ok((ServerAddr { name, key: crate::sys::random_bytes(KEY_LEN)? }, fd))
-    }
-}
-
-impl Portable for ServerAddr {
-    fn write(&self, w: &mut Writer) -> MpResult<()> {
-        w.str(&self.name);
-        w.bytes(&self.key);
-        Ok(())
-    }
-    fn read(r: &mut Reader) -> MpResult<Self> {
-        Ok(ServerAddr { name: r.string()?, key: r.bytes()?.to_vec() })
-    }
+/// A fresh listening socket with a fresh random key.
+pub(crate) fn listen(prefix: &str) -> MpResult<(ServerAddr, OwnedFd)> {
+    let (name, fd) = listener::listen(prefix, listener::Kind::Stream)?;
+    Ok((ServerAddr { name, key: crate::base::sys::random_bytes(KEY_LEN)? }, fd))
 }
 
 /// The server's address, starting the server if this process has none yet.
@@ -74,7 +53,7 @@ fn ensure_server() -> MpResult<ServerAddr> {
     if let Some(addr) = state::with(|s| s.forkserver.clone()) {
         return Ok(addr);
     }
-    let (addr, listener) = ServerAddr::listen("rhai-mp-forkserver")?;
+    let (addr, listener) = listen("rhai-mp-forkserver")?;
     let boot = state::with(|s| Boot {
         mode: Mode::Server,
         info: ChildInfo {
@@ -110,11 +89,11 @@ pub(crate) fn launch_at(addr: &ServerAddr, boot: Boot) -> MpResult<Popen> {
     let packet = boot.into_packet()?;
     let conn =
         listener::connect(&addr.name, listener::Kind::Stream).map_err(|e| listener::unreachable("forkserver", e))?;
-    stream::write_all(conn.as_fd(), &addr.key).map_err(|e| MpError::os("cannot send to the forkserver", e))?;
+    sys::write_all(conn.as_fd(), &addr.key).map_err(|e| MpError::os("cannot send to the forkserver", e))?;
     stream::send(conn.as_fd(), &packet.bytes, &packet.fds)
         .map_err(|e| MpError::os("cannot send to the forkserver", e))?;
     let mut pid = [0u8; 4];
-    stream::read_exact(conn.as_fd(), &mut pid).map_err(|_| {
+    sys::read_exact(conn.as_fd(), &mut pid).map_err(|_| {
         crate::mp_err!(
             RuntimeError,
             "the forkserver could not start the process (it has exited; its error, if any, is on stderr above)"
@@ -151,7 +130,7 @@ impl Pending {
     /// Reads what has arrived (never blocks).
     fn read(&mut self, key: &[u8]) -> Progress {
         let mut chunk = [0u8; 64 * 1024];
-        let mut cmsg = nix::cmsg_space!([RawFd; crate::transport::MAX_FDS]);
+        let mut cmsg = nix::cmsg_space!([RawFd; crate::base::sys::MAX_FDS]);
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut chunk)];
             let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
@@ -163,7 +142,7 @@ impl Pending {
                     if let Ok(cmsgs) = msg.cmsgs() {
                         for c in cmsgs {
                             if let ControlMessageOwned::ScmRights(raw) = c {
-                                self.fds.extend(raw.into_iter().map(crate::sys::own_fd));
+                                self.fds.extend(raw.into_iter().map(crate::base::sys::own_fd));
                             }
                         }
                     }
@@ -174,7 +153,7 @@ impl Pending {
                 return Progress::Drop;
             }
             self.bytes.extend_from_slice(&chunk[..n]);
-            if self.bytes.len() >= KEY_LEN && !crate::sys::same_bytes(&self.bytes[..KEY_LEN], key) {
+            if self.bytes.len() >= KEY_LEN && !crate::base::sys::same_bytes(&self.bytes[..KEY_LEN], key) {
                 return Progress::Drop;
             }
             if let Some(p) = self.whole() {
@@ -218,7 +197,7 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
         Ok(s) => s,
         Err(e) => {
             eprintln!("rhai-mp forkserver: signalfd: {e}");
-            crate::sys::exit_now(1)
+            crate::base::sys::exit_now(1)
         }
     };
     let server = std::process::id() as i32;
@@ -233,13 +212,13 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
         let mut fds =
             vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         fds.extend(pending.iter().map(|p| PollFd::new(p.conn.as_fd(), PollFlags::POLLIN)));
-        fds.extend(conns.iter().map(|(_, c)| PollFd::new(crate::sys::borrow_fd(*c), PollFlags::POLLIN)));
+        fds.extend(conns.iter().map(|(_, c)| PollFd::new(crate::base::sys::borrow_fd(*c), PollFlags::POLLIN)));
         let wait = timeout.map_or(PollTimeout::NONE, |t| {
             PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32 + 1).unwrap_or(PollTimeout::MAX)
         });
         match poll(&mut fds, wait) {
             Err(nix::Error::EINTR) => continue,
-            Err(_) => crate::sys::exit_now(1),
+            Err(_) => crate::base::sys::exit_now(1),
             Ok(_) => {}
         }
         let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
@@ -287,19 +266,19 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
                 Progress::Done(packet) => {
                     let Ok(boot) = Boot::from_packet(packet) else { continue };
                     let daemon = boot.info.daemon;
-                    match crate::sys::fork() {
-                        Ok(crate::sys::Forked::Child) => {
+                    match crate::base::sys::fork() {
+                        Ok(crate::base::sys::Forked::Child) => {
                             // A daemon dies with the server (which dies with the process
                             // that started it). The server may have died between the fork
                             // and the parent-death signal being set here: then that signal
                             // never comes, so end now.
                             if daemon
-                                && (crate::sys::set_parent_death_signal(libc::SIGKILL).is_err()
+                                && (crate::base::sys::set_parent_death_signal(libc::SIGKILL).is_err()
                                     || nix::unistd::getppid().as_raw() != server)
                             {
-                                crate::sys::exit_now(1);
+                                crate::base::sys::exit_now(1);
                             }
-                            crate::interrupt::restore_sigint();
+                            crate::base::interrupt::restore_sigint();
                             let _ = blocked.thread_unblock();
                             drop(sfd);
                             drop(listener);
@@ -308,12 +287,11 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
                             drop(still);
                             drop(children);
                             let code = run_child(boot);
-                            crate::sys::exit_now(code)
+                            crate::base::sys::exit_now(code)
                         }
-                        Ok(crate::sys::Forked::Parent(pid)) => {
+                        Ok(crate::base::sys::Forked::Parent(pid)) => {
                             drop(boot);
-                            let conn =
-                                Some(p.conn).filter(|c| stream::write_all(c.as_fd(), &pid.to_le_bytes()).is_ok());
+                            let conn = Some(p.conn).filter(|c| sys::write_all(c.as_fd(), &pid.to_le_bytes()).is_ok());
                             if conn.is_none() && daemon {
                                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
                             }
@@ -335,7 +313,7 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
 
 fn report(children: &mut HashMap<i32, Served>, pid: i32, code: i32) {
     if let Some(Served { conn: Some(conn), .. }) = children.remove(&pid) {
-        let _ = stream::write_all(conn.as_fd(), &code.to_le_bytes());
+        let _ = sys::write_all(conn.as_fd(), &code.to_le_bytes());
     }
 }
 

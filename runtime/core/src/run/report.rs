@@ -36,6 +36,21 @@ pub fn type_and_message(err: &EvalAltResult) -> (String, String) {
     (kind.into(), text(err))
 }
 
+/// The source tag of the wrapper `RemoteError::to_eval` (`remote.rs`) puts around an error
+/// raised in another process; the report recognizes it to name that process.
+pub(crate) const REMOTE_TAG: &str = "rhai-mp-remote";
+
+/// Reads the source tag `RemoteError::to_eval` puts around an error: the pid, and the
+/// source of the function it was raised in.
+pub(crate) fn parse_remote_tag(src: &str) -> Option<(i32, Option<String>)> {
+    let rest = src.strip_prefix(REMOTE_TAG)?.strip_prefix(':')?;
+    let (pid, source) = match rest.split_once(':') {
+        Some((pid, source)) => (pid, Some(source.to_string())),
+        None => (rest, None),
+    };
+    Some((pid.parse().unwrap_or(0), source))
+}
+
 /// Peels off "in function call" wrappers: the error that actually happened, its position,
 /// and the functions it happened in (outermost first).
 pub(crate) fn innermost(err: &EvalAltResult) -> (&EvalAltResult, Position, Vec<String>) {
@@ -52,7 +67,7 @@ pub(crate) struct Trace<'e> {
     /// The functions it happened in (outermost first).
     pub(crate) chain: Vec<String>,
     /// The process (name, pid) it was raised in, when it came from another process (see
-    /// [`crate::error::RemoteError`]); the chain then starts there.
+    /// [`crate::run::remote::RemoteError`]); the chain then starts there.
     pub(crate) remote: Option<(String, i32)>,
     /// The source of the innermost function it happened in (a script, a session unit).
     pub(crate) source: Option<String>,
@@ -65,7 +80,7 @@ pub(crate) fn trace(err: &EvalAltResult) -> Trace<'_> {
     loop {
         match e {
             EvalAltResult::ErrorInFunctionCall(f, src, inner, _) => {
-                if let Some((pid, source)) = crate::error::RemoteError::parse_tag(src) {
+                if let Some((pid, source)) = parse_remote_tag(src) {
                     t.remote = Some((f.clone(), pid));
                     t.chain.clear();
                     t.source = source;

@@ -1,16 +1,13 @@
 //! This process's place in an MPI job (see the reference, "Across machines: MPI"): its
-//! rank and the job's size, whether this binary can run under a launcher at all, and the
-//! hook that starts a `Process` on another rank.
+//! rank and the job's size, and whether this binary can run under a launcher at all.
 //!
-//! The runtime (built with its `mpi` feature) sets the place once, before any script runs;
-//! `rhai-mp-stdlib`'s `cluster` module holds the connections between ranks and registers
-//! the launcher. Without a launcher the place is rank 0 of 1 and the `"mpi"` start method
-//! is refused with a `ValueError` that says what is missing.
+//! The runtime (built with its `mpi` feature) sets the place once, before any script runs.
+//! Without a launcher the place is rank 0 of 1 and the `"mpi"` start method is refused with
+//! a `ValueError` that says what is missing. (How a `Process` starts on another rank is
+//! `start/remote.rs`.)
 
-use crate::deadline::Deadline;
-use crate::error::MpResult;
+use crate::base::error::MpError;
 use crate::mp_err;
-use crate::state::ChildInfo;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::OnceLock;
 
@@ -63,7 +60,7 @@ pub fn mpi_available() -> bool {
 }
 
 /// The `ValueError` for the `"mpi"` start method where it cannot be used.
-pub fn unavailable() -> crate::MpError {
+pub fn unavailable() -> MpError {
     if !supported() {
         return mp_err!(
             ValueError,
@@ -85,36 +82,4 @@ pub fn unavailable() -> crate::MpError {
             p.rank
         ),
     }
-}
-
-/// A process running on another rank, as its parent sees it.
-pub trait RemoteChild: std::fmt::Debug {
-    /// Its pid (the pid of the rank's process).
-    fn pid(&self) -> i32;
-    /// Its exit code if it has ended, without blocking.
-    fn poll(&mut self) -> MpResult<Option<i32>>;
-    /// Waits until `deadline` at most for it to end; its exit code if it did.
-    fn wait(&mut self, deadline: Deadline) -> MpResult<Option<i32>>;
-    /// Stops it as `sig` would (`terminate()`, `kill()`); the rank itself lives on.
-    fn signal(&mut self, sig: i32) -> MpResult<()>;
-}
-
-/// Starts a call on a free rank: the child's identity and its call (encoded for another
-/// machine, see [`crate::Call::encode_script_remote`]).
-pub type Launcher = fn(&ChildInfo, Vec<u8>) -> MpResult<Box<dyn RemoteChild>>;
-
-static LAUNCHER: OnceLock<Launcher> = OnceLock::new();
-
-/// Registers the function that starts processes on other ranks (once).
-pub fn set_launcher(launcher: Launcher) {
-    let _ = LAUNCHER.set(launcher);
-}
-
-/// Starts a call on a free rank (see [`Launcher`]).
-pub(crate) fn launch(info: &ChildInfo, call: Vec<u8>) -> MpResult<Box<dyn RemoteChild>> {
-    if !mpi_available() {
-        return Err(unavailable());
-    }
-    let launcher = LAUNCHER.get().ok_or_else(|| mp_err!(RuntimeError, "no launcher for the 'mpi' start method"))?;
-    launcher(info, call)
 }

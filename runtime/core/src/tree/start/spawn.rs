@@ -6,21 +6,24 @@
 //! `/dev/null` on fd 0, as Python does. Using stdin lets `std::process::Command` take its
 //! `posix_spawn` fast path (no `pre_exec` hook).
 //!
-//! Caveat: the host binary must call [`crate::child::run_if_child`] first thing in `main`,
-//! or the child would run the host's own `main`.
+//! Caveat: the host binary must call `run_if_child` (`run/child.rs`) first thing in
+//! `main`, or the child would run the host's own `main`.
 
-use super::Popen;
-use crate::boot::Boot;
-use crate::child::CHILD_ENV;
-use crate::deadline::Deadline;
-use crate::error::{MpError, MpResult};
+use super::popen::{Popen, EXIT_NOT_A_CHILD};
+use crate::base::deadline::Deadline;
+use crate::base::error::{MpError, MpResult};
 use crate::mp_err;
 use crate::transport::{poll, stream};
+use crate::tree::boot::Boot;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The environment variable that marks a process started as a child (`spawn` or
+/// `forkserver`); its boot message waits on stdin.
+pub const CHILD_ENV: &str = "RHAI_MP_CHILD";
 
 /// Whether a child of this binary answered once: then the binary is known to call
 /// `run_if_child` (the others are not waited for).
@@ -36,12 +39,12 @@ fn never_a_child(why: &str) -> MpError {
     )
 }
 
-/// Waits for the first child's answer (see `child.rs`, which sends it first thing).
+/// Waits for the first child's answer (`run/child.rs` sends it first thing).
 fn first_answer(sock: &OwnedFd, pid: i32) -> MpResult<()> {
     if ANSWERED.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let pidfd = crate::sys::pidfd_open(pid).map_err(|e| MpError::os("pidfd_open", e))?;
+    let pidfd = crate::base::sys::pidfd_open(pid).map_err(|e| MpError::os("pidfd_open", e))?;
     let ready = poll::wait_any(&[sock.as_fd(), pidfd.as_fd()], Deadline::after_secs(FIRST_ANSWER))?;
     let mut b = [0u8; 1];
     if ready[0] && nix::unistd::read(sock.as_fd(), &mut b).is_ok_and(|n| n == 1) {
@@ -51,7 +54,7 @@ fn first_answer(sock: &OwnedFd, pid: i32) -> MpResult<()> {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     Err(match status {
-        Ok(nix::sys::wait::WaitStatus::Exited(_, crate::process::EXIT_NOT_A_CHILD)) => {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, EXIT_NOT_A_CHILD)) => {
             never_a_child("ran the program's main instead of the call")
         }
         _ if !ready[0] && !ready[1] => never_a_child(&format!("did not answer within {FIRST_ANSWER} s")),

@@ -3,12 +3,15 @@
 //! Every error a script can catch is an object map `#{type: "ValueError", message: "..."}`
 //! (see the reference, "Errors"), thrown as [`EvalAltResult::ErrorRuntime`]. Code anywhere in rhai-mp
 //! builds an [`MpError`] (usually with [`mp_err!`](crate::mp_err)) and lets `?` turn it into
-//! a Rhai error through the `From` impl at the bottom of this file; nothing else constructs
-//! error maps.
+//! a Rhai error through the `From` impls in this file; nothing else constructs error maps.
+//! A stop this process was asked for ([`Interrupted`]: Ctrl-C, SIGTERM) becomes its error
+//! here too, and so do the requests that end a script without `catch` seeing them
+//! ([`ExitRequest`]: `exit(n)`, a signal).
 //!
 //! Caveat: extra fields (such as `data` for `BufferTooShort`) are Rhai values, so an
 //! `MpError` is not `Send`. Errors that must cross a thread carry plain strings instead.
 
+use crate::base::interrupt::Interrupted;
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 use std::fmt;
 
@@ -149,8 +152,8 @@ impl MpError {
     pub fn os(what: &str, err: impl Into<std::io::Error>) -> Self {
         let err = err.into();
         if err.kind() == std::io::ErrorKind::Interrupted {
-            if let Some(sig) = crate::interrupt::take() {
-                return crate::interrupt::error_for(sig);
+            if let Some(sig) = crate::base::interrupt::take() {
+                return Interrupted(sig).into();
             }
         }
         if matches!(err.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
@@ -176,7 +179,7 @@ impl From<MpError> for Box<EvalAltResult> {
     fn from(err: MpError) -> Self {
         if err.kind == ErrorKind::SystemExit {
             let sig = err.fields.iter().find(|(k, _)| *k == "signal").and_then(|(_, v)| v.as_int().ok());
-            return crate::interp::ExitRequest::Signal(sig.unwrap_or(libc::SIGTERM as rhai::INT) as i32).error();
+            return ExitRequest::Signal(sig.unwrap_or(libc::SIGTERM as rhai::INT) as i32).error();
         }
         EvalAltResult::ErrorRuntime(err.to_map().into(), Position::NONE).into()
     }
@@ -194,102 +197,92 @@ impl From<std::io::Error> for MpError {
     }
 }
 
+impl From<Interrupted> for MpError {
+    /// `KeyboardInterrupt` for SIGINT, the uncatchable end of the script for the others.
+    fn from(Interrupted(sig): Interrupted) -> Self {
+        if sig == libc::SIGINT {
+            MpError::new(ErrorKind::KeyboardInterrupt, "interrupted (Ctrl-C)")
+        } else {
+            MpError::terminated(sig)
+        }
+    }
+}
+
+impl From<Interrupted> for Box<EvalAltResult> {
+    fn from(stop: Interrupted) -> Self {
+        MpError::from(stop).into()
+    }
+}
+
+/// What ends a script without `catch` seeing it: `exit(v)`, or a signal (see
+/// `interrupt.rs`). Thrown as Rhai's uncatchable `ErrorTerminated`.
+///
+/// Rhai's own `exit` becomes a normal return value at the top level and in function calls,
+/// so a script's `exit(3)` could not be told from a last expression `3`; rhai-mp replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitRequest {
+    /// `exit(n)`: the exit code.
+    Code(i32),
+    /// A signal: SIGINT (the interpreter noticed Ctrl-C), SIGTERM or SIGHUP.
+    Signal(i32),
+}
+
+impl ExitRequest {
+    /// The error that ends the script with exit code `exit_code(value)`.
+    pub fn exit(value: &Dynamic) -> Box<EvalAltResult> {
+        ExitRequest::Code(exit_code(value)).error()
+    }
+
+    /// This request as the error that carries it.
+    pub fn error(self) -> Box<EvalAltResult> {
+        EvalAltResult::ErrorTerminated(Dynamic::from(self), Position::NONE).into()
+    }
+
+    /// The request an error carries, if it is one.
+    pub fn of(err: &EvalAltResult) -> Option<ExitRequest> {
+        match innermost(err) {
+            EvalAltResult::ErrorTerminated(v, _) => v.read_lock::<ExitRequest>().map(|r| *r),
+            EvalAltResult::Exit(v, _) => Some(ExitRequest::Code(exit_code(v))),
+            _ => None,
+        }
+    }
+
+    /// The exit code an error asks for, if it is an `exit(n)` request.
+    pub fn code_of(err: &EvalAltResult) -> Option<i32> {
+        match Self::of(err) {
+            Some(ExitRequest::Code(c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The error that actually happened, inside the "in function call" wrappers around it.
+pub fn innermost(err: &EvalAltResult) -> &EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
+            innermost(inner)
+        }
+        e => e,
+    }
+}
+
+/// The exit code `exit(v)` asks for: an int (taken modulo 256), `()` for 0; anything else
+/// is printed and gives 1, as Python's `sys.exit("message")`.
+pub fn exit_code(v: &Dynamic) -> i32 {
+    if v.is_unit() {
+        0
+    } else if let Ok(i) = v.as_int() {
+        (i & 0xff) as i32
+    } else {
+        crate::base::output::stderr_line(&v.to_string());
+        1
+    }
+}
+
 /// Throws again, unchanged, an error value that came from another process (a manager's
 /// server): `catch` receives `value`.
 pub fn rethrow(value: Dynamic) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(value, Position::NONE).into()
-}
-
-/// The source tag of the wrapper [`RemoteError::to_eval`] puts around an error raised in
-/// another process; the report recognizes it to name that process.
-pub(crate) const REMOTE_TAG: &str = "rhai-mp-remote";
-
-impl RemoteError {
-    /// Reads the source tag [`RemoteError::to_eval`] puts around an error: the pid, and the
-    /// source of the function it was raised in.
-    pub(crate) fn parse_tag(src: &str) -> Option<(i32, Option<String>)> {
-        let rest = src.strip_prefix(REMOTE_TAG)?.strip_prefix(':')?;
-        let (pid, source) = match rest.split_once(':') {
-            Some((pid, source)) => (pid, Some(source.to_string())),
-            None => (rest, None),
-        };
-        Some((pid.parse().unwrap_or(0), source))
-    }
-}
-
-/// An error raised in another process (a pool worker) on its way back to the caller.
-///
-/// `value` is what a `catch` in that process would have received: a thrown value unchanged,
-/// or, for a Rhai runtime error, Rhai's error map plus `type`, `process` and `pid`. The
-/// process and the position travel beside it, so that an uncaught remote error is reported
-/// with the worker's name, pid and `file:line:col`, while `catch` still sees only `value`.
-#[derive(Debug, Clone)]
-pub struct RemoteError {
-    /// What `catch` receives.
-    pub value: Dynamic,
-    /// The name of the process that raised it.
-    pub process: String,
-    /// Its pid.
-    pub pid: i32,
-    /// The line in its script (0: unknown).
-    pub line: usize,
-    /// The column (0: unknown).
-    pub column: usize,
-    /// The source of the function it was raised in (a session unit's name), if known.
-    pub source: Option<String>,
-}
-
-impl RemoteError {
-    /// Captures `err`, raised in this process (named `process`), for sending.
-    pub fn capture(err: &EvalAltResult, process: &str, pid: i32) -> RemoteError {
-        let trace = crate::report::trace(err);
-        let (inner, pos) = (trace.error, trace.pos);
-        let value = match inner {
-            EvalAltResult::ErrorRuntime(v, _) => v.clone(),
-            other => {
-                let (kind, message) = crate::report::type_and_message(other);
-                let mut map = Map::new();
-                map.insert("message".into(), message.into());
-                map.insert("type".into(), kind.into());
-                if let Some(line) = pos.line() {
-                    map.insert("line".into(), (line as rhai::INT).into());
-                    map.insert("position".into(), (pos.position().unwrap_or(0) as rhai::INT).into());
-                }
-                map.insert("process".into(), process.into());
-                map.insert("pid".into(), (pid as rhai::INT).into());
-                map.into()
-            }
-        };
-        RemoteError {
-            value,
-            process: process.to_string(),
-            pid,
-            line: pos.line().unwrap_or(0),
-            column: pos.position().unwrap_or(0),
-            source: trace.source,
-        }
-    }
-
-    /// The Rhai error to throw in the caller: `catch` receives `value`; an uncaught report
-    /// names the process and quotes its position.
-    pub fn to_eval(&self) -> Box<EvalAltResult> {
-        let pos = if self.line > 0 {
-            Position::new(self.line.min(u16::MAX as usize) as u16, self.column.min(u16::MAX as usize) as u16)
-        } else {
-            Position::NONE
-        };
-        let inner = EvalAltResult::ErrorRuntime(self.value.clone(), pos);
-        EvalAltResult::ErrorInFunctionCall(
-            self.process.clone(),
-            match &self.source {
-                Some(src) => format!("{REMOTE_TAG}:{}:{src}", self.pid),
-                None => format!("{REMOTE_TAG}:{}", self.pid),
-            },
-            inner.into(),
-            Position::NONE,
-        )
-        .into()
-    }
 }
 
 /// The result type of rhai-mp internals.
@@ -298,32 +291,11 @@ pub type MpResult<T> = Result<T, MpError>;
 /// The result type of functions Rhai calls (`Box<EvalAltResult>` errors).
 pub type RhaiResult<T = Dynamic> = Result<T, Box<EvalAltResult>>;
 
-impl crate::wire::Portable for RemoteError {
-    fn write(&self, w: &mut crate::wire::Writer) -> MpResult<()> {
-        w.value(&self.value, "error")?;
-        w.str(&self.process);
-        w.i64(self.pid as i64);
-        w.u64(self.line as u64);
-        w.u64(self.column as u64);
-        w.put(&self.source)
-    }
-    fn read(r: &mut crate::wire::Reader) -> MpResult<Self> {
-        Ok(RemoteError {
-            value: r.value()?,
-            process: r.string()?,
-            pid: r.i64()? as i32,
-            line: r.u64()? as usize,
-            column: r.u64()? as usize,
-            source: r.get()?,
-        })
-    }
-}
-
 /// `mp_err!(ValueError, "bad {}", x)` builds an [`MpError`] of that kind.
 #[macro_export]
 macro_rules! mp_err {
     ($kind:ident, $($fmt:tt)+) => {
-        $crate::MpError::new($crate::ErrorKind::$kind, format!($($fmt)+))
+        $crate::base::error::MpError::new($crate::base::error::ErrorKind::$kind, format!($($fmt)+))
     };
 }
 

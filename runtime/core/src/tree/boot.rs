@@ -4,8 +4,8 @@
 //! The call stays an inner packet until the child has compiled the script: closures in it
 //! are looked up among the script's functions.
 
-use crate::error::MpResult;
-use crate::state::{ChildInfo, ParentInfo, Script, StartMethod};
+use crate::base::error::MpResult;
+use crate::tree::state::{ChildInfo, ParentInfo, Script, ServerAddr, StartMethod};
 use crate::wire::{malformed, Packet, Portable, Reader, Writer};
 use rhai::{Array, Dynamic, FnPtr};
 
@@ -30,7 +30,7 @@ pub struct Boot {
     /// `ARGV`.
     pub argv: Vec<String>,
     /// The forkserver its own children use, if one runs.
-    pub forkserver: Option<crate::start::forkserver::ServerAddr>,
+    pub forkserver: Option<ServerAddr>,
     /// The encoded [`Call`] (empty for a server).
     pub call: Packet,
 }
@@ -42,7 +42,7 @@ pub enum Call {
     /// A script function or closure with its arguments.
     Script(FnPtr, Array),
     /// A native entry point of the runtime (a pool worker, a manager's server) with its
-    /// own typed arguments, which the entry decodes (see [`crate::register_entry`]).
+    /// own typed arguments, which the entry decodes (see `run::child::register_entry`).
     Native(String, Packet),
 }
 
@@ -158,6 +158,17 @@ impl Portable for ChildInfo {
     }
 }
 
+impl Portable for ServerAddr {
+    fn write(&self, w: &mut Writer) -> MpResult<()> {
+        w.str(&self.name);
+        w.bytes(&self.key);
+        Ok(())
+    }
+    fn read(r: &mut Reader) -> MpResult<Self> {
+        Ok(ServerAddr { name: r.string()?, key: r.bytes()?.to_vec() })
+    }
+}
+
 impl Portable for Script {
     fn write(&self, w: &mut Writer) -> MpResult<()> {
         match self {
@@ -182,7 +193,6 @@ impl Portable for Script {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::start::forkserver::ServerAddr;
     use proptest::prelude::*;
 
     /// Real boot messages: a script call (spawn), a native call (a REPL child of a
@@ -236,7 +246,7 @@ mod tests {
 
     #[test]
     fn fuzz_seeds() {
-        crate::wire::write_fuzz_seeds("boot_message", "boot", &samples());
+        crate::base::seeds::write_fuzz_seeds("boot_message", "boot", &samples());
     }
 
     proptest! {

@@ -5,12 +5,13 @@
 //! Copies of a `Process` value share one state (it is a handle), so a process started
 //! through one copy is joined through any other.
 
-use crate::boot::{Boot, Call, Mode};
-use crate::deadline::Deadline;
-use crate::error::MpResult;
+use crate::base::deadline::Deadline;
+use crate::base::error::{MpError, MpResult};
 use crate::mp_err;
-use crate::start::{fork, forkserver, spawn, Popen};
-use crate::state::{self, ChildInfo, ParentInfo, StartMethod};
+use crate::tree::boot::{Boot, Call, Mode};
+use crate::tree::start::popen::Popen;
+use crate::tree::start::{fork, forkserver, remote, spawn};
+use crate::tree::state::{self, ChildInfo, ParentInfo, StartMethod};
 use crate::wire::Packet;
 use nix::sys::signal::Signal;
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext};
@@ -38,7 +39,7 @@ pub enum Target {
         /// Its arguments.
         args: Array,
     },
-    /// A native entry point (see [`crate::register_entry`]) and its encoded arguments,
+    /// A native entry point (see `run::child::register_entry`) and its encoded arguments,
     /// which go to the child when it starts.
     Native {
         /// The entry's name.
@@ -70,19 +71,8 @@ pub struct Inner {
 #[derive(Debug, Clone)]
 pub struct Process(pub Rc<RefCell<Inner>>);
 
-/// The exit code of a runtime child (a pool worker, a manager's server) whose re-run of the
-/// script's top level hit the missing `__main__` guard: it says nothing, and the process
-/// that started it throws [`guard_error`] once.
-pub const EXIT_GUARD: i32 = 121;
-/// The exit code of a spawned process that did not become a child because its program
-/// never called `run_if_child` (an embedding host that forgot to): it leaves at once.
-pub const EXIT_NOT_A_CHILD: i32 = 120;
-/// The exit code of a runtime child whose re-run of the top level failed otherwise (its
-/// error is on stderr): it cannot serve, and is not restarted.
-pub const EXIT_BOOT_FAILED: i32 = 122;
-
 /// The `RuntimeError` of the missing `__main__` guard.
-pub fn guard_error() -> crate::MpError {
+pub fn guard_error() -> MpError {
     mp_err!(RuntimeError, "{GUARD_MESSAGE}")
 }
 
@@ -114,7 +104,7 @@ impl Process {
     }
 
     /// A new, unstarted child process object that will run the native entry `entry` with
-    /// `payload` (see [`crate::register_entry`]).
+    /// `payload` (see `run::child::register_entry`).
     pub fn native(
         entry: &'static str,
         payload: Packet,
@@ -279,7 +269,7 @@ impl Process {
 
     /// Removes this process from the live children list.
     fn forget(&self) {
-        state::with(|s| s.children.retain(|c| !c.same(self)));
+        CHILDREN.with(|c| c.borrow_mut().retain(|c| !c.same(self)));
     }
 
     /// Starts the child: checks Python's preconditions, encodes the call, and launches it
@@ -342,11 +332,11 @@ impl Process {
             (StartMethod::ForkServer, _) => forkserver::launch(self.boot(info)?)?,
             (StartMethod::Mpi, _) => {
                 let call = self.encode_remote_call()?;
-                Popen::Remote(crate::cluster::launch(&info, call)?)
+                Popen::Remote(remote::launch(&info, call)?)
             }
         };
         self.0.borrow_mut().popen = Some(popen);
-        state::with(|s| s.children.push(self.clone()));
+        CHILDREN.with(|c| c.borrow_mut().push(self.clone()));
         Ok(())
     }
 
@@ -419,7 +409,7 @@ impl Process {
         }
         // Ctrl-C reaches the child too, which may end before the wait notices the signal:
         // the join is still what was interrupted (nothing is lost by saying so).
-        crate::interrupt::check()
+        Ok(crate::base::interrupt::check()?)
     }
 
     fn send_signal(&self, sig: Signal, what: &str) -> MpResult<()> {
@@ -501,9 +491,21 @@ impl Process {
     }
 }
 
+thread_local! {
+    /// This process's live children, as `active_children()` returns them.
+    static CHILDREN: RefCell<Vec<Process>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes this process a child described by `info` (its place in the tree, the state a
+/// `fork` copied made its own): it has no children of its own yet.
+pub fn enter_child(info: ChildInfo) {
+    state::enter_child(info);
+    CHILDREN.with(|c| c.borrow_mut().clear());
+}
+
 /// Drops finished children from the live list (Python does this on every start).
 pub(crate) fn reap_finished() {
-    let children = state::with(|s| s.children.clone());
+    let children = CHILDREN.with(|c| c.borrow().clone());
     for c in children {
         let _ = c.is_alive();
     }
@@ -512,7 +514,7 @@ pub(crate) fn reap_finished() {
 /// `active_children()`: the live children of this process.
 pub fn active_children() -> Vec<Process> {
     reap_finished();
-    state::with(|s| s.children.clone())
+    CHILDREN.with(|c| c.borrow().clone())
 }
 
 /// After SIGTERM or SIGHUP: every child gets SIGTERM (daemon or not), then is joined — and

@@ -1,20 +1,9 @@
-//! Start methods: how a child process comes to life, one file per method.
-//!
-//! - [`spawn`]: exec a fresh copy of this binary and hand it a [`Boot`](crate::boot::Boot)
-//!   message on its stdin (a Unix socket, so descriptors can ride along).
-//! - [`fork`]: `fork()` this process; the child calls the target directly.
-//! - [`forkserver`]: ask a server process (spawned on first use, having run the script's top
-//!   level once) to fork a child for us.
-//!
-//! Each returns a [`Popen`]: the parent's view of the running child.
+//! The parent's view of a running child ([`Popen`]), whatever started it, and what a
+//! runtime child's exit code says.
 
-pub(crate) mod fork;
-pub(crate) mod forkserver;
-pub(crate) mod spawn;
-
-use crate::deadline::Deadline;
-use crate::error::MpResult;
-use crate::transport::{poll, stream};
+use crate::base::deadline::Deadline;
+use crate::base::error::MpResult;
+use crate::transport::poll;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -41,9 +30,20 @@ pub enum Popen {
         /// Its exit code, once known.
         status: Option<i32>,
     },
-    /// A call running on another rank of an MPI job (see `cluster.rs`).
-    Remote(Box<dyn crate::cluster::RemoteChild>),
+    /// A call running on another rank of an MPI job (see `remote.rs`).
+    Remote(Box<dyn crate::tree::start::remote::RemoteChild>),
 }
+
+/// The exit code of a runtime child (a pool worker, a manager's server) whose re-run of the
+/// script's top level hit the missing `__main__` guard: it says nothing, and the process
+/// that started it throws the guard's error once.
+pub const EXIT_GUARD: i32 = 121;
+/// The exit code of a spawned process that did not become a child because its program
+/// never called `run_if_child` (an embedding host that forgot to): it leaves at once.
+pub const EXIT_NOT_A_CHILD: i32 = 120;
+/// The exit code of a runtime child whose re-run of the top level failed otherwise (its
+/// error is on stderr): it cannot serve, and is not restarted.
+pub const EXIT_BOOT_FAILED: i32 = 122;
 
 /// Python's exit code convention: the exit status, or `-N` after signal N.
 fn exitcode(status: WaitStatus) -> Option<i32> {
@@ -57,7 +57,7 @@ fn exitcode(status: WaitStatus) -> Option<i32> {
 impl Popen {
     /// The handle on our own child `pid`.
     pub fn direct(pid: i32) -> MpResult<Popen> {
-        let pidfd = crate::sys::pidfd_open(pid).map_err(|e| crate::MpError::os("pidfd_open", e))?;
+        let pidfd = crate::base::sys::pidfd_open(pid).map_err(|e| crate::base::error::MpError::os("pidfd_open", e))?;
         Ok(Popen::Direct { pid, pidfd, status: None })
     }
 
@@ -97,7 +97,7 @@ impl Popen {
             Popen::Served { conn, status, .. } => {
                 if poll::readable_now(conn.as_fd())? {
                     let mut buf = [0u8; 4];
-                    *status = Some(match stream::read_exact(conn.as_fd(), &mut buf) {
+                    *status = Some(match crate::base::sys::read_exact(conn.as_fd(), &mut buf) {
                         Ok(()) => i32::from_le_bytes(buf),
                         // The server died before reporting: Python says 255 too.
                         Err(_) => 255,
@@ -122,7 +122,7 @@ impl Popen {
             }
             // The sentinel is readable once the child ended (a signal can stop the wait).
             if let Some(fd) = self.sentinel() {
-                poll::wait_readable(crate::sys::borrow_fd(fd), deadline)?;
+                poll::wait_readable(crate::base::sys::borrow_fd(fd), deadline)?;
             }
         }
     }

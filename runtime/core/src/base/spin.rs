@@ -14,7 +14,7 @@
 //!   process, two readings in a row; it counts this process too, so two processes
 //!   ping-ponging on an idle two-CPU machine still poll);
 //! - **for as long as recent waits show it pays**: each object (a lock, a queue, a
-//!   connection, an event …) keeps its own budget, starting at [`crate::spin_time`]. A
+//!   connection, an event …) keeps its own budget, starting at [`spin_time`]. A
 //!   poll that found the value at least doubles the budget (and leaves it at least twice
 //!   the time it took); a poll
 //!   that ran out (the waiter had to sleep) halves it, down to nothing. With no budget the
@@ -55,7 +55,7 @@ impl Default for Spin {
 }
 
 impl Spin {
-    /// A fresh budget: the full [`crate::spin_time`].
+    /// A fresh budget: the full [`spin_time`].
     pub const fn new() -> Spin {
         Spin { budget: AtomicU32::new(u32::MAX), skipped: AtomicU32::new(0) }
     }
@@ -72,7 +72,7 @@ impl Spin {
         if !busy() {
             return true;
         }
-        let max = crate::sys::spin_time().as_nanos() as u32;
+        let max = spin_time().as_nanos() as u32;
         if max == 0 {
             return false;
         }
@@ -118,7 +118,7 @@ impl Spin {
 
     /// The current budget (for tests and diagnostics).
     pub fn budget(&self) -> Duration {
-        Duration::from_nanos(self.budget.load(Relaxed).min(crate::sys::spin_time().as_nanos() as u32) as u64)
+        Duration::from_nanos(self.budget.load(Relaxed).min(spin_time().as_nanos() as u32) as u64)
     }
 }
 
@@ -175,6 +175,29 @@ fn parse_runnable(text: &[u8]) -> Option<usize> {
     field.split('/').next()?.parse().ok()
 }
 
+/// The longest a waiter polls before it sleeps: a reply or a release often comes within a
+/// few microseconds, and sleeping then being woken costs more than that (most of a round
+/// trip on a small VM). Zero on a single CPU, where polling would only delay the process it
+/// waits for. Each wait polls for at most its object's adaptive budget ([`Spin`]),
+/// which is this at most.
+pub fn spin_time() -> std::time::Duration {
+    static SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *SPIN.get_or_init(|| {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            std::time::Duration::from_micros(50)
+        } else {
+            std::time::Duration::ZERO
+        }
+    })
+}
+
+/// Polls `busy` while polling pays, with the process-wide budget (see the module doc;
+/// objects that wait often keep a [`Spin`] of their own); returns whether it
+/// stopped being busy.
+pub fn spin_while(busy: impl Fn() -> bool) -> bool {
+    SHARED.spin_while(busy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +217,7 @@ mod tests {
 
     #[test]
     fn failed_polls_shrink_the_budget_to_nothing_then_probe() {
-        if crate::sys::spin_time().is_zero() {
+        if spin_time().is_zero() {
             return;
         }
         let s = Spin::new();
@@ -222,7 +245,7 @@ mod tests {
 
     #[test]
     fn successful_polls_keep_a_budget() {
-        if crate::sys::spin_time().is_zero() {
+        if spin_time().is_zero() {
             return;
         }
         let s = Spin::new();

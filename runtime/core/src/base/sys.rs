@@ -1,7 +1,9 @@
-//! Thin wrappers over the few system calls that need `unsafe` or that nix does not offer.
+//! Thin wrappers over the few system calls that need `unsafe` or that nix does not offer,
+//! and whole-buffer reads and writes on a descriptor.
 //!
-//! `unsafe` in rhai-mp lives in two files: here (system calls and signal handlers) and
-//! `shm.rs` (memory mapped in shared regions). Each block is small and carries its
+//! `unsafe` in rhai-mp's core lives in a few small wrappers: here (system calls and signal
+//! handlers), `shm.rs` (memory mapped in shared regions) and the memfd mappings of
+//! `transport/seqpacket`. Each block is small and carries its
 //! `SAFETY` note; `clippy::undocumented_unsafe_blocks` is denied for the workspace.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -144,22 +146,6 @@ pub fn process_is_dead(pid: i32) -> bool {
     }
 }
 
-/// The longest a waiter polls before it sleeps: a reply or a release often comes within a
-/// few microseconds, and sleeping then being woken costs more than that (most of a round
-/// trip on a small VM). Zero on a single CPU, where polling would only delay the process it
-/// waits for. Each wait polls for at most its object's adaptive budget ([`crate::Spin`]),
-/// which is this at most.
-pub fn spin_time() -> std::time::Duration {
-    static SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
-    *SPIN.get_or_init(|| {
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-            std::time::Duration::from_micros(50)
-        } else {
-            std::time::Duration::ZERO
-        }
-    })
-}
-
 /// Keeps large freed blocks in the heap for reuse instead of returning them to the OS at
 /// once: messages of many megabytes are allocated and freed in a loop, and fresh pages cost
 /// a page fault each (most of a large message's transfer time otherwise). The price is a
@@ -188,13 +174,6 @@ pub(crate) fn refresh_pid() -> u32 {
     let p = std::process::id();
     PID.store(p, std::sync::atomic::Ordering::Relaxed);
     p
-}
-
-/// Polls `busy` while polling pays, with the process-wide budget (see [`crate::spin`];
-/// objects that wait often keep a [`crate::Spin`] of their own); returns whether it
-/// stopped being busy.
-pub fn spin_while(busy: impl Fn() -> bool) -> bool {
-    crate::spin::SHARED.spin_while(busy)
 }
 
 /// Reads `len` bytes at `offset` of `file` into a new vector, which is not zeroed first (a
@@ -288,4 +267,37 @@ pub(crate) fn die_of(signal: libc::c_int) -> ! {
         libc::raise(signal);
     }
     exit_now(128 + signal)
+}
+
+/// Reads exactly `buf.len()` bytes from `fd`; a closed peer mid-way is `UnexpectedEof`.
+pub fn read_exact(fd: std::os::fd::BorrowedFd, mut buf: &mut [u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match nix::unistd::read(fd, buf) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(std::io::Error::from_raw_os_error(e as i32)),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` to `fd`.
+pub fn write_all(fd: std::os::fd::BorrowedFd, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(std::io::Error::from_raw_os_error(e as i32)),
+            Ok(n) => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's limit on descriptors in one message (SCM_MAX_FD).
+pub const MAX_FDS: usize = 253;
+
+/// A nix error as a std one.
+pub fn io_error(e: nix::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
 }

@@ -288,7 +288,7 @@ impl<'r> Cond<'r> {
         mutex.unlock()?;
         let timeout = until.map(|t| t.saturating_duration_since(Instant::now()));
         if timeout != Some(Duration::ZERO) {
-            crate::sys::futex_wait(self.seq, seq, timeout);
+            crate::base::sys::futex_wait(self.seq, seq, timeout);
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         mutex.lock(None)?;
@@ -299,9 +299,13 @@ impl<'r> Cond<'r> {
     /// `interrupt.rs`); the mutex must be held, and is held again on return. The caller
     /// re-checks its condition and the deadline. Throws if a signal asks this process to
     /// stop.
-    pub fn wait_slice(&self, mutex: &Mutex, deadline: crate::Deadline) -> crate::MpResult<()> {
-        crate::interrupt::check()?;
-        let until = deadline.min(crate::Deadline::after(crate::interrupt::SLICE));
+    pub fn wait_slice(
+        &self,
+        mutex: &Mutex,
+        deadline: crate::base::deadline::Deadline,
+    ) -> crate::base::error::MpResult<()> {
+        crate::base::interrupt::check()?;
+        let until = deadline.min(crate::base::deadline::Deadline::after(crate::base::interrupt::SLICE));
         self.wait(mutex, until.instant())?;
         Ok(())
     }
@@ -310,7 +314,7 @@ impl<'r> Cond<'r> {
     pub fn notify_one(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
-            crate::sys::futex_wake(self.seq, 1);
+            crate::base::sys::futex_wake(self.seq, 1);
         }
     }
 
@@ -318,7 +322,7 @@ impl<'r> Cond<'r> {
     pub fn notify_all(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
-            crate::sys::futex_wake(self.seq, i32::MAX);
+            crate::base::sys::futex_wake(self.seq, i32::MAX);
         }
     }
 }

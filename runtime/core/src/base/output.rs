@@ -12,15 +12,15 @@ fn write_line(fd: BorrowedFd, text: &str) {
     line.push_str(text);
     line.push('\n');
     // A closed stdout (`rhai-mp x | head -1`) is not the script's error: drop the line.
-    let _ = crate::transport::stream::write_all(fd, line.as_bytes());
+    let _ = crate::base::sys::write_all(fd, line.as_bytes());
 }
 
 /// Writes one line to stdout.
 pub fn stdout_line(text: &str) {
-    write_line(crate::sys::borrow_fd(1), text)
+    write_line(crate::base::sys::borrow_fd(1), text)
 }
 
 /// Writes one line to stderr.
 pub fn stderr_line(text: &str) {
-    write_line(crate::sys::borrow_fd(2), text)
+    write_line(crate::base::sys::borrow_fd(2), text)
 }

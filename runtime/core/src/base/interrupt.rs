@@ -14,9 +14,10 @@
 //!
 //! Other processes (children, servers) keep the default actions (or ignore SIGINT, as
 //! servers do): [`check`] never fires there.
+//!
+//! This file is only the state: a stop is an [`Interrupted`], which `error.rs` turns into
+//! the error a script sees.
 
-use crate::error::MpError;
-use crate::mp_err;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ extern "C" fn note(sig: libc::c_int) {
 
 /// Records how this process started (call first thing, before any signal is changed).
 pub(crate) fn record_start() {
-    SIGINT_IGNORED.store(crate::sys::signal_is_ignored(libc::SIGINT), SeqCst);
+    SIGINT_IGNORED.store(crate::base::sys::signal_is_ignored(libc::SIGINT), SeqCst);
 }
 
 /// Whether SIGINT was ignored when this process started.
@@ -57,10 +58,10 @@ pub fn install() {
     INSTALLED.store(true, SeqCst);
     WATCHING.with(|w| w.set(true));
     if !sigint_ignored_at_start() {
-        crate::sys::set_handler(libc::SIGINT, note);
+        crate::base::sys::set_handler(libc::SIGINT, note);
     }
-    crate::sys::set_handler(libc::SIGTERM, note);
-    crate::sys::set_handler(libc::SIGHUP, note);
+    crate::base::sys::set_handler(libc::SIGTERM, note);
+    crate::base::sys::set_handler(libc::SIGHUP, note);
 }
 
 /// Gives every signal back its action at start (in a child forked from the main process):
@@ -69,14 +70,14 @@ pub fn install() {
 pub fn forget() {
     if INSTALLED.swap(false, SeqCst) {
         WATCHING.with(|w| w.set(false));
-        crate::sys::default_signal(libc::SIGTERM);
-        crate::sys::default_signal(libc::SIGHUP);
+        crate::base::sys::default_signal(libc::SIGTERM);
+        crate::base::sys::default_signal(libc::SIGHUP);
         restore_sigint();
         // A signal that came between the fork and now was meant for this child (or for the
         // whole group): it ends the child, as it would have without the handlers.
         if let Some(sig) = Some(PENDING.swap(0, SeqCst)).filter(|&s| s != 0) {
             if sig != libc::SIGINT || !sigint_ignored_at_start() {
-                crate::sys::die_of(sig);
+                crate::base::sys::die_of(sig);
             }
         }
     }
@@ -91,9 +92,9 @@ pub fn installed() -> bool {
 /// that caught or ignored it: a pool worker, a forkserver's child).
 pub fn restore_sigint() {
     if sigint_ignored_at_start() {
-        crate::sys::ignore_signal(libc::SIGINT);
+        crate::base::sys::ignore_signal(libc::SIGINT);
     } else {
-        crate::sys::default_signal(libc::SIGINT);
+        crate::base::sys::default_signal(libc::SIGINT);
     }
 }
 
@@ -123,15 +124,10 @@ pub fn take() -> Option<i32> {
     Some(PENDING.swap(0, SeqCst)).filter(|&s| s != 0).or_else(|| Some(ABORT.swap(0, SeqCst)).filter(|&s| s != 0))
 }
 
-/// The error for a signal: `KeyboardInterrupt` for SIGINT, the uncatchable end of the
-/// script for the others.
-pub fn error_for(sig: i32) -> MpError {
-    if sig == libc::SIGINT {
-        mp_err!(KeyboardInterrupt, "interrupted (Ctrl-C)")
-    } else {
-        MpError::terminated(sig)
-    }
-}
+/// A stop this process was asked for, by the signal it stands for: SIGINT is
+/// `KeyboardInterrupt`, SIGTERM and SIGHUP the end of the script (see `error.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted(pub i32);
 
 /// For I/O waits: an `Interrupted` error if a signal is waiting (without taking it; the
 /// conversion of that error into an [`MpError`] does, see `error.rs`).
@@ -151,11 +147,11 @@ pub fn masked<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Throws if a signal asked this process to stop (see the module docs); waits call it
-/// between slices.
-pub fn check() -> Result<(), MpError> {
+/// Fails if a signal asked this process to stop (see the module docs); waits call it
+/// between slices (`?` turns the stop into the script's error).
+pub fn check() -> Result<(), Interrupted> {
     match take() {
         None => Ok(()),
-        Some(sig) => Err(error_for(sig)),
+        Some(sig) => Err(Interrupted(sig)),
     }
 }

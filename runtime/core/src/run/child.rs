@@ -5,27 +5,28 @@
 //!   stdin, builds the host's engine, re-runs the script's top level with
 //!   `__name__ == "__mp_main__"`, then makes the call.
 //! - forkserver: the same entry point, in server mode: the top level runs once, then
-//!   [`crate::start::forkserver::serve`] forks a child per request.
+//!   [`crate::tree::start::forkserver::serve`] forks a child per request.
 //! - fork: [`run_forked`], called in the forked copy with the parent's engine.
 //!
 //! A call is a script target or a native entry point of the runtime ([`register_entry`]).
 //! A child's uncaught error is reported on its stderr, naming it, and gives exit code 1.
 
-use crate::boot::{Boot, Call, Mode};
-use crate::error::RhaiResult;
-use crate::state;
+use crate::base::error::{ExitRequest, RhaiResult};
+use crate::base::sys;
+use crate::mp_err;
+use crate::run::{interp, report};
 use crate::transport::stream;
+use crate::tree::boot::{Boot, Call, Mode};
+use crate::tree::start::fork::ForkHooks;
+use crate::tree::start::popen::{EXIT_BOOT_FAILED, EXIT_GUARD};
+use crate::tree::start::spawn::CHILD_ENV;
+use crate::tree::{process, start, state};
 use crate::wire::{self, Packet};
-use crate::{interp, mp_err, process, start, sys};
 use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Scope, AST};
 use std::cell::RefCell;
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::RwLock;
-
-/// The environment variable that marks a process started as a child (`spawn` or
-/// `forkserver`); its boot message waits on stdin.
-pub const CHILD_ENV: &str = "RHAI_MP_CHILD";
 
 /// A native entry point: runtime code a child runs instead of a script target (a pool
 /// worker's loop, a manager's server), given the script's context and its typed arguments.
@@ -35,7 +36,7 @@ static ENTRIES: RwLock<Vec<(&'static str, Entry)>> = RwLock::new(Vec::new());
 
 /// Registers a native entry point under `name` (once per process, before children start;
 /// registering a name again replaces it). A process whose target is
-/// [`crate::Process::native`]`(name, ..)` runs it.
+/// [`crate::tree::process::Process::native`]`(name, ..)` runs it.
 pub fn register_entry(name: &'static str, entry: Entry) {
     let mut entries = ENTRIES.write().unwrap_or_else(|e| e.into_inner());
     entries.retain(|(n, _)| *n != name);
@@ -60,13 +61,12 @@ fn run(ctx: &NativeCallContext, call: Call) -> RhaiResult {
 
 /// Turns this process into a child if it was started as one (Python's `freeze_support`):
 /// runs the target and exits. Returns at once in any other process. Call it first thing in
-/// `main`, before anything else reads stdin or starts threads.
+/// `main` (after `run::setup::init`), before anything else reads stdin or starts threads.
 pub fn run_if_child(make_engine: &dyn Fn() -> Engine) {
     let Some(mode) = std::env::var_os(CHILD_ENV) else {
         return;
     };
     std::env::remove_var(CHILD_ENV);
-    crate::init();
     let code = match mode.to_str() {
         Some("spawn") | Some("forkserver") => boot(make_engine),
         _ => {
@@ -81,7 +81,7 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
     let stdin = sys::own_fd(0);
     // The answer that says this program becomes a child when asked to (see
     // `start/spawn.rs`); a parent that no longer listens makes it fail harmlessly.
-    let _ = stream::write_all(stdin.as_fd(), &[1]);
+    let _ = sys::write_all(stdin.as_fd(), &[1]);
     let received = stream::recv(stdin.as_fd());
     drop(stdin);
     let _ = sys::stdin_from_devnull();
@@ -107,8 +107,6 @@ fn boot(make_engine: &dyn Fn() -> Engine) -> i32 {
 /// noticing signals as a main process does. Returns the exit code ([`EXIT_GUARD`] or
 /// [`EXIT_BOOT_FAILED`] when the top level failed before the entry ran).
 ///
-/// [`EXIT_GUARD`]: crate::EXIT_GUARD
-/// [`EXIT_BOOT_FAILED`]: crate::EXIT_BOOT_FAILED
 pub fn run_as_rank(make_engine: &dyn Fn() -> Engine, boot: Boot) -> i32 {
     run_boot(make_engine, boot, true)
 }
@@ -155,7 +153,7 @@ fn run_boot(make_engine: &dyn Fn() -> Engine, mut boot: Boot, rank: bool) -> i32
             let result = run_then_take_over(&engine, &ast);
             if native && state::with(|s| s.bootstrapping) {
                 if let Err(e) = &result {
-                    if interp::ExitRequest::of(e).is_none() {
+                    if ExitRequest::of(e).is_none() {
                         return boot_failed(e);
                     }
                 }
@@ -183,7 +181,7 @@ fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet, key: Vec<u8>
         })
     });
     let failure = match run_then_take_over(&engine, ast) {
-        Err(e) if interp::ExitRequest::code_of(&e).is_none() => e,
+        Err(e) if ExitRequest::code_of(&e).is_none() => e,
         other => return report(other),
     };
     // The top level failed (the missing guard, say). As with spawn, each child reports that
@@ -206,12 +204,12 @@ fn serve_as_forkserver(mut engine: Engine, ast: &AST, call: Packet, key: Vec<u8>
 /// missing guard exits quietly (the parent reports it once), another error is reported
 /// here; either way the parent learns from the exit code not to start it again.
 fn boot_failed(e: &EvalAltResult) -> i32 {
-    if crate::report::type_and_message(crate::report::innermost(e).0).1 == process::guard_error().message {
-        return process::EXIT_GUARD;
+    if report::type_and_message(report::innermost(e).0).1 == process::guard_error().message {
+        return EXIT_GUARD;
     }
     let (name, pid) = who();
     interp::report_error(e, Some((&name, pid)));
-    process::EXIT_BOOT_FAILED
+    EXIT_BOOT_FAILED
 }
 
 /// The native function appended to a child's program: it runs after the top level.
@@ -229,21 +227,21 @@ fn report(result: Result<Dynamic, Box<EvalAltResult>>) -> i32 {
     interp::outcome(result, Some((&name, pid)))
 }
 
-static FORK_HOOKS: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
+static AT_FORK: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
 
 /// Registers a function every forked child (fork and forkserver start methods) runs first:
 /// to reseed random number generators, say, which would otherwise repeat the parent's.
 /// Registering the same function again has no effect.
 pub fn at_fork_child(hook: fn()) {
-    let mut hooks = FORK_HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut hooks = AT_FORK.lock().unwrap_or_else(|e| e.into_inner());
     if !hooks.iter().any(|h| std::ptr::fn_addr_eq(*h, hook)) {
         hooks.push(hook);
     }
 }
 
 fn run_fork_hooks() {
-    crate::interrupt::forget();
-    let hooks = FORK_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    crate::base::interrupt::forget();
+    let hooks = AT_FORK.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for hook in hooks {
         hook();
     }
@@ -251,7 +249,7 @@ fn run_fork_hooks() {
 
 /// Makes this process's state the child's described by `boot`.
 fn become_child(boot: &Boot) {
-    state::enter_child(boot.info.clone());
+    process::enter_child(boot.info.clone());
     state::with(|s| {
         s.script = boot.script.clone();
         s.argv = boot.argv.clone();
@@ -270,21 +268,24 @@ fn who() -> (String, i32) {
     (state::with(|s| s.name.clone()), std::process::id() as i32)
 }
 
+/// What forked children do: set at start-up (`setup.rs`) as the fork start method's hooks.
+pub(crate) const FORK_HOOKS: ForkHooks = ForkHooks { run_child: run_forked, serve: serve_forked };
+
 /// The child side of `fork`: makes the call with the parent's engine (through `ctx`).
-pub(crate) fn run_forked(info: state::ChildInfo, call: Call, ctx: &NativeCallContext) -> i32 {
+fn run_forked(info: state::ChildInfo, call: Call, ctx: &NativeCallContext) -> i32 {
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
     run_fork_hooks();
-    state::enter_child(info);
+    process::enter_child(info);
     if daemon && !die_with_parent(Some(parent_pid)) {
         return 1;
     }
     finish(report(run(ctx, call)))
 }
 
-/// The body of a [`crate::start::fork::Server`]: serves fork requests, each child making its
+/// The body of a [`crate::tree::start::fork::Server`]: serves fork requests, each child making its
 /// call through `ctx` (the context the server was forked in). Never returns.
-pub(crate) fn serve_forked(listener: std::os::fd::OwnedFd, key: &[u8], ctx: &NativeCallContext) -> ! {
+fn serve_forked(listener: std::os::fd::OwnedFd, key: &[u8], ctx: &NativeCallContext) -> ! {
     sys::ignore_signal(libc::SIGINT);
     let _ = sys::set_parent_death_signal(libc::SIGKILL);
     start::forkserver::serve(listener, key, |request| {

@@ -1,9 +1,12 @@
 //! Running a script: compile it, give it `__name__` and `ARGV`, run its top level, turn the
 //! outcome into an exit code (reporting an uncaught error), and join children at the end.
 
-use crate::process;
-use crate::report;
-use crate::state::{self, Script};
+use crate::base::error::{innermost, ExitRequest};
+use crate::base::interrupt::Interrupted;
+use crate::base::sys::{borrow_fd, write_all};
+use crate::run::report;
+use crate::tree::process;
+use crate::tree::state::{self, Script};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 /// Keeps line numbers but hides a `#!` first line from the parser.
@@ -35,63 +38,8 @@ pub fn compile_ast(engine: &Engine, script: &Script) -> Result<AST, Box<EvalAltR
     })
 }
 
-/// What ends a script without `catch` seeing it: `exit(v)`, or a signal (see
-/// `interrupt.rs`). Thrown as Rhai's uncatchable `ErrorTerminated`.
-///
-/// Rhai's own `exit` becomes a normal return value at the top level and in function calls,
-/// so a script's `exit(3)` could not be told from a last expression `3`; rhai-mp replaces it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitRequest {
-    /// `exit(n)`: the exit code.
-    Code(i32),
-    /// A signal: SIGINT (the interpreter noticed Ctrl-C), SIGTERM or SIGHUP.
-    Signal(i32),
-}
-
-impl ExitRequest {
-    /// The error that ends the script with exit code `exit_code(value)`.
-    pub fn exit(value: &Dynamic) -> Box<EvalAltResult> {
-        ExitRequest::Code(exit_code(value)).error()
-    }
-
-    /// This request as the error that carries it.
-    pub fn error(self) -> Box<EvalAltResult> {
-        EvalAltResult::ErrorTerminated(Dynamic::from(self), rhai::Position::NONE).into()
-    }
-
-    /// The request an error carries, if it is one.
-    pub fn of(err: &EvalAltResult) -> Option<ExitRequest> {
-        match crate::report::innermost(err).0 {
-            EvalAltResult::ErrorTerminated(v, _) => v.read_lock::<ExitRequest>().map(|r| *r),
-            EvalAltResult::Exit(v, _) => Some(ExitRequest::Code(exit_code(v))),
-            _ => None,
-        }
-    }
-
-    /// The exit code an error asks for, if it is an `exit(n)` request.
-    pub fn code_of(err: &EvalAltResult) -> Option<i32> {
-        match Self::of(err) {
-            Some(ExitRequest::Code(c)) => Some(c),
-            _ => None,
-        }
-    }
-}
-
 /// The exit code after an uncaught Ctrl-C (128 + SIGINT, what a shell expects).
 pub const INTERRUPTED: i32 = 130;
-
-/// The exit code `exit(v)` asks for: an int (taken modulo 256), `()` for 0; anything else
-/// is printed and gives 1, as Python's `sys.exit("message")`.
-pub fn exit_code(v: &Dynamic) -> i32 {
-    if v.is_unit() {
-        0
-    } else if let Ok(i) = v.as_int() {
-        (i & 0xff) as i32
-    } else {
-        crate::output::stderr_line(&v.to_string());
-        1
-    }
-}
 
 /// How script code ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,14 +67,14 @@ pub fn ending(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i3
     match ExitRequest::of(&e) {
         Some(ExitRequest::Code(code)) => Ending::Code(code),
         Some(ExitRequest::Signal(sig)) if sig == libc::SIGINT => {
-            let e: Box<EvalAltResult> = crate::interrupt::error_for(sig).into();
+            let e: Box<EvalAltResult> = Interrupted(sig).into();
             report_error(&e, who);
             Ending::Code(INTERRUPTED)
         }
         Some(ExitRequest::Signal(sig)) => Ending::Signal(sig),
         None => {
             report_error(&e, who);
-            let (kind, _) = report::type_and_message(report::innermost(&e).0);
+            let (kind, _) = report::type_and_message(innermost(&e));
             Ending::Code(if kind == "KeyboardInterrupt" { INTERRUPTED } else { 1 })
         }
     }
@@ -140,7 +88,7 @@ pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i
 /// Prints the report of an uncaught error on stderr, quoting this process's script.
 pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
     if who.is_none() {
-        let _ = crate::transport::stream::write_all(crate::sys::borrow_fd(2), error_report(err).as_bytes());
+        let _ = write_all(borrow_fd(2), error_report(err).as_bytes());
         return;
     }
     let script = state::with(|s| s.script.clone());
@@ -149,7 +97,7 @@ pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
         Script::Session => None,
     };
     let text = report::format(err, source, who, &crate::wire::unit_text);
-    let _ = crate::transport::stream::write_all(crate::sys::borrow_fd(2), text.as_bytes());
+    let _ = write_all(borrow_fd(2), text.as_bytes());
 }
 
 /// Runs a main script (`__name__ == "__main__"`) to the end: reports an uncaught error,
@@ -193,7 +141,7 @@ pub fn finish_main(end: Ending) -> i32 {
         }
         Ending::Signal(sig) => {
             process::at_exit_signalled();
-            crate::sys::die_of(sig)
+            crate::base::sys::die_of(sig)
         }
     }
 }
@@ -201,10 +149,10 @@ pub fn finish_main(end: Ending) -> i32 {
 /// Makes the interpreter notice signals (see `interrupt.rs`) in a main process's engine:
 /// a long loop stops within a few hundred operations.
 pub fn watch_signals(engine: &mut Engine) {
-    crate::interrupt::install();
+    crate::base::interrupt::install();
     engine.on_progress(|ops| {
         if ops & 0xff == 0 {
-            crate::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
+            crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
         } else {
             None
         }

@@ -2,7 +2,7 @@
 //! allocated, so that a huge one is a `MemoryError` — never an abort, a crash on a full
 //! tmpfs, or the OOM killer.
 
-use crate::error::MpResult;
+use crate::base::error::MpResult;
 use crate::mp_err;
 
 /// Sizes below this are never refused (no need to read `/proc/meminfo` for them).
