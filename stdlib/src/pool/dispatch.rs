@@ -17,19 +17,12 @@
 //! only then. A `for` loop over an `imap` runs no callbacks (it has no context to call
 //! them with); they run at the next call.
 
-use super::feeder::{task_fds, Feeder, Task};
+use super::flavors::{Message, Workers};
 use super::job::{ChunkResult, Failure, Job, JobKind, Source};
-use super::ranks::RankWorkers;
-use super::task::{
-    result_head, result_outcome, stop_task, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, MAX_WORKERS,
-};
-use crate::queue::{Flavour, Queue, QueueCore};
+use super::task::{result_head, result_outcome, ChunkOutcome, Kind, TaskHead, MAX_WORKERS};
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext, INT};
 use rhai_mp_core::mp_err;
 use rhai_mp_core::prelude::{Deadline, ErrorKind, MpResult, RhaiResult};
-use rhai_mp_core::tree::process::Process;
-use rhai_mp_core::tree::start::fork::Server as ForkServer;
-use rhai_mp_core::tree::start::popen::{EXIT_BOOT_FAILED, EXIT_GUARD};
 use rhai_mp_core::tree::state::StartMethod;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -60,13 +53,8 @@ pub struct PoolConfig {
 pub struct PoolInner {
     pub method: StartMethod,
     pub size: usize,
-    tasks: Queue,
-    results: Queue,
-    slots: PoolSlots,
-    workers: Vec<Option<Process>>,
-    initializer: Option<FnPtr>,
-    initargs: Array,
-    maxtasks: INT,
+    /// Where tasks go and results come from (see `flavors/`).
+    workers: Workers,
     pub state: PoolState,
     /// Calls whose results are not all in.
     jobs: BTreeMap<u64, Rc<RefCell<Job>>>,
@@ -78,12 +66,6 @@ pub struct PoolInner {
     callbacks: VecDeque<(FnPtr, Dynamic)>,
     /// Set when the initializer failed: every call fails with its error.
     broken: Option<Failure>,
-    /// Puts the tasks the queue cannot take at once (see `feeder.rs`); started when needed.
-    feeder: Option<Feeder>,
-    /// Under `fork`: the server that forks workers (made when the pool was).
-    server: Option<ForkServer>,
-    /// Under `mpi`: the worker ranks, which stand for the queues, slots and workers.
-    ranks: Option<RankWorkers>,
     last_check: Instant,
 }
 
@@ -98,19 +80,6 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
-}
-
-fn worker_prefix(method: StartMethod) -> &'static str {
-    match method {
-        StartMethod::Spawn => "SpawnPoolWorker",
-        StartMethod::Fork => "ForkPoolWorker",
-        StartMethod::ForkServer => "ForkServerPoolWorker",
-        StartMethod::Mpi => "MpiPoolWorker",
-    }
-}
-
-fn signal_name(n: i32) -> String {
-    nix::sys::signal::Signal::try_from(n).map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
 }
 
 impl Pool {
@@ -131,16 +100,11 @@ impl Pool {
                 mp_err!(ValueError, "a pool can have at most {MAX_WORKERS} processes, not {}", cfg.processes).into()
             );
         }
+        let workers = Workers::start(ctx, &cfg)?;
         let inner = PoolInner {
             method: cfg.method,
             size: cfg.processes,
-            tasks: Queue(Rc::new(QueueCore::new(Flavour::Simple, 0)?)),
-            results: Queue(Rc::new(QueueCore::new(Flavour::Simple, 0)?)),
-            slots: PoolSlots::new()?,
-            workers: (0..cfg.processes).map(|_| None).collect(),
-            initializer: cfg.initializer,
-            initargs: cfg.initargs,
-            maxtasks: cfg.maxtasks,
+            workers,
             state: PoolState::Run,
             jobs: BTreeMap::new(),
             lazy: Vec::new(),
@@ -148,42 +112,9 @@ impl Pool {
             next_job: 1,
             callbacks: VecDeque::new(),
             broken: None,
-            feeder: None,
-            server: None,
-            ranks: None,
             last_check: Instant::now(),
         };
-        let pool = Pool(Rc::new(RefCell::new(inner)));
-        {
-            let mut p = pool.0.borrow_mut();
-            if p.method == StartMethod::Fork {
-                // Checks first what `Process::start` would (a daemon cannot have children …).
-                Process::check_startable()?;
-                p.server = Some(ForkServer::start(ctx)?);
-            }
-            if p.method == StartMethod::Mpi {
-                Process::check_startable()?;
-                if !rhai_mp_core::tree::place::mpi_available() {
-                    return Err(rhai_mp_core::tree::place::unavailable().into());
-                }
-                let init = match &p.initializer {
-                    None => None,
-                    Some(f) => {
-                        let call = Dynamic::from_array(vec![f.clone().into(), Dynamic::from_array(p.initargs.clone())]);
-                        Some(rhai_mp_core::wire::encode_remote_value(&call, "initializer")?.bytes)
-                    }
-                };
-                p.ranks = Some(RankWorkers::start(p.size, init)?);
-                return Ok(pool.clone());
-            }
-            for i in 0..p.size {
-                if let Err(e) = p.start_worker(i) {
-                    p.terminate();
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(pool)
+        Ok(Pool(Rc::new(RefCell::new(inner))))
     }
 
     /// `<Pool state=RUN pool_size=2>`.
@@ -268,37 +199,19 @@ impl Pool {
                 return Ok(false);
             }
             let wait = deadline.slice(POLL);
-            let (results, state) = {
-                let p = self.0.borrow();
-                (p.results.clone(), p.state)
-            };
-            if state == PoolState::Terminate {
+            if self.0.borrow().state == PoolState::Terminate {
                 // Nothing more will come (terminate failed every call).
                 return Ok(done());
             }
-            if self.0.borrow().ranks.is_some() {
-                let got = {
-                    let mut p = self.0.borrow_mut();
-                    p.ranks.as_mut().map_or(Ok(Vec::new()), |r| r.recv(Deadline::after(wait)))
-                };
-                match got {
-                    Ok(got) => {
-                        idle = got.is_empty();
-                        for bytes in got {
-                            self.0.borrow_mut().take_result(&bytes, Vec::new())?;
-                        }
+            let mut got = Vec::new();
+            let waited = self.0.borrow_mut().workers.recv(Deadline::after(wait), &mut got);
+            match waited {
+                Ok(()) => {
+                    idle = got.is_empty();
+                    for (bytes, fds) in got {
+                        self.0.borrow_mut().take_result(&bytes, fds)?;
                     }
-                    Err(e) if e.kind == ErrorKind::KeyboardInterrupt => return Err(self.interrupted()),
-                    Err(e) => return Err(e.into()),
                 }
-                continue;
-            }
-            match results.0.get(true, Deadline::after(wait)) {
-                Ok((bytes, fds)) => {
-                    idle = false;
-                    self.0.borrow_mut().take_result(&bytes, fds)?;
-                }
-                Err(e) if e.kind == ErrorKind::Empty => idle = true,
                 Err(e) if e.kind == ErrorKind::KeyboardInterrupt => return Err(self.interrupted()),
                 Err(e) => return Err(e.into()),
             }
@@ -353,21 +266,7 @@ impl Pool {
         }
         let inner = self.0.clone();
         self.pump(Some(ctx), Deadline::NEVER, &|| inner.borrow().jobs.is_empty())?;
-        if let Some(r) = self.0.borrow_mut().ranks.as_mut() {
-            r.release();
-            return Ok(());
-        }
-        let workers: Vec<Process> = {
-            let mut p = self.0.borrow_mut();
-            for _ in 0..p.size {
-                p.tasks.0.put(&stop_task(), &[], true, Deadline::NEVER)?;
-            }
-            p.workers.iter_mut().filter_map(Option::take).collect()
-        };
-        for w in workers {
-            w.join(Deadline::NEVER)?;
-            let _ = w.close();
-        }
+        self.0.borrow_mut().workers.join()?;
         Ok(())
     }
 
@@ -404,11 +303,7 @@ impl Pool {
 impl PoolInner {
     /// Encodes a value for the workers (for another machine under `mpi`).
     fn encode(&self, v: &Dynamic, root: &str) -> MpResult<rhai_mp_core::wire::Packet> {
-        if self.ranks.is_some() {
-            rhai_mp_core::wire::encode_remote_value(v, root)
-        } else {
-            rhai_mp_core::wire::encode(v, root)
-        }
+        self.workers.encode(v, root)
     }
 
     fn check_running(&self) -> RhaiResult<()> {
@@ -423,25 +318,6 @@ impl PoolInner {
 
     fn in_flight_limit(&self) -> u64 {
         (4 * self.size as u64).max(16)
-    }
-
-    fn start_worker(&mut self, i: usize) -> MpResult<()> {
-        let args = WorkerArgs {
-            tasks: self.tasks.clone(),
-            results: self.results.clone(),
-            slots: self.slots.clone(),
-            index: i as u64,
-            initializer: self.initializer.clone(),
-            initargs: self.initargs.clone(),
-            maxtasks: self.maxtasks.max(0) as u64,
-        };
-        let payload = rhai_mp_core::wire::encode_message(&args)?;
-        let p = Process::native(super::worker::ENTRY, payload, None, Some(true), Some(self.method));
-        p.set_name(p.name().replacen("Process", worker_prefix(self.method), 1));
-        self.slots.set(i, Field::Job, 0);
-        p.start_detached(self.server.as_ref())?;
-        self.workers[i] = Some(p);
-        Ok(())
     }
 
     /// Sends chunks of a call's input until `limit` are in flight or the input is used up.
@@ -498,7 +374,7 @@ impl PoolInner {
             let packet = match self.encode(&payload, root) {
                 Ok(p) => p,
                 Err(e) => {
-                    let e = if task == Kind::Apply { e } else { locate(&payload, start, e, self.ranks.is_some()) };
+                    let e = if task == Kind::Apply { e } else { locate(&payload, start, e, self.workers.remote()) };
                     if first && j.sent == 0 {
                         return Err(e);
                     }
@@ -534,24 +410,9 @@ impl PoolInner {
         }
     }
 
-    /// Puts a task on the queue, or hands it to the feeder thread if the queue cannot take
-    /// it now (never blocks).
-    fn enqueue(&mut self, task: Task) -> MpResult<()> {
-        if let Some(r) = &mut self.ranks {
-            return r.send(task.0);
-        }
-        if !self.feeder.as_ref().is_some_and(Feeder::busy) {
-            match self.tasks.0.put_fds(&[&task.0], &task_fds(&task.1, &task.2), false, Deadline::NEVER) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind == ErrorKind::Full => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if self.feeder.is_none() {
-            self.feeder = Some(Feeder::start(&self.tasks.0)?);
-        }
-        self.feeder.as_ref().unwrap().send(task);
-        Ok(())
+    /// Hands a task to the workers (never blocks).
+    fn enqueue(&mut self, task: super::feeder::Task) -> MpResult<()> {
+        self.workers.send(task)
     }
 
     /// Records a finished call (an empty map is finished at once).
@@ -594,19 +455,16 @@ impl PoolInner {
 
     /// Takes every result already there.
     fn drain(&mut self) -> RhaiResult<()> {
-        if let Some(r) = &mut self.ranks {
-            for bytes in r.recv(Deadline::now())? {
-                self.take_result(&bytes, Vec::new())?;
-            }
-            return Ok(());
+        let mut got = Vec::new();
+        self.workers.drain(&mut got)?;
+        self.take_results(got)
+    }
+
+    fn take_results(&mut self, got: Vec<Message>) -> RhaiResult<()> {
+        for (bytes, fds) in got {
+            self.take_result(&bytes, fds)?;
         }
-        loop {
-            match self.results.0.get(false, Deadline::NEVER) {
-                Ok((bytes, fds)) => self.take_result(&bytes, fds)?,
-                Err(e) if e.kind == ErrorKind::Empty => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(())
     }
 
     fn take_result(&mut self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> RhaiResult<()> {
@@ -658,81 +516,28 @@ impl PoolInner {
     /// while there is work.
     fn check_workers(&mut self) -> RhaiResult<()> {
         self.last_check = Instant::now();
-        if let Some(r) = &mut self.ranks {
-            for lost in r.take_lost() {
-                if let Some(j) = self.jobs.get(&lost.held.job).cloned() {
-                    let cb = j.borrow_mut().chunk_back(lost.held.chunk, Err(Failure::Local(lost.error)));
-                    if let Some(cb) = cb {
-                        self.callbacks.push_back(cb);
-                    }
-                    self.settle(&j);
-                }
-            }
-            return Ok(());
-        }
-        let mut dead = Vec::new();
-        for (i, w) in self.workers.iter().enumerate() {
-            if let Some(p) = w {
-                if let Some(code) = p.exitcode()? {
-                    dead.push((i, p.clone(), code));
-                }
-            }
-        }
-        if !dead.is_empty() {
-            // Results a worker put before it died are in the queue: take them first.
-            self.drain()?;
-        }
-        // A worker that could not even start (the script's top level failed in it, as it
-        // does without the `__main__` guard) would fail again: the pool stops, with one
-        // error for all.
-        if let Some((_, _, code)) = dead.iter().find(|(_, _, c)| [EXIT_GUARD, EXIT_BOOT_FAILED].contains(c)) {
-            let e = if *code == EXIT_GUARD {
-                rhai_mp_core::tree::process::guard_error()
-            } else {
-                mp_err!(
-                    RuntimeError,
-                    "the pool's workers cannot start: the script's top level fails in them (their error is above)"
-                )
-            };
+        let mut got = Vec::new();
+        let checked = self.workers.check(&mut got)?;
+        // Results a worker put before it died count first.
+        self.take_results(got)?;
+        if let Some(e) = checked.broken {
             self.break_pool(Failure::Local(e));
             self.terminate();
             return Ok(());
         }
-        for (i, p, code) in dead {
-            let job = self.slots.get(i, Field::Job);
-            if job != 0 {
-                let (chunk, item) = (self.slots.get(i, Field::Chunk), self.slots.get(i, Field::Item));
-                let pid = p.pid().ok().flatten().unwrap_or(0);
-                let how = if code < 0 {
-                    format!("was killed by {}", signal_name(-code))
-                } else {
-                    format!("exited with code {code}")
-                };
-                let e =
-                    mp_err!(WorkerLostError, "pool worker {} (pid {pid}) {how} while running task {item}", p.name())
-                        .with("pid", pid as INT)
-                        .with("exitcode", code as INT)
-                        .with("task", item as INT);
-                if let Some(j) = self.jobs.get(&job).cloned() {
-                    let cb = j.borrow_mut().chunk_back(chunk, Err(Failure::Local(e)));
-                    if let Some(cb) = cb {
-                        self.callbacks.push_back(cb);
-                    }
-                    self.settle(&j);
+        for lost in checked.lost {
+            if let Some(j) = self.jobs.get(&lost.job).cloned() {
+                let cb = j.borrow_mut().chunk_back(lost.chunk, Err(Failure::Local(lost.error)));
+                if let Some(cb) = cb {
+                    self.callbacks.push_back(cb);
                 }
-                self.slots.set(i, Field::Job, 0);
+                self.settle(&j);
             }
-            self.workers[i] = None;
-            let _ = p.close();
         }
         let wanted = self.broken.is_none()
             && (self.state == PoolState::Run || (self.state == PoolState::Close && !self.jobs.is_empty()));
         if wanted {
-            for i in 0..self.size {
-                if self.workers[i].is_none() {
-                    self.start_worker(i)?;
-                }
-            }
+            self.workers.replace()?;
         }
         Ok(())
     }
@@ -750,22 +555,7 @@ impl PoolInner {
             let _ = job.borrow_mut().fail_all(&f);
         }
         self.funcs.clear();
-        self.feeder = None;
-        if let Some(r) = &mut self.ranks {
-            r.abort();
-        }
-        let workers: Vec<Process> = self.workers.iter_mut().filter_map(Option::take).collect();
-        for w in &workers {
-            let _ = w.terminate();
-        }
-        for w in workers {
-            if w.join(Deadline::after_secs(2.0)).is_err() || matches!(w.exitcode(), Ok(None)) {
-                let _ = w.kill();
-                let _ = w.join(Deadline::NEVER);
-            }
-            let _ = w.close();
-        }
-        self.server = None;
+        self.workers.terminate();
     }
 }
 

@@ -6,6 +6,7 @@
 //! - `dispatch.rs`: the parent's machinery (every call pumps results);
 //! - `job.rs`: one call in progress, as the parent tracks it;
 //! - `task.rs`: the messages between the pool and its workers, and the workers' slots;
+//! - `flavors/`: the back ends behind one interface (local worker processes, MPI ranks);
 //! - `worker.rs`: the loop a worker runs (the native entry `pool-worker`);
 //! - `feeder.rs`: the thread that feeds tasks the queue cannot take at once.
 //!
@@ -17,8 +18,8 @@
 mod bindings;
 mod dispatch;
 mod feeder;
+mod flavors;
 mod job;
-mod ranks;
 mod results;
 mod task;
 mod worker;
