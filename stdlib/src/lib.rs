@@ -27,6 +27,7 @@ pub mod fuzzing;
 mod hold;
 mod lock;
 mod manager;
+mod memory;
 mod opts;
 mod os;
 mod pool;
@@ -57,6 +58,7 @@ pub mod bindings {
     pub use crate::manager::manager_functions as manager;
     pub use crate::manager::proxied_functions as proxied;
     pub use crate::manager::proxy_functions as proxy;
+    pub use crate::memory::memory_functions as memory;
     pub use crate::os::os_functions as os;
     pub use crate::pool::pool_functions as pool;
     pub use crate::pool::result_functions as pool_results;
@@ -122,6 +124,7 @@ def_package! {
         combine_with_exported_module!(lib, "manager", manager::manager_functions);
         combine_with_exported_module!(lib, "proxy", manager::proxy_functions);
         combine_with_exported_module!(lib, "proxied", manager::proxied_functions);
+        combine_with_exported_module!(lib, "memory", memory::memory_functions);
         manager::register(lib);
         pool::register(lib);
         lib.set_iterable::<array::SharedArray>();
@@ -131,5 +134,7 @@ def_package! {
         engine.register_static_module("time", exported_module!(time::time_functions).into());
         engine.register_static_module("mpi", exported_module!(cluster::mpi_functions).into());
         context::register_mirrors(engine);
+        // Every engine notices stops (a signal, a task's timeout, a cancel, a host's stop).
+        engine.on_progress(rhai_mp_core::run::interp::progress);
     }
 }

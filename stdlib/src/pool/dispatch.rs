@@ -19,7 +19,7 @@
 
 use super::flavors::{Message, Workers};
 use super::job::{ChunkResult, Failure, Job, JobKind, Source};
-use super::task::{result_head, result_outcome, ChunkOutcome, Kind, TaskHead, MAX_WORKERS};
+use super::task::{result_head, result_outcome, ChunkOutcome, Kind, TaskHead, MAX_WORKERS, STREAM};
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext, INT};
 use rhai_mp_core::mp_err;
 use rhai_mp_core::prelude::{Deadline, ErrorKind, MpResult, RhaiResult};
@@ -48,6 +48,19 @@ pub struct PoolConfig {
     pub initargs: Array,
     pub maxtasks: INT,
     pub method: StartMethod,
+    /// Each task's time limit in nanoseconds (0: none), unless a call sets its own.
+    pub task_timeout_ns: u64,
+    /// Each worker's memory limit in bytes (0: none).
+    pub max_memory: u64,
+}
+
+/// How a call is bounded (see [`Pool::submit`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallBounds {
+    /// Each item's time limit in nanoseconds (`None`: the pool's `task_timeout`; 0: none).
+    pub timeout_ns: Option<u64>,
+    /// How many chunks of an imap may go ahead of the results read (`None`: the pool's).
+    pub ahead: Option<u64>,
 }
 
 pub struct PoolInner {
@@ -67,6 +80,9 @@ pub struct PoolInner {
     /// Set when the initializer failed: every call fails with its error.
     broken: Option<Failure>,
     last_check: Instant,
+    /// The pool's `task_timeout` (ns, 0: none) and `max_memory` (bytes, 0: none).
+    task_timeout_ns: u64,
+    max_memory: u64,
 }
 
 /// A call's task kind and encoded function (its bytes, and descriptors shared by its tasks).
@@ -113,6 +129,8 @@ impl Pool {
             callbacks: VecDeque::new(),
             broken: None,
             last_check: Instant::now(),
+            task_timeout_ns: cfg.task_timeout_ns,
+            max_memory: cfg.max_memory,
         };
         Ok(Pool(Rc::new(RefCell::new(inner))))
     }
@@ -143,13 +161,18 @@ impl Pool {
         chunksize: u64,
         callback: Option<FnPtr>,
         error_callback: Option<FnPtr>,
+        bounds: CallBounds,
     ) -> RhaiResult<Rc<RefCell<Job>>> {
         let mut p = self.0.borrow_mut();
         p.check_running()?;
         let packet = p.encode(&Dynamic::from(func), "func")?;
         let id = p.next_job;
         p.next_job += 1;
+        p.workers.new_job(id);
         let mut job = Job::new(id, kind);
+        job.timeout_ns = bounds.timeout_ns.unwrap_or(p.task_timeout_ns);
+        job.stream = (job.timeout_ns > 0 || p.max_memory > 0) && !p.workers.remote();
+        job.ahead_limit = bounds.ahead;
         job.chunksize = chunksize.max(1);
         job.total = Some(source.len());
         job.source = Some(source);
@@ -158,7 +181,10 @@ impl Pool {
         let job = Rc::new(RefCell::new(job));
         p.jobs.insert(id, job.clone());
         p.funcs.insert(id, (task, packet.bytes, std::sync::Arc::new(packet.fds)));
-        let limit = if matches!(kind, JobKind::Imap { .. }) { p.in_flight_limit() } else { u64::MAX };
+        let limit = match kind {
+            JobKind::Imap { .. } => bounds.ahead.unwrap_or(p.in_flight_limit()),
+            _ => u64::MAX,
+        };
         if let Err(e) = p.send_chunks(&job, limit, true) {
             p.jobs.remove(&id);
             p.funcs.remove(&id);
@@ -270,6 +296,13 @@ impl Pool {
         Ok(())
     }
 
+    /// Cancels a call: its tasks not started never run, its running ones are stopped (the
+    /// worker killed and replaced if they do not stop at once); its outcome (and imap's
+    /// items not yet read) is `CancelledError`. `false` when it was done already.
+    pub fn cancel(&self, job: &Rc<RefCell<Job>>) -> bool {
+        self.0.borrow_mut().cancel(job)
+    }
+
     /// Waits for a call's outcome, until `deadline` at most; whether it came.
     pub fn wait_job(&self, ctx: &NativeCallContext, job: &Rc<RefCell<Job>>, deadline: Deadline) -> RhaiResult<bool> {
         self.pump(Some(ctx), deadline, &|| job.borrow().outcome.is_some())
@@ -367,9 +400,16 @@ impl PoolInner {
             let Some(payload) = payload else {
                 j.all_sent = true;
                 j.source = None;
-                self.funcs.remove(&j.id);
+                if !j.stream {
+                    self.funcs.remove(&j.id);
+                }
                 return Ok(());
             };
+            let stream = j.stream && n > 1;
+            if stream {
+                let chunk = j.sent;
+                j.keep.insert(chunk, (kind, payload.clone()));
+            }
             let root = if task == Kind::Apply { "args" } else { "iterable" };
             let packet = match self.encode(&payload, root) {
                 Ok(p) => p,
@@ -380,8 +420,10 @@ impl PoolInner {
                     }
                     // Mid-stream (imap): that chunk fails, the others go on.
                     let chunk = j.sent;
+                    j.keep.remove(&chunk);
                     j.sent += 1;
                     j.lens.push(n);
+                    j.firsts.push(start);
                     j.next_item += n;
                     if let Some(cb) = j.chunk_back(chunk, Err(Failure::Local(e))) {
                         self.callbacks.push_back(cb);
@@ -396,16 +438,22 @@ impl PoolInner {
                 kind,
                 func_len: func.len(),
                 func_fds: func_fds.len(),
+                offset: 0,
+                timeout_ns: j.timeout_ns,
+                flags: if stream { STREAM } else { 0 },
             };
             let bytes = head.frame(&func, &packet.bytes);
             self.enqueue((bytes, func_fds, packet.fds))?;
             j.sent += 1;
             j.lens.push(n);
+            j.firsts.push(start);
             j.next_item += n;
             if j.source.as_ref().is_some_and(|s| s.len() == 0) {
                 j.all_sent = true;
                 j.source = None;
-                self.funcs.remove(&j.id);
+                if !j.stream {
+                    self.funcs.remove(&j.id);
+                }
             }
         }
     }
@@ -439,6 +487,7 @@ impl PoolInner {
                 job.borrow_mut().abandon();
                 self.funcs.remove(&job.borrow().id);
             } else {
+                let limit = job.borrow().ahead_limit.unwrap_or(limit);
                 self.send_chunks(&job, limit, false)?;
             }
             self.settle(&job);
@@ -468,7 +517,7 @@ impl PoolInner {
     }
 
     fn take_result(&mut self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> RhaiResult<()> {
-        let (id, chunk) = result_head(bytes)?;
+        let (id, chunk, offset) = result_head(bytes)?;
         let job = if id == 0 { None } else { self.jobs.get(&id).cloned() };
         if id != 0 && job.is_none() {
             return Ok(()); // a call already settled (failed early, or a duplicate)
@@ -490,12 +539,121 @@ impl PoolInner {
             self.break_pool(f);
             return Ok(());
         };
-        let cb = job.borrow_mut().chunk_back(chunk, result);
+        let cb = {
+            let mut j = job.borrow_mut();
+            let whole = offset == 0
+                && result
+                    .as_ref()
+                    .is_ok_and(|r| r.values.len() as u64 == j.lens.get(chunk as usize).copied().unwrap_or(0));
+            if j.stream && !whole {
+                j.part(chunk, offset, result)
+            } else {
+                j.chunk_back(chunk, result)
+            }
+        };
         if let Some(cb) = cb {
             self.callbacks.push_back(cb);
         }
         self.settle(&job);
         Ok(())
+    }
+
+    /// A task was lost with its worker (killed for its timeout, a cancel, its memory, or
+    /// dead). A streamed chunk keeps the items that came back: the item that ran fails, and
+    /// the rest of the chunk is sent again; any other chunk fails whole.
+    fn lose(&mut self, lost: super::flavors::Lost) -> MpResult<()> {
+        let Some(job) = self.jobs.get(&lost.job).cloned() else { return Ok(()) };
+        let (cb, rest) = {
+            let mut j = job.borrow_mut();
+            let c = lost.chunk as usize;
+            let len = j.lens.get(c).copied().unwrap_or(1);
+            let first = j.firsts.get(c).copied().unwrap_or(0);
+            match lost.item {
+                Some(item) if j.keep.contains_key(&lost.chunk) && len > 1 => {
+                    let k = item.saturating_sub(first).min(len - 1);
+                    let failed =
+                        ChunkResult { values: vec![Dynamic::UNIT], errors: vec![(0, Failure::Local(lost.error))] };
+                    let cb = j.part(lost.chunk, k, Ok(failed));
+                    (cb, j.first_missing(lost.chunk))
+                }
+                _ => (j.chunk_back(lost.chunk, Err(Failure::Local(lost.error))), None),
+            }
+        };
+        if let Some(cb) = cb {
+            self.callbacks.push_back(cb);
+        }
+        if let Some(m) = rest {
+            self.resend(&job, lost.chunk, m)?;
+        }
+        self.settle(&job);
+        Ok(())
+    }
+
+    /// Sends a streamed chunk again from its item `from` on (the rest of a chunk whose
+    /// worker was killed).
+    fn resend(&mut self, job: &Rc<RefCell<Job>>, chunk: u64, from: u64) -> MpResult<()> {
+        let j = job.borrow();
+        let (Some((kind, payload)), Some((_, func, func_fds))) = (j.keep.get(&chunk), self.funcs.get(&j.id)) else {
+            return Ok(());
+        };
+        let first = j.firsts.get(chunk as usize).copied().unwrap_or(0);
+        let (kind, rest) = match *kind {
+            Kind::MapRange => {
+                let b =
+                    payload.read_lock::<Array>().map(|a| a.iter().filter_map(|x| x.as_int().ok()).collect::<Vec<_>>());
+                match b.as_deref() {
+                    Some([a, b]) => (Kind::MapRange, Dynamic::from_array(vec![(a + from as INT).into(), (*b).into()])),
+                    _ => return Ok(()),
+                }
+            }
+            k => {
+                let items =
+                    payload.read_lock::<Array>().map(|a| a.iter().skip(from as usize).cloned().collect::<Array>());
+                (k, Dynamic::from_array(items.unwrap_or_default()))
+            }
+        };
+        let packet = self.workers.encode(&rest, "iterable")?;
+        let head = TaskHead {
+            job: j.id,
+            chunk,
+            first: first + from,
+            kind,
+            func_len: func.len(),
+            func_fds: func_fds.len(),
+            offset: from,
+            timeout_ns: j.timeout_ns,
+            flags: STREAM,
+        };
+        let bytes = head.frame(func, &packet.bytes);
+        let func_fds = func_fds.clone();
+        drop(j);
+        self.enqueue((bytes, func_fds, packet.fds))
+    }
+
+    /// Cancels a call (see [`Pool::cancel`]).
+    fn cancel(&mut self, job: &Rc<RefCell<Job>>) -> bool {
+        let id = {
+            let mut j = job.borrow_mut();
+            let done = match j.kind {
+                JobKind::Imap { .. } => j.complete() && j.out.is_empty(),
+                _ => j.outcome.is_some(),
+            };
+            if done || j.cancelled {
+                return j.cancelled;
+            }
+            j.cancelled = true;
+            j.out.clear();
+            let f = Failure::Local(mp_err!(CancelledError, "the call was cancelled"));
+            if let Some(cb) = j.fail_all(&f) {
+                self.callbacks.push_back(cb);
+            }
+            j.id
+        };
+        self.jobs.remove(&id);
+        self.funcs.remove(&id);
+        self.lazy.retain(|l| !Rc::ptr_eq(l, job));
+        self.workers.cancel(id);
+        true
     }
 
     fn break_pool(&mut self, f: Failure) {
@@ -526,13 +684,7 @@ impl PoolInner {
             return Ok(());
         }
         for lost in checked.lost {
-            if let Some(j) = self.jobs.get(&lost.job).cloned() {
-                let cb = j.borrow_mut().chunk_back(lost.chunk, Err(Failure::Local(lost.error)));
-                if let Some(cb) = cb {
-                    self.callbacks.push_back(cb);
-                }
-                self.settle(&j);
-            }
+            self.lose(lost)?;
         }
         let wanted = self.broken.is_none()
             && (self.state == PoolState::Run || (self.state == PoolState::Close && !self.jobs.is_empty()));

@@ -150,11 +150,16 @@ pub fn finish_main(end: Ending) -> i32 {
 /// a long loop stops within a few hundred operations.
 pub fn watch_signals(engine: &mut Engine) {
     crate::base::interrupt::install();
-    engine.on_progress(|ops| {
-        if ops & 0xff == 0 {
-            crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
-        } else {
-            None
-        }
-    });
+    engine.on_progress(progress);
+}
+
+/// The progress hook every rhai-mp engine runs: every 256 operations it looks for a stop
+/// (a signal, a cancelled or timed-out task, a host's stop) and, if there is one, ends the
+/// running call (uncatchably). A host that sets its own `on_progress` calls this from it.
+pub fn progress(ops: u64) -> Option<Dynamic> {
+    if ops & 0xff == 0 {
+        crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
+    } else {
+        None
+    }
 }

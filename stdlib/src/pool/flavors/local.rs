@@ -11,7 +11,7 @@
 use super::{Checked, Lost, Message};
 use crate::pool::dispatch::PoolConfig;
 use crate::pool::feeder::{task_fds, Feeder, Task};
-use crate::pool::task::{stop_task, Field, PoolSlots, WorkerArgs};
+use crate::pool::task::{now_ns, stop_task, Field, PoolSlots, WorkerArgs};
 use crate::queue::{Flavour, Queue, QueueCore};
 use rhai::{Array, FnPtr, NativeCallContext, INT};
 use rhai_mp_core::mp_err;
@@ -36,7 +36,16 @@ pub(in crate::pool) struct LocalWorkers {
     feeder: Option<Feeder>,
     /// Under `fork`: the server that forks workers (made when the pool was).
     server: Option<ForkServer>,
+    max_memory: u64,
+    /// Workers asked to stop a cancelled call's item: `(worker, job, when)`.
+    stopping: Vec<(usize, u64, u64)>,
+    /// Workers this pool killed, with the error their task fails with.
+    killed: std::collections::HashMap<usize, rhai_mp_core::prelude::MpError>,
 }
+
+/// How long a task past its timeout (or cancelled) may take to stop on its own before its
+/// worker is killed.
+pub(in crate::pool) const GRACE_NS: u64 = 200_000_000;
 
 fn worker_prefix(method: StartMethod) -> &'static str {
     match method {
@@ -65,6 +74,9 @@ impl LocalWorkers {
             maxtasks: cfg.maxtasks,
             feeder: None,
             server: None,
+            max_memory: cfg.max_memory,
+            stopping: Vec::new(),
+            killed: std::collections::HashMap::new(),
         };
         if w.method == StartMethod::Fork {
             // Checks first what `Process::start` would (a daemon cannot have children …).
@@ -89,6 +101,7 @@ impl LocalWorkers {
             initializer: self.initializer.clone(),
             initargs: self.initargs.clone(),
             maxtasks: self.maxtasks.max(0) as u64,
+            max_memory: self.max_memory,
         };
         let payload = rhai_mp_core::wire::encode_message(&args)?;
         let p = Process::native(crate::pool::worker::ENTRY, payload, None, Some(true), Some(self.method));
@@ -140,8 +153,86 @@ impl LocalWorkers {
         }
     }
 
-    /// Notices workers that ended: the task a dead one held is lost (`WorkerLostError`).
+    /// A new call got number `job`: its cancel bit is cleared.
+    pub(super) fn new_job(&mut self, job: u64) {
+        self.slots.uncancel(job);
+    }
+
+    /// Cancels call `job`: workers skip its queued tasks; those running one of its items are
+    /// signalled to stop it (and killed at a check past the grace if they do not).
+    pub(super) fn cancel(&mut self, job: u64) {
+        self.slots.cancel(job);
+        let now = now_ns();
+        for (i, w) in self.workers.iter().enumerate() {
+            if let Some(p) = w {
+                if self.slots.get(i, Field::Job) == job {
+                    if let Ok(Some(pid)) = p.pid() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGUSR2,
+                        );
+                    }
+                    self.stopping.push((i, job, now));
+                }
+            }
+        }
+    }
+
+    /// Kills the workers whose item ran past its timeout, or past a cancel, by more than
+    /// the grace (their task fails with the error noted in `killed`). Reads the clock only
+    /// when an item with a timeout runs or a cancel is pending.
+    fn enforce(&mut self) {
+        let timed = (0..self.workers.len()).any(|i| self.slots.get(i, Field::Started) != 0);
+        if !timed && self.stopping.is_empty() {
+            return;
+        }
+        let now = now_ns();
+        let mut kill = Vec::new();
+        for i in 0..self.workers.len() {
+            let started = self.slots.get(i, Field::Started);
+            let limit = self.slots.get(i, Field::Limit);
+            if started != 0 && self.slots.get(i, Field::Job) != 0 && now > started + limit + GRACE_NS {
+                let item = self.slots.get(i, Field::Item);
+                let t = limit as f64 / 1e9;
+                let pid = self.workers[i].as_ref().and_then(|p| p.pid().ok().flatten()).unwrap_or(0);
+                let e = mp_err!(
+                    TimeoutError,
+                    "task {item} ran longer than its timeout of {t} s and did not stop: its worker (pid {pid}) was killed"
+                )
+                .with("task", item as INT)
+                .with("pid", pid as INT)
+                .with("timeout", t);
+                kill.push((i, e));
+            }
+        }
+        let slots = &self.slots;
+        self.stopping.retain(|&(i, job, since)| {
+            if slots.get(i, Field::Job) != job {
+                return false;
+            }
+            if now <= since + GRACE_NS {
+                return true;
+            }
+            kill.push((
+                i,
+                mp_err!(CancelledError, "the call was cancelled").with("task", slots.get(i, Field::Item) as INT),
+            ));
+            false
+        });
+        for (i, e) in kill {
+            if let Some(p) = &self.workers[i] {
+                if !self.killed.contains_key(&i) {
+                    let _ = p.kill();
+                    self.killed.insert(i, e);
+                }
+            }
+        }
+    }
+
+    /// Notices workers that ended: the task a dead one held is lost (`WorkerLostError`, or
+    /// the error it was killed for).
     pub(super) fn check(&mut self, out: &mut Vec<Message>) -> MpResult<Checked> {
+        self.enforce();
         let mut dead = Vec::new();
         for (i, w) in self.workers.iter().enumerate() {
             if let Some(p) = w {
@@ -172,6 +263,8 @@ impl LocalWorkers {
         }
         for (i, p, code) in dead {
             let job = self.slots.get(i, Field::Job);
+            let killed = self.killed.remove(&i);
+            self.slots.set(i, Field::Started, 0);
             if job != 0 {
                 let (chunk, item) = (self.slots.get(i, Field::Chunk), self.slots.get(i, Field::Item));
                 let pid = p.pid().ok().flatten().unwrap_or(0);
@@ -180,12 +273,28 @@ impl LocalWorkers {
                 } else {
                     format!("exited with code {code}")
                 };
-                let error =
-                    mp_err!(WorkerLostError, "pool worker {} (pid {pid}) {how} while running task {item}", p.name())
+                let error = match killed {
+                    Some(e) => e,
+                    // Past its memory limit, an allocation fails and the worker aborts.
+                    None if self.max_memory > 0 && [-libc::SIGABRT, -libc::SIGSEGV, -libc::SIGBUS].contains(&code) => {
+                        mp_err!(
+                            MemoryError,
+                            "task {item} needed more memory than the pool's max_memory ({} bytes): its worker (pid {pid}) {how}",
+                            self.max_memory
+                        )
+                        .with("task", item as INT)
                         .with("pid", pid as INT)
-                        .with("exitcode", code as INT)
-                        .with("task", item as INT);
-                checked.lost.push(Lost { job, chunk, error });
+                    }
+                    None => mp_err!(
+                        WorkerLostError,
+                        "pool worker {} (pid {pid}) {how} while running task {item}",
+                        p.name()
+                    )
+                    .with("pid", pid as INT)
+                    .with("exitcode", code as INT)
+                    .with("task", item as INT),
+                };
+                checked.lost.push(Lost { job, chunk, item: Some(item), error });
                 self.slots.set(i, Field::Job, 0);
             }
             self.workers[i] = None;

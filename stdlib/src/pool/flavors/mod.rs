@@ -33,6 +33,8 @@ pub(super) type Message = (Payload, Vec<OwnedFd>);
 pub(super) struct Lost {
     pub job: u64,
     pub chunk: u64,
+    /// The item that ran, when known.
+    pub item: Option<u64>,
     pub error: MpError,
 }
 
@@ -126,10 +128,26 @@ impl Workers {
                 lost: r
                     .take_lost()
                     .into_iter()
-                    .map(|l| Lost { job: l.held.job, chunk: l.held.chunk, error: l.error })
+                    .map(|l| Lost { job: l.held.job, chunk: l.held.chunk, item: None, error: l.error })
                     .collect(),
                 broken: None,
             }),
+        }
+    }
+
+    /// A new call got number `job`: forget an old cancel of the same number.
+    pub(super) fn new_job(&mut self, job: u64) {
+        if let Workers::Local(w) = self {
+            w.new_job(job);
+        }
+    }
+
+    /// Cancels call `job`: its queued tasks are skipped, its running ones stopped (a local
+    /// worker that does not stop within a grace is killed, at a later check).
+    pub(super) fn cancel(&mut self, job: u64) {
+        match self {
+            Workers::Local(w) => w.cancel(job),
+            Workers::Ranks(r) => r.cancel(job),
         }
     }
 

@@ -233,6 +233,22 @@ impl RankWorkers {
         self.waiting.clear();
     }
 
+    /// Cancels call `job`: its tasks waiting here are dropped; the ranks that hold some are
+    /// told (they skip the queued ones and stop the running one; each still answers, so
+    /// that the count of tasks a rank holds stays right).
+    pub(super) fn cancel(&mut self, job: u64) {
+        self.waiting.retain(|t| TaskHead::read(t).is_none_or(|h| h.job != job));
+        let owner = self.owner;
+        let ranks: Vec<u32> =
+            self.held.iter().filter(|(_, held)| held.iter().any(|h| h.job == job)).map(|(r, _)| *r).collect();
+        let _ = with_head(|h| {
+            for r in ranks {
+                h.send(owner, r, &ToRank::Cancel { owner, job })?;
+            }
+            Ok(())
+        });
+    }
+
     /// Lets the ranks go (the pool's work is done).
     pub(super) fn release(&mut self) {
         let owner = self.owner;
