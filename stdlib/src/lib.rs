@@ -60,6 +60,8 @@ pub mod bindings {
     pub use crate::manager::proxy_functions as proxy;
     pub use crate::memory::memory_functions as memory;
     pub use crate::os::os_functions as os;
+    pub use crate::pool::executor_functions as executor;
+    pub use crate::pool::futures_functions as futures;
     pub use crate::pool::pool_functions as pool;
     pub use crate::pool::result_functions as pool_results;
     pub use crate::process::process_functions as process;
@@ -125,6 +127,7 @@ def_package! {
         combine_with_exported_module!(lib, "proxy", manager::proxy_functions);
         combine_with_exported_module!(lib, "proxied", manager::proxied_functions);
         combine_with_exported_module!(lib, "memory", memory::memory_functions);
+        combine_with_exported_module!(lib, "executor", pool::executor_functions);
         manager::register(lib);
         pool::register(lib);
         lib.set_iterable::<array::SharedArray>();
@@ -133,6 +136,7 @@ def_package! {
         engine.register_static_module("os", exported_module!(os::os_functions).into());
         engine.register_static_module("time", exported_module!(time::time_functions).into());
         engine.register_static_module("mpi", exported_module!(cluster::mpi_functions).into());
+        engine.register_static_module("futures", exported_module!(pool::futures_functions).into());
         context::register_mirrors(engine);
         // Every engine notices stops (a signal, a task's timeout, a cancel, a host's stop).
         engine.on_progress(rhai_mp_core::run::interp::progress);

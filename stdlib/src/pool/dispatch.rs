@@ -83,6 +83,8 @@ pub struct PoolInner {
     /// The pool's `task_timeout` (ns, 0: none) and `max_memory` (bytes, 0: none).
     task_timeout_ns: u64,
     max_memory: u64,
+    /// This pool (for the futures its done callbacks get).
+    me: std::rc::Weak<RefCell<PoolInner>>,
 }
 
 /// A call's task kind and encoded function (its bytes, and descriptors shared by its tasks).
@@ -131,8 +133,11 @@ impl Pool {
             last_check: Instant::now(),
             task_timeout_ns: cfg.task_timeout_ns,
             max_memory: cfg.max_memory,
+            me: std::rc::Weak::new(),
         };
-        Ok(Pool(Rc::new(RefCell::new(inner))))
+        let pool = Pool(Rc::new(RefCell::new(inner)));
+        pool.0.borrow_mut().me = Rc::downgrade(&pool.0);
+        Ok(pool)
     }
 
     /// `<Pool state=RUN pool_size=2>`.
@@ -303,6 +308,75 @@ impl Pool {
         self.0.borrow_mut().cancel(job)
     }
 
+    /// Cancels every call no worker has started (an executor's `cancel_futures`).
+    pub fn cancel_pending(&self) {
+        let jobs: Vec<Rc<RefCell<Job>>> = self.0.borrow().jobs.values().cloned().collect();
+        for j in jobs {
+            let id = j.borrow().id;
+            if !self.0.borrow().workers.running(id) {
+                self.cancel(&j);
+            }
+        }
+    }
+
+    /// Whether a worker runs one of the call's tasks now.
+    pub fn running(&self, job: &Rc<RefCell<Job>>) -> bool {
+        let id = job.borrow().id;
+        self.0.try_borrow().is_ok_and(|p| p.workers.running(id))
+    }
+
+    /// An executor's `shutdown`: no more calls; with `wait`, waits for every call and for
+    /// the workers to exit.
+    pub fn shutdown(&self, ctx: Option<&NativeCallContext>, wait: bool) -> RhaiResult<()> {
+        {
+            let mut p = self.0.borrow_mut();
+            if p.state == PoolState::Run {
+                p.state = PoolState::Close;
+            }
+            if !wait || p.state == PoolState::Terminate {
+                return Ok(());
+            }
+        }
+        let inner = self.0.clone();
+        self.pump(ctx, Deadline::NEVER, &|| inner.borrow().jobs.is_empty())?;
+        if self.0.borrow().state == PoolState::Close {
+            self.0.borrow_mut().workers.join()?;
+            self.0.borrow_mut().state = PoolState::Terminate;
+        }
+        Ok(())
+    }
+
+    /// An executor's `terminate_workers` / `kill_workers`: the workers end now, and the
+    /// calls still running fail with `BrokenProcessPool`.
+    pub fn break_off(&self, kill: bool) {
+        let f = Failure::Local(mp_err!(
+            BrokenProcessPool,
+            "A process in the process pool was terminated abruptly while the future was running or pending"
+        ));
+        let mut p = self.0.borrow_mut();
+        for (_, job) in std::mem::take(&mut p.jobs) {
+            let cb = job.borrow_mut().fail_all(&f);
+            if let Some(cb) = cb {
+                p.callbacks.push_back(cb);
+            }
+            p.fire_done(&job);
+        }
+        if kill {
+            p.workers.kill();
+        }
+        p.terminate();
+    }
+
+    /// [`Pool::wait_job`] without a context (no callbacks run).
+    pub fn wait_job_opt(
+        &self,
+        ctx: Option<&NativeCallContext>,
+        job: &Rc<RefCell<Job>>,
+        deadline: Deadline,
+    ) -> RhaiResult<bool> {
+        self.pump(ctx, deadline, &|| job.borrow().outcome.is_some())
+    }
+
     /// Waits for a call's outcome, until `deadline` at most; whether it came.
     pub fn wait_job(&self, ctx: &NativeCallContext, job: &Rc<RefCell<Job>>, deadline: Deadline) -> RhaiResult<bool> {
         self.pump(Some(ctx), deadline, &|| job.borrow().outcome.is_some())
@@ -463,8 +537,25 @@ impl PoolInner {
         self.workers.send(task)
     }
 
+    /// Queues a done future's callbacks (each gets the future).
+    fn fire_done(&mut self, job: &Rc<RefCell<Job>>) {
+        let cbs = {
+            let mut j = job.borrow_mut();
+            if j.outcome.is_none() || j.done_callbacks.is_empty() {
+                return;
+            }
+            std::mem::take(&mut j.done_callbacks)
+        };
+        let Some(me) = self.me.upgrade() else { return };
+        let fut = Dynamic::from(super::executor::Future { pool: Pool(me), job: job.clone() });
+        for cb in cbs {
+            self.callbacks.push_back((cb, fut.clone()));
+        }
+    }
+
     /// Records a finished call (an empty map is finished at once).
     fn settle(&mut self, job: &Rc<RefCell<Job>>) {
+        self.fire_done(job);
         let mut j = job.borrow_mut();
         if j.all_sent && j.sent == 0 && j.kind == JobKind::Map {
             if let Some(cb) = j.finish(Ok(Dynamic::from_array(Vec::new()))) {
@@ -653,6 +744,7 @@ impl PoolInner {
         self.funcs.remove(&id);
         self.lazy.retain(|l| !Rc::ptr_eq(l, job));
         self.workers.cancel(id);
+        self.fire_done(job);
         true
     }
 

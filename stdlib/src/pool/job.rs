@@ -122,6 +122,8 @@ pub struct Job {
     pub cancelled: bool,
     /// How many chunks may go ahead of the results read (imap; `None`: the pool's).
     pub ahead_limit: Option<u64>,
+    /// A future's done callbacks (they get the future), run once the call is done.
+    pub done_callbacks: Vec<FnPtr>,
 }
 
 impl Job {
@@ -152,6 +154,7 @@ impl Job {
             parts: HashMap::new(),
             cancelled: false,
             ahead_limit: None,
+            done_callbacks: Vec::new(),
         }
     }
 

@@ -17,6 +17,7 @@
 
 mod bindings;
 mod dispatch;
+mod executor;
 mod feeder;
 mod flavors;
 mod job;
@@ -26,7 +27,14 @@ mod worker;
 
 pub use bindings::pool_functions;
 pub use dispatch::Pool;
-pub(crate) use results::register;
+pub use executor::{executor_functions, futures_functions};
+pub(crate) use results::register as register_results;
+
+/// Makes the imap iterators and `as_completed` work in `for` loops.
+pub(crate) fn register(lib: &mut rhai::Module) {
+    register_results(lib);
+    executor::register(lib);
+}
 pub use results::result_functions;
 pub(crate) use worker::{cancel_on_rank, entry as worker_entry, run_rank_init, run_rank_task, ENTRY as WORKER_ENTRY};
 
@@ -83,7 +91,7 @@ impl ImapIterator {
     }
 }
 
-fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
+pub(crate) fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
     let mut cfg = PoolConfig {
         processes: std::thread::available_parallelism().map_or(1, |n| n.get()),
         initializer: None,
@@ -145,7 +153,7 @@ pub(crate) fn max_memory(n: Option<INT>) -> MpResult<u64> {
     }
 }
 
-fn source(iterable: Dynamic, func: &str) -> MpResult<Source> {
+pub(crate) fn source(iterable: Dynamic, func: &str) -> MpResult<Source> {
     if let Some(r) = iterable.read_lock::<Range<INT>>() {
         return Ok(Source::Range { next: r.start, end: r.end });
     }
@@ -159,7 +167,7 @@ fn source(iterable: Dynamic, func: &str) -> MpResult<Source> {
     .map(|v| Source::Items(v.into_iter()))
 }
 
-fn chunksize(v: &Dynamic, func: &str) -> MpResult<u64> {
+pub(crate) fn chunksize(v: &Dynamic, func: &str) -> MpResult<u64> {
     let n = opts::arg_int(v, func, "chunksize")?;
     if n < 1 {
         return Err(mp_err!(ValueError, "chunksize of {func}() must be 1 or more, not {n}"));
@@ -174,7 +182,7 @@ fn default_chunksize(pool: &Pool, len: u64) -> u64 {
 }
 
 /// Options of a call: `#{chunksize, callback, error_callback, timeout}` or a chunksize.
-struct AsyncOpts {
+pub(crate) struct AsyncOpts {
     chunksize: Option<u64>,
     callback: Option<FnPtr>,
     error_callback: Option<FnPtr>,
@@ -188,7 +196,7 @@ impl AsyncOpts {
     }
 }
 
-fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> MpResult<AsyncOpts> {
+pub(crate) fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> MpResult<AsyncOpts> {
     let mut out = AsyncOpts { chunksize: None, callback: None, error_callback: None, timeout: None };
     match v {
         None => {}
@@ -222,7 +230,7 @@ fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> M
 }
 
 /// Runs due callbacks (a call on the pool is their deadline) without waiting.
-fn settle_due(ctx: Option<&NativeCallContext>, pool: &Pool) -> RhaiResult<()> {
+pub(crate) fn settle_due(ctx: Option<&NativeCallContext>, pool: &Pool) -> RhaiResult<()> {
     if ctx.is_some() {
         pool.pump(ctx, Deadline::now(), &|| true)?;
     }
@@ -244,7 +252,7 @@ fn start_map(
     pool.submit(JobKind::Map, task, f, src, cs, o.callback, o.error_callback, bounds)
 }
 
-fn start_apply(
+pub(crate) fn start_apply(
     pool: &Pool,
     func: &'static str,
     f: Dynamic,

@@ -153,6 +153,18 @@ impl LocalWorkers {
         }
     }
 
+    /// Whether a worker runs a task of call `job` now.
+    pub(super) fn running(&self, job: u64) -> bool {
+        (0..self.workers.len()).any(|i| self.workers[i].is_some() && self.slots.get(i, Field::Job) == job)
+    }
+
+    /// Kills every worker at once (SIGKILL).
+    pub(super) fn kill(&mut self) {
+        for p in self.workers.iter().flatten() {
+            let _ = p.kill();
+        }
+    }
+
     /// A new call got number `job`: its cancel bit is cleared.
     pub(super) fn new_job(&mut self, job: u64) {
         self.slots.uncancel(job);

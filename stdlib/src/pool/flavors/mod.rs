@@ -151,6 +151,21 @@ impl Workers {
         }
     }
 
+    /// Whether a worker runs a task of call `job` now.
+    pub(super) fn running(&self, job: u64) -> bool {
+        match self {
+            Workers::Local(w) => w.running(job),
+            Workers::Ranks(r) => r.running(job),
+        }
+    }
+
+    /// Kills every local worker at once (SIGKILL; an executor's `kill_workers`).
+    pub(super) fn kill(&mut self) {
+        if let Workers::Local(w) = self {
+            w.kill();
+        }
+    }
+
     /// Starts replacements for the workers that are gone (ranks are not replaced).
     pub(super) fn replace(&mut self) -> MpResult<()> {
         match self {

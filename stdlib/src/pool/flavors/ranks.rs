@@ -249,6 +249,11 @@ impl RankWorkers {
         });
     }
 
+    /// Whether a rank runs a task of call `job` now (the first it holds).
+    pub(super) fn running(&self, job: u64) -> bool {
+        self.held.values().any(|h| h.front().is_some_and(|t| t.job == job))
+    }
+
     /// Lets the ranks go (the pool's work is done).
     pub(super) fn release(&mut self) {
         let owner = self.owner;
