@@ -119,7 +119,16 @@ pub const GROUPS: &[Group] = &[
         sections: &[
             section("Pool", &[("Pool", "pool")], &["Pool"], &["Pool("]),
             section("AsyncResult", &[("AsyncResult", "r")], &[], &[".apply_async(", ".map_async(", ".starmap_async("]),
-            section("imap iterators", &[("ImapIterator", "it")], &[], &[".imap(", ".imap_unordered("]),
+            section("imap iterators", &[("ImapIterator", "it")], &[], &[".imap(", ".imap_unordered(", ".map("]),
+        ],
+    },
+    Group {
+        title: "Executor (concurrent.futures)",
+        sections: &[
+            section("ProcessPoolExecutor", &[("Executor", "ex")], &["ProcessPoolExecutor"], &["ProcessPoolExecutor("]),
+            section("Future", &[("Future", "fut")], &[], &[".submit("]),
+            section("as_completed", &[("AsCompleted", "it")], &["as_completed"], &["as_completed("]),
+            module("futures"),
         ],
     },
     Group {
@@ -132,7 +141,10 @@ pub const GROUPS: &[Group] = &[
     Group { title: "os::", sections: &[module("os")] },
     Group { title: "time::", sections: &[module("time")] },
     Group { title: "mpi::", sections: &[module("mpi")] },
-    Group { title: "Other", sections: &[section("", &[], &["exit"], &[])] },
+    Group {
+        title: "Other",
+        sections: &[section("", &[], &["exit"], &[]), section("Memory", &[], &["pad", "blob"], &[])],
+    },
 ];
 
 /// The section that takes `entry`: by its module, its receiver type, then its name.
