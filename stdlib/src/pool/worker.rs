@@ -62,12 +62,14 @@ struct Current {
 }
 
 thread_local! {
-    static CURRENT: Current = Current {
-        job: Cell::new(0),
-        deadline: Cell::new(0),
-        slots: RefCell::new(None),
-        rank_cancelled: RefCell::new(Vec::new()),
-        owner: Cell::new(0),
+    static CURRENT: Current = const {
+        Current {
+            job: Cell::new(0),
+            deadline: Cell::new(0),
+            slots: RefCell::new(None),
+            rank_cancelled: RefCell::new(Vec::new()),
+            owner: Cell::new(0),
+        }
     };
 }
 

@@ -179,10 +179,8 @@ impl LocalWorkers {
             if let Some(p) = w {
                 if self.slots.get(i, Field::Job) == job {
                     if let Ok(Some(pid)) = p.pid() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid as i32),
-                            nix::sys::signal::Signal::SIGUSR2,
-                        );
+                        let _ =
+                            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR2);
                     }
                     self.stopping.push((i, job, now));
                 }
@@ -233,9 +231,9 @@ impl LocalWorkers {
         });
         for (i, e) in kill {
             if let Some(p) = &self.workers[i] {
-                if !self.killed.contains_key(&i) {
+                if let std::collections::hash_map::Entry::Vacant(v) = self.killed.entry(i) {
                     let _ = p.kill();
-                    self.killed.insert(i, e);
+                    v.insert(e);
                 }
             }
         }
