@@ -110,7 +110,7 @@ fn cancel_before_while_and_after(m: &str) {
     let done = p.apply_async(|| 5);
     print(done.get());
     print(done.cancel());                   // after it finished
-    try { print(q.get(#{timeout: 0.3})) } catch (e) { print(e.type) }   // the cancelled task never ran
+    try { print(q.get(true, 0.3)) } catch (e) { print(e.type) }   // the cancelled task never ran
     let it = p.imap(|x| if x == 1 { loop {} } else { x }, 0..5);
     print(it.next());
     print(it.cancel());

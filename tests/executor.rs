@@ -71,7 +71,7 @@ if __name__ == "__main__" {
   print(`${r.done.len()} ${r.not_done.len()}`);
   try { futures::wait([1]) } catch (e) { print(e.type) }
   try { futures::wait([], #{return_when: "SOMETIMES"}) } catch (e) { print(e.type) }
-  try { for f in as_completed([ex.submit(|| time::sleep(1e9))], 0.1) {} } catch (e) { print(e.type) }
+  try { for f in as_completed([ex.submit(|| time::sleep(1e9))], 0.1) { print(f) } } catch (e) { print(e.type) }
   ex.kill_workers();
 }
 "#,
