@@ -19,11 +19,13 @@ macro_rules! per_method {
 }
 
 mod bad_input;
+mod bounded;
 mod chaos;
 mod cli;
 mod common;
 mod embedding;
 mod errors;
+mod executor;
 mod faults;
 mod manager;
 mod mpi;

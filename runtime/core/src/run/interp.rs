@@ -179,11 +179,16 @@ pub fn watch_sigint(engine: &mut Engine) {
 /// The progress hook that stops a running script when a signal this process notes came
 /// (it does nothing where no handler was installed).
 pub fn notice_signals(engine: &mut Engine) {
-    engine.on_progress(|ops| {
-        if ops & 0xff == 0 {
-            crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
-        } else {
-            None
-        }
-    });
+    engine.on_progress(progress);
+}
+
+/// The progress hook every rhai-mp engine runs: every 256 operations it looks for a stop
+/// (a signal, a cancelled or timed-out task, a host's stop) and, if there is one, ends the
+/// running call (uncatchably). A host that sets its own `on_progress` calls this from it.
+pub fn progress(ops: u64) -> Option<Dynamic> {
+    if ops & 0xff == 0 {
+        crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
+    } else {
+        None
+    }
 }
