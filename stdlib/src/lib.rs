@@ -25,6 +25,7 @@ mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hold;
+mod listener;
 mod lock;
 mod manager;
 mod opts;
@@ -40,6 +41,7 @@ mod value;
 mod wait;
 
 pub use connection::Connection;
+pub use listener::Listener;
 
 /// The Rhai-visible functions, one module per primitive: what [`MultiprocessingPackage`]
 /// registers (`os` and `time` are the static modules `os::` and `time::`). Their
@@ -53,6 +55,7 @@ pub mod bindings {
     pub use crate::context::context_functions as context;
     pub use crate::event::event_functions as event;
     pub use crate::hold::hold_functions as hold;
+    pub use crate::listener::listener_functions as listener;
     pub use crate::lock::lock_functions as lock;
     pub use crate::manager::manager_functions as manager;
     pub use crate::manager::proxied_functions as proxied;
@@ -108,6 +111,7 @@ def_package! {
         combine_with_exported_module!(lib, "queue", queue::queue_functions);
         combine_with_exported_module!(lib, "simple_queue", queue::simple_queue_functions);
         combine_with_exported_module!(lib, "wait", wait::wait_functions);
+        combine_with_exported_module!(lib, "listener", listener::listener_functions);
         combine_with_exported_module!(lib, "lock", lock::lock_functions);
         combine_with_exported_module!(lib, "semaphore", semaphore::semaphore_functions);
         combine_with_exported_module!(lib, "event", event::event_functions);

@@ -32,12 +32,15 @@ fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
     }
     Err(mp_err!(
         TypeError,
-        "objects[{i}]: wait() takes connections, queues, processes and sentinels, not {}",
+        "objects[{i}]: wait() takes connections, listeners, queues, processes and sentinels, not {}",
         opts::type_name(obj)
     ))
 }
 
 fn wait_for(objects: Array, deadline: Deadline) -> MpResult<Array> {
+    if objects.iter().any(crate::listener::is_driven) {
+        return crate::listener::wait_driven(objects, deadline, fd_of);
+    }
     let fds = objects.iter().enumerate().map(|(i, o)| fd_of(o, i)).collect::<MpResult<Vec<i32>>>()?;
     if fds.is_empty() {
         return Ok(Array::new());
