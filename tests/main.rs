@@ -25,6 +25,7 @@ mod common;
 mod embedding;
 mod errors;
 mod faults;
+mod listener;
 mod manager;
 mod mpi;
 mod oversubscribed;
