@@ -334,6 +334,29 @@ mod tests {
         assert!(s.result.is_err());
     }
 
+    /// Writes seeds for the fuzz target when `RHAI_MP_FUZZ_SEEDS` names a directory (how
+    /// `runtime/fuzz/corpus/listener_handshake/` was made): real frames of both sides, each
+    /// after its length byte.
+    #[test]
+    fn fuzz_seeds() {
+        let Some(dir) = std::env::var_os("RHAI_MP_FUZZ_SEEDS") else { return };
+        let dir = std::path::Path::new(&dir).join("listener_handshake");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut l, first) = Handshake::listener(b"key").unwrap();
+        let mut c = Handshake::client(b"key");
+        let answer = c.on_frame(&first).send;
+        let after = l.on_frame(&answer[0]).send;
+        let cut = |frames: &[Vec<u8>]| -> Vec<u8> {
+            frames.iter().flat_map(|f| std::iter::once(f.len() as u8).chain(f.iter().copied())).collect()
+        };
+        let mut legacy = CHALLENGE.to_vec();
+        legacy.extend_from_slice(&[3; 20]);
+        let seeds = [cut(&[first.clone(), WELCOME.to_vec()]), cut(&answer), cut(&after), cut(&[legacy])];
+        for (i, seed) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("handshake-{i}")), seed).unwrap();
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
         #[test]

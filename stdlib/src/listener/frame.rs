@@ -494,6 +494,26 @@ mod tests {
         assert_eq!(parse(&h), Ok(Some((12, 0x8000_0000))));
     }
 
+    /// Writes seeds for the fuzz target when `RHAI_MP_FUZZ_SEEDS` names a directory (how
+    /// `runtime/fuzz/corpus/listener_frames/` was made): two piece-size bytes, then frames.
+    #[test]
+    fn fuzz_seeds() {
+        let Some(dir) = std::env::var_os("RHAI_MP_FUZZ_SEEDS") else { return };
+        let dir = std::path::Path::new(&dir).join("listener_frames");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut two = vec![5, 2];
+        two.extend(frame(b"\x80\x03N."));
+        two.extend(frame(b"hello"));
+        let mut long = vec![16, 4, 0xff, 0xff, 0xff, 0xff];
+        long.extend_from_slice(&70u64.to_be_bytes());
+        long.extend_from_slice(&[1; 70]);
+        let mut torn = vec![3, 1];
+        torn.extend(&frame(&[9; 40])[..20]);
+        for (i, seed) in [two, long, torn].iter().enumerate() {
+            std::fs::write(dir.join(format!("frames-{i}")), seed).unwrap();
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
         #[test]

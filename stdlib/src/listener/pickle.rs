@@ -992,6 +992,18 @@ mod tests {
         out
     }
 
+    /// Writes the samples as the fuzz target's seeds when `RHAI_MP_FUZZ_SEEDS` names a
+    /// directory (how `runtime/fuzz/corpus/pickle/` was made).
+    #[test]
+    fn fuzz_seeds() {
+        let Some(dir) = std::env::var_os("RHAI_MP_FUZZ_SEEDS") else { return };
+        let dir = std::path::Path::new(&dir).join("pickle");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in samples().iter().enumerate() {
+            std::fs::write(dir.join(format!("pickle-{i}")), seed).unwrap();
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
         #[test]
