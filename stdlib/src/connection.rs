@@ -66,7 +66,8 @@ impl Connection {
     /// `Client`), with the bytes its reader has read already.
     pub(crate) fn from_stream(fd: OwnedFd, reader: crate::listener::frame::FrameReader) -> Connection {
         let c = Connection::new(fd, true, true);
-        c.0.borrow_mut().stream = Some(Box::new(crate::listener::stream::Stream { reader }));
+        c.0.borrow_mut().stream =
+            Some(Box::new(crate::listener::stream::Stream { reader, spin: rhai_mp_core::Spin::new() }));
         c
     }
 

@@ -325,6 +325,48 @@ pub(crate) fn decode(data: &[u8]) -> MpResult<Dynamic> {
     d.to_dynamic(root, &mut path)
 }
 
+/// Decodes a pickle the caller gives up: one that is a single `bytes` object (what
+/// `send(blob)` and Python's `send(b"..")` make) becomes a blob in the message's own
+/// vector, moved down in place rather than copied into a new one.
+pub(crate) fn decode_owned(mut data: Vec<u8>) -> MpResult<Dynamic> {
+    if let Some((start, end)) = lone_bytes(&data) {
+        data.truncate(end);
+        data.drain(..start);
+        return Ok(Dynamic::from_blob(data));
+    }
+    decode(&data)
+}
+
+/// Where the bytes are in a pickle of one `bytes` object and nothing else.
+fn lone_bytes(d: &[u8]) -> Option<(usize, usize)> {
+    if d.len() < 4 || d[0] != op::PROTO || d[1] < 3 || d[1] > 5 {
+        return None;
+    }
+    let mut i = 2;
+    if d[i] == op::FRAME {
+        i += 9;
+    }
+    let (start, len) = match *d.get(i)? {
+        op::SHORT_BINBYTES => (i + 2, *d.get(i + 1)? as usize),
+        op::BINBYTES => (i + 5, u32::from_le_bytes(d.get(i + 1..i + 5)?.try_into().ok()?) as usize),
+        op::BINBYTES8 => (i + 9, usize::try_from(u64::from_le_bytes(d.get(i + 1..i + 9)?.try_into().ok()?)).ok()?),
+        _ => return None,
+    };
+    let end = start.checked_add(len)?;
+    let rest = d.get(end..)?;
+    match rest {
+        [op::STOP, ..] | [op::MEMOIZE, op::STOP, ..] | [op::BINPUT, _, op::STOP, ..] => Some((start, end)),
+        _ => None,
+    }
+}
+
+/// The start of the pickle of a lone blob, whose bytes then follow, and its end (`send`
+/// writes a big blob from where it is, without copying it into the message first).
+pub(crate) fn blob_head(len: usize) -> Option<([u8; 7], [u8; 1])> {
+    let n = u32::try_from(len).ok()?.to_le_bytes();
+    Some(([op::PROTO, PROTOCOL, op::BINBYTES, n[0], n[1], n[2], n[3]], [op::STOP]))
+}
+
 struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
@@ -935,6 +977,26 @@ mod tests {
                 "[(), true, 1, -1, 300, 70000, 1099511627776, -9223372036854775808, 1.5, \"hé\", [6162], [], [1], #{\"a\": 1}, [78], []]",
             );
         }
+    }
+
+    #[test]
+    fn a_lone_blob_is_read_in_place() {
+        for b in [vec![], vec![1, 2, 3], vec![9; 70_000]] {
+            let p = encode(&Dynamic::from_blob(b.clone())).unwrap();
+            assert!(lone_bytes(&p).is_some());
+            assert_eq!(decode_owned(p).unwrap().into_blob().unwrap(), b);
+        }
+        // Python's protocol 4 and 5 forms (FRAME, MEMOIZE).
+        let v = decode_owned(b"\x80\x04\x95\x08\x00\x00\x00\x00\x00\x00\x00C\x03abc\x94.".to_vec()).unwrap();
+        assert_eq!(v.into_blob().unwrap(), b"abc");
+        // Anything else goes the long way (and a short length is no lone blob).
+        assert!(lone_bytes(b"\x80\x03C\x05ab.").is_none());
+        assert!(decode_owned(b"\x80\x03C\x05ab.".to_vec()).is_err());
+        let (head, tail) = blob_head(2).unwrap();
+        let mut p = head.to_vec();
+        p.extend_from_slice(b"xy");
+        p.extend_from_slice(&tail);
+        assert_eq!(decode(&p).unwrap().into_blob().unwrap(), b"xy");
     }
 
     #[test]

@@ -24,6 +24,27 @@ use std::os::fd::BorrowedFd;
 #[derive(Debug, Default)]
 pub(crate) struct Stream {
     pub(crate) reader: FrameReader,
+    /// How long a `recv` polls before it sleeps (adaptive, as a pipe end's).
+    pub(crate) spin: rhai_mp_core::Spin,
+}
+
+/// Reads what has arrived, polling for a moment first while polling pays (see
+/// `rhai_mp_core::spin`): a reply often comes within microseconds, and catching it saves
+/// the sleep and the wake-up. Returns whether anything was read.
+fn fill_spinning(fd: BorrowedFd, st: &mut Stream, limit: Option<u64>, what: &str) -> MpResult<bool> {
+    let Stream { reader, spin } = st;
+    let mut failed = None;
+    let got = spin.spin_while(|| match reader.fill(fd, limit) {
+        Ok(read) => !read,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    });
+    match failed {
+        Some(e) => Err(io_error(what, e)),
+        None => Ok(got),
+    }
 }
 
 /// The error for an I/O failure during `what`.
@@ -36,6 +57,13 @@ pub(crate) fn io_error(what: &str, e: std::io::Error) -> MpError {
 
 /// Sends `value` as a pickle, in one frame.
 pub(crate) fn send_value(fd: BorrowedFd, value: &Dynamic) -> MpResult<()> {
+    // A big blob alone goes from where it is: header and opcodes around it, no copy.
+    if let Some(b) = value.read_lock::<rhai::Blob>() {
+        if let (true, Some((head, tail))) = (b.len() >= 64 * 1024, pickle::blob_head(b.len())) {
+            let (h, n) = super::frame::header(head.len() + b.len() + tail.len());
+            return super::frame::send_all(fd, &[&h[..n], &head, &b, &tail]).map_err(|e| io_error("send", e));
+        }
+    }
     // Room for the longest header in front, so that header and payload go in one write.
     let mut buf = vec![0u8; 12];
     pickle::encode_into(value, "obj", &mut buf)?;
@@ -73,7 +101,7 @@ pub(crate) fn recv_frame(fd: BorrowedFd, st: &mut Stream, max: Option<usize>) ->
             Next::Pending => {}
         }
         let limit = max.map(|m| m as u64);
-        if !st.reader.fill(fd, limit).map_err(|e| io_error("recv", e))? {
+        if !fill_spinning(fd, st, limit, "recv")? {
             rhai_mp_core::wait_readable(fd, Deadline::NEVER).map_err(|e| io_error("recv", e))?;
         }
     }
@@ -82,8 +110,9 @@ pub(crate) fn recv_frame(fd: BorrowedFd, st: &mut Stream, max: Option<usize>) ->
 /// Receives the next message and unpickles it.
 pub(crate) fn recv_value(fd: BorrowedFd, st: &mut Stream) -> MpResult<Dynamic> {
     let frame = recv_frame(fd, st, None)?;
-    pickle::decode(&frame).map_err(|e| {
-        if frame.starts_with(auth::CHALLENGE) {
+    let challenge = frame.starts_with(auth::CHALLENGE);
+    pickle::decode_owned(frame).map_err(|e| {
+        if challenge {
             return mp_err!(
                 AuthenticationError,
                 "the peer sent an authentication challenge: it has an authkey, and this connection was made without \
@@ -100,9 +129,12 @@ pub(crate) fn poll(fd: BorrowedFd, st: &mut Stream, deadline: Deadline) -> MpRes
         if st.reader.ready() {
             return Ok(true);
         }
-        if !st.reader.fill(fd, None).map_err(|e| io_error("poll", e))?
-            && !rhai_mp_core::wait_readable(fd, deadline).map_err(|e| io_error("poll", e))?
-        {
+        let read = if deadline.passed() {
+            st.reader.fill(fd, None).map_err(|e| io_error("poll", e))?
+        } else {
+            fill_spinning(fd, st, None, "poll")?
+        };
+        if !read && !rhai_mp_core::wait_readable(fd, deadline).map_err(|e| io_error("poll", e))? {
             return Ok(false);
         }
     }
