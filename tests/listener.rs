@@ -638,3 +638,19 @@ print(a.address.contains("rhai-mp-listener-"));
         out.stderr
     );
 }
+
+/// The example pair: scripts/talk_listener_producer.py starts scripts/talk_listener_pool.rhai and
+/// hands it five jobs; the Pool's results come back checked.
+#[test]
+fn the_example_pair_runs() {
+    let mut cmd = Command::new(python());
+    cmd.current_dir(root()).env("RHAI_MP", bin()).args(["scripts/talk_listener_producer.py", "--spawn"]);
+    let mut p = start(cmd, "talk_listener_producer.py".into(), None);
+    let out = p.finish();
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("job 5: 200 results") && out.stdout.ends_with("server: served 5 jobs\n"),
+        "{}",
+        out.stdout
+    );
+}

@@ -78,6 +78,10 @@ pub const GROUPS: &[Group] = &[
         )],
     },
     Group {
+        title: "Listener and Client",
+        sections: &[section("", &[("Listener", "l")], &["Listener", "Client"], &["Listener("])],
+    },
+    Group {
         title: "Queues",
         sections: &[
             section(
