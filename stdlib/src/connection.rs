@@ -6,6 +6,9 @@
 //! messages travel in a memfd (see `rhai_mp_core::transport`). `Pipe(false)` gives a
 //! read-only and a write-only end. A Connection crosses to other processes — as a `Process`
 //! argument, or through a pipe or queue — as a duplicate of its descriptor.
+//!
+//! `Listener.accept()` and `Client()` make Connections too: a stream socket on CPython's
+//! wire (frames and pickles), whose calls `listener/stream.rs` serves, with the same errors.
 
 use crate::opts;
 use rhai::plugin::*;
