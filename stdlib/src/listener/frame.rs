@@ -341,7 +341,8 @@ pub(crate) fn send_frame(fd: BorrowedFd, payload: &[u8]) -> std::io::Result<()> 
 fn drain(r: &mut FrameReader, fd: BorrowedFd) -> Vec<Next> {
     let mut out = Vec::new();
     loop {
-        let got = r.fill(fd, None).unwrap();
+        // An error (a length the machine cannot hold) ends the connection: nothing more is read.
+        let Ok(got) = r.fill(fd, None) else { return out };
         loop {
             match r.next() {
                 Next::Pending => break,

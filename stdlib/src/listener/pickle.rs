@@ -20,8 +20,8 @@
 //! is checked against the bytes left before anything is copied; the value is built in an
 //! arena of nodes as the pickle's stack machine runs, then sized (shared references
 //! expanded, cycles found, depth measured) before a single Rhai value is made, so a pickle
-//! whose references would expand to more than the machine can hold is a `MemoryError`, not an
-//! abort.
+//! whose references would expand to more than 64 times its size (or than the machine can
+//! hold: `MemoryError`) is refused, not an abort.
 
 use rhai::{Array, Blob, Dynamic, ImmutableString, Map, FLOAT, INT};
 use rhai_mp_core::{MpError, MpResult};
@@ -30,6 +30,10 @@ use std::collections::HashMap;
 /// Values nested deeper than this are not sent nor received (Python's own pickler stops
 /// near 1000 levels too).
 pub(crate) const MAX_DEPTH: usize = 1000;
+
+/// How many times its pickle's size a received value may take once its shared references
+/// are copied (see `Decoder::check`).
+const EXPANSION: u128 = 64;
 
 /// The protocol written.
 const PROTOCOL: u8 = 3;
@@ -826,7 +830,19 @@ impl<'a> Decoder<'a> {
         if depth[root as usize] > MAX_DEPTH {
             return Err(serr(format!("the message holds a value nested deeper than {MAX_DEPTH} levels")));
         }
-        rhai_mp_core::limits::allocation(size[root as usize], "the received value (its shared references copied)")?;
+        // Shared references become copies: a small pickle whose references nest (x = [x, x] ..)
+        // would expand without end. Plain values take at most a few tens of times their
+        // pickle's size; past EXPANSION times (and 64 MiB) it is refused.
+        let total = size[root as usize];
+        let bound = (64u128 << 20) + EXPANSION * self.data.len() as u128;
+        if total > bound {
+            return Err(serr(format!(
+                "the message's shared references would expand it to {total} bytes, more than {EXPANSION} times its \
+                 {} bytes: Rhai values have no shared parts, each reference becomes a copy",
+                self.data.len()
+            )));
+        }
+        rhai_mp_core::limits::allocation(total, "the received value (its shared references copied)")?;
         Ok(())
     }
 
@@ -1036,7 +1052,7 @@ mod tests {
         }
         p.push(b'.');
         let e = decode(&p).unwrap_err();
-        assert_eq!(e.kind, rhai_mp_core::ErrorKind::MemoryError, "{}", e.message);
+        assert!(e.message.contains("shared references would expand"), "{}", e.message);
         // 5000 nested lists
         let mut deep = vec![0x80, 4];
         deep.extend(std::iter::repeat_n(b']', 5000));
