@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 
-/// The python3 interpreters here, one per version, the default one first.
+/// The python3 interpreters here, each once, the default one first.
 fn pythons() -> Vec<PathBuf> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     let mut candidates = vec![PathBuf::from("python3"), PathBuf::from("/usr/bin/python3")];
@@ -26,13 +26,13 @@ fn pythons() -> Vec<PathBuf> {
         candidates.extend(versions);
     }
     for py in candidates {
-        let Ok(out) = Command::new(&py).args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).output()
-        else {
-            continue;
-        };
-        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && version.starts_with("3.") && !found.iter().any(|(v, _)| *v == version) {
-            found.push((version, py));
+        // One of each interpreter (pyenv's shim and the version it runs are one).
+        let probe = "import os, sys; print(sys.version_info[0], os.path.realpath(sys.executable))";
+        let Ok(out) = Command::new(&py).args(["-c", probe]).output() else { continue };
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let Some(exe) = text.strip_prefix("3 ") else { continue };
+        if out.status.success() && !found.iter().any(|(e, _)| e == exe) {
+            found.push((exe.to_string(), py));
         }
     }
     assert!(!found.is_empty(), "these tests need python3 (.ci/run installs it)");
