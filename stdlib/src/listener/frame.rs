@@ -341,8 +341,12 @@ pub(crate) fn send_frame(fd: BorrowedFd, payload: &[u8]) -> std::io::Result<()> 
 fn drain(r: &mut FrameReader, fd: BorrowedFd) -> Vec<Next> {
     let mut out = Vec::new();
     loop {
-        // An error (a length the machine cannot hold) ends the connection: nothing more is read.
-        let Ok(got) = r.fill(fd, None) else { return out };
+        // An error (a length the machine cannot hold) ends the connection: nothing more is
+        // read (the connection is as good as broken).
+        let Ok(got) = r.fill(fd, None) else {
+            out.push(Next::Closed);
+            return out;
+        };
         loop {
             match r.next() {
                 Next::Pending => break,
