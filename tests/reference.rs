@@ -21,10 +21,53 @@ fn every_function_is_placed_in_a_group() {
     let unplaced = reference::unplaced(&entries);
     assert!(
         unplaced.is_empty(),
-        "no group of the reference takes these functions; add them to GROUPS in \
-         runtime/src/reference/groups.rs:\n{}",
+        "no group of the reference takes these functions; add them to their primitive's sections \
+         in its registry entry (stdlib/src/registry.rs):\n{}",
         describe(&unplaced)
     );
+}
+
+/// Every part a primitive declares in the registry (`stdlib/src/registry.rs`) is there: the
+/// globals its contexts mirror and its manager twins are functions it registers (the
+/// stdlib's own test checks the handle codecs), and each of its sections takes a function.
+#[test]
+fn every_primitive_has_its_parts() {
+    use rhai_mp::registry::PRIMITIVES;
+    let entries = entries();
+    let groups = reference::groups();
+    let mut missing = Vec::new();
+    for p in PRIMITIVES {
+        let mine: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.place.is_some_and(|(g, s)| p.sections.iter().any(|x| std::ptr::eq(x, groups[g].sections[s]))))
+            .collect();
+        let has = |name: &str, arity: usize| {
+            mine.iter().any(|e| {
+                e.arity() == arity && e.calls.iter().any(|c| c.name == name && c.form == reference::Form::Function)
+            })
+        };
+        for section in p.sections {
+            if !mine.iter().any(|e| e.place.is_some_and(|(g, s)| std::ptr::eq(section, groups[g].sections[s]))) {
+                missing.push(format!("{}: no function in its section '{}'", p.name, section.title));
+            }
+        }
+        for m in p.mirrors {
+            for &n in m.arities {
+                if !has(m.name, n) {
+                    missing.push(format!(
+                        "{}: mirrors {}() with {n} arguments, which it does not register",
+                        p.name, m.name
+                    ));
+                }
+            }
+        }
+        for k in p.managed {
+            if !mine.iter().any(|e| e.calls.iter().any(|c| c.name == k.object())) {
+                missing.push(format!("{}: its manager twin m.{}() has no global of that name", p.name, k.object()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "primitives lacking a part:\n{}", missing.join("\n"));
 }
 
 #[test]

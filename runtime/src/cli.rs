@@ -4,7 +4,7 @@
 
 use crate::Runtime;
 use clap::Parser;
-use rhai_mp_core::StartMethod;
+use rhai_mp_core::tree::state::StartMethod;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,7 +39,7 @@ pub fn main(runtime: &Runtime) -> i32 {
     let method = cli.start_method.as_deref().and_then(StartMethod::parse);
     if let Some(m) = method {
         if m == StartMethod::Mpi && !under_launcher() {
-            eprintln!("rhai-mp: {}", rhai_mp_core::cluster::unavailable().message);
+            eprintln!("rhai-mp: {}", rhai_mp_core::tree::place::unavailable().message);
             return 2;
         }
         runtime.set_start_method(m);

@@ -54,8 +54,13 @@ impl Error {
 
     /// The error of a failed evaluation.
     pub(crate) fn from_eval(err: &EvalAltResult) -> Error {
-        let (kind, message) = rhai_mp_core::type_and_message(innermost(err));
-        let report = rhai_mp_core::error_report(err);
+        use rhai_mp_core::base::error::ExitRequest;
+        use rhai_mp_core::base::interrupt::HOST_STOP;
+        if ExitRequest::of(err) == Some(ExitRequest::Signal(HOST_STOP)) {
+            return Error::new("CancelledError", "stopped by the host (its StopHandle)".into());
+        }
+        let (kind, message) = rhai_mp_core::run::report::type_and_message(innermost(err));
+        let report = rhai_mp_core::run::interp::error_report(err);
         let process = report.strip_prefix("Process ").and_then(|rest| {
             let (name, rest) = rest.split_once(" (pid ")?;
             let (pid, _) = rest.split_once("):")?;
@@ -95,8 +100,8 @@ impl From<Box<EvalAltResult>> for Error {
     }
 }
 
-impl From<rhai_mp_core::MpError> for Error {
-    fn from(err: rhai_mp_core::MpError) -> Error {
+impl From<rhai_mp_core::prelude::MpError> for Error {
+    fn from(err: rhai_mp_core::prelude::MpError) -> Error {
         let e: Box<EvalAltResult> = err.into();
         Error::from_eval(&e)
     }

@@ -8,7 +8,9 @@
 
 use crate::Runtime;
 use rhai::{Dynamic, AST};
-use rhai_mp_core::{Ending, ExitRequest, Script};
+use rhai_mp_core::base::error::ExitRequest;
+use rhai_mp_core::run::interp::Ending;
+use rhai_mp_core::tree::state::Script;
 use rustyline::error::ReadlineError;
 
 const HELP: &str = "rhai-mp REPL — Rhai with Python's multiprocessing.
@@ -72,10 +74,10 @@ fn history_path() -> Option<std::path::PathBuf> {
 /// Runs the REPL until `:quit` or end of input; returns the exit code.
 pub(crate) fn run(runtime: &Runtime) -> i32 {
     let mut engine = runtime.engine();
-    rhai_mp_core::with_state(|s| s.script = Script::Session);
-    rhai_mp_core::set_names(&mut engine, "__main__");
-    // Ctrl-C stops the statement that runs (see rhai_mp_core::interrupt), not the session.
-    rhai_mp_core::watch_signals(&mut engine);
+    rhai_mp_core::tree::state::with(|s| s.script = Script::Session);
+    rhai_mp_core::run::interp::set_names(&mut engine, "__main__");
+    // Ctrl-C stops the statement that runs (see rhai_mp_core::base::interrupt), not the session.
+    rhai_mp_core::run::interp::watch_signals(&mut engine);
     let mut scope = rhai::Scope::new();
     let mut program = AST::empty();
     let mut editor = match rustyline::DefaultEditor::new() {
@@ -85,6 +87,10 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
             return 1;
         }
     };
+    // rustyline catches SIGINT itself while an editor exists (to redraw on a terminal): give
+    // it back to rhai-mp, so that Ctrl-C while a statement runs stops the statement. While a
+    // line is read, the terminal is raw and Ctrl-C arrives as a key (`Interrupted`).
+    rhai_mp_core::base::interrupt::install();
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -94,11 +100,22 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
     }
     let mut buffer = String::new();
     let mut code = Ending::Code(0);
+    // Whether the last key was Ctrl-C at an empty prompt (a second one leaves).
+    let mut ctrl_c = false;
     loop {
         let prompt = if buffer.is_empty() { ">> " } else { ".. " };
-        let line = match editor.readline(prompt) {
+        let read = editor.readline(prompt);
+        let was_ctrl_c = std::mem::replace(&mut ctrl_c, false);
+        let line = match read {
             Ok(line) => line,
+            // Ctrl-C drops what was typed; at an empty prompt it says how to leave, and a
+            // second one leaves (as Node's and IPython's REPLs do).
+            Err(ReadlineError::Interrupted) if buffer.is_empty() && was_ctrl_c => break,
             Err(ReadlineError::Interrupted) => {
+                if buffer.is_empty() {
+                    println!("(To leave, press Ctrl-C again, Ctrl-D, or type :quit)");
+                    ctrl_c = true;
+                }
                 buffer.clear();
                 continue;
             }
@@ -129,14 +146,15 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
         if !balanced(&buffer) {
             continue;
         }
-        let ast = match rhai_mp_core::compile_unit(&engine, &scope, &buffer) {
+        let ast = match rhai_mp_core::wire::compile_unit(&engine, &scope, &buffer) {
             Ok(ast) => ast,
             // `let x =` then Enter: the statement goes on on the next line (an empty line
             // ends it, with the error).
             Err(e) if incomplete(&e) && !line.trim().is_empty() => continue,
             Err(e) => {
-                let _ = editor.add_history_entry(std::mem::take(&mut buffer).trim_end());
-                rhai_mp_core::outcome(Err(e), None);
+                let input = std::mem::take(&mut buffer);
+                let _ = editor.add_history_entry(input.trim_end());
+                rhai_mp_core::run::interp::ending_in(Err(e), None, Some(&input));
                 continue;
             }
         };
@@ -148,13 +166,13 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
         }
         program = program.merge(&ast);
         // A Ctrl-C that came while the line was typed is not for this statement.
-        let _ = rhai_mp_core::interrupt::take();
+        let _ = rhai_mp_core::base::interrupt::take();
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
         program.clear_statements();
         match result {
             Ok(v) if v.is_unit() => {}
             Ok(v) => println!("{}", show(&engine, v)),
-            Err(e) => match rhai_mp_core::ExitRequest::of(&e) {
+            Err(e) => match rhai_mp_core::base::error::ExitRequest::of(&e) {
                 Some(ExitRequest::Code(c)) => {
                     code = Ending::Code(c);
                     break;
@@ -163,9 +181,9 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
                     code = Ending::Signal(sig);
                     break;
                 }
-                // Ctrl-C or an error: reported, and the session goes on.
+                // Ctrl-C or an error: reported (quoting the statement), and the session goes on.
                 _ => {
-                    rhai_mp_core::ending(Err(e), None);
+                    rhai_mp_core::run::interp::ending_in(Err(e), None, Some(&input));
                 }
             },
         }
@@ -173,7 +191,7 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
-    rhai_mp_core::finish_main(code)
+    rhai_mp_core::run::interp::finish_main(code)
 }
 
 /// Whether a compile error only says the input stopped too early.

@@ -21,10 +21,11 @@
 //! forgets is told so: the first `start()` throws `ProcessError`); and do not call
 //! [`Runtime::eval`] from inside a function the session's script calls.
 
-use crate::{Error, Pool};
+use crate::{Error, Pool, PoolOptions};
 use rhai::packages::Package;
 use rhai::{Dynamic, Engine, Scope, AST};
-use rhai_mp_core::{HandleCodec, Script, StartMethod};
+use rhai_mp_core::tree::state::{Script, StartMethod};
+use rhai_mp_core::wire::HandleCodec;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -42,7 +43,7 @@ impl Drop for Session {
     /// The end of the session is the end of its main script: children are joined (daemon
     /// ones and pool workers terminated).
     fn drop(&mut self) {
-        rhai_mp_core::at_exit();
+        rhai_mp_core::tree::process::at_exit();
     }
 }
 
@@ -60,6 +61,42 @@ impl Drop for Session {
 pub struct Runtime {
     setups: Vec<Setup>,
     session: Rc<RefCell<Option<Session>>>,
+    /// Whether an evaluation runs now (what a [`StopHandle`] may stop).
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the host asked for Ctrl-C, SIGTERM and SIGHUP handlers ([`Runtime::catch_signals`]).
+    signals: bool,
+}
+
+/// A handle that stops, from any thread, the evaluation or pool call a [`Runtime`] runs
+/// now ([`Runtime::stop_handle`]). The call returns an [`Error`] of kind
+/// `"CancelledError"`; a pool call it stops is cancelled (its tasks stopped); the session
+/// stays usable. With nothing running, `stop()` does nothing.
+///
+/// ```no_run
+/// let rt = rhai_mp::Runtime::new();
+/// rt.run_if_child();
+/// let stop = rt.stop_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+///     stop.stop();
+/// });
+/// let e = rt.eval::<()>("loop {}").unwrap_err();
+/// assert_eq!(e.kind(), "CancelledError");
+/// ```
+#[derive(Clone, Debug)]
+pub struct StopHandle {
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StopHandle {
+    /// Stops the evaluation (or pool call) that runs now; returns whether one ran.
+    pub fn stop(&self) -> bool {
+        let running = self.busy.load(std::sync::atomic::Ordering::SeqCst);
+        if running {
+            rhai_mp_core::base::interrupt::abort_call(rhai_mp_core::base::interrupt::HOST_STOP);
+        }
+        running
+    }
 }
 
 impl Default for Runtime {
@@ -75,14 +112,60 @@ impl Runtime {
     /// let rt = rhai_mp::Runtime::new();
     /// ```
     pub fn new() -> Runtime {
-        rhai_mp_core::init();
+        rhai_mp_core::run::setup::init();
         #[cfg(feature = "mpi")]
-        rhai_mp_core::cluster::set_supported();
+        rhai_mp_core::tree::place::set_supported();
         // A forked child must not draw the same random numbers as its parent (and siblings).
-        rhai_mp_core::at_fork_child(|| {
+        rhai_mp_core::run::child::at_fork_child(|| {
             let _ = rand::rng().reseed();
         });
-        Runtime { setups: Vec::new(), session: Rc::new(RefCell::new(None)) }
+        Runtime {
+            setups: Vec::new(),
+            session: Rc::new(RefCell::new(None)),
+            busy: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            signals: false,
+        }
+    }
+
+    /// Makes Ctrl-C (SIGINT) stop the running evaluation with `KeyboardInterrupt` (the
+    /// session goes on), and SIGTERM / SIGHUP end it, as at the REPL. Without this call an
+    /// embedding runtime installs no signal handler: the host's own (or the default
+    /// actions) stay. The command line asks for it.
+    ///
+    /// ```
+    /// let rt = rhai_mp::Runtime::new().catch_signals();
+    /// ```
+    pub fn catch_signals(mut self) -> Runtime {
+        self.signals = true;
+        self
+    }
+
+    /// A handle that stops the running evaluation or pool call from another thread (see
+    /// [`StopHandle`]).
+    ///
+    /// ```
+    /// let rt = rhai_mp::Runtime::new();
+    /// let stop = rt.stop_handle();
+    /// assert!(!stop.stop()); // nothing runs
+    /// ```
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { busy: self.busy.clone() }
+    }
+
+    /// Sets the most bytes one value a script builds at once (`s.pad(n, "x")`, `blob(n)`)
+    /// may take in this process; past it, and past what the machine or the process's own
+    /// limit can give, such a built-in throws `MemoryError` before it allocates. `0` (the
+    /// default) leaves only those. Holds for the whole process (and the workers it forks).
+    ///
+    /// ```
+    /// let rt = rhai_mp::Runtime::new().max_value_bytes(1 << 30);
+    /// rt.run_if_child();
+    /// let e = rt.eval::<()>("blob(1 << 31);").unwrap_err();
+    /// assert_eq!(e.kind(), "MemoryError");
+    /// ```
+    pub fn max_value_bytes(self, bytes: u64) -> Runtime {
+        rhai_mp_core::base::limits::set_max_value_bytes(bytes);
+        self
     }
 
     /// Adds a host registration, run on every engine this runtime makes (in every child
@@ -110,7 +193,7 @@ impl Runtime {
     /// });
     /// ```
     pub fn register_codec(self, codec: impl HandleCodec) -> Runtime {
-        rhai_mp_core::register_codec(codec);
+        rhai_mp_core::wire::register_codec(codec);
         self
     }
 
@@ -121,7 +204,7 @@ impl Runtime {
     /// rt.set_start_method(rhai_mp::StartMethod::Fork);
     /// ```
     pub fn set_start_method(&self, method: StartMethod) {
-        rhai_mp_core::with_state(|s| s.default_method = method);
+        rhai_mp_core::tree::state::with(|s| s.default_method = method);
     }
 
     /// A new engine, set up like every other engine of this runtime.
@@ -133,9 +216,9 @@ impl Runtime {
     pub fn engine(&self) -> Engine {
         // A spawned copy of this program that did not become a child (its main never called
         // run_if_child) leaves at once, before it runs the program's main again: the
-        // process that started it says why (see rhai_mp_core::start::spawn).
-        if std::env::var_os(rhai_mp_core::CHILD_ENV).is_some() {
-            std::process::exit(rhai_mp_core::EXIT_NOT_A_CHILD);
+        // process that started it says why (see rhai_mp_core::tree::start::spawn).
+        if std::env::var_os(rhai_mp_core::tree::start::spawn::CHILD_ENV).is_some() {
+            std::process::exit(rhai_mp_core::tree::start::popen::EXIT_NOT_A_CHILD);
         }
         // Packages are registered eagerly: lazily registered functions made every lookup
         // that missed the call cache (all calls of a closure run from a native function,
@@ -144,14 +227,14 @@ impl Runtime {
         rhai_mp_stdlib::MultiprocessingPackage::new().register_into_engine(&mut engine);
         rhai_fs::FilesystemPackage::new().register_into_engine(&mut engine);
         rhai_rand::RandomPackage::new().register_into_engine(&mut engine);
-        engine.on_print(rhai_mp_core::stdout_line);
+        engine.on_print(rhai_mp_core::base::output::stdout_line);
         engine.on_debug(|text, source, pos| {
             let at = match (source, pos.is_none()) {
                 (Some(src), false) => format!("{src} @ {pos:?} | "),
                 (None, false) => format!("{pos:?} | "),
                 _ => String::new(),
             };
-            rhai_mp_core::stderr_line(&format!("{at}{text}"))
+            rhai_mp_core::base::output::stderr_line(&format!("{at}{text}"))
         });
         for setup in &self.setups {
             setup(&mut engine);
@@ -167,7 +250,7 @@ impl Runtime {
     /// rt.run_if_child();
     /// ```
     pub fn run_if_child(&self) {
-        rhai_mp_core::run_if_child(&|| self.engine());
+        rhai_mp_core::run::child::run_if_child(&|| self.engine());
     }
 
     /// Runs code in this runtime's session as the `__main__` script and returns its value.
@@ -203,8 +286,30 @@ impl Runtime {
 
     /// Evaluates `code` in the session with extra variables (not kept afterwards).
     pub(crate) fn eval_with(&self, code: &str, vars: Vec<(&str, Dynamic)>) -> Result<Dynamic, Error> {
+        use rhai_mp_core::base::interrupt;
+        if self.signals && !interrupt::installed() {
+            interrupt::install();
+        }
+        // This thread acts on stops (a stop handle's) while the evaluation runs; one that
+        // came before it (or a Ctrl-C while nothing ran) is not for it.
+        let was = interrupt::watch_thread(true);
+        interrupt::clear_abort();
+        if self.signals {
+            let _ = interrupt::take();
+        }
+        let nested = self.busy.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let out = self.eval_session(code, vars);
+        if !nested {
+            self.busy.store(false, std::sync::atomic::Ordering::SeqCst);
+            interrupt::clear_abort();
+        }
+        interrupt::watch_thread(was);
+        out
+    }
+
+    fn eval_session(&self, code: &str, vars: Vec<(&str, Dynamic)>) -> Result<Dynamic, Error> {
         self.with_session(|s| {
-            let ast = rhai_mp_core::compile_unit(&s.engine, &s.scope, code).map_err(|e| Error::from_eval(&e))?;
+            let ast = rhai_mp_core::wire::compile_unit(&s.engine, &s.scope, code).map_err(|e| Error::from_eval(&e))?;
             rhai_mp_core::wire::add_program(&ast);
             if ast.iter_functions().next().is_some() {
                 rhai_mp_core::wire::add_unit(code, &ast);
@@ -227,12 +332,12 @@ impl Runtime {
             let mut engine = self.engine();
             // A session re-runs nothing in its children (its code travels with each call),
             // unless the host ran a script file first.
-            rhai_mp_core::with_state(|s| {
+            rhai_mp_core::tree::state::with(|s| {
                 if matches!(&s.script, Script::Source { name, .. } if name == "<none>") {
                     s.script = Script::Session;
                 }
             });
-            rhai_mp_core::set_names(&mut engine, "__main__");
+            rhai_mp_core::run::interp::set_names(&mut engine, "__main__");
             Session { engine, scope: Scope::new(), program: AST::empty() }
         });
         f(s)
@@ -252,8 +357,33 @@ impl Runtime {
     /// Errors: as the script's `Pool(processes)` (`ValueError` below 1, `ProcessError` when
     /// workers cannot start …).
     pub fn pool(&self, processes: usize) -> Result<Pool, Error> {
-        let n = rhai::INT::try_from(processes).unwrap_or(rhai::INT::MAX);
-        let inner = self.eval_with("Pool(__rhai_mp_n)", vec![("__rhai_mp_n", Dynamic::from(n))])?;
+        self.pool_with(PoolOptions { processes, ..PoolOptions::default() })
+    }
+
+    /// A pool with bounds: each task's time limit and each worker's memory (see
+    /// [`PoolOptions`]).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let rt = rhai_mp::Runtime::new();
+    /// rt.run_if_child();
+    /// let opts = rhai_mp::PoolOptions { processes: 2, task_timeout: Some(Duration::from_secs(5)), ..Default::default() };
+    /// let pool = rt.pool_with(opts)?;
+    /// # Ok::<(), rhai_mp::Error>(())
+    /// ```
+    ///
+    /// Errors: as [`Runtime::pool`]; `ValueError` for a `max_memory` of 0.
+    pub fn pool_with(&self, opts: PoolOptions) -> Result<Pool, Error> {
+        let n = rhai::INT::try_from(opts.processes).unwrap_or(rhai::INT::MAX);
+        let mut m = rhai::Map::new();
+        m.insert("processes".into(), Dynamic::from(n));
+        if let Some(t) = opts.task_timeout {
+            m.insert("task_timeout".into(), Dynamic::from(t.as_secs_f64()));
+        }
+        if let Some(b) = opts.max_memory {
+            m.insert("max_memory".into(), Dynamic::from(rhai::INT::try_from(b).unwrap_or(rhai::INT::MAX)));
+        }
+        let inner = self.eval_with("Pool(__rhai_mp_n)", vec![("__rhai_mp_n", Dynamic::from_map(m))])?;
         let inner = inner
             .try_cast::<rhai_mp_stdlib::Pool>()
             .ok_or_else(|| Error::new("TypeError", "Pool() gave no pool".into()))?;
@@ -291,14 +421,16 @@ impl Runtime {
     ///
     /// Errors: as [`Runtime::run_file`].
     pub fn run_code(&self, name: &str, code: &str, argv: Vec<String>) -> Result<(), Error> {
-        rhai_mp_core::with_state(|s| s.argv = argv);
-        let result = rhai_mp_core::run_script(self.engine(), name, code.to_string());
-        rhai_mp_core::at_exit();
+        rhai_mp_core::tree::state::with(|s| s.argv = argv);
+        let result = rhai_mp_core::run::interp::run_script(self.engine(), name, code.to_string());
+        rhai_mp_core::tree::process::at_exit();
         match result {
             Ok(_) => Ok(()),
-            Err(e) => match rhai_mp_core::ExitRequest::of(&e) {
-                Some(rhai_mp_core::ExitRequest::Code(0)) => Ok(()),
-                Some(rhai_mp_core::ExitRequest::Code(c)) => Err(Error::new("SystemExit", format!("exit({c})"))),
+            Err(e) => match rhai_mp_core::base::error::ExitRequest::of(&e) {
+                Some(rhai_mp_core::base::error::ExitRequest::Code(0)) => Ok(()),
+                Some(rhai_mp_core::base::error::ExitRequest::Code(c)) => {
+                    Err(Error::new("SystemExit", format!("exit({c})")))
+                }
                 _ => Err(Error::from_eval(&e)),
             },
         }
@@ -328,8 +460,8 @@ impl Runtime {
     /// std::process::exit(rt.main_code("<-e>", "print(cpu_count())", vec![]));
     /// ```
     pub fn main_code(&self, name: &str, code: &str, argv: Vec<String>) -> i32 {
-        rhai_mp_core::with_state(|s| s.argv = argv);
-        rhai_mp_core::run_main(self.engine(), name, code.to_string())
+        rhai_mp_core::tree::state::with(|s| s.argv = argv);
+        rhai_mp_core::run::interp::run_main(self.engine(), name, code.to_string())
     }
 
     /// Runs the interactive REPL until `:quit` or end of input. Returns the exit code.

@@ -9,15 +9,21 @@ use crate::typecode::Typecode;
 use crate::value::lock_arg;
 use rhai::plugin::*;
 use rhai::{Array, Blob, Dynamic, INT};
-use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// The shared state of an Array.
 #[derive(Debug)]
 pub struct ArrayCore {
     region: Region,
+    /// Its items' typecode.
     pub typecode: Typecode,
+    /// Its number of items.
     pub len: usize,
+    /// Its lock (`None`: a raw array).
     pub lock: Option<Lock>,
 }
 
@@ -31,10 +37,12 @@ impl ArrayCore {
         Ok(i as usize * self.typecode.size())
     }
 
+    /// The item at `index` (negative: from the end).
     pub fn get(&self, index: INT) -> MpResult<Dynamic> {
         Ok(self.typecode.load(&self.region, self.offset(index)?))
     }
 
+    /// Sets the item at `index` (negative: from the end).
     pub fn set(&self, index: INT, v: &Dynamic) -> MpResult<()> {
         let offset = self.offset(index)?;
         let bits = self.typecode.bits(v, &|| format!("Array[{index}]"))?;
@@ -42,6 +50,7 @@ impl ArrayCore {
         Ok(())
     }
 
+    /// Every item, as a Rhai array.
     pub fn to_array(&self) -> Array {
         (0..self.len).map(|i| self.typecode.load(&self.region, i * self.typecode.size())).collect()
     }
@@ -74,7 +83,8 @@ fn new_array(typecode: &Dynamic, init: &Dynamic, lock: Option<Lock>, func: &str)
             (items.len(), Some(items))
         }
     };
-    let bytes = rhai_mp_core::limits::allocation(len * tc.size() as u128, &format!("{func}('{}', {len})", tc.code()))?;
+    let bytes =
+        rhai_mp_core::base::limits::allocation(len * tc.size() as u128, &format!("{func}('{}', {len})", tc.code()))?;
     let region = Region::create("rhai-mp-array", bytes.max(64))?;
     for (i, x) in items.into_iter().flat_map(opts::Items::iter).enumerate() {
         let bits = tc.bits(&x, &|| format!("{func}() item {i}"))?;
@@ -263,4 +273,26 @@ pub mod array_functions {
         let kind = if a.0.lock.is_some() { "Array" } else { "RawArray" };
         format!("{kind}('{}', {:?})", a.0.typecode.code(), a.0.to_array())
     }
+}
+
+/// array's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "array",
+        group: "Shared memory",
+        sections: &[section("Array and RawArray", &[("SharedArray", "a")], &["Array", "RawArray"], &["Array("])],
+        functions,
+        module: None,
+        handles: &[handle::<SharedArray>()],
+        machinery: None,
+        mirrors: &[mirror("Array", &[2, 3]), mirror("RawArray", &[2])],
+        managed: &[crate::manager::Kind::Array],
+    }
+};
+
+/// Registers array's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "array", array_functions);
+    lib.set_iterable::<SharedArray>();
 }

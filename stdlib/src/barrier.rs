@@ -8,10 +8,10 @@
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr, Map, INT};
-use rhai_mp_core::{
-    mp_err, Cond, Deadline, Handle, MpError, MpResult, Mutex, Portable, Reader, Region, RhaiResult, Writer, COND_SIZE,
-    MUTEX_SIZE,
-};
+use rhai_mp_core::base::shm::{Cond, Mutex, Region, COND_SIZE, MUTEX_SIZE};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -82,10 +82,12 @@ impl BarrierCore {
         Cond::at(&self.region, COND)
     }
 
+    /// The number of parties a round needs.
     pub fn parties(&self) -> u64 {
         self.field(PARTIES).load(Relaxed)
     }
 
+    /// The parties waiting in this round.
     pub fn n_waiting(&self) -> u64 {
         if self.state() == FILLING {
             self.field(COUNT).load(Relaxed)
@@ -94,6 +96,7 @@ impl BarrierCore {
         }
     }
 
+    /// Whether the barrier is broken.
     pub fn broken(&self) -> bool {
         self.state() == BROKEN
     }
@@ -126,7 +129,7 @@ impl BarrierCore {
         }
         for index in 0..self.parties() {
             let pid = self.slot(index).load(Relaxed);
-            if pid != 0 && rhai_mp_core::process_is_dead(pid as i32) {
+            if pid != 0 && rhai_mp_core::base::sys::process_is_dead(pid as i32) {
                 self.leave(index);
             }
         }
@@ -158,7 +161,7 @@ impl BarrierCore {
             return Err(broken().into());
         }
         let index = self.field(COUNT).fetch_add(1, Relaxed);
-        self.slot(index).store(rhai_mp_core::pid(), Relaxed);
+        self.slot(index).store(rhai_mp_core::base::sys::pid(), Relaxed);
         let result = if index + 1 == self.parties() {
             self.release(ctx)
         } else {
@@ -194,6 +197,7 @@ impl BarrierCore {
         Ok(())
     }
 
+    /// Back to its first state; parties waiting get `BrokenBarrierError`.
     pub fn reset(&self) -> MpResult<()> {
         let _held = self.lock()?;
         if self.field(COUNT).load(Relaxed) > 0 {
@@ -207,6 +211,7 @@ impl BarrierCore {
         Ok(())
     }
 
+    /// Breaks the barrier: waiting and later parties get `BrokenBarrierError`.
     pub fn abort(&self) -> MpResult<()> {
         let _held = self.lock()?;
         self.break_it();
@@ -259,7 +264,7 @@ pub(crate) fn arguments(parties: &Dynamic, options: Map) -> MpResult<(INT, Optio
     let action = o.fn_ptr("action")?;
     if let Some(f) = &action {
         // An action that could not cross would fail only when the barrier is sent.
-        rhai_mp_core::encode(&Dynamic::from(f.clone()), "action")?;
+        rhai_mp_core::wire::encode(&Dynamic::from(f.clone()), "action")?;
     }
     Ok((parties, action, o.seconds("timeout")?))
 }
@@ -413,4 +418,25 @@ pub mod barrier_functions {
             if b.0.broken() { " broken" } else { "" }
         )
     }
+}
+
+/// barrier's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "barrier",
+        group: "Synchronization",
+        sections: &[section("Barrier", &[("Barrier", "b")], &["Barrier"], &["Barrier("])],
+        functions,
+        module: None,
+        handles: &[handle::<Barrier>()],
+        machinery: None,
+        mirrors: &[mirror("Barrier", &[1, 2])],
+        managed: &[crate::manager::Kind::Barrier],
+    }
+};
+
+/// Registers barrier's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "barrier", barrier_functions);
 }

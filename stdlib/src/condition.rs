@@ -13,9 +13,11 @@ use crate::lock::{Lock, LockCore};
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr};
-use rhai_mp_core::{
-    futex_wait, futex_wake, mp_err, Deadline, Handle, MpError, MpResult, Portable, Reader, Region, Writer,
-};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::base::sys::{futex_wait, futex_wake};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
@@ -77,7 +79,7 @@ impl CondCore {
         let free = (0..high).find(|&i| {
             let s = self.slot(i);
             let state = s.state.load(SeqCst);
-            state == EMPTY || rhai_mp_core::process_is_dead(s.pid.load(SeqCst) as i32)
+            state == EMPTY || rhai_mp_core::base::sys::process_is_dead(s.pid.load(SeqCst) as i32)
         });
         let i = match free {
             Some(i) => i,
@@ -88,7 +90,7 @@ impl CondCore {
             None => return Err(mp_err!(OSError, "too many processes wait on this Condition ({SLOTS} at most)")),
         };
         let s = self.slot(i);
-        s.pid.store(rhai_mp_core::pid(), SeqCst);
+        s.pid.store(rhai_mp_core::base::sys::pid(), SeqCst);
         s.ticket.store(self.region.atomic32(NEXT_TICKET).fetch_add(1, SeqCst), SeqCst);
         s.state.store(WAITING, SeqCst);
         Ok(i)
@@ -105,11 +107,11 @@ impl CondCore {
         let state = self.slot(i).state;
         let mut interrupted = None;
         while state.load(SeqCst) == WAITING && !deadline.passed() {
-            if let Err(e) = rhai_mp_core::interrupt::check() {
-                interrupted = Some(e);
+            if let Err(e) = rhai_mp_core::base::interrupt::check() {
+                interrupted = Some(e.into());
                 break;
             }
-            futex_wait(state, WAITING, Some(deadline.slice(rhai_mp_core::interrupt::SLICE)));
+            futex_wait(state, WAITING, Some(deadline.slice(rhai_mp_core::base::interrupt::SLICE)));
         }
         self.reacquire(level, &mut interrupted);
         let notified = state.swap(EMPTY, SeqCst) == NOTIFIED;
@@ -146,7 +148,7 @@ impl CondCore {
                 break;
             }
             let s = self.slot(i);
-            if n != u64::MAX && rhai_mp_core::process_is_dead(s.pid.load(SeqCst) as i32) {
+            if n != u64::MAX && rhai_mp_core::base::sys::process_is_dead(s.pid.load(SeqCst) as i32) {
                 s.state.store(EMPTY, SeqCst);
                 continue;
             }
@@ -387,4 +389,25 @@ pub mod condition_functions {
     pub fn describe(c: &mut Condition) -> String {
         format!("<Condition({})>", crate::lock::lock_functions::describe(&mut c.0.lock.clone()))
     }
+}
+
+/// condition's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "condition",
+        group: "Synchronization",
+        sections: &[section("Condition", &[("Condition", "c")], &["Condition"], &["Condition("])],
+        functions,
+        module: None,
+        handles: &[handle::<Condition>()],
+        machinery: None,
+        mirrors: &[mirror("Condition", &[0, 1])],
+        managed: &[crate::manager::Kind::Condition],
+    }
+};
+
+/// Registers condition's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "condition", condition_functions);
 }

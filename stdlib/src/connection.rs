@@ -13,12 +13,16 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Blob, Dynamic, INT};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use rhai_mp_core::transport::seqpacket;
-use rhai_mp_core::{mp_err, Deadline, Handle, MessageKind, MpError, MpResult, Portable, Reader, Writer};
+use rhai_mp_core::transport::seqpacket::Kind as MessageKind;
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
+/// The state of one connection end (its socket, buffers and caches).
 #[derive(Debug)]
 pub struct ConnState {
     fd: Option<OwnedFd>,
@@ -27,11 +31,11 @@ pub struct ConnState {
     /// Reused receive buffer.
     buf: Vec<u8>,
     /// How long a `recv` on this end polls before it sleeps (adaptive).
-    spin: rhai_mp_core::Spin,
+    spin: rhai_mp_core::base::spin::Spin,
     /// The memfds of the large messages this end sent, for reuse.
-    spills: rhai_mp_core::SpillCache,
+    spills: rhai_mp_core::transport::seqpacket::SpillCache,
     /// The memfds of the large values this end received, kept mapped.
-    maps: rhai_mp_core::MapCache,
+    maps: rhai_mp_core::transport::seqpacket::MapCache,
     /// A connection made by `Listener.accept()` or `Client()`: a stream socket on CPython's
     /// wire, whose calls `listener/stream.rs` serves.
     stream: Option<Box<crate::listener::stream::Stream>>,
@@ -58,9 +62,9 @@ impl Connection {
             readable,
             writable,
             buf: Vec::new(),
-            spin: rhai_mp_core::Spin::new(),
-            spills: rhai_mp_core::SpillCache::new(),
-            maps: rhai_mp_core::MapCache::new(),
+            spin: rhai_mp_core::base::spin::Spin::new(),
+            spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
+            maps: rhai_mp_core::transport::seqpacket::MapCache::new(),
             stream: None,
         })))
     }
@@ -70,7 +74,7 @@ impl Connection {
     pub(crate) fn from_stream(fd: OwnedFd, reader: crate::listener::frame::FrameReader) -> Connection {
         let c = Connection::new(fd, true, true);
         c.0.borrow_mut().stream =
-            Some(Box::new(crate::listener::stream::Stream { reader, spin: rhai_mp_core::Spin::new() }));
+            Some(Box::new(crate::listener::stream::Stream { reader, spin: rhai_mp_core::base::spin::Spin::new() }));
         c
     }
 
@@ -128,7 +132,7 @@ impl Connection {
         if s.stream.is_some() {
             return crate::listener::stream::send_bytes(s.fd.as_ref().unwrap().as_fd(), payload);
         }
-        seqpacket::send_cached(s.fd.as_ref().unwrap().as_fd(), kind, payload, fds, &s.spills)
+        seqpacket::send(s.fd.as_ref().unwrap().as_fd(), kind, &[payload], fds, Some(&s.spills))
             .map_err(|e| os_error("send", e))
     }
 
@@ -140,14 +144,14 @@ impl Connection {
             let s = self.0.borrow();
             return crate::listener::stream::send_value(s.fd.as_ref().unwrap().as_fd(), &value);
         }
-        let message = rhai_mp_core::encode_owned(value, "obj")?;
+        let message = rhai_mp_core::wire::encode_owned(value, "obj")?;
         let s = self.0.borrow();
-        seqpacket::send_pieces_cached(
+        seqpacket::send(
             s.fd.as_ref().unwrap().as_fd(),
             MessageKind::Value,
             &message.pieces(),
             message.fds(),
-            &s.spills,
+            Some(&s.spills),
         )
         .map_err(|e| os_error("send", e))
     }
@@ -158,11 +162,11 @@ impl Connection {
     }
 
     /// Receives one message; `EOFError` when the other end is closed and nothing is left.
-    pub fn recv_message(&self) -> MpResult<rhai_mp_core::Message> {
+    pub fn recv_message(&self) -> MpResult<rhai_mp_core::transport::seqpacket::Message> {
         self.check(true)?;
         let mut s = self.0.borrow_mut();
         let ConnState { fd, buf, spin, maps, .. } = &mut *s;
-        match seqpacket::recv_message_mapped(fd.as_ref().unwrap().as_fd(), buf, spin, maps) {
+        match seqpacket::recv_message(fd.as_ref().unwrap().as_fd(), buf, spin, Some(maps)) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(mp_err!(EOFError, "the other end of the connection is closed and no message is left")),
             Err(e) => Err(os_error("recv", e)),
@@ -176,7 +180,7 @@ impl Connection {
         }
         let m = self.recv_message()?;
         match m.kind {
-            MessageKind::Value => rhai_mp_core::decode(&m.data, m.fds),
+            MessageKind::Value => rhai_mp_core::wire::decode(&m.data, m.fds),
             MessageKind::Bytes => Ok(Dynamic::from_blob(m.data.into_vec())),
         }
     }
@@ -211,7 +215,8 @@ impl Connection {
         }
         self.check(true)?;
         let s = self.0.borrow();
-        rhai_mp_core::wait_readable(s.fd.as_ref().unwrap().as_fd(), deadline).map_err(|e| os_error("poll", e))
+        rhai_mp_core::transport::poll::wait_readable(s.fd.as_ref().unwrap().as_fd(), deadline)
+            .map_err(|e| os_error("poll", e))
     }
 
     /// Runs `f` on a `Listener` / `Client` connection's socket and reader (`None`: a pipe;
@@ -570,4 +575,30 @@ pub mod connection_functions {
             }
         }
     }
+}
+
+/// connection's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "connection",
+        group: "Pipes and connections",
+        sections: &[section(
+            "Pipe and Connection",
+            &[("Connection", "conn")],
+            &["Pipe", "recv_bytes_into"],
+            &["Pipe("],
+        )],
+        functions,
+        module: None,
+        handles: &[handle::<Connection>()],
+        machinery: None,
+        mirrors: &[mirror("Pipe", &[0, 1])],
+        managed: &[],
+    }
+};
+
+/// Registers connection's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "connection", connection_functions);
 }

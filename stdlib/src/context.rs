@@ -6,7 +6,9 @@ use crate::opts;
 use crate::process::build;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
-use rhai_mp_core::{mp_err, with_state, MpResult, StartMethod};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::tree::state::{with as with_state, StartMethod};
 
 /// A start-method context (Python's `SpawnContext`, `ForkContext`, `ForkServerContext`).
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +20,8 @@ pub(crate) fn parse_method(m: &str) -> MpResult<StartMethod> {
         mp_err!(ValueError, "cannot find context for '{m}' (start methods: {})", all.join(", "))
     })?;
     // `mpi` exists only on rank 0 of a job, in a build with MPI support: else say why.
-    if method == StartMethod::Mpi && !rhai_mp_core::cluster::mpi_available() {
-        return Err(rhai_mp_core::cluster::unavailable());
+    if method == StartMethod::Mpi && !rhai_mp_core::tree::place::mpi_available() {
+        return Err(rhai_mp_core::tree::place::unavailable());
     }
     Ok(method)
 }
@@ -83,7 +85,7 @@ pub mod context_functions {
     ///
     /// Throws when: never.
     pub fn get_start_method() -> String {
-        rhai_mp_core::default_method().name().to_string()
+        rhai_mp_core::tree::state::default_method().name().to_string()
     }
 
     /// `["fork", "spawn", "forkserver"]`, and `"mpi"` on rank 0 under an MPI launcher.
@@ -120,7 +122,7 @@ pub mod context_functions {
     /// Throws when: never.
     #[rhai_fn(name = "get_context")]
     pub fn get_default_context() -> Context {
-        super::Context(rhai_mp_core::default_method())
+        super::Context(rhai_mp_core::tree::state::default_method())
     }
 
     /// The context's start method.
@@ -155,7 +157,10 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process(ctx: &mut Context, target: Dynamic) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process(
+        ctx: &mut Context,
+        target: Dynamic,
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, None)?)
     }
 
@@ -171,7 +176,7 @@ pub mod context_functions {
         ctx: &mut Context,
         target: Dynamic,
         args: Dynamic,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), Some(args), None)?)
     }
 
@@ -187,7 +192,7 @@ pub mod context_functions {
         ctx: &mut Context,
         target: Dynamic,
         opts: Map,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), Some(target), None, Some(opts))?)
     }
 
@@ -204,7 +209,7 @@ pub mod context_functions {
         target: Dynamic,
         args: Dynamic,
         opts: Dynamic,
-    ) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         let opts = crate::opts::arg_map(opts, "Process", "opts")?;
         Ok(build(Some(ctx.0), Some(target), Some(args), Some(opts))?)
     }
@@ -217,59 +222,59 @@ pub mod context_functions {
     ///
     /// Throws when: as `Process(..)`.
     #[rhai_fn(global, name = "Process", return_raw)]
-    pub fn ctx_process_map(ctx: &mut Context, opts: Map) -> Result<rhai_mp_core::Process, Box<EvalAltResult>> {
+    pub fn ctx_process_map(
+        ctx: &mut Context,
+        opts: Map,
+    ) -> Result<rhai_mp_core::tree::process::Process, Box<EvalAltResult>> {
         Ok(build(Some(ctx.0), None, None, Some(opts))?)
     }
 }
 
-/// The globals a context mirrors as methods, with the numbers of arguments they take:
-/// `ctx.Queue()`, `ctx.Lock()`, `ctx.Value("i", 0)` … behave as the global functions of
-/// the same name (these objects do not depend on the start method). `ctx.Process(..)` is
-/// defined above, since a context's processes use its start method.
-///
-/// ```rhai
-/// let ctx = get_context("fork");
-/// let q = ctx.Queue();
-/// let lock = ctx.Lock();
-/// ```
-///
-/// Throws when: as the global function.
-const MIRRORS: &[(&str, &[usize])] = &[
-    ("Pipe", &[0, 1]),
-    ("Queue", &[0, 1]),
-    ("JoinableQueue", &[0, 1]),
-    ("SimpleQueue", &[0]),
-    ("Lock", &[0]),
-    ("RLock", &[0]),
-    ("Semaphore", &[0, 1]),
-    ("BoundedSemaphore", &[0, 1]),
-    ("Event", &[0]),
-    ("Condition", &[0, 1]),
-    ("Barrier", &[1, 2]),
-    ("Value", &[2, 3]),
-    ("RawValue", &[2]),
-    ("Array", &[2, 3]),
-    ("RawArray", &[2]),
-    ("SharedMemory", &[1]),
-    ("cpu_count", &[0]),
-    ("active_children", &[0]),
-    ("current_process", &[0]),
-    ("parent_process", &[0]),
-    ("wait", &[1, 2]),
-];
-
-/// Registers the context methods of [`MIRRORS`]: each calls the global function with the
-/// arguments after the context.
+/// Registers the context methods that mirror the globals (each primitive's `mirrors` in
+/// the registry): `ctx.Queue()`, `ctx.Lock()`, `ctx.Value("i", 0)` … each call the global
+/// function of the same name with the arguments after the context (these objects do not
+/// depend on the start method). `ctx.Process(..)` is defined above, since a context's
+/// processes use its start method.
 pub(crate) fn register_mirrors(engine: &mut rhai::Engine) {
-    for (name, arities) in MIRRORS {
-        for &n in *arities {
+    for m in crate::registry::PRIMITIVES.iter().flat_map(|p| p.mirrors) {
+        let name = m.name;
+        for &n in m.arities {
             let mut types = vec![std::any::TypeId::of::<Context>()];
             types.extend(std::iter::repeat_n(std::any::TypeId::of::<Dynamic>(), n));
-            engine.register_raw_fn(*name, types, move |ctx, args| {
+            engine.register_raw_fn(name, types, move |ctx, args| {
                 let mut rest: Vec<Dynamic> = args[1..].iter_mut().map(|a| std::mem::take(*a)).collect();
                 let mut refs: Vec<&mut Dynamic> = rest.iter_mut().collect();
                 ctx.call_fn_raw(name, false, false, &mut refs)
             });
         }
     }
+}
+
+/// context's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::section;
+    crate::registry::Primitive {
+        name: "context",
+        group: "Start methods and contexts",
+        sections: &[
+            section(
+                "Start methods",
+                &[],
+                &["set_start_method", "get_start_method", "get_all_start_methods", "get_context"],
+                &[],
+            ),
+            section("Context", &[("Context", "ctx")], &[], &["get_context("]),
+        ],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers context's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "context", context_functions);
 }

@@ -6,7 +6,10 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{futex_wait, futex_wake, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::base::sys::{futex_wait, futex_wake};
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -18,18 +21,20 @@ const SLEEPERS: usize = 4;
 pub struct EventCore {
     region: Region,
     /// How long a `wait` here polls before it sleeps (adaptive).
-    spin: rhai_mp_core::Spin,
+    spin: rhai_mp_core::base::spin::Spin,
 }
 
 impl EventCore {
     fn new() -> MpResult<EventCore> {
-        Ok(EventCore { region: Region::create("rhai-mp-event", 64)?, spin: rhai_mp_core::Spin::new() })
+        Ok(EventCore { region: Region::create("rhai-mp-event", 64)?, spin: rhai_mp_core::base::spin::Spin::new() })
     }
 
+    /// Whether the flag is set.
     pub fn is_set(&self) -> bool {
         self.region.atomic32(FLAG).load(SeqCst) == 1
     }
 
+    /// Sets the flag, waking every waiter.
     pub fn set(&self) {
         self.region.atomic32(FLAG).store(1, SeqCst);
         if self.region.atomic32(SLEEPERS).load(SeqCst) > 0 {
@@ -37,6 +42,7 @@ impl EventCore {
         }
     }
 
+    /// Clears the flag.
     pub fn clear(&self) {
         self.region.atomic32(FLAG).store(0, SeqCst);
     }
@@ -55,10 +61,10 @@ impl EventCore {
             if deadline.passed() {
                 break Ok(false);
             }
-            if let Err(e) = rhai_mp_core::interrupt::check() {
-                break Err(e);
+            if let Err(e) = rhai_mp_core::base::interrupt::check() {
+                break Err(e.into());
             }
-            futex_wait(flag, 0, Some(deadline.slice(rhai_mp_core::interrupt::SLICE)));
+            futex_wait(flag, 0, Some(deadline.slice(rhai_mp_core::base::interrupt::SLICE)));
         };
         self.region.atomic32(SLEEPERS).fetch_sub(1, SeqCst);
         set
@@ -75,7 +81,10 @@ impl Portable for Event {
         w.dup(self.0.region.fd())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        Ok(Event(Rc::new(EventCore { region: Region::open(r.fd()?, 64)?, spin: rhai_mp_core::Spin::new() })))
+        Ok(Event(Rc::new(EventCore {
+            region: Region::open(r.fd()?, 64)?,
+            spin: rhai_mp_core::base::spin::Spin::new(),
+        })))
     }
 }
 
@@ -175,4 +184,25 @@ pub mod event_functions {
     pub fn describe(e: &mut Event) -> String {
         format!("<Event {}>", if e.0.is_set() { "set" } else { "unset" })
     }
+}
+
+/// event's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "event",
+        group: "Synchronization",
+        sections: &[section("Event", &[("Event", "e")], &["Event"], &["Event("])],
+        functions,
+        module: None,
+        handles: &[handle::<Event>()],
+        machinery: None,
+        mirrors: &[mirror("Event", &[0])],
+        managed: &[crate::manager::Kind::Event],
+    }
+};
+
+/// Registers event's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "event", event_functions);
 }

@@ -4,7 +4,7 @@
 /// Registers the codecs of every handle type (`Queue`, `Lock`, a manager's `Proxy` …) as
 /// a process that runs scripts has them, so that fuzzed values reach their decoders.
 pub fn register_codecs() {
-    crate::register_machinery();
+    crate::registry::register_machinery();
 }
 
 /// Decodes `bytes` as a manager's server decodes a request (no descriptors come with it)

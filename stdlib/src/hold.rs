@@ -9,7 +9,8 @@ use crate::opts;
 use crate::semaphore::Semaphore;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{mp_err, Deadline};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::Deadline;
 
 /// The Rhai bindings: `hold(lock, f)`.
 #[export_module]
@@ -73,4 +74,25 @@ pub mod hold_functions {
         released?;
         Ok(value)
     }
+}
+
+/// hold's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::section;
+    crate::registry::Primitive {
+        name: "hold",
+        group: "Synchronization",
+        sections: &[section("hold()", &[], &["hold"], &[])],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers hold's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "hold", hold_functions);
 }

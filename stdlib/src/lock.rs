@@ -14,7 +14,11 @@
 use crate::opts;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::base::sys::{futex_wait, futex_wake};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -28,24 +32,26 @@ const WAITERS: u32 = 1 << 31;
 pub(crate) const OWNER_CHECK: Duration = Duration::from_millis(100);
 
 fn me() -> u32 {
-    rhai_mp_core::pid()
+    rhai_mp_core::base::sys::pid()
 }
 
 /// The shared state of a Lock or RLock.
 #[derive(Debug)]
 pub struct LockCore {
     region: Region,
+    /// Whether it is an RLock.
     pub recursive: bool,
     /// How long an `acquire` here polls before it sleeps (adaptive).
-    spin: rhai_mp_core::Spin,
+    spin: rhai_mp_core::base::spin::Spin,
 }
 
 impl LockCore {
+    /// A new Lock (or RLock).
     pub fn new(recursive: bool) -> MpResult<LockCore> {
         Ok(LockCore {
             region: Region::create(if recursive { "rhai-mp-rlock" } else { "rhai-mp-lock" }, 64)?,
             recursive,
-            spin: rhai_mp_core::Spin::new(),
+            spin: rhai_mp_core::base::spin::Spin::new(),
         })
     }
 
@@ -57,6 +63,7 @@ impl LockCore {
         self.region.atomic32(COUNT)
     }
 
+    /// `"Lock"` or `"RLock"`.
     pub fn name(&self) -> &'static str {
         if self.recursive {
             "RLock"
@@ -88,6 +95,7 @@ impl LockCore {
         }
     }
 
+    /// Whether its last owner died holding it (until the next release).
     pub fn owner_died(&self) -> bool {
         self.region.atomic32(OWNER_DIED).load(Relaxed) == 1
     }
@@ -125,17 +133,17 @@ impl LockCore {
             if deadline.passed() {
                 return Ok(false);
             }
-            rhai_mp_core::interrupt::check()?;
+            rhai_mp_core::base::interrupt::check()?;
             futex_wait(state, v | WAITERS, Some(deadline.slice(OWNER_CHECK)));
             let owner = v & !WAITERS;
             if state.load(Relaxed) == v | WAITERS
-                && rhai_mp_core::process_is_dead(owner as i32)
+                && rhai_mp_core::base::sys::process_is_dead(owner as i32)
                 && state.compare_exchange(v | WAITERS, me | WAITERS, Acquire, Relaxed).is_ok()
             {
                 self.count().store(1, Relaxed);
                 self.region.atomic32(OWNER_DIED).store(1, Relaxed);
-                let who = rhai_mp_core::with_state(|s| s.name.clone());
-                rhai_mp_core::stderr_line(&format!(
+                let who = rhai_mp_core::tree::state::with(|s| s.name.clone());
+                rhai_mp_core::base::output::stderr_line(&format!(
                     "rhai-mp: warning: the process holding a {} (pid {owner}) died; {who} (pid {me}) has taken it over (owner_died is true until it is released)",
                     self.name()
                 ));
@@ -194,6 +202,7 @@ impl LockCore {
 pub struct Lock(pub Rc<LockCore>);
 
 impl Lock {
+    /// A new Lock (or RLock).
     pub fn new(recursive: bool) -> MpResult<Lock> {
         Ok(Lock(Rc::new(LockCore::new(recursive)?)))
     }
@@ -208,7 +217,7 @@ impl Portable for Lock {
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
         let region = Region::open(r.fd()?, 64)?;
-        Ok(Lock(Rc::new(LockCore { region, recursive: r.bool()?, spin: rhai_mp_core::Spin::new() })))
+        Ok(Lock(Rc::new(LockCore { region, recursive: r.bool()?, spin: rhai_mp_core::base::spin::Spin::new() })))
     }
 }
 
@@ -339,10 +348,36 @@ pub mod lock_functions {
         let name = lock.0.name();
         match lock.0.owner() {
             None => format!("<{name} unlocked>"),
-            Some(p) if lock.0.recursive && p == rhai_mp_core::pid() => {
+            Some(p) if lock.0.recursive && p == rhai_mp_core::base::sys::pid() => {
                 format!("<{name} owner={p} count={}>", lock.0.level())
             }
             Some(p) => format!("<{name} owner={p}>"),
         }
     }
+}
+
+/// lock's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "lock",
+        group: "Synchronization",
+        sections: &[section(
+            "Lock and RLock",
+            &[("Lock", "lock")],
+            &["Lock", "RLock"],
+            &["Lock(", "RLock(", ".get_lock("],
+        )],
+        functions,
+        module: None,
+        handles: &[handle::<Lock>()],
+        machinery: None,
+        mirrors: &[mirror("Lock", &[0]), mirror("RLock", &[0])],
+        managed: &[crate::manager::Kind::Lock, crate::manager::Kind::RLock],
+    }
+};
+
+/// Registers lock's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "lock", lock_functions);
 }

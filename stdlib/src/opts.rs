@@ -3,7 +3,8 @@
 //! the option and the function).
 
 use rhai::{Array, Dynamic, FnPtr, Map, INT};
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use std::ops::{Range, RangeInclusive};
 
 /// The Rhai name of a value's type, for messages.
@@ -36,7 +37,7 @@ impl Opts {
         self.map.remove(key).filter(|v| !v.is_unit())
     }
 
-    fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> rhai_mp_core::MpError {
+    fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> rhai_mp_core::prelude::MpError {
         mp_err!(TypeError, "option '{key}' of {}() must be {want}, not {}", self.func, type_name(v))
     }
 
@@ -174,7 +175,7 @@ impl Items {
             Items::Array(a) => Ok(a),
             other => {
                 let n = other.len();
-                rhai_mp_core::limits::allocation(
+                rhai_mp_core::base::limits::allocation(
                     n * std::mem::size_of::<Dynamic>() as u128,
                     "an array of that many items",
                 )?;

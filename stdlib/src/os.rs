@@ -13,7 +13,7 @@ fn signal_by_name(name: &str) -> Option<nix::sys::signal::Signal> {
 fn send(pid: INT, sig: Option<nix::sys::signal::Signal>) -> Result<(), Box<EvalAltResult>> {
     let target = i32::try_from(pid).map_err(|_| rhai_mp_core::mp_err!(ValueError, "pid {pid} is out of range"))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(target), sig).map_err(|e| {
-        rhai_mp_core::MpError::os(
+        rhai_mp_core::prelude::MpError::os(
             &format!("os::kill({pid}, {})", sig.map_or("0", |s| s.as_str())),
             std::io::Error::from_raw_os_error(e as i32),
         )
@@ -101,3 +101,19 @@ pub mod os_functions {
         super::send(pid, Some(sig))
     }
 }
+
+/// os's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::module_section;
+    crate::registry::Primitive {
+        name: "os",
+        group: "os::",
+        sections: &[module_section("os")],
+        functions: |_| {},
+        module: Some(|| rhai::exported_module!(os_functions)),
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};

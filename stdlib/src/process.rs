@@ -1,13 +1,15 @@
 //! `Process`, and the process-tree functions `cpu_count()`, `active_children()`,
 //! `current_process()`, `parent_process()` (see the reference, "Process").
 //!
-//! The machinery (start methods, waiting, Python's rules) is `rhai_mp_core::Process`; this
+//! The machinery (start methods, waiting, Python's rules) is `rhai_mp_core::tree::process::Process`; this
 //! file is its Rhai face.
 
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, INT};
-use rhai_mp_core::{mp_err, Deadline, MpResult, StartMethod};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::tree::state::StartMethod;
 
 /// Builds a Process from positional arguments and an option map, for the global
 /// `Process(..)` and a context's `ctx.Process(..)`.
@@ -16,7 +18,7 @@ pub(crate) fn build(
     target: Option<Dynamic>,
     args: Option<Dynamic>,
     opts: Option<Map>,
-) -> MpResult<rhai_mp_core::Process> {
+) -> MpResult<rhai_mp_core::tree::process::Process> {
     let target = target.map(|t| opts::arg_fn(t, "Process", "target")).transpose()?;
     let mut o = Opts::new(opts.unwrap_or_default(), "Process", &["target", "args", "name", "daemon"])?;
     let dup =
@@ -34,7 +36,7 @@ pub(crate) fn build(
     };
     let name = o.string("name")?;
     let daemon = o.bool("daemon")?;
-    Ok(rhai_mp_core::Process::new(target, args, name, daemon, method))
+    Ok(rhai_mp_core::tree::process::Process::new(target, args, name, daemon, method))
 }
 
 fn int_or_unit(v: Option<i32>) -> Dynamic {
@@ -48,7 +50,7 @@ pub mod process_functions {
 
     /// A handle on a process: a child made with `Process(..)`, or this process
     /// (`current_process()`) or its parent (`parent_process()`). Copies share one state.
-    pub type Process = rhai_mp_core::Process;
+    pub type Process = rhai_mp_core::tree::process::Process;
 
     /// A process that will call `target()` once started.
     ///
@@ -201,6 +203,21 @@ pub mod process_functions {
     #[rhai_fn(global, return_raw)]
     pub fn terminate(p: &mut Process) -> Result<(), Box<EvalAltResult>> {
         Ok(p.terminate()?)
+    }
+
+    /// Sends SIGINT (Python 3.14): the child gets `KeyboardInterrupt` where it is — one that
+    /// catches it goes on, one that does not ends with exit code 1 and a report. Does nothing
+    /// if it already ended.
+    ///
+    /// ```rhai
+    /// p.interrupt();
+    /// p.join();
+    /// ```
+    ///
+    /// Throws when: it was not started (`AssertionError`); it is closed (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn interrupt(p: &mut Process) -> Result<(), Box<EvalAltResult>> {
+        Ok(p.interrupt()?)
     }
 
     /// Sends SIGKILL (the exit code becomes `-9`). Does nothing if it already ended.
@@ -377,7 +394,7 @@ pub mod process_functions {
     /// Throws when: always (that is how it ends the script), with an error `catch` cannot see.
     #[rhai_fn(name = "exit", return_raw)]
     pub fn exit_zero() -> Result<(), Box<EvalAltResult>> {
-        Err(rhai_mp_core::ExitRequest::exit(&Dynamic::UNIT))
+        Err(rhai_mp_core::base::error::ExitRequest::exit(&Dynamic::UNIT))
     }
 
     /// Ends this process with exit code `value` (an int, taken modulo 256; `()` is 0; any
@@ -390,7 +407,7 @@ pub mod process_functions {
     /// Throws when: always (that is how it ends the script), with an error `catch` cannot see.
     #[rhai_fn(name = "exit", return_raw)]
     pub fn exit_with(value: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Err(rhai_mp_core::ExitRequest::exit(&value))
+        Err(rhai_mp_core::base::error::ExitRequest::exit(&value))
     }
 
     /// The number of CPUs this process may run on.
@@ -412,7 +429,7 @@ pub mod process_functions {
     ///
     /// Throws when: never.
     pub fn active_children() -> Array {
-        rhai_mp_core::active_children().into_iter().map(Dynamic::from).collect()
+        rhai_mp_core::tree::process::active_children().into_iter().map(Dynamic::from).collect()
     }
 
     /// This process, as a Process (`name`, `pid`, `daemon`).
@@ -438,4 +455,38 @@ pub mod process_functions {
     pub fn parent_process() -> Dynamic {
         Process::parent().map_or(Dynamic::UNIT, Dynamic::from)
     }
+}
+
+/// process's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{mirror, section};
+    crate::registry::Primitive {
+        name: "process",
+        group: "Processes and the process tree",
+        sections: &[
+            section("Process", &[("Process", "p")], &["Process"], &["Process(", "current_process(", "parent_process("]),
+            section(
+                "The process tree",
+                &[],
+                &["cpu_count", "active_children", "current_process", "parent_process", "exit"],
+                &[],
+            ),
+        ],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[
+            mirror("cpu_count", &[0]),
+            mirror("active_children", &[0]),
+            mirror("current_process", &[0]),
+            mirror("parent_process", &[0]),
+        ],
+        managed: &[],
+    }
+};
+
+/// Registers process's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "process", process_functions);
 }

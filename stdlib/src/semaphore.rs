@@ -9,7 +9,11 @@ use crate::lock::block_timeout;
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
-use rhai_mp_core::{futex_wait, futex_wake, mp_err, Deadline, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::base::sys::{futex_wait, futex_wake};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
@@ -25,7 +29,7 @@ pub(crate) const MAX: INT = i32::MAX as INT;
 pub struct SemCore {
     region: Region,
     /// How long an `acquire` here polls before it sleeps (adaptive).
-    spin: rhai_mp_core::Spin,
+    spin: rhai_mp_core::base::spin::Spin,
 }
 
 impl SemCore {
@@ -34,20 +38,21 @@ impl SemCore {
         let region = Region::create("rhai-mp-semaphore", 64)?;
         region.atomic32(VALUE).store(value, SeqCst);
         region.atomic32(BOUND).store(if bounded { value } else { u32::MAX }, SeqCst);
-        Ok(SemCore { region, spin: rhai_mp_core::Spin::new() })
+        Ok(SemCore { region, spin: rhai_mp_core::base::spin::Spin::new() })
     }
 
     /// A semaphore inside another object's region, at `offset` (16 bytes).
     pub fn embedded(region: &Region, offset: usize, value: u32) -> EmbeddedSem<'_> {
         region.atomic32(offset + VALUE).store(value, SeqCst);
         region.atomic32(offset + BOUND).store(u32::MAX, SeqCst);
-        EmbeddedSem { region, offset, spin: &rhai_mp_core::spin::SHARED }
+        EmbeddedSem { region, offset, spin: &rhai_mp_core::base::spin::SHARED }
     }
 
     fn sem(&self) -> EmbeddedSem<'_> {
         EmbeddedSem { region: &self.region, offset: 0, spin: &self.spin }
     }
 
+    /// Whether it is a BoundedSemaphore.
     pub fn bounded(&self) -> bool {
         self.region.atomic32(BOUND).load(SeqCst) != u32::MAX
     }
@@ -57,10 +62,12 @@ impl SemCore {
         self.sem().acquire(block, deadline)
     }
 
+    /// Gives one unit back.
     pub fn release(&self) -> MpResult<()> {
         self.sem().release()
     }
 
+    /// Its value now.
     pub fn value(&self) -> u32 {
         self.sem().value()
     }
@@ -71,18 +78,20 @@ pub struct EmbeddedSem<'r> {
     region: &'r Region,
     offset: usize,
     /// The polling budget (the semaphore's own, or the process-wide one).
-    spin: &'r rhai_mp_core::Spin,
+    spin: &'r rhai_mp_core::base::spin::Spin,
 }
 
 impl EmbeddedSem<'_> {
+    /// The semaphore another process made at `offset` of `region`.
     pub fn at(region: &Region, offset: usize) -> EmbeddedSem<'_> {
-        EmbeddedSem { region, offset, spin: &rhai_mp_core::spin::SHARED }
+        EmbeddedSem { region, offset, spin: &rhai_mp_core::base::spin::SHARED }
     }
 
     fn word(&self, field: usize) -> &AtomicU32 {
         self.region.atomic32(self.offset + field)
     }
 
+    /// Its value now.
     pub fn value(&self) -> u32 {
         self.word(VALUE).load(SeqCst)
     }
@@ -107,9 +116,9 @@ impl EmbeddedSem<'_> {
             if deadline.passed() {
                 return Ok(false);
             }
-            rhai_mp_core::interrupt::check()?;
+            rhai_mp_core::base::interrupt::check()?;
             self.word(SLEEPERS).fetch_add(1, SeqCst);
-            futex_wait(value, 0, Some(deadline.slice(rhai_mp_core::interrupt::SLICE)));
+            futex_wait(value, 0, Some(deadline.slice(rhai_mp_core::base::interrupt::SLICE)));
             self.word(SLEEPERS).fetch_sub(1, SeqCst);
         }
     }
@@ -159,7 +168,10 @@ impl Portable for Semaphore {
         w.dup(self.0.region.fd())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        Ok(Semaphore(Rc::new(SemCore { region: Region::open(r.fd()?, 64)?, spin: rhai_mp_core::Spin::new() })))
+        Ok(Semaphore(Rc::new(SemCore {
+            region: Region::open(r.fd()?, 64)?,
+            spin: rhai_mp_core::base::spin::Spin::new(),
+        })))
     }
 }
 
@@ -300,4 +312,30 @@ pub mod semaphore_functions {
     pub fn describe(s: &mut Semaphore) -> String {
         format!("<{} value={}>", if s.0.bounded() { "BoundedSemaphore" } else { "Semaphore" }, s.0.value())
     }
+}
+
+/// semaphore's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "semaphore",
+        group: "Synchronization",
+        sections: &[section(
+            "Semaphore and BoundedSemaphore",
+            &[("Semaphore", "s")],
+            &["Semaphore", "BoundedSemaphore"],
+            &["Semaphore("],
+        )],
+        functions,
+        module: None,
+        handles: &[handle::<Semaphore>()],
+        machinery: None,
+        mirrors: &[mirror("Semaphore", &[0, 1]), mirror("BoundedSemaphore", &[0, 1])],
+        managed: &[crate::manager::Kind::Semaphore, crate::manager::Kind::BoundedSemaphore],
+    }
+};
+
+/// Registers semaphore's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "semaphore", semaphore_functions);
 }

@@ -8,7 +8,10 @@
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Blob, Dynamic, Map, INT};
-use rhai_mp_core::{mp_err, Handle, MpError, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{MpError, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -120,7 +123,7 @@ fn open_named(name: &str, create: bool, size: Option<INT>) -> MpResult<SharedMem
     let size = if create {
         let made = size
             .ok_or_else(|| mp_err!(ValueError, "creating a SharedMemory needs a size"))
-            .and_then(|size| rhai_mp_core::limits::allocation(size as u128, &format!("SharedMemory({size})")))
+            .and_then(|size| rhai_mp_core::base::limits::allocation(size as u128, &format!("SharedMemory({size})")))
             .and_then(|size| {
                 // Reserve the pages now: /dev/shm is a size-limited tmpfs, and touching a page
                 // it cannot give later would kill the process (SIGBUS).
@@ -150,8 +153,8 @@ fn anonymous(size: INT) -> MpResult<SharedMemory> {
     if size <= 0 {
         return Err(mp_err!(ValueError, "the size of a SharedMemory must be positive, not {size}"));
     }
-    let size = rhai_mp_core::limits::allocation(size as u128, &format!("SharedMemory({size})"))?;
-    let tag: String = rhai_mp_core::random_bytes(4)?.iter().map(|b| format!("{b:02x}")).collect();
+    let size = rhai_mp_core::base::limits::allocation(size as u128, &format!("SharedMemory({size})"))?;
+    let tag: String = rhai_mp_core::base::sys::random_bytes(4)?.iter().map(|b| format!("{b:02x}")).collect();
     let region = Region::create(&memfd_name(&tag), size)?;
     let name = anonymous_name(&region, &tag);
     Ok(SharedMemory(Rc::new(ShmCore { region: RefCell::new(Some(region)), name, anonymous: true, size })))
@@ -367,4 +370,25 @@ pub mod shared_memory_functions {
     pub fn describe(s: &mut SharedMemory) -> String {
         format!("<SharedMemory name='{}' size={}>", s.0.name, s.0.size)
     }
+}
+
+/// shared_memory's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "shared_memory",
+        group: "Shared memory",
+        sections: &[section("SharedMemory", &[("SharedMemory", "shm")], &["SharedMemory"], &["SharedMemory("])],
+        functions,
+        module: None,
+        handles: &[handle::<SharedMemory>()],
+        machinery: None,
+        mirrors: &[mirror("SharedMemory", &[1])],
+        managed: &[],
+    }
+};
+
+/// Registers shared_memory's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "shared_memory", shared_memory_functions);
 }

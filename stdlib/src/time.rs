@@ -23,8 +23,8 @@ pub mod time_functions {
         }
         let deadline = crate::opts::deadline(&secs, "time::sleep")?;
         while !deadline.passed() {
-            rhai_mp_core::interrupt::check()?;
-            std::thread::sleep(deadline.slice(rhai_mp_core::interrupt::SLICE));
+            rhai_mp_core::base::interrupt::check()?;
+            rhai_mp_core::base::interrupt::sleep(deadline.slice(rhai_mp_core::base::interrupt::SLICE));
         }
         Ok(())
     }
@@ -54,3 +54,19 @@ pub mod time_functions {
             .map_or(0.0, |t| t.tv_sec() as FLOAT + t.tv_nsec() as FLOAT * 1e-9)
     }
 }
+
+/// time's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::module_section;
+    crate::registry::Primitive {
+        name: "time",
+        group: "time::",
+        sections: &[module_section("time")],
+        functions: |_| {},
+        module: Some(|| rhai::exported_module!(time_functions)),
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};

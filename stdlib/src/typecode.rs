@@ -6,7 +6,10 @@
 
 use crate::opts;
 use rhai::{Dynamic, FLOAT, INT};
-use rhai_mp_core::{mp_err, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{Portable, Reader, Writer};
 use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

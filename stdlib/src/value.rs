@@ -7,14 +7,19 @@ use crate::opts;
 use crate::typecode::Typecode;
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, Region, Writer};
+use rhai_mp_core::base::shm::Region;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// The shared state of a Value.
 #[derive(Debug)]
 pub struct ValueCore {
     region: Region,
+    /// Its typecode.
     pub typecode: Typecode,
+    /// Its lock (`None`: a raw value).
     pub lock: Option<Lock>,
 }
 
@@ -161,4 +166,25 @@ pub mod value_functions {
         let kind = if v.0.lock.is_some() { "Value" } else { "RawValue" };
         format!("{kind}('{}', {})", v.0.typecode.code(), v.0.typecode.load(&v.0.region, 0))
     }
+}
+
+/// value's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "value",
+        group: "Shared memory",
+        sections: &[section("Value and RawValue", &[("Value", "v")], &["Value", "RawValue"], &["Value("])],
+        functions,
+        module: None,
+        handles: &[handle::<Value>()],
+        machinery: None,
+        mirrors: &[mirror("Value", &[2, 3]), mirror("RawValue", &[2])],
+        managed: &[crate::manager::Kind::Value],
+    }
+};
+
+/// Registers value's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "value", value_functions);
 }

@@ -9,7 +9,9 @@ use crate::opts;
 use crate::queue::{Queue, SimpleQueue};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic};
-use rhai_mp_core::{mp_err, Deadline, MpResult, Process};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::tree::process::Process;
 
 /// The descriptor that becomes readable when `obj` is ready.
 fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
@@ -47,8 +49,8 @@ fn wait_for(objects: Array, deadline: Deadline) -> MpResult<Array> {
     if fds.is_empty() {
         return Ok(Array::new());
     }
-    let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
-    let ready = rhai_mp_core::wait_any(&borrowed, deadline)?;
+    let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::base::sys::borrow_fd(fd)).collect();
+    let ready = rhai_mp_core::transport::poll::wait_any(&borrowed, deadline)?;
     Ok(objects.into_iter().zip(ready).filter(|(_, r)| *r).map(|(o, _)| o).collect())
 }
 
@@ -89,4 +91,25 @@ pub mod wait_functions {
         let objects = opts::arg_array(objects, "wait", "objects")?;
         Ok(wait_for(objects, opts::deadline(&timeout, "wait")?)?)
     }
+}
+
+/// wait's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{mirror, section};
+    crate::registry::Primitive {
+        name: "wait",
+        group: "wait()",
+        sections: &[section("", &[], &["wait"], &[])],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[mirror("wait", &[1, 2])],
+        managed: &[],
+    }
+};
+
+/// Registers wait's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "wait", wait_functions);
 }

@@ -1,71 +1,35 @@
-//! rhai-mp-core: the machinery under rhai-mp's Rhai primitives — the wire format, the start
-//! methods, the child bootstrap, process state, and the one place Rust errors become Rhai
-//! errors. Scripts never see this crate directly; `rhai-mp-stdlib` binds it to Rhai and
-//! `rhai-mp` (the runtime) puts both into an engine.
+//! rhai-mp-core: the machinery under rhai-mp's Rhai primitives — the wire format, the
+//! transport, the start methods, the child bootstrap, process state, and the one place Rust
+//! errors become Rhai errors. Scripts never see this crate directly; `rhai-mp-stdlib` binds
+//! it to Rhai and `rhai-mp` (the runtime) puts both into an engine.
+//!
+//! The crate is built in floors. A module imports only its own folder or a lower floor
+//! (and, inside a folder, only the files above it in its `mod.rs` map); where a lower floor
+//! must call up, it takes a hook that start-up ([`run::setup::init`]) sets once.
+//! `tests/layers.rs` reads every `use crate::` and fails on an import that runs up.
+//!
+//! - [`base`] — floor 0: system calls, signals, errors, deadlines, adaptive waiting, shared
+//!   memory, limits, output;
+//! - [`wire`] — floor 1: the one module through which values cross a process boundary;
+//! - [`transport`] — floor 1: how bytes and descriptors travel (never imports `wire`, nor
+//!   `wire` it);
+//! - [`tree`] — floor 2: the process tree — state, the boot message, the MPI place, the
+//!   start methods, the Process object;
+//! - [`run`] — floor 3: running a script — the interpreter's set-up, reports, errors from
+//!   other processes, the child side;
+//! - [`prelude`] — the few names nearly every user of the crate needs.
+//!
+//! A name is imported from the module that defines it; only the prelude repeats names.
 
-mod boot;
-mod child;
-pub mod cluster;
-mod deadline;
-mod error;
-mod interp;
-pub mod interrupt;
-pub mod limits;
-mod output;
-mod process;
-mod report;
-mod shm;
-pub mod spin;
-mod start;
-mod state;
-mod sys;
+pub mod base;
+pub mod run;
 pub mod transport;
+pub mod tree;
 pub mod wire;
 
-pub use boot::{Boot, Call, Mode};
-pub use child::{at_fork_child, register_entry, run_as_rank, run_if_child, run_remote_call, Entry, CHILD_ENV};
-pub use deadline::Deadline;
-pub use error::{rethrow, ErrorKind, MpError, MpResult, RemoteError, RhaiResult};
-pub use interp::{
-    compile_ast, ending, error_report, exit_code, finish_main, outcome, report_error, run_main, run_script, set_names,
-    watch_signals, Ending, ExitRequest, INTERRUPTED,
-};
-pub use output::{stderr_line, stdout_line};
-pub use process::{
-    active_children, at_exit, guard_error, Process, Role, Target, EXIT_BOOT_FAILED, EXIT_GUARD, EXIT_NOT_A_CHILD,
-};
-pub use report::type_and_message;
-pub use shm::{Cond, Locked, Mutex, Region, COND_SIZE, MUTEX_SIZE};
-pub use spin::Spin;
-pub use start::{fork::Server as ForkServer, Popen};
-pub use state::{default_method, with as with_state, ChildInfo, ParentInfo, Script, StartMethod, State};
-pub use sys::{
-    borrow_fd, futex_wait, futex_wake, ignore_signal, own_fd, pid, pread_vec, process_is_dead, random_bytes,
-    same_bytes, spin_time, spin_while,
-};
-pub use transport::poll::{readable_now, wait_any, wait_readable};
-pub use transport::seqpacket::{Kind as MessageKind, MapCache, Message, Payload, SpillCache, INLINE_MAX};
-pub use wire::compile_unit;
-pub use wire::{
-    decode, encode, encode_owned, encode_remote_value, register_codec, register_handle, DataCodec, Handle, HandleCodec,
-    Packet, Portable, Reader, Segmented, Writer,
-};
-
-/// The fixed hashing seed that makes Rhai's names for closures (`anon$<hash>`) the same in
-/// every process. A host that sets its own seed must set the same one in every process.
-const HASHING_SEED: [u64; 4] =
-    [0x5248_4149_4d50_0001, 0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f, 0x1656_67b1_9e37_79f9];
-
-/// Prepares this process for rhai-mp; call before creating any Rhai engine. Idempotent.
-///
-/// Installs the fixed hashing seed (closures must hash to the same names in parent and
-/// child), ignores SIGPIPE (a write to a closed pipe is then an error, not death), and
-/// raises the open-descriptor limit (every shared object holds a memfd), and lets malloc
-/// reuse large freed blocks (see `sys::tune_malloc`).
-pub fn init() {
-    interrupt::record_start();
-    let _ = rhai::config::hashing::set_hashing_seed(Some(HASHING_SEED));
-    sys::ignore_signal(libc::SIGPIPE);
-    sys::raise_fd_limit();
-    sys::tune_malloc();
+/// The names nearly every user of this crate needs: `use rhai_mp_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::base::deadline::Deadline;
+    pub use crate::base::error::{ErrorKind, MpError, MpResult, RhaiResult};
+    pub use crate::{mp_bail, mp_err};
 }

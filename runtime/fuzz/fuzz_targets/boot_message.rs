@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rhai_mp_core::{Boot, Call, Packet};
+use rhai_mp_core::tree::boot::{Boot, Call};
+use rhai_mp_core::wire::Packet;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(boot) = Boot::from_packet(Packet { bytes: data.to_vec(), fds: Vec::new() }) {

@@ -15,5 +15,5 @@ fuzz_target!(|data: &[u8]| {
         let again = wire::tree_from_bytes(&bytes).expect("a re-encoded tree decodes");
         assert_eq!(wire::tree_to_bytes(&again), bytes, "re-encoding is stable");
     }
-    let _ = rhai_mp_core::decode(data, Vec::new());
+    let _ = rhai_mp_core::wire::decode(data, Vec::new());
 });

@@ -23,7 +23,7 @@ mod groups;
 mod metadata;
 mod render;
 
-pub use groups::{Group, Section, GROUPS};
+pub use groups::{groups, Group, Section};
 pub use render::markdown;
 
 /// How a script calls an entry.
@@ -70,7 +70,7 @@ pub struct Entry {
     pub meaning: String,
     /// The text of the doc comment's `Throws when:` paragraph, on one line.
     pub throws: String,
-    /// Where it belongs: indexes into [`GROUPS`] and the group's sections (`None`: no group
+    /// Where it belongs: indexes into [`groups()`] and the group's sections (`None`: no group
     /// takes it, which the reference test reports).
     pub place: Option<(usize, usize)>,
 }
@@ -119,7 +119,7 @@ fn form_rank(form: &Form) -> u8 {
     }
 }
 
-/// The entries no group takes (a new primitive must be placed in [`GROUPS`]).
+/// The entries no group takes (a new primitive must be placed in the registry, `rhai_mp_stdlib::registry`).
 pub fn unplaced(entries: &[Entry]) -> Vec<&Entry> {
     entries.iter().filter(|e| e.place.is_none()).collect()
 }

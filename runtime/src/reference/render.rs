@@ -3,7 +3,8 @@
 //! its signatures in backticks before ` — ` and its meaning after — is relied on there.
 
 use super::examples::Scripts;
-use super::{groups, Call, Entry, Form, GROUPS};
+use super::groups::{self, groups as all_groups};
+use super::{Call, Entry, Form};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -45,7 +46,7 @@ pub fn markdown(entries: &[Entry], scripts: &Path) -> String {
     out.push_str(INTRO);
     out.push('\n');
     contents(&mut out);
-    for (g, group) in GROUPS.iter().enumerate() {
+    for (g, group) in all_groups().iter().enumerate() {
         let _ = write!(out, "\n## {}\n", group.title);
         for (s, section) in group.sections.iter().enumerate() {
             if !section.title.is_empty() {
@@ -68,11 +69,11 @@ pub fn markdown(entries: &[Entry], scripts: &Path) -> String {
 }
 
 fn contents(out: &mut String) {
-    for (i, group) in GROUPS.iter().enumerate() {
+    for (i, group) in all_groups().iter().enumerate() {
         let _ = writeln!(out, "{}. [{}](#{})", i + 1, group.title, anchor(group.title));
     }
     let others = "Rhai's standard library and packages";
-    let _ = writeln!(out, "{}. [{others}](#{})", GROUPS.len() + 1, anchor(others));
+    let _ = writeln!(out, "{}. [{others}](#{})", all_groups().len() + 1, anchor(others));
 }
 
 /// GitHub's anchor for a heading: lower case, punctuation dropped, spaces as `-`.

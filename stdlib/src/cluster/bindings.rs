@@ -15,7 +15,7 @@ pub mod mpi_functions {
     ///
     /// Throws when: never.
     pub fn rank() -> INT {
-        rhai_mp_core::cluster::rank() as INT
+        rhai_mp_core::tree::place::rank() as INT
     }
 
     /// How many ranks the MPI job has (`1` without a launcher).
@@ -26,6 +26,6 @@ pub mod mpi_functions {
     ///
     /// Throws when: never.
     pub fn size() -> INT {
-        rhai_mp_core::cluster::size() as INT
+        rhai_mp_core::tree::place::size() as INT
     }
 }

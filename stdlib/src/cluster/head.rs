@@ -11,9 +11,10 @@
 
 use super::protocol::{frame, FromRank, ToRank};
 use crate::manager::auth::{Answer, Hello, Verdict};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use rhai_mp_core::transport::tcp::{self, FrameReader, Read};
 use rhai_mp_core::wire::{decode_message, encode_remote};
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
@@ -88,7 +89,7 @@ pub(crate) fn with_head<R>(f: impl FnOnce(&mut Head) -> MpResult<R>) -> MpResult
     HEAD.with(|h| match h.try_borrow_mut() {
         Ok(mut h) => match h.as_mut() {
             Some(head) => f(head),
-            None => Err(rhai_mp_core::cluster::unavailable()),
+            None => Err(rhai_mp_core::tree::place::unavailable()),
         },
         Err(_) => Err(mp_err!(RuntimeError, "the MPI ranks are busy (re-entrant call)")),
     })
@@ -147,7 +148,7 @@ pub fn open(size: u32, key: Vec<u8>) -> MpResult<Vec<String>> {
 /// most) for them to go. Returns the ranks that were lost during the job.
 pub fn close() -> Vec<u32> {
     let Some(mut head) = HEAD.with(|h| h.borrow_mut().take()) else { return Vec::new() };
-    let _ = rhai_mp_core::interrupt::masked(|| head.pump(Deadline::now()));
+    let _ = rhai_mp_core::base::interrupt::masked(|| head.pump(Deadline::now()));
     let lost: Vec<u32> = head.links.iter().filter(|l| l.state == LinkState::Lost).map(|l| l.rank).collect();
     head.closing = true;
     let bye = frame(&ToRank::Shutdown { finalize: lost.is_empty() }).unwrap_or_default();
@@ -158,7 +159,7 @@ pub fn close() -> Vec<u32> {
     }
     // Ranks still running the top level get the news when they connect.
     let deadline = Deadline::after_secs(10.0);
-    rhai_mp_core::interrupt::masked(|| {
+    rhai_mp_core::base::interrupt::masked(|| {
         while head.links.iter().any(|l| l.state == LinkState::Waiting || l.conn.is_some()) && !deadline.passed() {
             if head.pump(Deadline::after_secs(0.2)).is_err() {
                 break;
@@ -241,7 +242,7 @@ impl Head {
                 self.links.iter().filter(|l| l.state == LinkState::Waiting).map(|l| l.rank.to_string()).collect();
             if !self.noted_wait && !waiting.is_empty() && started.elapsed() > Duration::from_secs(30) {
                 self.noted_wait = true;
-                rhai_mp_core::stderr_line(&format!(
+                rhai_mp_core::base::output::stderr_line(&format!(
                     "rhai-mp: still waiting for rank(s) {} to connect (they run the script's top level first)",
                     waiting.join(", ")
                 ));
@@ -254,7 +255,9 @@ impl Head {
     /// throws (`None` if every rank started).
     pub(crate) fn boot_failure(&self) -> Option<MpError> {
         self.links.iter().find_map(|l| match l.state {
-            LinkState::Failed(code) if code == rhai_mp_core::EXIT_GUARD => Some(rhai_mp_core::guard_error()),
+            LinkState::Failed(code) if code == rhai_mp_core::tree::start::popen::EXIT_GUARD => {
+                Some(rhai_mp_core::tree::process::guard_error())
+            }
             LinkState::Failed(_) => Some(mp_err!(
                 RuntimeError,
                 "the worker ranks cannot start: the script's top level fails on rank {} ({}; its error is above)",
@@ -282,7 +285,7 @@ impl Head {
         link.process = None;
         if !closing {
             // Said at once: the launcher may end the job (and this process) any moment now.
-            rhai_mp_core::stderr_line(&format!(
+            rhai_mp_core::base::output::stderr_line(&format!(
                 "rhai-mp: worker rank {rank} (pid {} on {}) was lost: its connection to rank 0 closed",
                 link.pid, link.host
             ));
@@ -300,12 +303,14 @@ impl Head {
         let ready = {
             let mut fds = vec![self.listener.as_fd()];
             fds.extend(live.iter().map(|&i| self.links[i].conn.as_ref().unwrap().as_fd()));
-            rhai_mp_core::wait_any(&fds, deadline).map_err(MpError::from)?
+            rhai_mp_core::transport::poll::wait_any(&fds, deadline).map_err(MpError::from)?
         };
         if ready[0] {
             while let Some(conn) = tcp::accept(self.listener.as_fd()) {
                 if let Err(e) = self.admit(conn) {
-                    rhai_mp_core::stderr_line(&format!("rhai-mp: a connection to rank 0 was refused: {e}"));
+                    rhai_mp_core::base::output::stderr_line(&format!(
+                        "rhai-mp: a connection to rank 0 was refused: {e}"
+                    ));
                 }
             }
         }
@@ -328,7 +333,9 @@ impl Head {
                 Ok(Read::Frame(bytes)) => match decode_message::<FromRank>(&bytes, Vec::new()) {
                     Ok(msg) => self.route(rank, msg),
                     Err(e) => {
-                        rhai_mp_core::stderr_line(&format!("rhai-mp: rank {rank} sent a malformed message: {e}"));
+                        rhai_mp_core::base::output::stderr_line(&format!(
+                            "rhai-mp: rank {rank} sent a malformed message: {e}"
+                        ));
                         self.lose(rank);
                         return;
                     }
@@ -416,7 +423,10 @@ pub(crate) fn read_frame(conn: &OwnedFd, reader: &mut FrameReader, deadline: Dea
                 if deadline.passed() {
                     return Err(mp_err!(TimeoutError, "no answer within {} s", HANDSHAKE.as_secs()));
                 }
-                rhai_mp_core::interrupt::masked(|| rhai_mp_core::wait_readable(conn.as_fd(), deadline)).map_err(io)?;
+                rhai_mp_core::base::interrupt::masked(|| {
+                    rhai_mp_core::transport::poll::wait_readable(conn.as_fd(), deadline)
+                })
+                .map_err(io)?;
             }
         }
     }

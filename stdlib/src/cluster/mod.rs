@@ -38,15 +38,31 @@ pub fn peers_lost() -> bool {
 }
 
 /// Registers the worker ranks' entry and the `"mpi"` start method's launcher.
-pub(crate) fn register() {
-    rhai_mp_core::register_entry(rank::ENTRY, rank::entry);
-    rhai_mp_core::cluster::set_launcher(process::launch);
+fn machinery() {
+    rhai_mp_core::run::child::register_entry(rank::ENTRY, rank::entry);
+    rhai_mp_core::tree::start::remote::set_launcher(process::launch);
 }
 
 /// The address of this host the worker ranks reach it at (rank 0 of a job).
-pub(crate) fn reachable_ip() -> rhai_mp_core::MpResult<std::net::IpAddr> {
+pub(crate) fn reachable_ip() -> rhai_mp_core::prelude::MpResult<std::net::IpAddr> {
     head::with_head(|h| {
         h.wait_joined()?;
         Ok(h.reachable_ip())
     })
 }
+
+/// mpi's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::module_section;
+    crate::registry::Primitive {
+        name: "mpi",
+        group: "mpi::",
+        sections: &[module_section("mpi")],
+        functions: |_| {},
+        module: Some(|| rhai::exported_module!(mpi_functions)),
+        handles: &[],
+        machinery: Some(machinery),
+        mirrors: &[],
+        managed: &[],
+    }
+};

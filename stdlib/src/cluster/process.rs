@@ -5,8 +5,10 @@
 
 use super::head::{with_head, Event, LinkState};
 use super::protocol::ToRank;
-use rhai_mp_core::cluster::RemoteChild;
-use rhai_mp_core::{mp_err, ChildInfo, Deadline, MpResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::tree::start::remote::RemoteChild;
+use rhai_mp_core::tree::state::ChildInfo;
 
 /// A process running on a worker rank.
 #[derive(Debug)]
@@ -53,7 +55,7 @@ impl RankProcess {
             match e {
                 Event::Exited { code } => self.status = Some(code),
                 Event::Lost { rank } => {
-                    rhai_mp_core::stderr_line(&format!(
+                    rhai_mp_core::base::output::stderr_line(&format!(
                         "rhai-mp: rank {rank} ({}, pid {}) was lost while it ran a process",
                         self.host, self.pid
                     ));

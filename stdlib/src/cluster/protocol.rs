@@ -9,8 +9,9 @@
 //!
 //! An *owner* is a pool or a process on rank 0; its number picks out its work.
 
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{MpResult, Portable, Reader, Script, Writer};
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::tree::state::Script;
+use rhai_mp_core::wire::{malformed, Portable, Reader, Writer};
 
 /// What rank 0 tells every rank when the job starts (through MPI, before any script runs):
 /// where to reach it, the key that proves a connection belongs to the job, and the script.
@@ -49,6 +50,8 @@ pub(crate) enum ToRank {
     Run { owner: u64, name: String, call: Vec<u8> },
     /// Stop the owner's work: drop its queued tasks, stop its running call as signal `sig`.
     Abort { owner: u64, sig: i32 },
+    /// The owner (a pool) cancelled its call `job`: skip its tasks, stop the running one.
+    Cancel { owner: u64, job: u64 },
     /// The job is over: leave. `finalize` says whether every rank is still there, so that
     /// `MPI_Finalize` (which waits for all of them) will return; when one was lost, a rank
     /// leaves without it.
@@ -95,6 +98,11 @@ impl Portable for ToRank {
                 w.u8(4);
                 w.u8(u8::from(*finalize));
             }
+            ToRank::Cancel { owner, job } => {
+                w.u8(5);
+                w.u64(*owner);
+                w.u64(*job);
+            }
         }
         Ok(())
     }
@@ -108,6 +116,7 @@ impl Portable for ToRank {
                 sig: i32::try_from(r.i64()?).map_err(|_| malformed("a signal number"))?,
             },
             4 => ToRank::Shutdown { finalize: r.u8()? != 0 },
+            5 => ToRank::Cancel { owner: r.u64()?, job: r.u64()? },
             t => return Err(malformed(&format!("rank request kind {t}"))),
         })
     }
@@ -148,7 +157,8 @@ impl Portable for FromRank {
 /// One message as a TCP frame.
 pub(crate) fn frame<T: Portable>(msg: &T) -> MpResult<Vec<u8>> {
     let bytes = rhai_mp_core::wire::encode_remote(msg)?;
-    rhai_mp_core::transport::tcp::frame(&bytes).map_err(|e| rhai_mp_core::MpError::os("a message to a rank", e))
+    rhai_mp_core::transport::tcp::frame(&bytes)
+        .map_err(|e| rhai_mp_core::prelude::MpError::os("a message to a rank", e))
 }
 
 /// Decodes `bytes` as each message type (for the fuzz target): how many decoded.
@@ -174,6 +184,7 @@ mod tests {
             ToRank::Abort { owner: 4, sig: 15 },
             ToRank::Shutdown { finalize: true },
             ToRank::Shutdown { finalize: false },
+            ToRank::Cancel { owner: 4, job: 9 },
         ] {
             let b = rhai_mp_core::wire::encode_remote(&m).unwrap();
             assert_eq!(decode_message::<ToRank>(&b, Vec::new()).unwrap(), m);
@@ -202,7 +213,7 @@ mod tests {
             rhai_mp_core::wire::encode_remote(&Invitation {
                 addresses: vec!["10.0.0.1:5000".into()],
                 key: vec![7; 32],
-                script: rhai_mp_core::Script::Source { name: "x.rhai".into(), text: "print(1)".into() },
+                script: rhai_mp_core::tree::state::Script::Source { name: "x.rhai".into(), text: "print(1)".into() },
                 argv: vec!["a".into()],
             })
             .unwrap(),

@@ -12,9 +12,11 @@ use super::head::read_frame;
 use super::protocol::{frame, FromRank, ToRank};
 use crate::manager::auth::{Hello, Verdict};
 use rhai::{Dynamic, NativeCallContext};
+use rhai_mp_core::base::error::ExitRequest;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
 use rhai_mp_core::transport::tcp::{self, FrameReader, Read};
-use rhai_mp_core::wire::{decode_message, encode_remote};
-use rhai_mp_core::{mp_err, Deadline, ExitRequest, MpError, MpResult, Packet, Portable, Reader, RhaiResult, Writer};
+use rhai_mp_core::wire::{decode_message, encode_remote, Packet, Portable, Reader, Writer};
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
@@ -103,8 +105,8 @@ pub fn report_failed_boot(args: &RankArgs, code: i32) {
     loop {
         match reader.read_from(conn.as_fd()) {
             Ok(Read::Pending) => {
-                let _ = rhai_mp_core::wait_readable(conn.as_fd(), Deadline::after_secs(1.0));
-                if rhai_mp_core::interrupt::pending() {
+                let _ = rhai_mp_core::transport::poll::wait_readable(conn.as_fd(), Deadline::after_secs(1.0));
+                if rhai_mp_core::base::interrupt::pending() {
                     return;
                 }
             }
@@ -132,12 +134,12 @@ enum Inbox {
 }
 
 /// The reader thread: rank 0's messages, as they come.
-fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox>) {
+fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox>, main: nix::sys::pthread::Pthread) {
     let mut reader = FrameReader::new(1 << 31);
     loop {
         let msg = match reader.read_from(conn.as_fd()) {
             Ok(Read::Pending) => {
-                let _ = rhai_mp_core::wait_readable(conn.as_fd(), Deadline::NEVER);
+                let _ = rhai_mp_core::transport::poll::wait_readable(conn.as_fd(), Deadline::NEVER);
                 continue;
             }
             Ok(Read::Frame(bytes)) => decode_message::<ToRank>(&bytes, Vec::new()).ok(),
@@ -152,12 +154,17 @@ fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox
                 let _ = tx.send(Inbox::End);
                 return;
             }
+            Some(ToRank::Cancel { owner, job }) => {
+                crate::pool::cancel_on_rank(owner, job);
+                // Wakes the script's thread from a wait (the stop hook then decides).
+                let _ = nix::sys::pthread::pthread_kill(main, nix::sys::signal::Signal::SIGUSR2);
+            }
             Some(ToRank::Abort { owner, sig }) => {
                 let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
                 r.cancelled.insert(owner);
                 if r.owner == owner && r.aborted.is_none() {
                     r.aborted = Some(sig);
-                    rhai_mp_core::interrupt::abort_call(sig);
+                    rhai_mp_core::base::interrupt::abort_call(sig);
                 }
             }
             Some(m) => {
@@ -181,21 +188,22 @@ pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> 
     SERVED.store(true, std::sync::atomic::Ordering::SeqCst);
     let args: RankArgs = rhai_mp_core::wire::decode_message(&payload.bytes, payload.fds)?;
     let host = hostname();
-    rhai_mp_core::with_state(|s| s.name = format!("Rank-{}@{host}", args.rank));
+    rhai_mp_core::tree::state::with(|s| s.name = format!("Rank-{}@{host}", args.rank));
     let conn = join(&args, 0)?;
     let theirs = nix::unistd::dup(&conn).map_err(MpError::from)?;
     let running = Arc::new(Mutex::new(Running::default()));
     let (tx, rx) = mpsc::channel();
     let r2 = running.clone();
+    let main = nix::sys::pthread::pthread_self();
     std::thread::Builder::new()
         .name("rank-reader".into())
-        .spawn(move || read_loop(theirs, r2, tx))
+        .spawn(move || read_loop(theirs, r2, tx, main))
         .map_err(|e| MpError::os("a thread", e))?;
     let serve = Serve { ctx, conn, running, rank: args.rank, host };
     loop {
-        let msg = match rx.recv_timeout(rhai_mp_core::interrupt::SLICE) {
+        let msg = match rx.recv_timeout(rhai_mp_core::base::interrupt::SLICE) {
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                rhai_mp_core::interrupt::check()?;
+                rhai_mp_core::base::interrupt::check()?;
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) | Ok(Inbox::End) => return Ok(()),
@@ -235,7 +243,7 @@ impl Serve<'_, '_> {
     fn end(&self) -> Option<i32> {
         let mut r = self.running.lock().unwrap_or_else(|e| e.into_inner());
         r.owner = 0;
-        rhai_mp_core::interrupt::clear_abort();
+        rhai_mp_core::base::interrupt::clear_abort();
         r.aborted.take()
     }
 
@@ -245,7 +253,7 @@ impl Serve<'_, '_> {
                 if !self.begin(owner) {
                     return Ok(());
                 }
-                let result = crate::pool::run_rank_task(self.ctx, &task);
+                let result = crate::pool::run_rank_task(self.ctx, owner, &task);
                 if self.end().is_none() {
                     self.send(&FromRank::Done { owner, result })?;
                 }
@@ -266,23 +274,26 @@ impl Serve<'_, '_> {
                     self.send(&FromRank::Exited { owner, code: -libc::SIGTERM })?;
                     return Ok(());
                 }
-                let saved = rhai_mp_core::with_state(|s| std::mem::replace(&mut s.name, name.clone()));
-                let result = rhai_mp_core::run_remote_call(self.ctx, &call);
+                let saved = rhai_mp_core::tree::state::with(|s| std::mem::replace(&mut s.name, name.clone()));
+                let result = rhai_mp_core::run::child::run_remote_call(self.ctx, &call);
                 let stopped = self.end();
-                rhai_mp_core::with_state(|s| s.name = saved);
+                rhai_mp_core::tree::state::with(|s| s.name = saved);
                 let code = match (stopped, result) {
                     (Some(sig), _) => -sig,
                     (None, Err(e)) if matches!(ExitRequest::of(&e), Some(ExitRequest::Signal(_))) => return Err(e),
                     (None, r) => {
                         let who = format!("{name} [rank {} on {}]", self.rank, self.host);
-                        rhai_mp_core::outcome(r.map(|_| Dynamic::UNIT), Some((&who, rhai_mp_core::pid() as i32)))
+                        rhai_mp_core::run::interp::outcome(
+                            r.map(|_| Dynamic::UNIT),
+                            Some((&who, rhai_mp_core::base::sys::pid() as i32)),
+                        )
                     }
                 };
                 // Its children are joined (daemon ones terminated), as at a child's end.
-                rhai_mp_core::at_exit();
+                rhai_mp_core::tree::process::at_exit();
                 self.send(&FromRank::Exited { owner, code })?;
             }
-            ToRank::Abort { .. } | ToRank::Shutdown { .. } => {}
+            ToRank::Abort { .. } | ToRank::Shutdown { .. } | ToRank::Cancel { .. } => {}
         }
         Ok(())
     }

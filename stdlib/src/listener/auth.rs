@@ -15,7 +15,9 @@
 //! RustCrypto's (`hmac`, `sha2`, `md-5`), compared in constant time.
 
 use hmac::{Hmac, Mac};
-use rhai_mp_core::{mp_err, MpError, MpResult};
+use rhai_mp_core::base::sys;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{MpError, MpResult};
 
 pub(crate) const CHALLENGE: &[u8] = b"#CHALLENGE#";
 pub(crate) const WELCOME: &[u8] = b"#WELCOME#";
@@ -137,7 +139,7 @@ pub(crate) struct Handshake {
 }
 
 fn challenge() -> MpResult<(Vec<u8>, Vec<u8>)> {
-    let random = rhai_mp_core::random_bytes(MESSAGE_LENGTH).map_err(|e| MpError::os("a random challenge", e))?;
+    let random = sys::random_bytes(MESSAGE_LENGTH).map_err(|e| MpError::os("a random challenge", e))?;
     let mut message = b"{sha256}".to_vec();
     message.extend_from_slice(&random);
     let mut frame = CHALLENGE.to_vec();
@@ -265,6 +267,7 @@ pub(crate) fn feed(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rhai_mp_core::prelude::ErrorKind;
 
     /// Runs a listener's and a client's handshake against each other; returns each side's
     /// outcome.
@@ -302,8 +305,8 @@ mod tests {
     #[test]
     fn a_wrong_key_fails_both_sides() {
         let (l, c) = run(b"key", b"other");
-        assert_eq!(l.unwrap_err().kind, rhai_mp_core::ErrorKind::AuthenticationError);
-        assert_eq!(c.unwrap_err().kind, rhai_mp_core::ErrorKind::AuthenticationError);
+        assert_eq!(l.unwrap_err().kind, ErrorKind::AuthenticationError);
+        assert_eq!(c.unwrap_err().kind, ErrorKind::AuthenticationError);
     }
 
     #[test]

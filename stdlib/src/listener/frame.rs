@@ -186,9 +186,15 @@ impl FrameReader {
                 if limit.is_some_and(|l| len > l) {
                     return Ok(false); // the caller refuses it
                 }
+                if (self.end - self.start - h) as u64 >= len {
+                    // A whole frame is there: it is taken first. Reading on could bring a
+                    // big frame's bytes, and what follows it, into the shared buffer, which
+                    // holds no more than the start of the next frame.
+                    return Ok(true);
+                }
                 if len as usize > CHUNK {
                     // Only this frame's bytes are in the buffer (a read never passes it).
-                    let want = rhai_mp_core::limits::allocation(len as u128, "a message")
+                    let want = rhai_mp_core::base::limits::allocation(len as u128, "a message")
                         .map_err(|e| Error::new(ErrorKind::OutOfMemory, e.message))?;
                     let mut body = Vec::with_capacity(want.min(FIRST));
                     body.extend_from_slice(&self.buf[self.start + h..self.end]);
@@ -472,6 +478,36 @@ mod tests {
         r.fill(b.as_fd(), Some(10)).unwrap();
         assert_eq!(r.announced(), Ok(Some(1000)));
         assert!(!r.fill(b.as_fd(), Some(10)).unwrap());
+    }
+
+    #[test]
+    fn a_whole_frame_is_taken_before_more_is_read() {
+        // A small frame, then a big one: fill() called again and again before next() reads
+        // nothing past the small frame, so the big one still goes to its own vector.
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut r = FrameReader::default();
+        let big = vec![3u8; 100_000];
+        let mut s = frame(b"small");
+        s.extend(frame(&big));
+        let writer = std::thread::spawn(move || a.write_all(&s).unwrap());
+        while !r.ready() {
+            r.fill(b.as_fd(), None).unwrap();
+        }
+        for _ in 0..10 {
+            assert!(r.fill(b.as_fd(), None).unwrap());
+        }
+        assert_eq!(r.next(), Next::Frame(b"small".to_vec()));
+        let mut got = Vec::new();
+        while got.is_empty() {
+            nix::poll::poll(
+                &mut [nix::poll::PollFd::new(b.as_fd(), nix::poll::PollFlags::POLLIN)],
+                nix::poll::PollTimeout::from(1000u16),
+            )
+            .unwrap();
+            got.extend(drain(&mut r, b.as_fd()));
+        }
+        writer.join().unwrap();
+        assert!(got[0] == Next::Frame(big), "the big frame's bytes differ");
     }
 
     #[test]

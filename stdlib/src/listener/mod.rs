@@ -22,7 +22,10 @@ use crate::connection::Connection;
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, INT};
-use rhai_mp_core::{mp_err, Deadline, MpResult};
+use rhai_mp_core::base::sys;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
+use rhai_mp_core::transport::poll;
 pub use socket::Listener;
 
 /// Python's default backlog for a `Listener`.
@@ -45,9 +48,9 @@ fn address_of(v: &Dynamic, func: &str) -> MpResult<String> {
 
 /// A fresh socket file's path in the temporary directory (Python's `arbitrary_address`).
 fn arbitrary_address() -> MpResult<String> {
-    let tag = rhai_mp_core::random_bytes(6).map_err(|e| rhai_mp_core::MpError::os("a random name", e))?;
+    let tag = sys::random_bytes(6).map_err(|e| MpError::os("a random name", e))?;
     let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let path = std::env::temp_dir().join(format!("rhai-mp-listener-{}-{tag}", rhai_mp_core::pid()));
+    let path = std::env::temp_dir().join(format!("rhai-mp-listener-{}-{tag}", sys::pid()));
     Ok(path.to_string_lossy().into_owned())
 }
 
@@ -119,8 +122,8 @@ pub(crate) fn wait_driven(
         }
         let until = if ready.contains(&true) { Deadline::now() } else { deadline };
         if !fds.is_empty() {
-            let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
-            let polled = rhai_mp_core::wait_any(&borrowed, until).map_err(|e| rhai_mp_core::MpError::os("wait", e))?;
+            let borrowed: Vec<_> = fds.iter().map(|&fd| sys::borrow_fd(fd)).collect();
+            let polled = poll::wait_any(&borrowed, until).map_err(|e| MpError::os("wait", e))?;
             for (k, p) in polled.into_iter().enumerate() {
                 if p && !driven[owner[k]] {
                     ready[owner[k]] = true;
@@ -309,4 +312,28 @@ pub mod listener_functions {
         let o = Opts::new(opts::arg_map(options, "Client", "options")?, "Client", &["authkey"])?;
         Ok(client(Some(address), o)?)
     }
+}
+
+/// listener's entry in the package's list of primitives (`registry.rs`). A `Listener` stays
+/// in the process that made it (as Python's, it does not pickle); the Connections it and
+/// `Client` make cross processes as `Connection` handles. Python's contexts have no
+/// `Listener` or `Client`, so none is mirrored.
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::section;
+    crate::registry::Primitive {
+        name: "listener",
+        group: "Listener and Client",
+        sections: &[section("", &[("Listener", "l")], &["Listener", "Client"], &["Listener("])],
+        functions,
+        module: None,
+        handles: &[],
+        machinery: None,
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers listener's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "listener", listener_functions);
 }

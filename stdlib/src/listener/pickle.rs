@@ -24,7 +24,7 @@
 //! hold: `MemoryError`) is refused, not an abort.
 
 use rhai::{Array, Blob, Dynamic, ImmutableString, Map, FLOAT, INT};
-use rhai_mp_core::{MpError, MpResult};
+use rhai_mp_core::prelude::{MpError, MpResult};
 use std::collections::HashMap;
 
 /// Values nested deeper than this are not sent nor received (Python's own pickler stops
@@ -97,7 +97,7 @@ mod op {
 }
 
 fn serr(msg: String) -> MpError {
-    MpError::new(rhai_mp_core::ErrorKind::SerializationError, msg)
+    MpError::new(rhai_mp_core::prelude::ErrorKind::SerializationError, msg)
 }
 
 /// A step of the path to a value inside the one sent or received.
@@ -842,7 +842,7 @@ impl<'a> Decoder<'a> {
                 self.data.len()
             )));
         }
-        rhai_mp_core::limits::allocation(total, "the received value (its shared references copied)")?;
+        rhai_mp_core::base::limits::allocation(total, "the received value (its shared references copied)")?;
         Ok(())
     }
 

@@ -18,7 +18,10 @@
 use super::auth::{self, Handshake};
 use super::frame::{self, FrameReader, Next};
 use crate::connection::Connection;
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
+use rhai_mp_core::base::sys;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
+use rhai_mp_core::transport::poll;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
@@ -166,7 +169,7 @@ impl ListenerState {
             }
             Address::Path(p) => {
                 let l = std::os::unix::net::UnixListener::bind(p).map_err(fail)?;
-                (OwnedFd::from(l), address.to_string(), false, Some((p.clone(), rhai_mp_core::pid())))
+                (OwnedFd::from(l), address.to_string(), false, Some((p.clone(), sys::pid())))
             }
             Address::Abstract(name, text) => {
                 let l = std::os::unix::net::UnixListener::bind_addr(&unix_addr(name).map_err(fail)?).map_err(fail)?;
@@ -210,7 +213,7 @@ impl ListenerState {
         self.pending.clear();
         self.done.clear();
         if let Some((path, pid)) = self.unlink.take() {
-            if pid == rhai_mp_core::pid() {
+            if pid == sys::pid() {
                 let _ = std::fs::remove_file(path);
             }
         }
@@ -259,7 +262,7 @@ impl ListenerState {
         for _ in 0..64 {
             use nix::sys::socket::{accept4, SockFlag};
             let fd = match accept4(listen, SockFlag::SOCK_CLOEXEC) {
-                Ok(fd) => rhai_mp_core::own_fd(fd),
+                Ok(fd) => sys::own_fd(fd),
                 Err(nix::Error::EAGAIN) => break,
                 Err(nix::Error::EINTR | nix::Error::ECONNABORTED) => continue,
                 Err(e) => return Err(MpError::os("accept", std::io::Error::from(e))),
@@ -373,8 +376,8 @@ impl Listener {
                 }
                 s.fds()?
             };
-            let borrowed: Vec<_> = fds.iter().map(|&fd| rhai_mp_core::borrow_fd(fd)).collect();
-            rhai_mp_core::wait_any(&borrowed, Deadline::NEVER).map_err(|e| MpError::os("accept", e))?;
+            let borrowed: Vec<_> = fds.iter().map(|&fd| sys::borrow_fd(fd)).collect();
+            poll::wait_any(&borrowed, Deadline::NEVER).map_err(|e| MpError::os("accept", e))?;
         }
     }
 }
@@ -451,8 +454,7 @@ pub(crate) fn connect(address: &str, key: Option<Vec<u8>>) -> MpResult<Connectio
                     Next::Pending => {}
                 }
                 if !reader.fill(fd.as_fd(), Some(auth::MAX_FRAME)).map_err(|e| MpError::os("the handshake", e))? {
-                    rhai_mp_core::wait_readable(fd.as_fd(), Deadline::NEVER)
-                        .map_err(|e| MpError::os("the handshake", e))?;
+                    poll::wait_readable(fd.as_fd(), Deadline::NEVER).map_err(|e| MpError::os("the handshake", e))?;
                 }
             };
             let s = hs.on_frame(&f);

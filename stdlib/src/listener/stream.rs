@@ -17,7 +17,8 @@
 use super::frame::{FrameReader, Next};
 use super::{auth, pickle};
 use rhai::Dynamic;
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use std::os::fd::BorrowedFd;
 
 /// The reading side's state of such a connection.
@@ -25,7 +26,7 @@ use std::os::fd::BorrowedFd;
 pub(crate) struct Stream {
     pub(crate) reader: FrameReader,
     /// How long a `recv` polls before it sleeps (adaptive, as a pipe end's).
-    pub(crate) spin: rhai_mp_core::Spin,
+    pub(crate) spin: rhai_mp_core::base::spin::Spin,
 }
 
 /// Reads what has arrived, polling for a moment first while polling pays (see
@@ -102,7 +103,7 @@ pub(crate) fn recv_frame(fd: BorrowedFd, st: &mut Stream, max: Option<usize>) ->
         }
         let limit = max.map(|m| m as u64);
         if !fill_spinning(fd, st, limit, "recv")? {
-            rhai_mp_core::wait_readable(fd, Deadline::NEVER).map_err(|e| io_error("recv", e))?;
+            rhai_mp_core::transport::poll::wait_readable(fd, Deadline::NEVER).map_err(|e| io_error("recv", e))?;
         }
     }
 }
@@ -134,7 +135,7 @@ pub(crate) fn poll(fd: BorrowedFd, st: &mut Stream, deadline: Deadline) -> MpRes
         } else {
             fill_spinning(fd, st, None, "poll")?
         };
-        if !read && !rhai_mp_core::wait_readable(fd, deadline).map_err(|e| io_error("poll", e))? {
+        if !read && !rhai_mp_core::transport::poll::wait_readable(fd, deadline).map_err(|e| io_error("poll", e))? {
             return Ok(false);
         }
     }

@@ -15,8 +15,8 @@
 //! with SHA-256, in three messages instead of four.
 
 use hmac::{Hmac, Mac};
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{MpResult, Portable, Reader, Writer};
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{malformed, Portable, Reader, Writer};
 use sha2::Sha256;
 
 /// The length of a nonce.
@@ -54,7 +54,7 @@ pub(crate) enum Verdict {
 
 /// A fresh nonce.
 pub(crate) fn nonce() -> MpResult<Vec<u8>> {
-    rhai_mp_core::random_bytes(NONCE).map_err(|e| rhai_mp_core::MpError::os("a random nonce", e))
+    rhai_mp_core::base::sys::random_bytes(NONCE).map_err(|e| rhai_mp_core::prelude::MpError::os("a random nonce", e))
 }
 
 fn keyed(key: &[u8], label: &[u8], nonce: &[u8]) -> Hmac<Sha256> {
@@ -71,7 +71,7 @@ impl Hello {
         Ok(Answer {
             mac: keyed(key, CLIENT, &self.nonce).finalize().into_bytes().to_vec(),
             nonce: nonce()?,
-            pid: rhai_mp_core::pid(),
+            pid: rhai_mp_core::base::sys::pid(),
             host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         })
     }

@@ -2,14 +2,14 @@
 //! constructors (see the reference, "Manager"): the script bindings. The machinery is
 //! `mod.rs`; the proxies' methods are `proxy.rs` and `proxied.rs`.
 
-use super::protocol::{Create, Primitive};
+use super::protocol::Create;
 use super::proxy::{Kind, Proxy};
 use super::Manager;
 use crate::opts::{self, Opts};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, INT};
 use rhai_mp_core::mp_err;
-use rhai_mp_core::MpResult;
+use rhai_mp_core::prelude::MpResult;
 
 fn items_arg(v: Dynamic, func: &str) -> MpResult<Dynamic> {
     if v.is_map() || v.is_unit() {
@@ -382,7 +382,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "Lock", return_raw)]
     pub fn lock(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Lock, Array::new())
+        m.create(Kind::Lock, Array::new())
     }
 
     /// An `RLock` made by the manager's server.
@@ -394,7 +394,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "RLock", return_raw)]
     pub fn rlock(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::RLock, Array::new())
+        m.create(Kind::RLock, Array::new())
     }
 
     /// A `Semaphore(1)` made by the manager's server.
@@ -406,7 +406,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "Semaphore", return_raw)]
     pub fn semaphore(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Semaphore, Array::new())
+        m.create(Kind::Semaphore, Array::new())
     }
 
     /// A `Semaphore(n)` made by the manager's server.
@@ -418,7 +418,7 @@ pub mod manager_functions {
     /// Throws when: as `Semaphore(n)` (`ValueError` if negative); the server is gone.
     #[rhai_fn(global, name = "Semaphore", return_raw)]
     pub fn semaphore_n(m: &mut Manager, n: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Semaphore, vec![n])
+        m.create(Kind::Semaphore, vec![n])
     }
 
     /// A `BoundedSemaphore(1)` made by the manager's server.
@@ -430,7 +430,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "BoundedSemaphore", return_raw)]
     pub fn bounded(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::BoundedSemaphore, Array::new())
+        m.create(Kind::BoundedSemaphore, Array::new())
     }
 
     /// A `BoundedSemaphore(n)` made by the manager's server.
@@ -442,7 +442,7 @@ pub mod manager_functions {
     /// Throws when: as `BoundedSemaphore(n)`; the server is gone.
     #[rhai_fn(global, name = "BoundedSemaphore", return_raw)]
     pub fn bounded_n(m: &mut Manager, n: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::BoundedSemaphore, vec![n])
+        m.create(Kind::BoundedSemaphore, vec![n])
     }
 
     /// A `Condition()` made by the manager's server.
@@ -454,7 +454,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "Condition", return_raw)]
     pub fn condition(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Condition, Array::new())
+        m.create(Kind::Condition, Array::new())
     }
 
     /// A `Condition(lock)` made by the manager's server.
@@ -466,7 +466,7 @@ pub mod manager_functions {
     /// Throws when: as `Condition(lock)`; the server is gone.
     #[rhai_fn(global, name = "Condition", return_raw)]
     pub fn condition_lock(m: &mut Manager, lock: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Condition, vec![lock])
+        m.create(Kind::Condition, vec![lock])
     }
 
     /// An `Event` made by the manager's server.
@@ -478,7 +478,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "Event", return_raw)]
     pub fn event(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Event, Array::new())
+        m.create(Kind::Event, Array::new())
     }
 
     /// A `Barrier(parties)` made by the manager's server.
@@ -490,7 +490,7 @@ pub mod manager_functions {
     /// Throws when: as `Barrier(n)`; the server is gone.
     #[rhai_fn(global, name = "Barrier", return_raw)]
     pub fn barrier(m: &mut Manager, n: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Barrier, vec![n])
+        m.create(Kind::Barrier, vec![n])
     }
 
     /// A `Barrier(parties, options)` made by the manager's server.
@@ -502,7 +502,7 @@ pub mod manager_functions {
     /// Throws when: as `Barrier(..)`; the server is gone.
     #[rhai_fn(global, name = "Barrier", return_raw)]
     pub fn barrier2(m: &mut Manager, n: Dynamic, o: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Barrier, vec![n, o])
+        m.create(Kind::Barrier, vec![n, o])
     }
 
     /// A `Queue()` made by the manager's server.
@@ -514,7 +514,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "Queue", return_raw)]
     pub fn queue(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Queue, Array::new())
+        m.create(Kind::Queue, Array::new())
     }
 
     /// A `Queue(maxsize)` made by the manager's server.
@@ -526,7 +526,7 @@ pub mod manager_functions {
     /// Throws when: as `Queue(maxsize)`; the server is gone.
     #[rhai_fn(global, name = "Queue", return_raw)]
     pub fn queue_max(m: &mut Manager, n: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::Queue, vec![n])
+        m.create(Kind::Queue, vec![n])
     }
 
     /// A `JoinableQueue()` made by the manager's server.
@@ -538,7 +538,7 @@ pub mod manager_functions {
     /// Throws when: the server is gone (`BrokenPipeError`).
     #[rhai_fn(global, name = "JoinableQueue", return_raw)]
     pub fn joinable(m: &mut Manager) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::JoinableQueue, Array::new())
+        m.create(Kind::JoinableQueue, Array::new())
     }
 
     /// A `JoinableQueue(maxsize)` made by the manager's server.
@@ -550,6 +550,6 @@ pub mod manager_functions {
     /// Throws when: as `JoinableQueue(maxsize)`; the server is gone.
     #[rhai_fn(global, name = "JoinableQueue", return_raw)]
     pub fn joinable_max(m: &mut Manager, n: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        m.create(Primitive::JoinableQueue, vec![n])
+        m.create(Kind::JoinableQueue, vec![n])
     }
 }

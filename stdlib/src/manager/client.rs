@@ -13,9 +13,12 @@
 use super::auth::{Hello, Verdict};
 use super::protocol::{Reply, Request};
 use rhai::Dynamic;
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
+use rhai_mp_core::transport::seqpacket::Kind as MessageKind;
 use rhai_mp_core::transport::tcp::{self, FrameReader, Read};
 use rhai_mp_core::transport::{listener, seqpacket};
-use rhai_mp_core::{mp_err, Deadline, MessageKind, MpError, MpResult, Portable, RhaiResult};
+use rhai_mp_core::wire::Portable;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -76,7 +79,8 @@ impl Link {
         match self {
             Link::Local(fd) => {
                 let packet = rhai_mp_core::wire::encode_message(msg).map_err(Failure::Encode)?;
-                seqpacket::send(fd.as_fd(), MessageKind::Value, &packet.bytes, &packet.fds).map_err(Failure::Io)
+                seqpacket::send(fd.as_fd(), MessageKind::Value, &[&packet.bytes], &packet.fds, None)
+                    .map_err(Failure::Io)
             }
             Link::Tcp(fd, _) => {
                 let bytes = rhai_mp_core::wire::encode_remote(msg).map_err(Failure::Encode)?;
@@ -93,10 +97,14 @@ impl Link {
             |bytes: &[u8], fds| rhai_mp_core::wire::decode_message(bytes, fds).map(Some).map_err(Failure::Decode);
         match self {
             Link::Local(fd) => {
-                if !deadline.is_never() && !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
+                if !deadline.is_never()
+                    && !rhai_mp_core::transport::poll::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)?
+                {
                     return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
                 }
-                match SCRATCH.with(|s| seqpacket::recv_message(fd.as_fd(), &mut s.borrow_mut())) {
+                match SCRATCH.with(|s| {
+                    seqpacket::recv_message(fd.as_fd(), &mut s.borrow_mut(), &rhai_mp_core::base::spin::SHARED, None)
+                }) {
                     Ok(Some(m)) if m.kind == MessageKind::Value => decode(&m.data, m.fds),
                     Ok(Some(_)) => Err(Failure::Io(std::io::ErrorKind::InvalidData.into())),
                     Ok(None) => Ok(None),
@@ -106,8 +114,8 @@ impl Link {
             Link::Tcp(fd, reader) => {
                 // A reply often comes within microseconds: look again for a moment before
                 // sleeping, which saves the sleep and the wake-up (when polling pays: see
-                // `rhai_mp_core::spin`).
-                static TCP_SPIN: rhai_mp_core::Spin = rhai_mp_core::Spin::new();
+                // `rhai_mp_core::base::spin`).
+                static TCP_SPIN: rhai_mp_core::base::spin::Spin = rhai_mp_core::base::spin::Spin::new();
                 let mut polled = false;
                 loop {
                     match reader.read_from(fd.as_fd()).map_err(Failure::Io)? {
@@ -115,9 +123,13 @@ impl Link {
                         Read::Closed => return Ok(None),
                         Read::Pending
                             if !std::mem::replace(&mut polled, true)
-                                && TCP_SPIN.spin_while(|| !rhai_mp_core::readable_now(fd.as_fd()).unwrap_or(true)) => {}
+                                && TCP_SPIN.spin_while(|| {
+                                    !rhai_mp_core::transport::poll::readable_now(fd.as_fd()).unwrap_or(true)
+                                }) => {}
                         Read::Pending => {
-                            if !rhai_mp_core::wait_readable(fd.as_fd(), deadline).map_err(Failure::Io)? {
+                            if !rhai_mp_core::transport::poll::wait_readable(fd.as_fd(), deadline)
+                                .map_err(Failure::Io)?
+                            {
                                 return Err(Failure::Io(std::io::ErrorKind::TimedOut.into()));
                             }
                         }
@@ -169,7 +181,7 @@ fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
             let fd = tcp::connect(address, Duration::from_secs_f64(HANDSHAKE_TIME)).map_err(|e| {
                 // A proxy whose server went away: that is a broken pipe (connect() itself
                 // reports ConnectionRefusedError, see `check`).
-                if e.kind == rhai_mp_core::ErrorKind::ConnectionRefusedError && !explicit {
+                if e.kind == rhai_mp_core::prelude::ErrorKind::ConnectionRefusedError && !explicit {
                     gone(addr, "connecting", "nothing listens there any more")
                 } else {
                     e
@@ -224,7 +236,7 @@ fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
 }
 
 fn connection(addr: &Address, explicit: bool) -> MpResult<Rc<RefCell<Link>>> {
-    let me = rhai_mp_core::pid();
+    let me = rhai_mp_core::base::sys::pid();
     let open = CONNECTIONS.with(|c| {
         let c = c.borrow();
         let open = c.get(&addr.endpoint)?.iter().find(|o| o.authkey == addr.authkey)?;
@@ -283,7 +295,7 @@ pub(super) fn exchange(addr: &Address, req: &Request) -> MpResult<Reply> {
         Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
             // A signal while the request waits: cancel it, and take whichever reply comes
             // (the signal stays noted, so it is acted on either way).
-            let outcome = rhai_mp_core::interrupt::masked(|| {
+            let outcome = rhai_mp_core::base::interrupt::masked(|| {
                 link.send(&Request::Cancel)?;
                 link.recv::<Reply>(Deadline::after_secs(5.0))
             });
@@ -312,10 +324,10 @@ pub(super) fn value_of(reply: Reply) -> RhaiResult {
     match reply {
         Reply::Value(v) => Ok(v),
         Reply::Warned(v, warning) => {
-            rhai_mp_core::stderr_line(&warning);
+            rhai_mp_core::base::output::stderr_line(&warning);
             Ok(v)
         }
-        Reply::Error(e) => Err(rhai_mp_core::rethrow(e)),
+        Reply::Error(e) => Err(rhai_mp_core::base::error::rethrow(e)),
         Reply::Cancelled | Reply::RunAction(_) => {
             Err(mp_err!(SerializationError, "an unexpected reply from the manager's server").into())
         }

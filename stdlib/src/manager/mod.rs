@@ -35,16 +35,20 @@ pub(crate) use protocol::Timeout;
 pub use proxied::proxied_functions;
 pub use proxy::proxy_functions;
 pub(crate) use proxy::register;
+pub use proxy::Kind;
 pub(crate) use proxy::Proxy;
 pub(crate) use server::{entry as server_entry, ENTRY as SERVER_ENTRY};
 
 use self::client::{Address, Endpoint};
-use self::protocol::{Create, Primitive, Request};
-use self::proxy::{Kind, ProxyInner};
+use self::protocol::{Create, Request};
+use self::proxy::ProxyInner;
 use self::server::{ServerArgs, Transport};
 use rhai::{Array, Dynamic, NativeCallContext};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
 use rhai_mp_core::transport::{listener, tcp};
-use rhai_mp_core::{mp_err, Deadline, MpError, MpResult, Process, RhaiResult, StartMethod};
+use rhai_mp_core::tree::process::Process;
+use rhai_mp_core::tree::state::StartMethod;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -104,7 +108,7 @@ impl std::fmt::Debug for Manager {
 
 /// A fresh random key (as text: scripts pass keys as strings).
 fn random_key() -> MpResult<Vec<u8>> {
-    let bytes = rhai_mp_core::random_bytes(16).map_err(|e| MpError::os("a random key", e))?;
+    let bytes = rhai_mp_core::base::sys::random_bytes(16).map_err(|e| MpError::os("a random key", e))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
 }
 
@@ -122,7 +126,7 @@ impl Manager {
                 None => random_key()?,
             },
             state: RefCell::new(State::Initial),
-            creator: rhai_mp_core::pid(),
+            creator: rhai_mp_core::base::sys::pid(),
         })))
     }
 
@@ -132,9 +136,9 @@ impl Manager {
     /// host at the address the worker ranks reach it at, so its proxies work on every rank;
     /// its server is a local spawn process.
     fn local(ctx: &NativeCallContext, method: Option<StartMethod>) -> RhaiResult<Manager> {
-        if method.unwrap_or_else(rhai_mp_core::default_method) == StartMethod::Mpi {
-            if !rhai_mp_core::cluster::mpi_available() {
-                return Err(rhai_mp_core::cluster::unavailable().into());
+        if method.unwrap_or_else(rhai_mp_core::tree::state::default_method) == StartMethod::Mpi {
+            if !rhai_mp_core::tree::place::mpi_available() {
+                return Err(rhai_mp_core::tree::place::unavailable().into());
             }
             let ip = crate::cluster::reachable_ip()?;
             let m = Manager::new(Some(tcp::text(&std::net::SocketAddr::new(ip, 0))), None)?;
@@ -251,11 +255,11 @@ impl Manager {
 
     /// Makes a primitive with the global's arguments: a shared-memory one made by a local
     /// server, a proxy of one a TCP server holds.
-    fn create(&self, p: Primitive, args: Array) -> RhaiResult<Dynamic> {
+    fn create(&self, p: Kind, args: Array) -> RhaiResult<Dynamic> {
         let addr = self.addr()?;
         match addr.endpoint {
             Endpoint::Local(_) => client::request(&addr, &Request::Create(Create::Primitive(p, args))),
-            Endpoint::Tcp(_) => self.proxy(Kind::of(p), Create::Primitive(p, args)).map(Dynamic::from),
+            Endpoint::Tcp(_) => self.proxy(p, Create::Primitive(p, args)).map(Dynamic::from),
         }
     }
 
@@ -290,8 +294,8 @@ type OwnedListener = std::os::fd::OwnedFd;
 fn wait_ready(process: &Process, ready: std::os::fd::OwnedFd) -> MpResult<()> {
     use std::os::fd::AsFd;
     loop {
-        let sentinel = rhai_mp_core::borrow_fd(process.sentinel()?);
-        let got = rhai_mp_core::wait_any(&[ready.as_fd(), sentinel], Deadline::NEVER)?;
+        let sentinel = rhai_mp_core::base::sys::borrow_fd(process.sentinel()?);
+        let got = rhai_mp_core::transport::poll::wait_any(&[ready.as_fd(), sentinel], Deadline::NEVER)?;
         if got[0] {
             let mut b = [0u8; 1];
             if nix::unistd::read(ready.as_fd(), &mut b).is_ok_and(|n| n == 1) {
@@ -301,8 +305,8 @@ fn wait_ready(process: &Process, ready: std::os::fd::OwnedFd) -> MpResult<()> {
         if got[1] || got[0] {
             let _ = process.join(Deadline::NEVER);
             return Err(match process.exitcode()? {
-                Some(rhai_mp_core::EXIT_GUARD) => rhai_mp_core::guard_error(),
-                Some(rhai_mp_core::EXIT_BOOT_FAILED) => mp_err!(
+                Some(rhai_mp_core::tree::start::popen::EXIT_GUARD) => rhai_mp_core::tree::process::guard_error(),
+                Some(rhai_mp_core::tree::start::popen::EXIT_BOOT_FAILED) => mp_err!(
                     RuntimeError,
                     "the manager's server cannot start: the script's top level fails in it (its error is above)"
                 ),
@@ -322,7 +326,7 @@ impl ManagerInner {
         let state = std::mem::replace(&mut *self.state.borrow_mut(), State::Stopped);
         let addr = self.endpoint.borrow().clone().map(|endpoint| Address { endpoint, authkey: self.authkey.clone() });
         match state {
-            State::Started(process) if self.creator == rhai_mp_core::pid() => {
+            State::Started(process) if self.creator == rhai_mp_core::base::sys::pid() => {
                 if let Some(addr) = &addr {
                     let _ = client::request(addr, &Request::Shutdown);
                     client::forget(addr);
@@ -351,4 +355,38 @@ impl Drop for ManagerInner {
             let _ = self.shutdown();
         }
     }
+}
+
+/// manager's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, section};
+    crate::registry::Primitive {
+        name: "manager",
+        group: "Manager and proxies",
+        sections: &[
+            section("Manager", &[("Manager", "m")], &["Manager", "BaseManager"], &["Manager(", "BaseManager("]),
+            section("Proxy", &[("Proxy", "proxy")], &[], &[".dict(", ".list(", ".Namespace(", ".Value(", ".Array("]),
+        ],
+        functions,
+        module: None,
+        handles: &[handle::<Proxy>()],
+        machinery: Some(machinery),
+        mirrors: &[],
+        managed: &[],
+    }
+};
+
+/// Registers manager's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "manager", manager_functions);
+    rhai::combine_with_exported_module!(lib, "proxy", proxy_functions);
+    rhai::combine_with_exported_module!(lib, "proxied", proxied_functions);
+    register(lib);
+}
+
+/// The server's native entry point, and forked children forgetting their parent's
+/// connections to servers.
+fn machinery() {
+    rhai_mp_core::run::child::register_entry(SERVER_ENTRY, server_entry);
+    rhai_mp_core::run::child::at_fork_child(forget_connections);
 }

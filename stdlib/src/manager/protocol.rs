@@ -5,9 +5,10 @@
 //! fields (values through the wire format), so no method travels as a string. The
 //! handshake that comes first is `auth.rs`'s.
 
+use super::proxy::Kind;
 use rhai::{Array, Dynamic};
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{MpResult, Portable, Reader, Writer};
+use rhai_mp_core::prelude::MpResult;
+use rhai_mp_core::wire::{malformed, Portable, Reader, Writer};
 
 /// What a client asks the server.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ pub(crate) enum Timeout {
 
 impl Timeout {
     /// A script's timeout: `()` and infinite ones are no limit (see `opts::seconds`).
-    pub(super) fn of(v: &Dynamic, func: &str) -> rhai_mp_core::MpResult<Timeout> {
+    pub(super) fn of(v: &Dynamic, func: &str) -> rhai_mp_core::prelude::MpResult<Timeout> {
         Ok(crate::opts::seconds(v, func)?.map_or(Timeout::Never, Timeout::Secs))
     }
 }
@@ -66,60 +67,9 @@ pub(super) enum Create {
     Value(Dynamic, Dynamic),
     /// `m.Array(typecode, size_or_items)`.
     Array(Dynamic, Dynamic),
-    /// `m.Lock()`, `m.Queue(..)` …: made by the server with the global's arguments.
-    Primitive(Primitive, Array),
-}
-
-/// The primitives a manager makes with the globals of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Primitive {
-    /// `Lock()`.
-    Lock,
-    /// `RLock()`.
-    RLock,
-    /// `Semaphore(..)`.
-    Semaphore,
-    /// `BoundedSemaphore(..)`.
-    BoundedSemaphore,
-    /// `Condition(..)`.
-    Condition,
-    /// `Event()`.
-    Event,
-    /// `Barrier(..)`.
-    Barrier,
-    /// `Queue(..)`.
-    Queue,
-    /// `JoinableQueue(..)`.
-    JoinableQueue,
-}
-
-const PRIMITIVES: [Primitive; 9] = [
-    Primitive::Lock,
-    Primitive::RLock,
-    Primitive::Semaphore,
-    Primitive::BoundedSemaphore,
-    Primitive::Condition,
-    Primitive::Event,
-    Primitive::Barrier,
-    Primitive::Queue,
-    Primitive::JoinableQueue,
-];
-
-impl Primitive {
-    /// The global function that makes it.
-    pub(super) fn global(self) -> &'static str {
-        match self {
-            Primitive::Lock => "Lock",
-            Primitive::RLock => "RLock",
-            Primitive::Semaphore => "Semaphore",
-            Primitive::BoundedSemaphore => "BoundedSemaphore",
-            Primitive::Condition => "Condition",
-            Primitive::Event => "Event",
-            Primitive::Barrier => "Barrier",
-            Primitive::Queue => "Queue",
-            Primitive::JoinableQueue => "JoinableQueue",
-        }
-    }
+    /// `m.Lock()`, `m.Queue(..)` …: made by the server with the global's arguments (the
+    /// kind is a primitive's, not data's).
+    Primitive(Kind, Array),
 }
 
 /// An operation on a managed object (the proxy methods).
@@ -345,7 +295,8 @@ impl Portable for Create {
             4 => Create::Array(r.value()?, r.value()?),
             5 => {
                 let p = r.u8()?;
-                let p = *PRIMITIVES.get(p as usize).ok_or_else(|| malformed(&format!("primitive {p}")))?;
+                let p =
+                    Kind::from_u8(p).filter(|k| !k.is_data()).ok_or_else(|| malformed(&format!("primitive {p}")))?;
                 let args = r.value()?.try_cast::<Array>().ok_or_else(|| malformed("a constructor's arguments"))?;
                 Create::Primitive(p, args)
             }
@@ -519,14 +470,14 @@ impl Portable for Reply {
     }
 }
 
-impl From<rhai_mp_core::MpError> for Reply {
-    fn from(e: rhai_mp_core::MpError) -> Reply {
+impl From<rhai_mp_core::prelude::MpError> for Reply {
+    fn from(e: rhai_mp_core::prelude::MpError) -> Reply {
         Reply::Error(e.to_map().into())
     }
 }
 
-impl From<rhai_mp_core::MpResult<Dynamic>> for Reply {
-    fn from(r: rhai_mp_core::MpResult<Dynamic>) -> Reply {
+impl From<rhai_mp_core::prelude::MpResult<Dynamic>> for Reply {
+    fn from(r: rhai_mp_core::prelude::MpResult<Dynamic>) -> Reply {
         match r {
             Ok(v) => Reply::Value(v),
             Err(e) => e.into(),
@@ -550,7 +501,7 @@ mod tests {
             Request::Create(Create::Namespace),
             Request::Create(Create::Value("i".into(), 5_i64.into())),
             Request::Create(Create::Array("d".into(), 4_i64.into())),
-            Request::Create(Create::Primitive(Primitive::Barrier, vec![2_i64.into(), map.clone()])),
+            Request::Create(Create::Primitive(Kind::Barrier, vec![2_i64.into(), map.clone()])),
             Request::Call { id: 1, op: Op::SetItem("k".into(), map) },
             Request::Call { id: 2, op: Op::Get(0.25.into(), Dynamic::UNIT) },
             Request::Call { id: 3, op: Op::Insert((-1_i64).into(), true.into()) },
@@ -561,7 +512,7 @@ mod tests {
     }
 
     fn decode(bytes: &[u8]) -> MpResult<Request> {
-        crate::register_machinery();
+        crate::registry::register_machinery();
         decode_message::<Request>(bytes, Vec::new())
     }
 

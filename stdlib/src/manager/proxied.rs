@@ -9,7 +9,8 @@ use super::proxy::{Kind, Proxy};
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr, INT};
-use rhai_mp_core::{mp_err, RhaiResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::RhaiResult;
 
 impl Proxy {
     /// Runs `op` if this proxy is one of `kinds`; `TypeError` naming `method` otherwise.
@@ -54,10 +55,10 @@ impl Proxy {
         };
         let outcome = match &ran {
             Ok(()) => Ok(()),
-            Err(e) => Err(rhai_mp_core::RemoteError::capture(
+            Err(e) => Err(rhai_mp_core::run::remote::RemoteError::capture(
                 e,
-                &rhai_mp_core::with_state(|s| s.name.clone()),
-                rhai_mp_core::pid() as i32,
+                &rhai_mp_core::tree::state::with(|s| s.name.clone()),
+                rhai_mp_core::base::sys::pid() as i32,
             )
             .value),
         };

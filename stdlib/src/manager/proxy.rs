@@ -9,12 +9,13 @@
 //! any process it reaches — on another machine too, for a TCP manager's.
 
 use super::client::{self, Address, Endpoint};
-use super::protocol::{Op, Primitive, Request, Timeout};
+use super::protocol::{Op, Request, Timeout};
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, INT};
-use rhai_mp_core::wire::malformed;
-use rhai_mp_core::{mp_err, Handle, MpResult, Portable, Reader, RhaiResult, Writer};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{MpResult, RhaiResult};
+use rhai_mp_core::wire::{malformed, Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// What a proxy stands for.
@@ -50,45 +51,39 @@ pub enum Kind {
     Barrier = 14,
 }
 
-const KINDS: [Kind; 14] = [
-    Kind::Dict,
-    Kind::List,
-    Kind::Namespace,
-    Kind::Value,
-    Kind::Array,
-    Kind::Queue,
-    Kind::JoinableQueue,
-    Kind::Lock,
-    Kind::RLock,
-    Kind::Semaphore,
-    Kind::BoundedSemaphore,
-    Kind::Condition,
-    Kind::Event,
-    Kind::Barrier,
-];
-
 impl Kind {
-    fn from_u8(b: u8) -> Option<Kind> {
-        KINDS.iter().copied().find(|k| *k as u8 == b)
+    /// Every kind.
+    pub const ALL: [Kind; 14] = [
+        Kind::Dict,
+        Kind::List,
+        Kind::Namespace,
+        Kind::Value,
+        Kind::Array,
+        Kind::Queue,
+        Kind::JoinableQueue,
+        Kind::Lock,
+        Kind::RLock,
+        Kind::Semaphore,
+        Kind::BoundedSemaphore,
+        Kind::Condition,
+        Kind::Event,
+        Kind::Barrier,
+    ];
+
+    /// The kind numbered `b` on the wire.
+    pub(crate) fn from_u8(b: u8) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| *k as u8 == b)
     }
 
-    /// The kind of a proxy of primitive `p`.
-    pub(super) fn of(p: Primitive) -> Kind {
-        match p {
-            Primitive::Lock => Kind::Lock,
-            Primitive::RLock => Kind::RLock,
-            Primitive::Semaphore => Kind::Semaphore,
-            Primitive::BoundedSemaphore => Kind::BoundedSemaphore,
-            Primitive::Condition => Kind::Condition,
-            Primitive::Event => Kind::Event,
-            Primitive::Barrier => Kind::Barrier,
-            Primitive::Queue => Kind::Queue,
-            Primitive::JoinableQueue => Kind::JoinableQueue,
-        }
+    /// Whether it is data a manager keeps (a dict, list, namespace, value or array),
+    /// rather than one of the primitives a TCP manager holds.
+    pub(crate) fn is_data(self) -> bool {
+        matches!(self, Kind::Dict | Kind::List | Kind::Namespace | Kind::Value | Kind::Array)
     }
 
-    /// The object's type, for messages (`"Queue"`).
-    pub(super) fn object(self) -> &'static str {
+    /// The object's type, for messages (`"Queue"`): for a primitive, the global that
+    /// makes it.
+    pub fn object(self) -> &'static str {
         match self {
             Kind::Dict => "dict",
             Kind::List => "list",

@@ -9,7 +9,7 @@
 //! gets plain bytes and descriptors, never Rhai values. It stops when the pool drops it.
 
 use crate::queue::{Flavour, QueueCore};
-use rhai_mp_core::{Deadline, ErrorKind, MpResult};
+use rhai_mp_core::prelude::{Deadline, ErrorKind, MpResult};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -59,7 +59,7 @@ impl Feeder {
                     p.fetch_sub(1, Ordering::SeqCst);
                 }
             })
-            .map_err(|e| rhai_mp_core::MpError::os("cannot start the pool's feeder thread", e))?;
+            .map_err(|e| rhai_mp_core::prelude::MpError::os("cannot start the pool's feeder thread", e))?;
         Ok(Feeder { tx: Some(tx), pending, cancel, thread: Some(thread) })
     }
 

@@ -22,11 +22,12 @@
 //! Caveat: like Python's, `qsize()` is a snapshot.
 
 use rhai::Dynamic;
+use rhai_mp_core::base::shm::{Cond, Mutex, Region, COND_SIZE, MUTEX_SIZE};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use rhai_mp_core::transport::seqpacket;
-use rhai_mp_core::Payload;
-use rhai_mp_core::{
-    mp_err, Cond, Deadline, MpError, MpResult, Mutex, Portable, Reader, Region, Writer, COND_SIZE, MUTEX_SIZE,
-};
+use rhai_mp_core::transport::seqpacket::Payload;
+use rhai_mp_core::wire::{Portable, Reader, Writer};
 use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
@@ -65,8 +66,8 @@ const BIG_RECORD: usize = 256 * 1024;
 /// mutex (so a producer's copy never holds up consumers, nor a consumer's read producers).
 /// The log holds an empty record whose descriptor count has [`SPILLED`] set. A producer
 /// reuses the memfds it sent once their consumer has read them, and a consumer reads an
-/// item in place from the memfd, mapped once (the sender's [`rhai_mp_core::SpillCache`],
-/// the receiver's [`rhai_mp_core::MapCache`]).
+/// item in place from the memfd, mapped once (the sender's [`rhai_mp_core::transport::seqpacket::SpillCache`],
+/// the receiver's [`rhai_mp_core::transport::seqpacket::MapCache`]).
 const SPILL_ITEM: usize = 1 << 20;
 /// In a record's descriptor count: the item is in a memfd on the side channel.
 const SPILLED: u32 = 1 << 31;
@@ -108,13 +109,13 @@ pub struct QueueCore {
     /// `close()` was called in this process.
     closed: Cell<bool>,
     /// How long a `get` here polls for an item before it sleeps (adaptive).
-    get_spin: rhai_mp_core::Spin,
+    get_spin: rhai_mp_core::base::spin::Spin,
     /// How long a `put` here polls for room before it sleeps (adaptive).
-    put_spin: rhai_mp_core::Spin,
+    put_spin: rhai_mp_core::base::spin::Spin,
     /// The memfds of the large items this process put, for reuse.
-    spills: rhai_mp_core::SpillCache,
+    spills: rhai_mp_core::transport::seqpacket::SpillCache,
     /// The memfds of the large items this process got, kept mapped.
-    maps: rhai_mp_core::MapCache,
+    maps: rhai_mp_core::transport::seqpacket::MapCache,
 }
 
 impl std::fmt::Debug for QueueCore {
@@ -199,10 +200,10 @@ impl QueueCore {
             maxsize,
             flavour,
             closed: Cell::new(false),
-            get_spin: rhai_mp_core::Spin::new(),
-            put_spin: rhai_mp_core::Spin::new(),
-            spills: rhai_mp_core::SpillCache::new(),
-            maps: rhai_mp_core::MapCache::new(),
+            get_spin: rhai_mp_core::base::spin::Spin::new(),
+            put_spin: rhai_mp_core::base::spin::Spin::new(),
+            spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
+            maps: rhai_mp_core::transport::seqpacket::MapCache::new(),
         })
     }
 
@@ -227,10 +228,10 @@ impl QueueCore {
             maxsize,
             flavour,
             closed: Cell::new(false),
-            get_spin: rhai_mp_core::Spin::new(),
-            put_spin: rhai_mp_core::Spin::new(),
-            spills: rhai_mp_core::SpillCache::new(),
-            maps: rhai_mp_core::MapCache::new(),
+            get_spin: rhai_mp_core::base::spin::Spin::new(),
+            put_spin: rhai_mp_core::base::spin::Spin::new(),
+            spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
+            maps: rhai_mp_core::transport::seqpacket::MapCache::new(),
         })
     }
 
@@ -282,7 +283,7 @@ impl QueueCore {
         self.put_pieces(&[bytes], fds, block, deadline)
     }
 
-    /// [`QueueCore::put`] of an item in pieces (a [`rhai_mp_core::Segmented`]'s): each is
+    /// [`QueueCore::put`] of an item in pieces (a [`rhai_mp_core::wire::Segmented`]'s): each is
     /// copied once, straight into the log.
     pub fn put_pieces(&self, pieces: &[&[u8]], fds: &[OwnedFd], block: bool, deadline: Deadline) -> MpResult<()> {
         let fds: Vec<std::os::fd::BorrowedFd> = fds.iter().map(AsFd::as_fd).collect();
@@ -309,8 +310,7 @@ impl QueueCore {
         let mut spill = if len >= SPILL_ITEM {
             let mut with_tag = pieces.to_vec();
             with_tag.push(&[0; 8]);
-            let memfd =
-                seqpacket::spill_pieces(&with_tag, len + 8, &self.spills).map_err(|e| MpError::os("queue put", e))?;
+            let memfd = self.spills.spill(&with_tag, len + 8).map_err(|e| MpError::os("queue put", e))?;
             for p in pieces {
                 prefix.extend_from_slice(&p[..p.len().min(SPILL_PREFIX - prefix.len())]);
             }
@@ -351,11 +351,12 @@ impl QueueCore {
             rec[4..8].copy_from_slice(&nfds.to_le_bytes());
             self.write_record(tail, &rec, record, rec_len).map_err(|e| MpError::os("queue put", e))?;
             if nfds != 0 {
-                let kind = rhai_mp_core::MessageKind::Value;
+                let kind = rhai_mp_core::transport::seqpacket::Kind::Value;
                 let sent = match &spill {
-                    Some((memfd, size)) => seqpacket::patch_spilled(memfd, *size, &seq_bytes)
-                        .and_then(|()| seqpacket::send_spilled(self.fd_tx.as_fd(), kind, *size + 8, memfd, fds)),
-                    None => seqpacket::send_fds(self.fd_tx.as_fd(), kind, &seq_bytes, fds),
+                    Some((memfd, size)) => {
+                        memfd.patch(*size, &seq_bytes).and_then(|()| memfd.send(self.fd_tx.as_fd(), kind, fds))
+                    }
+                    None => seqpacket::send(self.fd_tx.as_fd(), kind, &[&seq_bytes], fds, None),
                 };
                 match sent {
                     Ok(()) => {}
@@ -374,7 +375,7 @@ impl QueueCore {
                             return Err(mp_err!(Full, "too many items carrying handles are waiting in the queue"));
                         }
                         // Rare (hundreds of handle-carrying items queued): poll for room.
-                        rhai_mp_core::interrupt::check()?;
+                        rhai_mp_core::base::interrupt::check()?;
                         std::thread::sleep(deadline.slice(std::time::Duration::from_millis(1)));
                         continue;
                     }
@@ -458,7 +459,7 @@ impl QueueCore {
                 match seqpacket::peek_tag(side) {
                     Ok(Some(n)) if n <= seq => {
                         let mut scratch = Vec::new();
-                        let m = seqpacket::recv_message_mapped(side, &mut scratch, &self.get_spin, &self.maps);
+                        let m = seqpacket::recv_message(side, &mut scratch, &self.get_spin, Some(&self.maps));
                         match m {
                             Ok(Some(mut m)) if n == seq => {
                                 m.data.split_tag();
@@ -473,7 +474,7 @@ impl QueueCore {
             };
             self.advance(head, len);
             if let Some(m) = found {
-                if spilled != !m.data.is_empty() {
+                if spilled == m.data.is_empty() {
                     return Err(mp_err!(OSError, "a malformed message on the queue's side channel (skipped)"));
                 }
                 let item = if spilled {
@@ -538,7 +539,7 @@ impl QueueCore {
         let data = if at + RECORD + len <= WINDOW && len < BIG_RECORD {
             self.window.read(at + RECORD, len)
         } else if len >= BIG_RECORD {
-            rhai_mp_core::pread_vec(self.region.file(), (DATA as usize + at + RECORD) as u64, len)?
+            rhai_mp_core::base::sys::pread_vec(self.region.file(), (DATA as usize + at + RECORD) as u64, len)?
         } else {
             let mut data = vec![0u8; len];
             self.region.file().read_exact_at(&mut data, (DATA as usize + at + RECORD) as u64)?;
@@ -641,14 +642,14 @@ impl QueueCore {
     /// Its large blobs and int arrays are copied once, straight into the log.
     pub fn put_value(&self, value: Dynamic, block: bool, deadline: Deadline) -> MpResult<()> {
         self.check_open()?;
-        let item = rhai_mp_core::encode_owned(value, "obj")?;
+        let item = rhai_mp_core::wire::encode_owned(value, "obj")?;
         self.put_pieces(&item.pieces(), item.fds(), block, deadline)
     }
 
     /// Gets an item and decodes it.
     pub fn get_value(&self, block: bool, deadline: Deadline) -> MpResult<Dynamic> {
         let (bytes, fds) = self.get(block, deadline)?;
-        rhai_mp_core::decode(&bytes, fds)
+        rhai_mp_core::wire::decode(&bytes, fds)
     }
 }
 
@@ -692,11 +693,11 @@ mod tests {
     fn a_message_without_its_record_is_skipped() {
         let q = QueueCore::new(Flavour::Queue, 0).unwrap();
         let stale = item(SPILL_ITEM, 1);
-        let cache = rhai_mp_core::SpillCache::new();
-        let memfd = seqpacket::spill_pieces(&[&stale, &[0; 8]], stale.len() + 8, &cache).unwrap();
-        seqpacket::patch_spilled(&memfd, stale.len(), &0u64.to_le_bytes()).unwrap();
-        let kind = rhai_mp_core::MessageKind::Value;
-        seqpacket::send_spilled::<OwnedFd>(q.fd_tx.as_fd(), kind, stale.len() + 8, &memfd, &[]).unwrap();
+        let cache = rhai_mp_core::transport::seqpacket::SpillCache::new();
+        let memfd = cache.spill(&[&stale, &[0; 8]], stale.len() + 8).unwrap();
+        memfd.patch(stale.len(), &0u64.to_le_bytes()).unwrap();
+        let kind = rhai_mp_core::transport::seqpacket::Kind::Value;
+        memfd.send::<OwnedFd>(q.fd_tx.as_fd(), kind, &[]).unwrap();
         for (n, fill) in [(SPILL_ITEM, 2), (10, 3), (SPILL_ITEM + 5, 4)] {
             q.put(&item(n, fill), &[], true, Deadline::NEVER).unwrap();
         }
@@ -705,7 +706,7 @@ mod tests {
             assert_eq!(&got[..], &item(n, fill)[..]);
             assert!(fds.is_empty());
         }
-        assert_eq!(q.get(false, Deadline::NEVER).unwrap_err().kind, rhai_mp_core::ErrorKind::Empty);
+        assert_eq!(q.get(false, Deadline::NEVER).unwrap_err().kind, rhai_mp_core::prelude::ErrorKind::Empty);
     }
 
     /// With the side channel full (many items with handles waiting), a large item without
@@ -720,7 +721,7 @@ mod tests {
             match q.put(&item(10, 1), &[fd], false, Deadline::NEVER) {
                 Ok(()) => with_handles += 1,
                 Err(e) => {
-                    assert_eq!(e.kind, rhai_mp_core::ErrorKind::Full, "{}", e.message);
+                    assert_eq!(e.kind, rhai_mp_core::prelude::ErrorKind::Full, "{}", e.message);
                     break;
                 }
             }
@@ -748,7 +749,9 @@ mod tests {
         q.put(&item(SPILL_ITEM * 2, 7), &[], true, Deadline::NEVER).unwrap();
         // The dead consumer's take: the first message, and nothing else.
         let mut scratch = Vec::new();
-        assert!(seqpacket::recv_message(q.fd_rx.as_fd(), &mut scratch).unwrap().is_some());
+        assert!(seqpacket::recv_message(q.fd_rx.as_fd(), &mut scratch, &rhai_mp_core::base::spin::SHARED, None)
+            .unwrap()
+            .is_some());
         // A plain item between leaves the next record's message where it is.
         let (got, fds) = q.get(false, Deadline::NEVER).unwrap();
         assert_eq!((&got[..], fds.len()), (&item(30, 8)[..], 0));
@@ -757,6 +760,6 @@ mod tests {
         assert_eq!(fds.len(), 2);
         let (got, _) = q.get(false, Deadline::NEVER).unwrap();
         assert_eq!(&got[..], &item(SPILL_ITEM * 2, 7)[..]);
-        assert_eq!(q.get(false, Deadline::NEVER).unwrap_err().kind, rhai_mp_core::ErrorKind::Empty);
+        assert_eq!(q.get(false, Deadline::NEVER).unwrap_err().kind, rhai_mp_core::prelude::ErrorKind::Empty);
     }
 }

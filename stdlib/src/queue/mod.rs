@@ -17,7 +17,9 @@ pub use simple::SimpleQueue;
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
-use rhai_mp_core::{mp_err, Deadline, Handle, MpResult, Portable, Reader, Writer};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// A queue handle (`Queue` or `JoinableQueue`). Copies share the queue; `close()` applies to
@@ -348,4 +350,34 @@ pub mod queue_functions {
             if q.0.is_closed() { " closed" } else { "" }
         )
     }
+}
+
+/// queue's entry in the package's list of primitives (`registry.rs`).
+pub(crate) const PRIMITIVE: crate::registry::Primitive = {
+    use crate::registry::{handle, mirror, section};
+    crate::registry::Primitive {
+        name: "queue",
+        group: "Queues",
+        sections: &[
+            section(
+                "Queue and JoinableQueue",
+                &[("Queue", "q")],
+                &["Queue", "JoinableQueue"],
+                &["Queue(", "JoinableQueue("],
+            ),
+            section("SimpleQueue", &[("SimpleQueue", "q")], &["SimpleQueue"], &["SimpleQueue("]),
+        ],
+        functions,
+        module: None,
+        handles: &[handle::<Queue>(), handle::<SimpleQueue>()],
+        machinery: None,
+        mirrors: &[mirror("Queue", &[0, 1]), mirror("JoinableQueue", &[0, 1]), mirror("SimpleQueue", &[0])],
+        managed: &[crate::manager::Kind::Queue, crate::manager::Kind::JoinableQueue],
+    }
+};
+
+/// Registers queue's Rhai functions into the package.
+fn functions(lib: &mut rhai::Module) {
+    rhai::combine_with_exported_module!(lib, "queue", queue_functions);
+    rhai::combine_with_exported_module!(lib, "simple_queue", simple_queue_functions);
 }

@@ -4,7 +4,8 @@
 use super::log::{Flavour, QueueCore};
 use rhai::plugin::*;
 use rhai::Dynamic;
-use rhai_mp_core::{Deadline, Handle, MpResult, Portable, Reader, Writer};
+use rhai_mp_core::prelude::{Deadline, MpResult};
+use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::rc::Rc;
 
 /// A SimpleQueue handle; copies share the queue.

@@ -4,7 +4,7 @@
 //! vanishes with its last descriptor) under a fresh name, `<prefix>-<pid>-<nanos>`, and
 //! serves only peers of its own user (`SO_PEERCRED`).
 
-use crate::error::{MpError, MpResult};
+use crate::base::error::{MpError, MpResult};
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
@@ -33,7 +33,7 @@ pub fn connect(name: &str, kind: SockType) -> std::io::Result<OwnedFd> {
 /// peer of another user, whose connection is closed at once).
 pub fn accept_same_user(listener: BorrowedFd) -> Option<OwnedFd> {
     let raw = sock::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC).ok()?;
-    let conn = crate::sys::own_fd(raw);
+    let conn = crate::base::sys::own_fd(raw);
     let me = nix::unistd::getuid().as_raw();
     sock::getsockopt(&conn, sock::sockopt::PeerCredentials).is_ok_and(|c| c.uid() == me).then_some(conn)
 }

@@ -1,8 +1,8 @@
 //! Waiting for descriptors to become readable (`poll(2)`), with a timeout that is never
 //! rounded down: waking early would report a timeout before it passed.
 
-use super::io_err;
-use crate::deadline::Deadline;
+use crate::base::deadline::Deadline;
+use crate::base::sys::io_error as io_err;
 use std::os::fd::BorrowedFd;
 
 /// Waits until `fd` is readable (or hung up), at most until `deadline`. Returns whether it
@@ -21,9 +21,9 @@ pub fn readable_now(fd: BorrowedFd) -> std::io::Result<bool> {
 pub fn wait_any(fds: &[BorrowedFd], deadline: Deadline) -> std::io::Result<Vec<bool>> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     loop {
-        crate::interrupt::io_check()?;
+        crate::base::interrupt::io_check()?;
         // Round up: waking early would report a timeout before it passed.
-        let ms = deadline.slice(crate::interrupt::SLICE).as_micros().div_ceil(1000);
+        let ms = deadline.slice(crate::base::interrupt::SLICE).as_micros().div_ceil(1000);
         let left = PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX);
         let mut polls: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
         match poll(&mut polls, left) {
@@ -40,9 +40,9 @@ pub fn wait_any(fds: &[BorrowedFd], deadline: Deadline) -> std::io::Result<Vec<b
 pub fn wait_writable(fd: BorrowedFd) -> std::io::Result<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     loop {
-        crate::interrupt::io_check()?;
+        crate::base::interrupt::io_check()?;
         let mut polls = [PollFd::new(fd, PollFlags::POLLOUT)];
-        match poll(&mut polls, PollTimeout::from(crate::interrupt::SLICE.as_millis() as u16)) {
+        match poll(&mut polls, PollTimeout::from(crate::base::interrupt::SLICE.as_millis() as u16)) {
             Err(nix::Error::EINTR) | Ok(0) => continue,
             Err(e) => return Err(io_err(e)),
             Ok(_) => return Ok(()),

@@ -6,7 +6,8 @@
 //! receiver gets them with the header. This is the transport only: what the bytes mean is
 //! [`crate::wire`]'s business.
 
-use super::{io_err, MAX_FDS};
+use crate::base::sys::read_exact;
+use crate::base::sys::{io_error as io_err, MAX_FDS};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -74,7 +75,7 @@ pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>
             Ok(msg) => {
                 for c in msg.cmsgs().map_err(io_err)? {
                     if let ControlMessageOwned::ScmRights(raw) = c {
-                        fds.extend(raw.into_iter().map(crate::sys::own_fd));
+                        fds.extend(raw.into_iter().map(crate::base::sys::own_fd));
                     }
                 }
                 break msg.bytes;
@@ -97,31 +98,6 @@ pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>
     Ok(Some((payload, fds)))
 }
 
-/// Reads exactly `buf.len()` bytes; a closed peer mid-frame is `UnexpectedEof`.
-pub fn read_exact(fd: BorrowedFd, mut buf: &mut [u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match nix::unistd::read(fd, buf) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(io_err(e)),
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => buf = &mut buf[n..],
-        }
-    }
-    Ok(())
-}
-
-/// Writes all of `buf`.
-pub fn write_all(fd: BorrowedFd, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match nix::unistd::write(fd, buf) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(io_err(e)),
-            Ok(n) => buf = &buf[n..],
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,7 +106,7 @@ mod tests {
     #[test]
     fn fuzz_seeds() {
         let seeds = [header(5, 0).to_vec(), header(1 << 20, 3).to_vec()];
-        crate::wire::write_fuzz_seeds("transport_headers", "stream", &seeds);
+        crate::base::seeds::write_fuzz_seeds("transport_headers", "stream", &seeds);
     }
 
     proptest! {

@@ -10,8 +10,8 @@
 //! and keepalive probes, so a peer that vanished without closing (a host that lost power)
 //! is noticed within a minute or so instead of never.
 
-use super::io_err;
-use crate::error::{MpError, MpResult};
+use crate::base::error::{MpError, MpResult};
+use crate::base::sys::io_error as io_err;
 use crate::mp_err;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -95,7 +95,7 @@ pub fn connect(address: &str, timeout: Duration) -> MpResult<OwnedFd> {
 pub fn accept(listener: BorrowedFd) -> Option<OwnedFd> {
     use nix::sys::socket::{accept4, SockFlag};
     let raw = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK).ok()?;
-    let fd = crate::sys::own_fd(raw);
+    let fd = crate::base::sys::own_fd(raw);
     tune(fd.as_fd());
     Some(fd)
 }
@@ -148,7 +148,7 @@ pub fn write_some(fd: BorrowedFd, buf: &[u8], done: &mut usize) -> std::io::Resu
 pub fn write_all(fd: BorrowedFd, buf: &[u8]) -> std::io::Result<()> {
     let mut done = 0;
     while !write_some(fd, buf, &mut done)? {
-        super::poll::wait_writable(fd)?;
+        crate::transport::poll::wait_writable(fd)?;
     }
     Ok(())
 }
@@ -396,7 +396,7 @@ mod tests {
         assert!(resolve("[::1]:80").is_ok());
         assert!(resolve("localhost:0").is_ok());
         for bad in ["", "127.0.0.1", ":80", "host:port", "1.2.3.4:99999", "[::1]"] {
-            assert_eq!(resolve(bad).unwrap_err().kind, crate::ErrorKind::ValueError, "{bad}");
+            assert_eq!(resolve(bad).unwrap_err().kind, crate::base::error::ErrorKind::ValueError, "{bad}");
         }
     }
 }

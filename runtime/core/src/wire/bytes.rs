@@ -6,7 +6,7 @@
 
 use super::tree::Wire;
 use super::{serr, MAX_DEPTH};
-use crate::error::MpResult;
+use crate::base::error::MpResult;
 use bincode::de::read::BorrowReader;
 use bincode::de::{BorrowDecode, BorrowDecoder, Decode};
 use bincode::enc::{Encode, Encoder};
@@ -370,7 +370,7 @@ mod tests {
         let engine = rhai::Engine::new();
         let v: Dynamic = engine.eval("[1, #{items: [0, 1, 2, timestamp()]}]").unwrap();
         let err = encode(&v, "args").unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::SerializationError);
+        assert_eq!(err.kind, crate::base::error::ErrorKind::SerializationError);
         assert!(err.message.contains("args[1].items[3]"), "{}", err.message);
         assert!(err.message.contains("timestamp"), "{}", err.message);
     }
@@ -459,7 +459,7 @@ mod tests {
         for s in samples() {
             assert!(tree_from_bytes(&s).is_ok());
         }
-        crate::wire::write_fuzz_seeds("wire_decode", "value", &samples());
+        crate::base::seeds::write_fuzz_seeds("wire_decode", "value", &samples());
     }
 
     proptest! {

@@ -17,7 +17,7 @@
 //! in scope, and that crosses again with the same units.
 
 use super::serr;
-use crate::error::MpResult;
+use crate::base::error::MpResult;
 use rhai::{Dynamic, Engine, FnPtr, NativeCallContext, Position, AST};
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -8,7 +8,7 @@
 
 use super::message::{Portable, Reader, Writer};
 use super::serr;
-use crate::error::MpResult;
+use crate::base::error::MpResult;
 use rhai::Dynamic;
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -80,6 +80,12 @@ pub fn register_codec(codec: impl HandleCodec) {
 /// Registers a [`Handle`] type.
 pub fn register_handle<T: Handle>() {
     register_codec(Typed::<T>(PhantomData));
+}
+
+/// The kinds of every codec registered in this process (`"Queue"` …).
+pub fn registered_kinds() -> Vec<&'static str> {
+    let table = CODECS.read().unwrap_or_else(|e| e.into_inner());
+    table.as_ref().map_or_else(Vec::new, |t| t.1.keys().copied().collect())
 }
 
 pub(crate) fn codec_for_type(id: TypeId) -> Option<Arc<dyn HandleCodec>> {

@@ -10,7 +10,7 @@
 use super::bytes::{append_tree, append_tree_apart, tree_prefix, Segment};
 use super::tree::{FromWire, ToWire};
 use super::{serr, Packet, Segmented};
-use crate::error::MpResult;
+use crate::base::error::MpResult;
 use rhai::Dynamic;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
@@ -154,7 +154,7 @@ pub struct Reader<'a> {
     tree: FromWire,
 }
 
-fn short(what: &str) -> crate::error::MpError {
+fn short(what: &str) -> crate::base::error::MpError {
     serr(format!("malformed message: {what} cut short"))
 }
 

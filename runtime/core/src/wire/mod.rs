@@ -22,11 +22,22 @@
 //!
 //! Code travels with function pointers (`code.rs`): a script's functions and closures cross
 //! by name (every process of the tree compiled the script; closures are `anon$<hash>`, the
-//! same in every process thanks to the fixed hashing seed of [`crate::init`]), and code
+//! same in every process thanks to the fixed hashing seed of `run::setup::init`), and code
 //! typed at the REPL or evaluated by a host crosses with its text, compiled once per
 //! receiving process. The decoder never panics on malformed bytes and never allocates more
 //! than the input could hold: it returns a `SerializationError`.
 //! bincode is used in this module only.
+//!
+//! Floor 1: it imports only the base (the transport never imports it, nor it the transport).
+//! Its files
+//! refer to each other — a value holds handles, whose codecs write messages that hold
+//! values — behind this one API:
+//!
+//! - `tree.rs` — a Rhai value as a [`Wire`] tree, and back (sharing and cycles checked);
+//! - `bytes.rs` — a tree as bytes (bincode), large parts kept apart;
+//! - `message.rs` — typed messages: [`Writer`], [`Reader`], [`Portable`];
+//! - `handle.rs` — the codecs of handle types (a Queue, a Lock, a host type);
+//! - `code.rs` — code that travels: session units, closures by name.
 
 mod bytes;
 mod code;
@@ -36,11 +47,11 @@ mod tree;
 
 pub use bytes::{tree_from_bytes, tree_to_bytes};
 pub use code::{add_program, add_unit, compile_unit, set_program, unit_of_function, unit_source, unit_text};
-pub use handle::{register_codec, register_handle, DataCodec, Handle, HandleCodec};
+pub use handle::{register_codec, register_handle, registered_kinds, DataCodec, Handle, HandleCodec};
 pub use message::{decode_message, encode_message, encode_remote, Portable, Reader, Writer};
 pub use tree::Wire;
 
-use crate::error::{ErrorKind, MpError, MpResult};
+use crate::base::error::{ErrorKind, MpError, MpResult};
 use rhai::Dynamic;
 use std::os::fd::OwnedFd;
 
@@ -156,17 +167,4 @@ pub fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> MpResult<Dynamic> {
     let v = r.value()?;
     r.finish()?;
     Ok(v)
-}
-
-/// Writes seed inputs for the fuzz target `target` (`runtime/fuzz/`) as files
-/// `$RHAI_MP_FUZZ_SEEDS/<target>/<name>-<n>` when that variable is set — how the committed
-/// corpus was made; does nothing otherwise.
-#[cfg(test)]
-pub(crate) fn write_fuzz_seeds(target: &str, name: &str, seeds: &[Vec<u8>]) {
-    let Some(dir) = std::env::var_os("RHAI_MP_FUZZ_SEEDS") else { return };
-    let dir = std::path::Path::new(&dir).join(target);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (i, seed) in seeds.iter().enumerate() {
-        std::fs::write(dir.join(format!("{name}-{i}")), seed).unwrap();
-    }
 }

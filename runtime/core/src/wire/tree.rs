@@ -11,7 +11,7 @@ use super::code::{self, Unit};
 use super::handle::{codec_for_kind, codec_for_type};
 use super::message::{Reader, Writer};
 use super::{serr, MAX_DEPTH};
-use crate::error::{MpError, MpResult};
+use crate::base::error::{MpError, MpResult};
 use rhai::{Array, Blob, Dynamic, FnPtr, ImmutableString, Map};
 use std::any::TypeId;
 use std::collections::HashMap;

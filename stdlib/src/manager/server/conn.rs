@@ -11,9 +11,11 @@
 
 use crate::manager::auth::Hello;
 use crate::manager::client::{HANDSHAKE_TIME, MAX_HANDSHAKE, MAX_MESSAGE};
+use rhai_mp_core::prelude::{Deadline, MpResult};
 use rhai_mp_core::transport::seqpacket;
+use rhai_mp_core::transport::seqpacket::Kind as MessageKind;
 use rhai_mp_core::transport::tcp::{self, FrameReader, Read};
-use rhai_mp_core::{Deadline, MessageKind, MpResult, Portable};
+use rhai_mp_core::wire::Portable;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -132,7 +134,7 @@ impl Conn {
         while let Some(out) = self.out.front_mut() {
             let done = match (out, &self.link) {
                 (Out::Packet(bytes, fds), Link::Local(fd)) => {
-                    match seqpacket::send(fd.as_fd(), MessageKind::Value, bytes, fds) {
+                    match seqpacket::send(fd.as_fd(), MessageKind::Value, &[bytes], fds, None) {
                         Ok(()) => true,
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
                         Err(e) => return Err(e),
@@ -152,11 +154,13 @@ impl Conn {
     /// Reads the next message, if one is there.
     pub(super) fn read(&mut self, scratch: &mut Vec<u8>) -> Incoming {
         match &mut self.link {
-            Link::Local(fd) => match seqpacket::recv_message(fd.as_fd(), scratch) {
-                Ok(Some(m)) if m.kind == MessageKind::Value => Incoming::Message(m.data.into_vec(), m.fds),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Incoming::Nothing,
-                _ => Incoming::Closed,
-            },
+            Link::Local(fd) => {
+                match seqpacket::recv_message(fd.as_fd(), scratch, &rhai_mp_core::base::spin::SHARED, None) {
+                    Ok(Some(m)) if m.kind == MessageKind::Value => Incoming::Message(m.data.into_vec(), m.fds),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Incoming::Nothing,
+                    _ => Incoming::Closed,
+                }
+            }
             Link::Tcp(fd, reader) => match reader.read_from(fd.as_fd()) {
                 Ok(Read::Frame(f)) => {
                     self.stalled = None;

@@ -3,7 +3,7 @@
 //!
 //! - `conn.rs`: a connection's socket, framing, buffers and handshake phase;
 //! - `objects.rs`: the data objects (dicts, lists, namespaces, values, arrays);
-//! - `sync.rs`: a TCP manager's queues and synchronization primitives, and the requests
+//! - `sync/`: a TCP manager's queues and synchronization primitives, and the requests
 //!   parked on them.
 //!
 //! Each request runs alone and sees the effects of all earlier ones: no lost updates,
@@ -31,8 +31,10 @@ use self::sync::{ConnId, Sync};
 use super::auth::{self, Answer, Hello, Verdict};
 use super::protocol::{Create, Reply, Request};
 use rhai::{Dynamic, EvalAltResult, NativeCallContext, INT};
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
+use rhai_mp_core::run::remote::RemoteError;
 use rhai_mp_core::transport::{listener, tcp};
-use rhai_mp_core::{Deadline, MpError, MpResult, Packet, Portable, Reader, RemoteError, RhaiResult, Writer};
+use rhai_mp_core::wire::{Packet, Portable, Reader, Writer};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -85,7 +87,7 @@ impl Portable for ServerArgs {
 pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> {
     let args: ServerArgs = rhai_mp_core::wire::decode_message(&payload.bytes, payload.fds)?;
     // As Python's: Ctrl-C is for the script, not the server it keeps its data in.
-    rhai_mp_core::ignore_signal(libc::SIGINT);
+    rhai_mp_core::base::sys::ignore_signal(libc::SIGINT);
     serve(ctx, args, false)
 }
 
@@ -109,10 +111,10 @@ pub(crate) fn serve(ctx: &NativeCallContext, args: ServerArgs, signals: bool) ->
     // first use: done now, before any client, so that none waits for it and the files are
     // not open behind the first replies (a client counting the server's descriptors then
     // would count them). Only `/proc/loadavg` is read while serving, for microseconds.
-    let _ = rhai_mp_core::spin_time();
-    let _ = rhai_mp_core::spin::oversubscribed();
+    let _ = rhai_mp_core::base::spin::spin_time();
+    let _ = rhai_mp_core::base::spin::oversubscribed();
     if let Some(ready) = server.args.ready.take() {
-        let _ = rhai_mp_core::transport::stream::write_all(ready.as_fd(), &[1]);
+        let _ = rhai_mp_core::base::sys::write_all(ready.as_fd(), &[1]);
     }
     while !server.stop {
         server.turn(signals)?;
@@ -154,7 +156,7 @@ impl Server<'_, '_> {
                 fds.push(PollFd::new(c.fd(), flags));
             }
             let wait = if signals {
-                deadline.slice(rhai_mp_core::interrupt::SLICE)
+                deadline.slice(rhai_mp_core::base::interrupt::SLICE)
             } else {
                 deadline.slice(std::time::Duration::from_secs(3600))
             };
@@ -171,7 +173,7 @@ impl Server<'_, '_> {
                     .collect(),
             }
         };
-        if signals && rhai_mp_core::interrupt::take().is_some() {
+        if signals && rhai_mp_core::base::interrupt::take().is_some() {
             // serve_forever() ends on SIGINT, SIGTERM or SIGHUP.
             self.stop = true;
             return Ok(());
@@ -218,7 +220,11 @@ impl Server<'_, '_> {
         }
         for turn in 0..TURNS {
             let Some(c) = self.conns.get_mut(&id) else { return false };
-            if turn > 0 && !rhai_mp_core::spin_while(|| !rhai_mp_core::readable_now(c.fd()).unwrap_or(true)) {
+            if turn > 0
+                && !rhai_mp_core::base::spin::spin_while(|| {
+                    !rhai_mp_core::transport::poll::readable_now(c.fd()).unwrap_or(true)
+                })
+            {
                 break;
             }
             match c.read(&mut self.scratch) {
@@ -344,7 +350,7 @@ impl Server<'_, '_> {
                     // the same.
                     let mut args = args;
                     let mut refs: Vec<&mut Dynamic> = args.iter_mut().collect();
-                    match self.ctx.call_fn_raw(p.global(), false, false, &mut refs) {
+                    match self.ctx.call_fn_raw(p.object(), false, false, &mut refs) {
                         Ok(v) => {
                             self.store.keep(v.clone());
                             Reply::Value(v)
@@ -413,6 +419,6 @@ impl Server<'_, '_> {
 
 /// The value a local `catch` would have received for `e`.
 fn caught(e: Box<EvalAltResult>) -> Dynamic {
-    let who = rhai_mp_core::with_state(|s| s.name.clone());
-    RemoteError::capture(&e, &who, rhai_mp_core::pid() as i32).value
+    let who = rhai_mp_core::tree::state::with(|s| s.name.clone());
+    RemoteError::capture(&e, &who, rhai_mp_core::base::sys::pid() as i32).value
 }

@@ -9,7 +9,8 @@ use crate::manager::protocol::{Create, Op};
 use crate::opts;
 use crate::typecode::Typecode;
 use rhai::{Array, Dynamic, Map, INT};
-use rhai_mp_core::{mp_err, MpResult};
+use rhai_mp_core::mp_err;
+use rhai_mp_core::prelude::MpResult;
 use std::collections::{BTreeMap, HashMap};
 
 /// A dict proxy's key: keys of different types never collide (`1`, `1.0`, `true`, `"1"`).
@@ -153,7 +154,7 @@ impl Store {
                     }
                     // The server keeps the items as values: check it can hold that many.
                     let bytes = n as u128 * std::mem::size_of::<Dynamic>() as u128;
-                    rhai_mp_core::limits::allocation(bytes, &format!("Array('{}', {n})", tc.code()))?;
+                    rhai_mp_core::base::limits::allocation(bytes, &format!("Array('{}', {n})", tc.code()))?;
                     (0..n).map(|_| zero(tc)).collect()
                 } else {
                     let xs = opts::items(init)
@@ -314,7 +315,7 @@ pub(crate) fn method(op: &Op) -> &'static str {
     }
 }
 
-const UNIT: Result<Dynamic, rhai_mp_core::MpError> = Ok(Dynamic::UNIT);
+const UNIT: Result<Dynamic, rhai_mp_core::prelude::MpError> = Ok(Dynamic::UNIT);
 
 /// Runs an operation on an object.
 fn call(obj: &mut Obj, op: Op) -> MpResult<Dynamic> {
