@@ -28,6 +28,7 @@ mod errors;
 mod executor;
 mod faults;
 mod keywords;
+mod listener;
 mod manager;
 mod mpi;
 mod oversubscribed;

@@ -139,7 +139,7 @@ if __name__ == "__main__" {
     );
     assert_eq!(
         out.ok(),
-        "[]\n2\nitem\nmsg\n2 true i64\nTypeError: objects[0]: wait() takes connections, queues, processes and sentinels, not f64\nValueError\n[]\n"
+        "[]\n2\nitem\nmsg\n2 true i64\nTypeError: objects[0]: wait() takes connections, listeners, queues, processes and sentinels, not f64\nValueError\n[]\n"
     );
 }
 

@@ -418,6 +418,26 @@ bench "manager_tcp queue" - \
     "'$RHAI_MP' scripts/bench/manager_tcp.rhai $N_MANAGER_TCP queue" \
     "'$PYTHON' scripts/bench/manager_tcp.py $N_MANAGER_TCP queue"
 
+# Round trips over a Listener / Client connection (CPython's wire: frames and pickles;
+# scripts/bench/listener.*): a small value ([i, "x"]) and a 1 MiB blob, over TCP on
+# 127.0.0.1 and a Unix socket. "listener" rows: rhai-mp to rhai-mp against CPython to
+# CPython (>= 2x); "listener_mixed" rows: CPython's listener with rhai-mp's echo
+# (listener_echo.rhai) in the rhai-mp column, for information. N_LISTENER_SMALL /
+# N_LISTENER_BLOB round trips.
+N_LISTENER_SMALL="${N_LISTENER_SMALL:-20000}"
+N_LISTENER_BLOB="${N_LISTENER_BLOB:-300}"
+for kind in small blob; do
+    if [[ "$kind" == small ]]; then n="$N_LISTENER_SMALL"; else n="$N_LISTENER_BLOB"; fi
+    for transport in tcp unix; do
+        bench "listener $kind $transport" 2 \
+            "'$RHAI_MP' scripts/bench/listener.rhai $n $kind $transport" \
+            "'$PYTHON' scripts/bench/listener.py $n $kind $transport"
+        bench "listener_mixed $kind $transport" - \
+            "RHAI_MP='$RHAI_MP' '$PYTHON' scripts/bench/listener.py $n $kind $transport rhai" \
+            "'$PYTHON' scripts/bench/listener.py $n $kind $transport"
+    done
+done
+
 # The benchmarks below are noisier from one process to the next than within
 # one (interpreter-bound loops; scheduler-bound round trips): each side runs
 # N_BEST times (default 3) through scripts/bench/best_of.sh, which keeps the

@@ -6,6 +6,9 @@
 //! messages travel in a memfd (see `rhai_mp_core::transport`). `Pipe(false)` gives a
 //! read-only and a write-only end. A Connection crosses to other processes — as a `Process`
 //! argument, or through a pipe or queue — as a duplicate of its descriptor.
+//!
+//! `Listener.accept()` and `Client()` make Connections too: a stream socket on CPython's
+//! wire (frames and pickles), whose calls `listener/stream.rs` serves, with the same errors.
 
 use crate::opts;
 use rhai::plugin::*;
@@ -16,7 +19,7 @@ use rhai_mp_core::transport::seqpacket;
 use rhai_mp_core::transport::seqpacket::Kind as MessageKind;
 use rhai_mp_core::wire::{Handle, Portable, Reader, Writer};
 use std::cell::RefCell;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 /// The state of one connection end (its socket, buffers and caches).
@@ -33,6 +36,9 @@ pub struct ConnState {
     spills: rhai_mp_core::transport::seqpacket::SpillCache,
     /// The memfds of the large values this end received, kept mapped.
     maps: rhai_mp_core::transport::seqpacket::MapCache,
+    /// A connection made by `Listener.accept()` or `Client()`: a stream socket on CPython's
+    /// wire, whose calls `listener/stream.rs` serves.
+    stream: Option<Box<crate::listener::stream::Stream>>,
 }
 
 /// One end of a pipe. Copies share the end: closing any copy closes it.
@@ -59,7 +65,34 @@ impl Connection {
             spin: rhai_mp_core::base::spin::Spin::new(),
             spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
             maps: rhai_mp_core::transport::seqpacket::MapCache::new(),
+            stream: None,
         })))
+    }
+
+    /// A duplex connection on a stream socket speaking CPython's wire (`Listener` /
+    /// `Client`), with the bytes its reader has read already.
+    pub(crate) fn from_stream(fd: OwnedFd, reader: crate::listener::frame::FrameReader) -> Connection {
+        let c = Connection::new(fd, true, true);
+        c.0.borrow_mut().stream =
+            Some(Box::new(crate::listener::stream::Stream { reader, spin: rhai_mp_core::base::spin::Spin::new() }));
+        c
+    }
+
+    /// Whether it was made by `Listener.accept()` or `Client()`.
+    pub(crate) fn is_stream(&self) -> bool {
+        self.0.borrow().stream.is_some()
+    }
+
+    /// For a `Listener` / `Client` connection: reads what has arrived, without blocking, and
+    /// says whether a whole message (or the end of the stream) is there. `None` for a pipe.
+    pub(crate) fn stream_ready(&self) -> Option<MpResult<bool>> {
+        let mut s = self.0.borrow_mut();
+        let ConnState { fd, stream, .. } = &mut *s;
+        let st = stream.as_mut()?;
+        Some(match fd {
+            Some(fd) => crate::listener::stream::ready_now(fd.as_fd(), st),
+            None => Err(mp_err!(OSError, "handle is closed")),
+        })
     }
 
     /// A connected pair: duplex, or `[reader, writer]`.
@@ -96,6 +129,9 @@ impl Connection {
     fn send_raw(&self, kind: MessageKind, payload: &[u8], fds: &[OwnedFd]) -> MpResult<()> {
         self.check(false)?;
         let s = self.0.borrow();
+        if s.stream.is_some() {
+            return crate::listener::stream::send_bytes(s.fd.as_ref().unwrap().as_fd(), payload);
+        }
         seqpacket::send(s.fd.as_ref().unwrap().as_fd(), kind, &[payload], fds, Some(&s.spills))
             .map_err(|e| os_error("send", e))
     }
@@ -104,6 +140,10 @@ impl Connection {
     /// are copied once, straight into the message's memfd.
     pub fn send(&self, value: Dynamic) -> MpResult<()> {
         self.check(false)?;
+        if self.0.borrow().stream.is_some() {
+            let s = self.0.borrow();
+            return crate::listener::stream::send_value(s.fd.as_ref().unwrap().as_fd(), &value);
+        }
         let message = rhai_mp_core::wire::encode_owned(value, "obj")?;
         let s = self.0.borrow();
         seqpacket::send(
@@ -135,6 +175,9 @@ impl Connection {
 
     /// Receives a value (a `send_bytes` message arrives as a blob).
     pub fn recv(&self) -> MpResult<Dynamic> {
+        if let Some(r) = self.with_stream(crate::listener::stream::recv_value) {
+            return r;
+        }
         let m = self.recv_message()?;
         match m.kind {
             MessageKind::Value => rhai_mp_core::wire::decode(&m.data, m.fds),
@@ -144,6 +187,9 @@ impl Connection {
 
     /// Receives one message's bytes; one longer than `maxlength` stays unread (`OSError`).
     pub fn recv_bytes(&self, maxlength: Option<usize>) -> MpResult<Blob> {
+        if let Some(r) = self.with_stream(|fd, st| crate::listener::stream::recv_frame(fd, st, maxlength)) {
+            return r;
+        }
         if let Some(max) = maxlength {
             self.check(true)?;
             let len = {
@@ -164,10 +210,28 @@ impl Connection {
 
     /// Whether a message (or the end of the stream) can be read, waiting until `deadline`.
     pub fn poll(&self, deadline: Deadline) -> MpResult<bool> {
+        if let Some(r) = self.with_stream(|fd, st| crate::listener::stream::poll(fd, st, deadline)) {
+            return r;
+        }
         self.check(true)?;
         let s = self.0.borrow();
         rhai_mp_core::transport::poll::wait_readable(s.fd.as_ref().unwrap().as_fd(), deadline)
             .map_err(|e| os_error("poll", e))
+    }
+
+    /// Runs `f` on a `Listener` / `Client` connection's socket and reader (`None`: a pipe;
+    /// `OSError` when closed).
+    fn with_stream<T>(
+        &self,
+        f: impl FnOnce(BorrowedFd, &mut crate::listener::stream::Stream) -> MpResult<T>,
+    ) -> Option<MpResult<T>> {
+        let mut s = self.0.borrow_mut();
+        let ConnState { fd, stream, .. } = &mut *s;
+        let st = stream.as_mut()?;
+        Some(match fd {
+            Some(fd) => f(fd.as_fd(), st),
+            None => Err(mp_err!(OSError, "handle is closed")),
+        })
     }
 
     /// Closes this end (every copy of the handle).
@@ -192,10 +256,23 @@ impl Portable for Connection {
         w.dup(fd.as_fd())?;
         w.bool(s.readable);
         w.bool(s.writable);
+        // A Listener / Client connection takes the bytes its reader has read already along.
+        match &s.stream {
+            None => w.u8(0),
+            Some(st) => {
+                w.u8(1);
+                w.bytes(&st.reader.unread());
+            }
+        }
         Ok(())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
-        Ok(Connection::new(r.fd()?, r.bool()?, r.bool()?))
+        let (fd, readable, writable) = (r.fd()?, r.bool()?, r.bool()?);
+        Ok(match r.u8()? {
+            0 => Connection::new(fd, readable, writable),
+            1 => Connection::from_stream(fd, crate::listener::frame::FrameReader::with_bytes(r.bytes()?.to_vec())),
+            t => return Err(rhai_mp_core::wire::malformed(&format!("a Connection of kind {t}"))),
+        })
     }
 }
 

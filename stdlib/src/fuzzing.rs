@@ -62,3 +62,22 @@ pub fn tcp_frames(bytes: &[u8], max: usize, pieces: &[usize]) -> usize {
     }
     frames
 }
+
+/// Feeds `bytes` to the frame reader of a `Listener` / `Client` connection (CPython's
+/// big-endian frames) through a socket pair, in pieces of the given sizes; returns the frames
+/// it assembled. Never panics.
+pub fn listener_frames(bytes: &[u8], pieces: &[usize]) -> usize {
+    crate::listener::frame::feed(bytes, pieces)
+}
+
+/// Decodes `bytes` as a pickle received on a `Listener` / `Client` connection; a value that
+/// decodes re-encodes and decodes to itself. Returns whether it decoded. Never panics.
+pub fn pickle(bytes: &[u8]) -> bool {
+    crate::listener::pickle::round_trip(bytes)
+}
+
+/// Feeds `bytes`, cut into frames (each prefixed by its length byte), to a listener's and a
+/// client's authentication handshakes; returns how many frames they took. Never panics.
+pub fn listener_handshake(bytes: &[u8]) -> usize {
+    crate::listener::auth::feed(bytes)
+}

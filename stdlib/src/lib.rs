@@ -28,6 +28,7 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hold;
+pub mod listener;
 pub mod lock;
 pub mod manager;
 pub mod memory;
@@ -46,6 +47,7 @@ pub mod wait;
 
 pub use connection::Connection;
 pub use context::Context;
+pub use listener::Listener;
 pub use pool::Pool;
 pub use queue::{Queue, SimpleQueue};
 

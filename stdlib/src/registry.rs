@@ -105,6 +105,7 @@ pub static PRIMITIVES: &[Primitive] = &[
     crate::process::PRIMITIVE,
     crate::context::PRIMITIVE,
     crate::connection::PRIMITIVE,
+    crate::listener::PRIMITIVE,
     crate::queue::PRIMITIVE,
     crate::wait::PRIMITIVE,
     crate::lock::PRIMITIVE,

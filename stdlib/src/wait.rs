@@ -1,6 +1,8 @@
 //! `wait(objects)`, `wait(objects, timeout)`: like `multiprocessing.connection.wait`, over
 //! connections (a message or the end of the stream), queues (an item can be got), processes
-//! and process sentinels (the process ended), and raw file descriptors.
+//! and process sentinels (the process ended), and raw file descriptors. Listeners and the
+//! connections they and `Client` make are moved on without blocking as the wait goes
+//! (`listener::wait_driven`): ready only when `accept()` / `recv()` would not block.
 
 use crate::connection::Connection;
 use crate::opts;
@@ -34,12 +36,15 @@ fn fd_of(obj: &Dynamic, i: usize) -> MpResult<i32> {
     }
     Err(mp_err!(
         TypeError,
-        "objects[{i}]: wait() takes connections, queues, processes and sentinels, not {}",
+        "objects[{i}]: wait() takes connections, listeners, queues, processes and sentinels, not {}",
         opts::type_name(obj)
     ))
 }
 
 fn wait_for(objects: Array, deadline: Deadline) -> MpResult<Array> {
+    if objects.iter().any(crate::listener::is_driven) {
+        return crate::listener::wait_driven(objects, deadline, fd_of);
+    }
     let fds = objects.iter().enumerate().map(|(i, o)| fd_of(o, i)).collect::<MpResult<Vec<i32>>>()?;
     if fds.is_empty() {
         return Ok(Array::new());
@@ -55,15 +60,17 @@ pub mod wait_functions {
     use super::*;
 
     /// Waits until at least one of `objects` is ready and returns the ready ones: a
-    /// Connection with a message (or at the end of its stream), a queue with an item, a
-    /// Process (or its `sentinel`) that has ended, or any readable file descriptor.
+    /// Connection with a message (or at the end of its stream), a Listener with a client
+    /// to accept, a queue with an item, a Process (or its `sentinel`) that has ended, or any
+    /// readable file descriptor.
     ///
     /// ```rhai
     /// for ready in wait([conn, q, p.sentinel]) { print(ready); }
     /// ```
     ///
     /// Throws when: an object is of another type (`TypeError`); a number is not a file
-    /// descriptor (negative or too large: `ValueError`); a connection is closed (`OSError`);
+    /// descriptor (negative or too large: `ValueError`); a connection or listener is closed
+    /// (`OSError`);
     /// a process was not started or is closed (`ValueError`).
     #[rhai_fn(name = "wait", return_raw)]
     pub fn wait(objects: Dynamic) -> Result<Array, Box<EvalAltResult>> {
