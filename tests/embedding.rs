@@ -17,7 +17,7 @@ fn host() -> PathBuf {
 fn host_functions_and_types_work_in_children() {
     let script = write_script(
         r#"
-fn work(p) { print(`${current_process().name}: ${host_double(21)} ${p.x + p.y}`); }
+fn work(p) { print(`${current_process().name}: ${host_double(21)} ${p.x + p.y} (${host_args()})`); }
 if __name__ == "__main__" {
     let p = Process(work, [point(1, 2)]);
     p.start();
@@ -30,7 +30,8 @@ if __name__ == "__main__" {
     for m in METHODS {
         let out = run_program(&host(), &["--start-method", m, script.0.to_str().unwrap()], None);
         let s = out.ok();
-        assert!(s.contains("Process-1: 42 3"), "{m}: {s}\n{}", out.stderr);
+        let args = format!("--start-method {m} {}", script.0.to_str().unwrap());
+        assert!(s.contains(&format!("Process-1: 42 3 ({args})")), "{m}: {s}\n{}", out.stderr);
         assert!(s.contains("exit 0"), "{m}: {s}");
         assert!(
             s.contains("SerializationError: a value of type 'Secret' cannot be sent to another process (at args[0])"),
@@ -81,4 +82,14 @@ fn a_host_that_forgot_run_if_child_is_told_so() {
     assert!(s.starts_with("ProcessError: ") && s.contains("run_if_child()"), "{s}\n{}", out.stderr);
     assert!(s.ends_with("pool ProcessError\n"), "{s}");
     assert!(!s.contains("child ran") && s.matches("ProcessError").count() == 2, "{s}");
+    // Its main exits with its own code before the call (a usage error): the same advice,
+    // and the exit code in words.
+    let out = run_program(&example("forgetful"), &["exits-early"], None);
+    let s = out.ok();
+    assert!(
+        s.starts_with("ProcessError: the new process ended with exit code 3 before it read what to do")
+            && s.contains("run_if_child()"),
+        "{s}\n{}",
+        out.stderr
+    );
 }

@@ -39,6 +39,10 @@ fn main() {
                 .register_get("x", |p: &mut Point| p.x)
                 .register_get("y", |p: &mut Point| p.y);
             engine.register_type_with_name::<Secret>("Secret").register_fn("secret", || Secret);
+            // The host's own settings, read where the engine is made: a spawn or
+            // forkserver child is this program with the same arguments.
+            let args = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+            engine.register_fn("host_args", move || args.clone());
         })
         .register_codec(rhai_mp::DataCodec::<Point> { kind: "host.Point", encode: encode_point, decode: decode_point });
     // First thing: a spawn or forkserver child becomes its child here and never returns.

@@ -18,7 +18,9 @@
 //! Caveats: create the `Runtime` before any other Rhai engine in the process (it installs
 //! the fixed hashing seed closures need); call [`Runtime::run_if_child`] first thing in
 //! `main`, because spawn children are this same program started again (a program that
-//! forgets is told so: the first `start()` throws `ProcessError`); and do not call
+//! forgets is told so: the first `start()` throws `ProcessError`); a spawn or forkserver
+//! child gets this program's arguments and environment (so what a `register` closure reads
+//! from `std::env::args()` or `std::env::var` is the same in the children); and do not call
 //! [`Runtime::eval`] from inside a function the session's script calls.
 
 use crate::{Error, Pool, PoolOptions};

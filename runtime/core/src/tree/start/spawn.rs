@@ -58,7 +58,13 @@ fn first_answer(sock: &OwnedFd, pid: i32) -> MpResult<()> {
             never_a_child("ran the program's main instead of the call")
         }
         _ if !ready[0] && !ready[1] => never_a_child(&format!("did not answer within {FIRST_ANSWER} s")),
-        _ => mp_err!(ProcessError, "the new process ended before it read what to do ({status:?})"),
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => never_a_child(&format!(
+            "ended with exit code {code} before it read what to do (its main returned or exited first)"
+        )),
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
+            never_a_child(&format!("was killed by {} before it read what to do", sig.as_str()))
+        }
+        _ => never_a_child(&format!("ended before it read what to do ({status:?})")),
     })
 }
 
@@ -66,8 +72,12 @@ fn first_answer(sock: &OwnedFd, pid: i32) -> MpResult<()> {
 pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<i32> {
     let packet = boot.into_packet()?;
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
+    // The child gets this program's arguments, as Python's spawn gives a child the parent's
+    // sys.argv: a host whose setup reads them (its registrations, its settings) sees the
+    // same in its children. run_if_child takes over before anything parses them.
     let child = Command::new("/proc/self/exe")
         .arg0("rhai-mp")
+        .args(std::env::args_os().skip(1))
         .env(CHILD_ENV, mode)
         .stdin(Stdio::from(theirs))
         .spawn()
