@@ -117,7 +117,7 @@ pub fn run_script(mut engine: Engine, name: &str, text: String) -> Result<Dynami
     set_names(&mut engine, "__main__");
     let ast = compile_ast(&engine, &script)?;
     crate::wire::set_program(&ast);
-    engine.run_ast_with_scope(&mut Scope::new(), &ast).map(|_| Dynamic::UNIT)
+    crate::base::vm::run(&engine, &mut Scope::new(), &ast).map(|_| Dynamic::UNIT)
 }
 
 /// The report of an uncaught error, as [`report_error`] prints it (type, message,
