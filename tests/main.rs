@@ -25,6 +25,7 @@ mod common;
 mod embedding;
 mod errors;
 mod faults;
+mod interpreter;
 mod manager;
 mod mpi;
 mod oversubscribed;

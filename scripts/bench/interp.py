@@ -5,10 +5,12 @@
 KIND (argv[1]) is the workload, N (argv[2]) its size (default per kind, below) and REPS
 (argv[3], default 5) the number of timed runs in this process; the fastest counts. Only the
 workload is timed (time.perf_counter around it). Every run's result is checked. The last
-line is "interp_<KIND> <milliseconds per run>".
+line is "interp_<KIND> <microseconds per run>".
 
     fib        naive recursive fib(N), N default 25 (75025)
-    int_loop   s += i % 7 over i in range(N), N default 1000000
+    int_loop   s += i % 7 over i in range(N), N default 1000000 (in a function)
+    int_loop_top  the same loop at module level (global variables, slower than a
+               function's locals in CPython)
     string     N times: s += str(i); s += ","  (then its length), N default 200000
     map_array  N dicts {id, sq, tag} in a list; then the sq of the even ids are summed
                and the tags counted in a dict; N default 100000
@@ -58,7 +60,7 @@ def expected(kind, n):
         for _ in range(n):
             a, b = b, a + b
         return a
-    if kind == "int_loop":
+    if kind in ("int_loop", "int_loop_top"):
         return n // 7 * 21 + sum(range(n % 7))
     if kind == "string":
         return sum(len(str(i)) + 1 for i in range(n))
@@ -67,7 +69,7 @@ def expected(kind, n):
     raise SystemExit(f"unknown kind {kind} (fib, int_loop, string, map_array)")
 
 
-KINDS = {"fib": (fib, 25), "int_loop": (int_loop, 1000000), "string": (string_build, 200000),
+KINDS = {"fib": (fib, 25), "int_loop": (int_loop, 1000000), "int_loop_top": (None, 1000000), "string": (string_build, 200000),
          "map_array": (map_array, 100000)}
 
 if __name__ == "__main__":
@@ -81,10 +83,16 @@ if __name__ == "__main__":
     best = None
     for _ in range(reps):
         t0 = time.perf_counter()
-        got = f(n)
+        if f is None:
+            s = 0
+            for i in range(n):
+                s += i % 7
+            got = s
+        else:
+            got = f(n)
         dt = time.perf_counter() - t0
         if got != want:
             raise RuntimeError(f"wrong result for {kind}({n}): {got}, expected {want}")
         if best is None or dt < best:
             best = dt
-    print(f"interp_{kind} {round(best * 1e6) / 1e3}")
+    print(f"interp_{kind} {best * 1e6:.1f}")

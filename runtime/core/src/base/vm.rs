@@ -84,6 +84,19 @@ pub fn set_interpreter(choice: Interpreter) {
     std::env::set_var(INTERPRETER_ENV, choice.name());
 }
 
+/// How often (in operations: `ops & mask == 0`) the progress hook looks for a signal.
+///
+/// The VM counts an operation per loop iteration, function call and backward jump, the AST
+/// one per statement and expression as well: about five times as many for the same code
+/// (a `loop { sleep(0.01) }` counts about 5 per iteration on the AST, 1 on the VM). The
+/// VM's mask is smaller, so that Ctrl-C is noticed about as soon.
+pub fn progress_mask() -> u64 {
+    match interpreter() {
+        Interpreter::Ast => 0xff,
+        Interpreter::Vm => 0x3f,
+    }
+}
+
 /// Runs `ast`'s statements in `scope` (as `Engine::run_ast_with_scope`), on this
 /// process's interpreter.
 pub fn run(engine: &Engine, scope: &mut Scope, ast: &AST) -> Result<(), Box<EvalAltResult>> {

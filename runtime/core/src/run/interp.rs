@@ -150,8 +150,9 @@ pub fn finish_main(end: Ending) -> i32 {
 /// a long loop stops within a few hundred operations.
 pub fn watch_signals(engine: &mut Engine) {
     crate::base::interrupt::install();
-    engine.on_progress(|ops| {
-        if ops & 0xff == 0 {
+    let mask = crate::base::vm::progress_mask();
+    engine.on_progress(move |ops| {
+        if ops & mask == 0 {
             crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
         } else {
             None
