@@ -908,14 +908,14 @@ const POOL: Family = Family {
         row(
             "pool.imap(any, [1], $)",
             "chunksize",
-            Kind("TypeError", "zero=ValueError neg=ValueError min=ValueError huge=ok max=ok"),
+            Kind("TypeError", "map=ok zero=ValueError neg=ValueError min=ValueError huge=ok max=ok"),
             "",
         ),
         row("pool.imap_unordered(any, $)", "iterable", ITERABLE, ""),
         row(
             "pool.imap_unordered(any, [1], $)",
             "chunksize",
-            Kind("TypeError", "zero=ValueError neg=ValueError min=ValueError huge=ok max=ok"),
+            Kind("TypeError", "map=ok zero=ValueError neg=ValueError min=ValueError huge=ok max=ok"),
             "",
         ),
         row("r.get($)", "timeout", TIMEOUT, ""),

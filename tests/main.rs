@@ -19,11 +19,13 @@ macro_rules! per_method {
 }
 
 mod bad_input;
+mod bounded;
 mod chaos;
 mod cli;
 mod common;
 mod embedding;
 mod errors;
+mod executor;
 mod faults;
 mod interpreter;
 mod manager;
@@ -37,6 +39,7 @@ mod readme;
 mod reference;
 mod remote_manager;
 mod repl;
+mod repl_pty;
 mod scripts;
 mod shared_memory;
 mod start_methods;

@@ -1,6 +1,7 @@
 //! Across machines on MPI: the binary under `mpirun -n 3` on localhost (Pool, Process,
 //! Manager, the refusal of shared memory, a killed worker rank, errors on worker ranks, the
-//! exit code, Ctrl-C), and the build without MPI support. The `mpirun` tests need the
+//! exit code, Ctrl-C), the same under Slurm (`under_slurm`: ignored unless asked for, as
+//! they need a cluster), and the build without MPI support. The `mpirun` tests need the
 //! `mpi` feature and Open MPI (`.ci/run` installs it and runs them:
 //! `cargo test --release --features mpi --test integration -- mpi::`).
 
@@ -58,9 +59,13 @@ mod under_mpirun {
 
     #[test]
     fn ranks_run_the_script_and_serve_pools() {
-        let out = mpirun(
-            3,
-            &[],
+        serve_pools(|src| mpirun(3, &[], src));
+    }
+
+    /// Rank 0 runs the script, the other ranks their top level and then a Pool's tasks: a
+    /// job of 3 ranks, which `launch` starts with the script (`mpirun` here, or Slurm).
+    pub(super) fn serve_pools(launch: impl Fn(&str) -> Out) {
+        let out = launch(
             r#"
             fn sq(x) { x * x }
             fn add(a, b) { a + b }
@@ -92,12 +97,17 @@ mod under_mpirun {
             }"#,
         );
         let s = out.ok();
+        // Rank 0's own lines (the other ranks' output may come between them, and does when
+        // the ranks are on different nodes: it travels another way).
+        let mine: Vec<&str> =
+            s.lines().filter(|l| !l.starts_with("top level on rank") && !l.starts_with("init x on")).collect();
+        let mine = mine.join("\n");
         for want in [
             "main on rank 0 of 3, mpi, [\"fork\", \"spawn\", \"forkserver\", \"mpi\"]",
             "pool <Pool state=RUN pool_size=2>",
             "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n20\nranks 1 2\n[3, 7]\n[101, 102]\n[0, 1, 4, 9, 16]\n[1, 4, 9]\n81\n[1, 4]\n[10]\n42\n[49]",
         ] {
-            assert!(s.contains(want), "missing {want:?} in\n{s}\n{}", out.stderr);
+            assert!(mine.contains(want), "missing {want:?} in\n{s}\n{}", out.stderr);
         }
         for rank in [1, 2] {
             assert!(s.contains(&format!("top level on rank {rank} as __mp_main__")), "{s}");
@@ -108,9 +118,13 @@ mod under_mpirun {
 
     #[test]
     fn processes_run_on_free_ranks() {
-        let out = mpirun(
-            3,
-            &[],
+        run_processes(|src| mpirun(3, &[], src));
+    }
+
+    /// `Process` runs on a free worker rank (none free: `ProcessError`): a job of 3 ranks,
+    /// which `launch` starts with the script (`mpirun` here, or Slurm).
+    pub(super) fn run_processes(launch: impl Fn(&str) -> Out) {
+        let out = launch(
             r#"
             if __name__ == "__main__" {
                 let p = Process(|a| print(`process on rank ${mpi::rank()} got ${a} as ${current_process().name}`), [42]);
@@ -142,9 +156,13 @@ mod under_mpirun {
 
     #[test]
     fn managers_serve_every_rank() {
-        let out = mpirun(
-            3,
-            &[],
+        serve_managers(|src| mpirun(3, &[], src));
+    }
+
+    /// A `Manager()`'s proxies work on every rank: a job of 3 ranks, which `launch` starts
+    /// with the script (`mpirun` here, or Slurm).
+    pub(super) fn serve_managers(launch: impl Fn(&str) -> Out) {
+        let out = launch(
             r#"
             if __name__ == "__main__" {
                 let m = Manager();
@@ -194,7 +212,7 @@ mod under_mpirun {
         assert_eq!(lines[7], "[2]");
     }
 
-    const KILLER: &str = r#"
+    pub(super) const KILLER: &str = r#"
         fn f(x) { if x == 3 { os::kill(os::getpid(), "SIGKILL"); sleep(30); } sleep(0.02); x }
         if __name__ == "__main__" {
             let p = Pool();
@@ -334,5 +352,115 @@ mod under_mpirun {
             .filter(|c| String::from_utf8_lossy(c).contains(&path))
             .count();
         assert_eq!(left, 0, "ranks left running after Ctrl-C");
+    }
+}
+
+/// Under Slurm: the Pool, Process and Manager tests' scripts under `srun -n 3 --mpi=pmix`
+/// and under `mpirun` inside `salloc -n 3`, a worker rank killed under `srun`, and the wrong
+/// PMI plugin. They need a running Slurm cluster (the one `SLURM_CONF` names, or
+/// /etc/slurm/slurm.conf) with 3 free CPUs: `.ci/slurm.sh` starts one here and runs them
+/// (`cargo test --release --features mpi --test integration -- --ignored mpi::under_slurm`).
+#[cfg(feature = "mpi")]
+mod under_slurm {
+    use super::under_mpirun::{run_processes, serve_managers, serve_pools, KILLER};
+    use crate::common::{bin, finish, write_script, Out};
+    use std::process::{Command, Stdio};
+
+    /// Runs `PROGRAM --time=2 ARGS.. rhai-mp SCRIPT` (`srun`, `salloc`), bounded, in its own
+    /// process group; Slurm ends the job too after 2 minutes, should it outlive the command.
+    fn slurm(program: &str, args: &[&str], src: &str) -> Out {
+        let script = write_script(src);
+        let mut cmd = Command::new(program);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.arg("--time=2").args(args).arg(bin()).arg(&script.0);
+        // For `mpirun` (as root in a container); `srun` passes them on, and they do nothing.
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("{program}: {e} (install Slurm: apt-get install slurm-wlm)"));
+        finish(child)
+    }
+
+    /// `srun -n 3 --mpi=pmix rhai-mp SCRIPT`: Slurm starts the ranks (PMIx).
+    fn srun(src: &str) -> Out {
+        slurm("srun", &["-n", "3", "--mpi=pmix"], src)
+    }
+
+    /// `salloc -n 3 mpirun -n 3 rhai-mp SCRIPT`: Open MPI starts its daemons through `srun`.
+    fn salloc_mpirun(src: &str) -> Out {
+        slurm("salloc", &["-n", "3", "mpirun", "-n", "3"], src)
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_pools() {
+        serve_pools(srun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_processes() {
+        run_processes(srun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_managers() {
+        serve_managers(srun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn salloc_mpirun_pools() {
+        serve_pools(salloc_mpirun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn salloc_mpirun_processes() {
+        run_processes(salloc_mpirun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn salloc_mpirun_managers() {
+        serve_managers(salloc_mpirun);
+    }
+
+    /// `srun` lets the job go on when a task dies: the dead rank's tasks fail with
+    /// WorkerLostError naming it, and the pool goes on with the other ranks.
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_a_killed_worker_rank_fails_its_tasks() {
+        let out = srun(KILLER);
+        let s = &out.stdout;
+        assert!(s.contains("WorkerLostError rank="), "{s}\n{}", out.stderr);
+        assert!(s.contains("[0, 2, 4, 6]\nrank 0 went on"), "{s}\n{}", out.stderr);
+        assert!(out.stderr.contains("was lost: its connection to rank 0 closed"), "{}", out.stderr);
+    }
+
+    /// With the wrong PMI plugin no task runs the script. Each task would start alone, as
+    /// "rank 0 of 1" (Open MPI 5 does: open-mpi/ompi#13523); rhai-mp sees that Slurm started
+    /// 3 and stops them all, with one message naming the plugin to pass. Open MPI 4 (Debian
+    /// 12's) instead refuses, with its own message, a task that `srun` started without PMIx
+    /// (it looks for `SLURM_NODELIST`); without that variable it starts singletons, as 5 does.
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn a_wrong_pmi_plugin_runs_nothing() {
+        let top = r#"print(`${__name__} on rank ${mpi::rank()} of ${mpi::size()}`);"#;
+        let out = slurm("srun", &["-n", "3", "--mpi=none"], top);
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout, "", "{out:?}");
+
+        let singletons = ["-n", "3", "--mpi=none", "env", "-u", "SLURM_NODELIST", "-u", "SLURM_JOB_NODELIST"];
+        let out = slurm("srun", &singletons, top);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_eq!(out.stdout, "", "{out:?}");
+        let message = "rhai-mp: srun started 3 tasks, but MPI_Init gave each a world of 1: srun's PMI plugin \
+                       (--mpi=none here) is not the one this MPI library speaks. No task ran the script. Pass it \
+                       to srun: `srun --mpi=pmix -n 3 rhai-mp ..`";
+        assert_eq!(out.stderr.matches(message).count(), 1, "{}", out.stderr);
     }
 }

@@ -255,7 +255,7 @@ fn argument_and_option_errors(m: &str) {
         "ValueError: Number of processes must be at least 1, not 0
 ValueError: Number of processes must be at least 1, not -1
 TypeError: processes of Pool() must be an integer, not string
-ValueError: Pool() got an unknown option 'bogus' (it takes: processes, initializer, initargs, maxtasksperchild)
+ValueError: Pool() got an unknown option 'bogus' (it takes: processes, initializer, initargs, maxtasksperchild, task_timeout, max_memory)
 TypeError: option 'processes' of Pool() must be an integer, not string
 ValueError: maxtasksperchild must be a positive integer or (), not 0
 TypeError: option 'initializer' of Pool() must be a function pointer, not i64

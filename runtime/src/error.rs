@@ -54,6 +54,11 @@ impl Error {
 
     /// The error of a failed evaluation.
     pub(crate) fn from_eval(err: &EvalAltResult) -> Error {
+        use rhai_mp_core::base::error::ExitRequest;
+        use rhai_mp_core::base::interrupt::HOST_STOP;
+        if ExitRequest::of(err) == Some(ExitRequest::Signal(HOST_STOP)) {
+            return Error::new("CancelledError", "stopped by the host (its StopHandle)".into());
+        }
         let (kind, message) = rhai_mp_core::run::report::type_and_message(innermost(err));
         let report = rhai_mp_core::run::interp::error_report(err);
         let process = report.strip_prefix("Process ").and_then(|rest| {

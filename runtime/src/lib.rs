@@ -24,6 +24,16 @@
 //! }
 //! ```
 //!
+//! Bounds: a task may be given a time limit ([`Pool::map_timeout`], [`Pool::submit`],
+//! [`PoolOptions::task_timeout`], or `#{timeout}` in script), a worker a memory limit
+//! ([`PoolOptions::max_memory`]); a [`StopHandle`] ([`Runtime::stop_handle`]) stops the
+//! running evaluation or pool call from another thread (an [`Error`] of kind
+//! `"CancelledError"`; the session stays usable). A built-in that would build a value
+//! larger than the process may have (`s.pad(1 << 40, "x")`, `blob(1 << 45)`) throws
+//! `MemoryError` at once; [`Runtime::max_value_bytes`] lowers that budget. An embedding
+//! runtime installs no signal handler unless the host asks ([`Runtime::catch_signals`]);
+//! the command line does. See `examples/time_limits.rs`.
+//!
 //! A host depends on this crate without the command line:
 //! `rhai-mp = { path = "<checkout>/runtime", default-features = false }`.
 
@@ -44,11 +54,11 @@ mod runtime;
 #[cfg(feature = "cli")]
 pub use cli::main as cli_main;
 pub use error::Error;
-pub use pool::Pool;
+pub use pool::{Pool, PoolOptions, Task};
 /// The Rhai crate this runtime is built on: a host uses the same version through it.
 pub use rhai;
 pub use rhai_mp_core::base::vm::Interpreter;
 pub use rhai_mp_core::tree::state::StartMethod;
 pub use rhai_mp_core::wire::{register_codec, DataCodec, HandleCodec};
 pub use rhai_mp_stdlib::{registry, MultiprocessingPackage};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, StopHandle};

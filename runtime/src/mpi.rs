@@ -1,7 +1,8 @@
 //! Running under an MPI launcher (the `mpi` feature): `mpirun -n N rhai-mp script.rhai`,
 //! `mpiexec`, `srun`. This is the only place that talks to MPI itself (through rsmpi):
 //!
-//! 1. every rank calls `MPI_Init` and learns its rank and the job's size;
+//! 1. every rank calls `MPI_Init` and learns its rank and the job's size (under `srun`, a
+//!    size other than Slurm's task count means the wrong PMI plugin: every rank stops);
 //! 2. rank 0 reads the script, opens its listening socket (`rhai-mp-stdlib`'s `cluster`)
 //!    and broadcasts an [`Invitation`]: its addresses, a random key, the script and `ARGV`
 //!    (so the other ranks need not read the file, nor have it);
@@ -38,6 +39,35 @@ pub(crate) fn launched() -> bool {
     has("OMPI_COMM_WORLD_SIZE") || has("PMI_SIZE") || has("PMIX_RANK") || (has("SLURM_STEP_ID") && has("SLURM_PROCID"))
 }
 
+/// How many tasks `srun` started, when this process is one of them: a task of a Slurm step
+/// (`SLURM_STEP_ID`, `SLURM_PROCID`) that no other launcher started. Under `mpirun` (or
+/// MPICH's `mpiexec`) inside an allocation, the ranks carry the variables of the step that
+/// runs the launcher's daemons, one task per node: then `None`, and the launcher's own size
+/// (`OMPI_COMM_WORLD_SIZE`, or a `PMI_SIZE` other than Slurm's) is the world's.
+fn slurm_tasks() -> Option<u32> {
+    let var = |v: &str| std::env::var(v).ok();
+    var("SLURM_STEP_ID")?;
+    var("SLURM_PROCID")?;
+    let tasks: u32 = var("SLURM_NTASKS").or_else(|| var("SLURM_NPROCS"))?.parse().ok()?;
+    let other_launcher =
+        var("OMPI_COMM_WORLD_SIZE").is_some() || var("PMI_SIZE").is_some_and(|s| s.parse() != Ok(tasks));
+    (!other_launcher).then_some(tasks)
+}
+
+/// The error for a Slurm step whose tasks do not make one MPI world: `srun`'s PMI plugin
+/// is not the one the MPI library speaks, so each task started alone, as rank 0 of 1
+/// (open-mpi/ompi#13523).
+fn wrong_pmi(tasks: u32, size: u32) -> String {
+    // Slurm sets it for every plugin but `none`.
+    let plugin = std::env::var("SLURM_MPI_TYPE").unwrap_or_else(|_| "none".into());
+    format!(
+        "rhai-mp: srun started {tasks} tasks, but MPI_Init gave each a world of {size}: srun's PMI plugin \
+         (--mpi={plugin} here) is not the one this MPI library speaks. No task ran the script. Pass it to srun: \
+         `srun --mpi=pmix -n {tasks} rhai-mp ..` (Open MPI; `srun --mpi=list` lists the plugins), or set \
+         `MpiDefault=pmix` in slurm.conf."
+    )
+}
+
 /// Broadcasts `bytes` from rank 0 (length first); returns them on every rank.
 fn broadcast<C: Communicator>(world: &C, bytes: Vec<u8>) -> Vec<u8> {
     let root = world.process_at_rank(0);
@@ -59,6 +89,14 @@ pub(crate) fn run(runtime: &Runtime, job: impl FnOnce() -> Job, method_given: bo
     };
     let world = universe.world();
     let (rank, size) = (world.rank() as u32, world.size() as u32);
+    if let Some(tasks) = slurm_tasks().filter(|&n| n != size) {
+        // Every task sees the same numbers, so every rank of this world leaves here, before
+        // the broadcast; the first task says why.
+        if std::env::var("SLURM_PROCID").as_deref() == Ok("0") {
+            eprintln!("{}", wrong_pmi(tasks, size));
+        }
+        return finalize(universe, rank, 1, true);
+    }
     place::set_place(Place { rank, size });
     if rank == 0 {
         let job = job();

@@ -87,6 +87,10 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
             return 1;
         }
     };
+    // rustyline catches SIGINT itself while an editor exists (to redraw on a terminal): give
+    // it back to rhai-mp, so that Ctrl-C while a statement runs stops the statement. While a
+    // line is read, the terminal is raw and Ctrl-C arrives as a key (`Interrupted`).
+    rhai_mp_core::base::interrupt::install();
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -96,11 +100,22 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
     }
     let mut buffer = String::new();
     let mut code = Ending::Code(0);
+    // Whether the last key was Ctrl-C at an empty prompt (a second one leaves).
+    let mut ctrl_c = false;
     loop {
         let prompt = if buffer.is_empty() { ">> " } else { ".. " };
-        let line = match editor.readline(prompt) {
+        let read = editor.readline(prompt);
+        let was_ctrl_c = std::mem::replace(&mut ctrl_c, false);
+        let line = match read {
             Ok(line) => line,
+            // Ctrl-C drops what was typed; at an empty prompt it says how to leave, and a
+            // second one leaves (as Node's and IPython's REPLs do).
+            Err(ReadlineError::Interrupted) if buffer.is_empty() && was_ctrl_c => break,
             Err(ReadlineError::Interrupted) => {
+                if buffer.is_empty() {
+                    println!("(To leave, press Ctrl-C again, Ctrl-D, or type :quit)");
+                    ctrl_c = true;
+                }
                 buffer.clear();
                 continue;
             }
@@ -137,8 +152,9 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
             // ends it, with the error).
             Err(e) if incomplete(&e) && !line.trim().is_empty() => continue,
             Err(e) => {
-                let _ = editor.add_history_entry(std::mem::take(&mut buffer).trim_end());
-                rhai_mp_core::run::interp::outcome(Err(e), None);
+                let input = std::mem::take(&mut buffer);
+                let _ = editor.add_history_entry(input.trim_end());
+                rhai_mp_core::run::interp::ending_in(Err(e), None, Some(&input));
                 continue;
             }
         };
@@ -165,9 +181,9 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
                     code = Ending::Signal(sig);
                     break;
                 }
-                // Ctrl-C or an error: reported, and the session goes on.
+                // Ctrl-C or an error: reported (quoting the statement), and the session goes on.
                 _ => {
-                    rhai_mp_core::run::interp::ending(Err(e), None);
+                    rhai_mp_core::run::interp::ending_in(Err(e), None, Some(&input));
                 }
             },
         }

@@ -21,7 +21,7 @@
 //! forgets is told so: the first `start()` throws `ProcessError`); and do not call
 //! [`Runtime::eval`] from inside a function the session's script calls.
 
-use crate::{Error, Pool};
+use crate::{Error, Pool, PoolOptions};
 use rhai::packages::Package;
 use rhai::{Dynamic, Engine, Scope, AST};
 use rhai_mp_core::base::vm::Interpreter;
@@ -62,6 +62,42 @@ impl Drop for Session {
 pub struct Runtime {
     setups: Vec<Setup>,
     session: Rc<RefCell<Option<Session>>>,
+    /// Whether an evaluation runs now (what a [`StopHandle`] may stop).
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the host asked for Ctrl-C, SIGTERM and SIGHUP handlers ([`Runtime::catch_signals`]).
+    signals: bool,
+}
+
+/// A handle that stops, from any thread, the evaluation or pool call a [`Runtime`] runs
+/// now ([`Runtime::stop_handle`]). The call returns an [`Error`] of kind
+/// `"CancelledError"`; a pool call it stops is cancelled (its tasks stopped); the session
+/// stays usable. With nothing running, `stop()` does nothing.
+///
+/// ```no_run
+/// let rt = rhai_mp::Runtime::new();
+/// rt.run_if_child();
+/// let stop = rt.stop_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+///     stop.stop();
+/// });
+/// let e = rt.eval::<()>("loop {}").unwrap_err();
+/// assert_eq!(e.kind(), "CancelledError");
+/// ```
+#[derive(Clone, Debug)]
+pub struct StopHandle {
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StopHandle {
+    /// Stops the evaluation (or pool call) that runs now; returns whether one ran.
+    pub fn stop(&self) -> bool {
+        let running = self.busy.load(std::sync::atomic::Ordering::SeqCst);
+        if running {
+            rhai_mp_core::base::interrupt::abort_call(rhai_mp_core::base::interrupt::HOST_STOP);
+        }
+        running
+    }
 }
 
 impl Default for Runtime {
@@ -84,7 +120,53 @@ impl Runtime {
         rhai_mp_core::run::child::at_fork_child(|| {
             let _ = rand::rng().reseed();
         });
-        Runtime { setups: Vec::new(), session: Rc::new(RefCell::new(None)) }
+        Runtime {
+            setups: Vec::new(),
+            session: Rc::new(RefCell::new(None)),
+            busy: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            signals: false,
+        }
+    }
+
+    /// Makes Ctrl-C (SIGINT) stop the running evaluation with `KeyboardInterrupt` (the
+    /// session goes on), and SIGTERM / SIGHUP end it, as at the REPL. Without this call an
+    /// embedding runtime installs no signal handler: the host's own (or the default
+    /// actions) stay. The command line asks for it.
+    ///
+    /// ```
+    /// let rt = rhai_mp::Runtime::new().catch_signals();
+    /// ```
+    pub fn catch_signals(mut self) -> Runtime {
+        self.signals = true;
+        self
+    }
+
+    /// A handle that stops the running evaluation or pool call from another thread (see
+    /// [`StopHandle`]).
+    ///
+    /// ```
+    /// let rt = rhai_mp::Runtime::new();
+    /// let stop = rt.stop_handle();
+    /// assert!(!stop.stop()); // nothing runs
+    /// ```
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { busy: self.busy.clone() }
+    }
+
+    /// Sets the most bytes one value a script builds at once (`s.pad(n, "x")`, `blob(n)`)
+    /// may take in this process; past it, and past what the machine or the process's own
+    /// limit can give, such a built-in throws `MemoryError` before it allocates. `0` (the
+    /// default) leaves only those. Holds for the whole process (and the workers it forks).
+    ///
+    /// ```
+    /// let rt = rhai_mp::Runtime::new().max_value_bytes(1 << 30);
+    /// rt.run_if_child();
+    /// let e = rt.eval::<()>("blob(1 << 31);").unwrap_err();
+    /// assert_eq!(e.kind(), "MemoryError");
+    /// ```
+    pub fn max_value_bytes(self, bytes: u64) -> Runtime {
+        rhai_mp_core::base::limits::set_max_value_bytes(bytes);
+        self
     }
 
     /// Adds a host registration, run on every engine this runtime makes (in every child
@@ -217,6 +299,28 @@ impl Runtime {
 
     /// Evaluates `code` in the session with extra variables (not kept afterwards).
     pub(crate) fn eval_with(&self, code: &str, vars: Vec<(&str, Dynamic)>) -> Result<Dynamic, Error> {
+        use rhai_mp_core::base::interrupt;
+        if self.signals && !interrupt::installed() {
+            interrupt::install();
+        }
+        // This thread acts on stops (a stop handle's) while the evaluation runs; one that
+        // came before it (or a Ctrl-C while nothing ran) is not for it.
+        let was = interrupt::watch_thread(true);
+        interrupt::clear_abort();
+        if self.signals {
+            let _ = interrupt::take();
+        }
+        let nested = self.busy.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let out = self.eval_session(code, vars);
+        if !nested {
+            self.busy.store(false, std::sync::atomic::Ordering::SeqCst);
+            interrupt::clear_abort();
+        }
+        interrupt::watch_thread(was);
+        out
+    }
+
+    fn eval_session(&self, code: &str, vars: Vec<(&str, Dynamic)>) -> Result<Dynamic, Error> {
         self.with_session(|s| {
             let ast = rhai_mp_core::wire::compile_unit(&s.engine, &s.scope, code).map_err(|e| Error::from_eval(&e))?;
             rhai_mp_core::wire::add_program(&ast);
@@ -266,8 +370,33 @@ impl Runtime {
     /// Errors: as the script's `Pool(processes)` (`ValueError` below 1, `ProcessError` when
     /// workers cannot start …).
     pub fn pool(&self, processes: usize) -> Result<Pool, Error> {
-        let n = rhai::INT::try_from(processes).unwrap_or(rhai::INT::MAX);
-        let inner = self.eval_with("Pool(__rhai_mp_n)", vec![("__rhai_mp_n", Dynamic::from(n))])?;
+        self.pool_with(PoolOptions { processes, ..PoolOptions::default() })
+    }
+
+    /// A pool with bounds: each task's time limit and each worker's memory (see
+    /// [`PoolOptions`]).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let rt = rhai_mp::Runtime::new();
+    /// rt.run_if_child();
+    /// let opts = rhai_mp::PoolOptions { processes: 2, task_timeout: Some(Duration::from_secs(5)), ..Default::default() };
+    /// let pool = rt.pool_with(opts)?;
+    /// # Ok::<(), rhai_mp::Error>(())
+    /// ```
+    ///
+    /// Errors: as [`Runtime::pool`]; `ValueError` for a `max_memory` of 0.
+    pub fn pool_with(&self, opts: PoolOptions) -> Result<Pool, Error> {
+        let n = rhai::INT::try_from(opts.processes).unwrap_or(rhai::INT::MAX);
+        let mut m = rhai::Map::new();
+        m.insert("processes".into(), Dynamic::from(n));
+        if let Some(t) = opts.task_timeout {
+            m.insert("task_timeout".into(), Dynamic::from(t.as_secs_f64()));
+        }
+        if let Some(b) = opts.max_memory {
+            m.insert("max_memory".into(), Dynamic::from(rhai::INT::try_from(b).unwrap_or(rhai::INT::MAX)));
+        }
+        let inner = self.eval_with("Pool(__rhai_mp_n)", vec![("__rhai_mp_n", Dynamic::from_map(m))])?;
         let inner = inner
             .try_cast::<rhai_mp_stdlib::Pool>()
             .ok_or_else(|| Error::new("TypeError", "Pool() gave no pool".into()))?;

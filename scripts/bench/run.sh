@@ -377,6 +377,19 @@ bench "pool_map_chunk1" 3 \
     "'$RHAI_MP' scripts/bench/pool_map.rhai $N_POOL_CHUNK1 1 fork 3" \
     "'$PYTHON' scripts/bench/pool_map.py $N_POOL_CHUNK1 1 fork 3"
 
+# Executor submit() + result() round trips, one at a time, over ProcessPoolExecutor(2)
+# (scripts/bench/executor_roundtrip.*); µs per round trip.
+bench "executor_roundtrip" 5 \
+    "'$RHAI_MP' scripts/bench/executor_roundtrip.rhai 2000" \
+    "'$PYTHON' scripts/bench/executor_roundtrip.py 2000"
+
+# Pool(2).map() chunksize 1 with a task timeout set (60 s, never reached) against the same
+# without (scripts/bench/pool_timeout.rhai): what a timeout costs a task that does not need
+# it (target: at most 1.25x the time, i.e. >= 0.8x the speed).
+bench_vs "pool_map chunk1 timeout vs none" 1.25 \
+    "'$RHAI_MP' scripts/bench/pool_timeout.rhai timeout" \
+    "'$RHAI_MP' scripts/bench/pool_timeout.rhai plain"
+
 # Eight CPU-bound tasks of N_POOL_CPU iterations of `s += i * i % 7` each over
 # Pool(2).map() (scripts/bench/pool_cpu.*); µs per task over the pool, for
 # information (this compares the two interpreters' loops more than the pools).

@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod hold;
 pub mod lock;
 pub mod manager;
+pub mod memory;
 mod opts;
 pub mod os;
 pub mod pool;
@@ -64,5 +65,7 @@ def_package! {
             }
         }
         context::register_mirrors(engine);
+        // Every engine notices stops (a signal, a task's timeout, a cancel, a host's stop).
+        engine.on_progress(rhai_mp_core::run::interp::progress);
     }
 }

@@ -205,6 +205,21 @@ pub mod process_functions {
         Ok(p.terminate()?)
     }
 
+    /// Sends SIGINT (Python 3.14): the child gets `KeyboardInterrupt` where it is — one that
+    /// catches it goes on, one that does not ends with exit code 1 and a report. Does nothing
+    /// if it already ended.
+    ///
+    /// ```rhai
+    /// p.interrupt();
+    /// p.join();
+    /// ```
+    ///
+    /// Throws when: it was not started (`AssertionError`); it is closed (`ValueError`).
+    #[rhai_fn(global, return_raw)]
+    pub fn interrupt(p: &mut Process) -> Result<(), Box<EvalAltResult>> {
+        Ok(p.interrupt()?)
+    }
+
     /// Sends SIGKILL (the exit code becomes `-9`). Does nothing if it already ended.
     ///
     /// ```rhai

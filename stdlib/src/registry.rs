@@ -117,10 +117,12 @@ pub static PRIMITIVES: &[Primitive] = &[
     crate::array::PRIMITIVE,
     crate::shared_memory::PRIMITIVE,
     crate::pool::PRIMITIVE,
+    crate::pool::EXECUTOR,
     crate::manager::PRIMITIVE,
     crate::os::PRIMITIVE,
     crate::time::PRIMITIVE,
     crate::cluster::PRIMITIVE,
+    crate::memory::PRIMITIVE,
 ];
 
 /// Registers, once per process, what crosses process boundaries and the native entry

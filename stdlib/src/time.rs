@@ -24,7 +24,7 @@ pub mod time_functions {
         let deadline = crate::opts::deadline(&secs, "time::sleep")?;
         while !deadline.passed() {
             rhai_mp_core::base::interrupt::check()?;
-            std::thread::sleep(deadline.slice(rhai_mp_core::base::interrupt::SLICE));
+            rhai_mp_core::base::interrupt::sleep(deadline.slice(rhai_mp_core::base::interrupt::SLICE));
         }
         Ok(())
     }

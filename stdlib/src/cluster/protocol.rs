@@ -50,6 +50,8 @@ pub(crate) enum ToRank {
     Run { owner: u64, name: String, call: Vec<u8> },
     /// Stop the owner's work: drop its queued tasks, stop its running call as signal `sig`.
     Abort { owner: u64, sig: i32 },
+    /// The owner (a pool) cancelled its call `job`: skip its tasks, stop the running one.
+    Cancel { owner: u64, job: u64 },
     /// The job is over: leave. `finalize` says whether every rank is still there, so that
     /// `MPI_Finalize` (which waits for all of them) will return; when one was lost, a rank
     /// leaves without it.
@@ -96,6 +98,11 @@ impl Portable for ToRank {
                 w.u8(4);
                 w.u8(u8::from(*finalize));
             }
+            ToRank::Cancel { owner, job } => {
+                w.u8(5);
+                w.u64(*owner);
+                w.u64(*job);
+            }
         }
         Ok(())
     }
@@ -109,6 +116,7 @@ impl Portable for ToRank {
                 sig: i32::try_from(r.i64()?).map_err(|_| malformed("a signal number"))?,
             },
             4 => ToRank::Shutdown { finalize: r.u8()? != 0 },
+            5 => ToRank::Cancel { owner: r.u64()?, job: r.u64()? },
             t => return Err(malformed(&format!("rank request kind {t}"))),
         })
     }
@@ -176,6 +184,7 @@ mod tests {
             ToRank::Abort { owner: 4, sig: 15 },
             ToRank::Shutdown { finalize: true },
             ToRank::Shutdown { finalize: false },
+            ToRank::Cancel { owner: 4, job: 9 },
         ] {
             let b = rhai_mp_core::wire::encode_remote(&m).unwrap();
             assert_eq!(decode_message::<ToRank>(&b, Vec::new()).unwrap(), m);

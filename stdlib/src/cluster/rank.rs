@@ -134,7 +134,7 @@ enum Inbox {
 }
 
 /// The reader thread: rank 0's messages, as they come.
-fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox>) {
+fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox>, main: nix::sys::pthread::Pthread) {
     let mut reader = FrameReader::new(1 << 31);
     loop {
         let msg = match reader.read_from(conn.as_fd()) {
@@ -153,6 +153,11 @@ fn read_loop(conn: OwnedFd, running: Arc<Mutex<Running>>, tx: mpsc::Sender<Inbox
                 }
                 let _ = tx.send(Inbox::End);
                 return;
+            }
+            Some(ToRank::Cancel { owner, job }) => {
+                crate::pool::cancel_on_rank(owner, job);
+                // Wakes the script's thread from a wait (the stop hook then decides).
+                let _ = nix::sys::pthread::pthread_kill(main, nix::sys::signal::Signal::SIGUSR2);
             }
             Some(ToRank::Abort { owner, sig }) => {
                 let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -189,9 +194,10 @@ pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> 
     let running = Arc::new(Mutex::new(Running::default()));
     let (tx, rx) = mpsc::channel();
     let r2 = running.clone();
+    let main = nix::sys::pthread::pthread_self();
     std::thread::Builder::new()
         .name("rank-reader".into())
-        .spawn(move || read_loop(theirs, r2, tx))
+        .spawn(move || read_loop(theirs, r2, tx, main))
         .map_err(|e| MpError::os("a thread", e))?;
     let serve = Serve { ctx, conn, running, rank: args.rank, host };
     loop {
@@ -247,7 +253,7 @@ impl Serve<'_, '_> {
                 if !self.begin(owner) {
                     return Ok(());
                 }
-                let result = crate::pool::run_rank_task(self.ctx, &task);
+                let result = crate::pool::run_rank_task(self.ctx, owner, &task);
                 if self.end().is_none() {
                     self.send(&FromRank::Done { owner, result })?;
                 }
@@ -287,7 +293,7 @@ impl Serve<'_, '_> {
                 rhai_mp_core::tree::process::at_exit();
                 self.send(&FromRank::Exited { owner, code })?;
             }
-            ToRank::Abort { .. } | ToRank::Shutdown { .. } => {}
+            ToRank::Abort { .. } | ToRank::Shutdown { .. } | ToRank::Cancel { .. } => {}
         }
         Ok(())
     }

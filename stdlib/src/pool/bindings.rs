@@ -82,7 +82,7 @@ pub mod pool_functions {
     /// value); the worker dies (`WorkerLostError`); `f` cannot be sent (`SerializationError`).
     #[rhai_fn(global, name = "apply", return_raw)]
     pub fn apply0(ctx: NativeCallContext, p: &mut Pool, f: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        run_apply(&ctx, p, f, None)
+        run_apply(&ctx, p, f, None, None)
     }
 
     /// Calls `f(args..)` in a worker and returns its result.
@@ -99,7 +99,28 @@ pub mod pool_functions {
         f: Dynamic,
         args: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        run_apply(&ctx, p, f, Some(args))
+        run_apply(&ctx, p, f, Some(args), None)
+    }
+
+    /// `apply(f, args)` with options: `#{timeout}` (seconds the task may run, counted from
+    /// when a worker starts it; past it the task is stopped and fails with `TimeoutError`).
+    ///
+    /// ```rhai
+    /// try { p.apply(|| loop {}, [], #{timeout: 0.5}) } catch (e) { print(e.type) }   // TimeoutError
+    /// ```
+    ///
+    /// Throws when: as `apply(f, args)`; the task runs past its timeout (`TimeoutError`,
+    /// fields `task`, `pid`, `timeout`); an unknown option (`ValueError`); a negative
+    /// timeout (`ValueError`).
+    #[rhai_fn(global, name = "apply", return_raw)]
+    pub fn apply_opts(
+        ctx: NativeCallContext,
+        p: &mut Pool,
+        f: Dynamic,
+        args: Dynamic,
+        options: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        run_apply(&ctx, p, f, Some(args), Some(options))
     }
 
     /// Starts `f()` in a worker; returns an `AsyncResult`.

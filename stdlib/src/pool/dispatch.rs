@@ -17,19 +17,12 @@
 //! only then. A `for` loop over an `imap` runs no callbacks (it has no context to call
 //! them with); they run at the next call.
 
-use super::feeder::{task_fds, Feeder, Task};
+use super::flavors::{Message, Workers};
 use super::job::{ChunkResult, Failure, Job, JobKind, Source};
-use super::ranks::RankWorkers;
-use super::task::{
-    result_head, result_outcome, stop_task, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, MAX_WORKERS,
-};
-use crate::queue::{Flavour, Queue, QueueCore};
+use super::task::{result_head, result_outcome, ChunkOutcome, Kind, TaskHead, MAX_WORKERS, STREAM};
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext, INT};
 use rhai_mp_core::mp_err;
 use rhai_mp_core::prelude::{Deadline, ErrorKind, MpResult, RhaiResult};
-use rhai_mp_core::tree::process::Process;
-use rhai_mp_core::tree::start::fork::Server as ForkServer;
-use rhai_mp_core::tree::start::popen::{EXIT_BOOT_FAILED, EXIT_GUARD};
 use rhai_mp_core::tree::state::StartMethod;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -55,18 +48,26 @@ pub struct PoolConfig {
     pub initargs: Array,
     pub maxtasks: INT,
     pub method: StartMethod,
+    /// Each task's time limit in nanoseconds (0: none), unless a call sets its own.
+    pub task_timeout_ns: u64,
+    /// Each worker's memory limit in bytes (0: none).
+    pub max_memory: u64,
+}
+
+/// How a call is bounded (see [`Pool::submit`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallBounds {
+    /// Each item's time limit in nanoseconds (`None`: the pool's `task_timeout`; 0: none).
+    pub timeout_ns: Option<u64>,
+    /// How many chunks of an imap may go ahead of the results read (`None`: the pool's).
+    pub ahead: Option<u64>,
 }
 
 pub struct PoolInner {
     pub method: StartMethod,
     pub size: usize,
-    tasks: Queue,
-    results: Queue,
-    slots: PoolSlots,
-    workers: Vec<Option<Process>>,
-    initializer: Option<FnPtr>,
-    initargs: Array,
-    maxtasks: INT,
+    /// Where tasks go and results come from (see `flavors/`).
+    workers: Workers,
     pub state: PoolState,
     /// Calls whose results are not all in.
     jobs: BTreeMap<u64, Rc<RefCell<Job>>>,
@@ -78,13 +79,12 @@ pub struct PoolInner {
     callbacks: VecDeque<(FnPtr, Dynamic)>,
     /// Set when the initializer failed: every call fails with its error.
     broken: Option<Failure>,
-    /// Puts the tasks the queue cannot take at once (see `feeder.rs`); started when needed.
-    feeder: Option<Feeder>,
-    /// Under `fork`: the server that forks workers (made when the pool was).
-    server: Option<ForkServer>,
-    /// Under `mpi`: the worker ranks, which stand for the queues, slots and workers.
-    ranks: Option<RankWorkers>,
     last_check: Instant,
+    /// The pool's `task_timeout` (ns, 0: none) and `max_memory` (bytes, 0: none).
+    task_timeout_ns: u64,
+    max_memory: u64,
+    /// This pool (for the futures its done callbacks get).
+    me: std::rc::Weak<RefCell<PoolInner>>,
 }
 
 /// A call's task kind and encoded function (its bytes, and descriptors shared by its tasks).
@@ -98,19 +98,6 @@ impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
-}
-
-fn worker_prefix(method: StartMethod) -> &'static str {
-    match method {
-        StartMethod::Spawn => "SpawnPoolWorker",
-        StartMethod::Fork => "ForkPoolWorker",
-        StartMethod::ForkServer => "ForkServerPoolWorker",
-        StartMethod::Mpi => "MpiPoolWorker",
-    }
-}
-
-fn signal_name(n: i32) -> String {
-    nix::sys::signal::Signal::try_from(n).map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string())
 }
 
 impl Pool {
@@ -131,16 +118,11 @@ impl Pool {
                 mp_err!(ValueError, "a pool can have at most {MAX_WORKERS} processes, not {}", cfg.processes).into()
             );
         }
+        let workers = Workers::start(ctx, &cfg)?;
         let inner = PoolInner {
             method: cfg.method,
             size: cfg.processes,
-            tasks: Queue(Rc::new(QueueCore::new(Flavour::Simple, 0)?)),
-            results: Queue(Rc::new(QueueCore::new(Flavour::Simple, 0)?)),
-            slots: PoolSlots::new()?,
-            workers: (0..cfg.processes).map(|_| None).collect(),
-            initializer: cfg.initializer,
-            initargs: cfg.initargs,
-            maxtasks: cfg.maxtasks,
+            workers,
             state: PoolState::Run,
             jobs: BTreeMap::new(),
             lazy: Vec::new(),
@@ -148,41 +130,13 @@ impl Pool {
             next_job: 1,
             callbacks: VecDeque::new(),
             broken: None,
-            feeder: None,
-            server: None,
-            ranks: None,
             last_check: Instant::now(),
+            task_timeout_ns: cfg.task_timeout_ns,
+            max_memory: cfg.max_memory,
+            me: std::rc::Weak::new(),
         };
         let pool = Pool(Rc::new(RefCell::new(inner)));
-        {
-            let mut p = pool.0.borrow_mut();
-            if p.method == StartMethod::Fork {
-                // Checks first what `Process::start` would (a daemon cannot have children …).
-                Process::check_startable()?;
-                p.server = Some(ForkServer::start(ctx)?);
-            }
-            if p.method == StartMethod::Mpi {
-                Process::check_startable()?;
-                if !rhai_mp_core::tree::place::mpi_available() {
-                    return Err(rhai_mp_core::tree::place::unavailable().into());
-                }
-                let init = match &p.initializer {
-                    None => None,
-                    Some(f) => {
-                        let call = Dynamic::from_array(vec![f.clone().into(), Dynamic::from_array(p.initargs.clone())]);
-                        Some(rhai_mp_core::wire::encode_remote_value(&call, "initializer")?.bytes)
-                    }
-                };
-                p.ranks = Some(RankWorkers::start(p.size, init)?);
-                return Ok(pool.clone());
-            }
-            for i in 0..p.size {
-                if let Err(e) = p.start_worker(i) {
-                    p.terminate();
-                    return Err(e.into());
-                }
-            }
-        }
+        pool.0.borrow_mut().me = Rc::downgrade(&pool.0);
         Ok(pool)
     }
 
@@ -212,13 +166,18 @@ impl Pool {
         chunksize: u64,
         callback: Option<FnPtr>,
         error_callback: Option<FnPtr>,
+        bounds: CallBounds,
     ) -> RhaiResult<Rc<RefCell<Job>>> {
         let mut p = self.0.borrow_mut();
         p.check_running()?;
         let packet = p.encode(&Dynamic::from(func), "func")?;
         let id = p.next_job;
         p.next_job += 1;
+        p.workers.new_job(id);
         let mut job = Job::new(id, kind);
+        job.timeout_ns = bounds.timeout_ns.unwrap_or(p.task_timeout_ns);
+        job.stream = (job.timeout_ns > 0 || p.max_memory > 0) && !p.workers.remote();
+        job.ahead_limit = bounds.ahead;
         job.chunksize = chunksize.max(1);
         job.total = Some(source.len());
         job.source = Some(source);
@@ -227,7 +186,10 @@ impl Pool {
         let job = Rc::new(RefCell::new(job));
         p.jobs.insert(id, job.clone());
         p.funcs.insert(id, (task, packet.bytes, std::sync::Arc::new(packet.fds)));
-        let limit = if matches!(kind, JobKind::Imap { .. }) { p.in_flight_limit() } else { u64::MAX };
+        let limit = match kind {
+            JobKind::Imap { .. } => bounds.ahead.unwrap_or(p.in_flight_limit()),
+            _ => u64::MAX,
+        };
         if let Err(e) = p.send_chunks(&job, limit, true) {
             p.jobs.remove(&id);
             p.funcs.remove(&id);
@@ -268,37 +230,19 @@ impl Pool {
                 return Ok(false);
             }
             let wait = deadline.slice(POLL);
-            let (results, state) = {
-                let p = self.0.borrow();
-                (p.results.clone(), p.state)
-            };
-            if state == PoolState::Terminate {
+            if self.0.borrow().state == PoolState::Terminate {
                 // Nothing more will come (terminate failed every call).
                 return Ok(done());
             }
-            if self.0.borrow().ranks.is_some() {
-                let got = {
-                    let mut p = self.0.borrow_mut();
-                    p.ranks.as_mut().map_or(Ok(Vec::new()), |r| r.recv(Deadline::after(wait)))
-                };
-                match got {
-                    Ok(got) => {
-                        idle = got.is_empty();
-                        for bytes in got {
-                            self.0.borrow_mut().take_result(&bytes, Vec::new())?;
-                        }
+            let mut got = Vec::new();
+            let waited = self.0.borrow_mut().workers.recv(Deadline::after(wait), &mut got);
+            match waited {
+                Ok(()) => {
+                    idle = got.is_empty();
+                    for (bytes, fds) in got {
+                        self.0.borrow_mut().take_result(&bytes, fds)?;
                     }
-                    Err(e) if e.kind == ErrorKind::KeyboardInterrupt => return Err(self.interrupted()),
-                    Err(e) => return Err(e.into()),
                 }
-                continue;
-            }
-            match results.0.get(true, Deadline::after(wait)) {
-                Ok((bytes, fds)) => {
-                    idle = false;
-                    self.0.borrow_mut().take_result(&bytes, fds)?;
-                }
-                Err(e) if e.kind == ErrorKind::Empty => idle = true,
                 Err(e) if e.kind == ErrorKind::KeyboardInterrupt => return Err(self.interrupted()),
                 Err(e) => return Err(e.into()),
             }
@@ -353,22 +297,84 @@ impl Pool {
         }
         let inner = self.0.clone();
         self.pump(Some(ctx), Deadline::NEVER, &|| inner.borrow().jobs.is_empty())?;
-        if let Some(r) = self.0.borrow_mut().ranks.as_mut() {
-            r.release();
-            return Ok(());
-        }
-        let workers: Vec<Process> = {
-            let mut p = self.0.borrow_mut();
-            for _ in 0..p.size {
-                p.tasks.0.put(&stop_task(), &[], true, Deadline::NEVER)?;
+        self.0.borrow_mut().workers.join()?;
+        Ok(())
+    }
+
+    /// Cancels a call: its tasks not started never run, its running ones are stopped (the
+    /// worker killed and replaced if they do not stop at once); its outcome (and imap's
+    /// items not yet read) is `CancelledError`. `false` when it was done already.
+    pub fn cancel(&self, job: &Rc<RefCell<Job>>) -> bool {
+        self.0.borrow_mut().cancel(job)
+    }
+
+    /// Cancels every call no worker has started (an executor's `cancel_futures`).
+    pub fn cancel_pending(&self) {
+        let jobs: Vec<Rc<RefCell<Job>>> = self.0.borrow().jobs.values().cloned().collect();
+        for j in jobs {
+            let id = j.borrow().id;
+            if !self.0.borrow().workers.running(id) {
+                self.cancel(&j);
             }
-            p.workers.iter_mut().filter_map(Option::take).collect()
-        };
-        for w in workers {
-            w.join(Deadline::NEVER)?;
-            let _ = w.close();
+        }
+    }
+
+    /// Whether a worker runs one of the call's tasks now.
+    pub fn running(&self, job: &Rc<RefCell<Job>>) -> bool {
+        let id = job.borrow().id;
+        self.0.try_borrow().is_ok_and(|p| p.workers.running(id))
+    }
+
+    /// An executor's `shutdown`: no more calls; with `wait`, waits for every call and for
+    /// the workers to exit.
+    pub fn shutdown(&self, ctx: Option<&NativeCallContext>, wait: bool) -> RhaiResult<()> {
+        {
+            let mut p = self.0.borrow_mut();
+            if p.state == PoolState::Run {
+                p.state = PoolState::Close;
+            }
+            if !wait || p.state == PoolState::Terminate {
+                return Ok(());
+            }
+        }
+        let inner = self.0.clone();
+        self.pump(ctx, Deadline::NEVER, &|| inner.borrow().jobs.is_empty())?;
+        if self.0.borrow().state == PoolState::Close {
+            self.0.borrow_mut().workers.join()?;
+            self.0.borrow_mut().state = PoolState::Terminate;
         }
         Ok(())
+    }
+
+    /// An executor's `terminate_workers` / `kill_workers`: the workers end now, and the
+    /// calls still running fail with `BrokenProcessPool`.
+    pub fn break_off(&self, kill: bool) {
+        let f = Failure::Local(mp_err!(
+            BrokenProcessPool,
+            "A process in the process pool was terminated abruptly while the future was running or pending"
+        ));
+        let mut p = self.0.borrow_mut();
+        for (_, job) in std::mem::take(&mut p.jobs) {
+            let cb = job.borrow_mut().fail_all(&f);
+            if let Some(cb) = cb {
+                p.callbacks.push_back(cb);
+            }
+            p.fire_done(&job);
+        }
+        if kill {
+            p.workers.kill();
+        }
+        p.terminate();
+    }
+
+    /// [`Pool::wait_job`] without a context (no callbacks run).
+    pub fn wait_job_opt(
+        &self,
+        ctx: Option<&NativeCallContext>,
+        job: &Rc<RefCell<Job>>,
+        deadline: Deadline,
+    ) -> RhaiResult<bool> {
+        self.pump(ctx, deadline, &|| job.borrow().outcome.is_some())
     }
 
     /// Waits for a call's outcome, until `deadline` at most; whether it came.
@@ -404,11 +410,7 @@ impl Pool {
 impl PoolInner {
     /// Encodes a value for the workers (for another machine under `mpi`).
     fn encode(&self, v: &Dynamic, root: &str) -> MpResult<rhai_mp_core::wire::Packet> {
-        if self.ranks.is_some() {
-            rhai_mp_core::wire::encode_remote_value(v, root)
-        } else {
-            rhai_mp_core::wire::encode(v, root)
-        }
+        self.workers.encode(v, root)
     }
 
     fn check_running(&self) -> RhaiResult<()> {
@@ -423,25 +425,6 @@ impl PoolInner {
 
     fn in_flight_limit(&self) -> u64 {
         (4 * self.size as u64).max(16)
-    }
-
-    fn start_worker(&mut self, i: usize) -> MpResult<()> {
-        let args = WorkerArgs {
-            tasks: self.tasks.clone(),
-            results: self.results.clone(),
-            slots: self.slots.clone(),
-            index: i as u64,
-            initializer: self.initializer.clone(),
-            initargs: self.initargs.clone(),
-            maxtasks: self.maxtasks.max(0) as u64,
-        };
-        let payload = rhai_mp_core::wire::encode_message(&args)?;
-        let p = Process::native(super::worker::ENTRY, payload, None, Some(true), Some(self.method));
-        p.set_name(p.name().replacen("Process", worker_prefix(self.method), 1));
-        self.slots.set(i, Field::Job, 0);
-        p.start_detached(self.server.as_ref())?;
-        self.workers[i] = Some(p);
-        Ok(())
     }
 
     /// Sends chunks of a call's input until `limit` are in flight or the input is used up.
@@ -491,21 +474,30 @@ impl PoolInner {
             let Some(payload) = payload else {
                 j.all_sent = true;
                 j.source = None;
-                self.funcs.remove(&j.id);
+                if !j.stream {
+                    self.funcs.remove(&j.id);
+                }
                 return Ok(());
             };
+            let stream = j.stream && n > 1;
+            if stream {
+                let chunk = j.sent;
+                j.keep.insert(chunk, (kind, payload.clone()));
+            }
             let root = if task == Kind::Apply { "args" } else { "iterable" };
             let packet = match self.encode(&payload, root) {
                 Ok(p) => p,
                 Err(e) => {
-                    let e = if task == Kind::Apply { e } else { locate(&payload, start, e, self.ranks.is_some()) };
+                    let e = if task == Kind::Apply { e } else { locate(&payload, start, e, self.workers.remote()) };
                     if first && j.sent == 0 {
                         return Err(e);
                     }
                     // Mid-stream (imap): that chunk fails, the others go on.
                     let chunk = j.sent;
+                    j.keep.remove(&chunk);
                     j.sent += 1;
                     j.lens.push(n);
+                    j.firsts.push(start);
                     j.next_item += n;
                     if let Some(cb) = j.chunk_back(chunk, Err(Failure::Local(e))) {
                         self.callbacks.push_back(cb);
@@ -520,42 +512,50 @@ impl PoolInner {
                 kind,
                 func_len: func.len(),
                 func_fds: func_fds.len(),
+                offset: 0,
+                timeout_ns: j.timeout_ns,
+                flags: if stream { STREAM } else { 0 },
             };
             let bytes = head.frame(&func, &packet.bytes);
             self.enqueue((bytes, func_fds, packet.fds))?;
             j.sent += 1;
             j.lens.push(n);
+            j.firsts.push(start);
             j.next_item += n;
             if j.source.as_ref().is_some_and(|s| s.len() == 0) {
                 j.all_sent = true;
                 j.source = None;
-                self.funcs.remove(&j.id);
+                if !j.stream {
+                    self.funcs.remove(&j.id);
+                }
             }
         }
     }
 
-    /// Puts a task on the queue, or hands it to the feeder thread if the queue cannot take
-    /// it now (never blocks).
-    fn enqueue(&mut self, task: Task) -> MpResult<()> {
-        if let Some(r) = &mut self.ranks {
-            return r.send(task.0);
-        }
-        if !self.feeder.as_ref().is_some_and(Feeder::busy) {
-            match self.tasks.0.put_fds(&[&task.0], &task_fds(&task.1, &task.2), false, Deadline::NEVER) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind == ErrorKind::Full => {}
-                Err(e) => return Err(e),
+    /// Hands a task to the workers (never blocks).
+    fn enqueue(&mut self, task: super::feeder::Task) -> MpResult<()> {
+        self.workers.send(task)
+    }
+
+    /// Queues a done future's callbacks (each gets the future).
+    fn fire_done(&mut self, job: &Rc<RefCell<Job>>) {
+        let cbs = {
+            let mut j = job.borrow_mut();
+            if j.outcome.is_none() || j.done_callbacks.is_empty() {
+                return;
             }
+            std::mem::take(&mut j.done_callbacks)
+        };
+        let Some(me) = self.me.upgrade() else { return };
+        let fut = Dynamic::from(super::executor::Future { pool: Pool(me), job: job.clone() });
+        for cb in cbs {
+            self.callbacks.push_back((cb, fut.clone()));
         }
-        if self.feeder.is_none() {
-            self.feeder = Some(Feeder::start(&self.tasks.0)?);
-        }
-        self.feeder.as_ref().unwrap().send(task);
-        Ok(())
     }
 
     /// Records a finished call (an empty map is finished at once).
     fn settle(&mut self, job: &Rc<RefCell<Job>>) {
+        self.fire_done(job);
         let mut j = job.borrow_mut();
         if j.all_sent && j.sent == 0 && j.kind == JobKind::Map {
             if let Some(cb) = j.finish(Ok(Dynamic::from_array(Vec::new()))) {
@@ -578,6 +578,7 @@ impl PoolInner {
                 job.borrow_mut().abandon();
                 self.funcs.remove(&job.borrow().id);
             } else {
+                let limit = job.borrow().ahead_limit.unwrap_or(limit);
                 self.send_chunks(&job, limit, false)?;
             }
             self.settle(&job);
@@ -594,23 +595,20 @@ impl PoolInner {
 
     /// Takes every result already there.
     fn drain(&mut self) -> RhaiResult<()> {
-        if let Some(r) = &mut self.ranks {
-            for bytes in r.recv(Deadline::now())? {
-                self.take_result(&bytes, Vec::new())?;
-            }
-            return Ok(());
+        let mut got = Vec::new();
+        self.workers.drain(&mut got)?;
+        self.take_results(got)
+    }
+
+    fn take_results(&mut self, got: Vec<Message>) -> RhaiResult<()> {
+        for (bytes, fds) in got {
+            self.take_result(&bytes, fds)?;
         }
-        loop {
-            match self.results.0.get(false, Deadline::NEVER) {
-                Ok((bytes, fds)) => self.take_result(&bytes, fds)?,
-                Err(e) if e.kind == ErrorKind::Empty => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(())
     }
 
     fn take_result(&mut self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> RhaiResult<()> {
-        let (id, chunk) = result_head(bytes)?;
+        let (id, chunk, offset) = result_head(bytes)?;
         let job = if id == 0 { None } else { self.jobs.get(&id).cloned() };
         if id != 0 && job.is_none() {
             return Ok(()); // a call already settled (failed early, or a duplicate)
@@ -632,12 +630,122 @@ impl PoolInner {
             self.break_pool(f);
             return Ok(());
         };
-        let cb = job.borrow_mut().chunk_back(chunk, result);
+        let cb = {
+            let mut j = job.borrow_mut();
+            let whole = offset == 0
+                && result
+                    .as_ref()
+                    .is_ok_and(|r| r.values.len() as u64 == j.lens.get(chunk as usize).copied().unwrap_or(0));
+            if j.stream && !whole {
+                j.part(chunk, offset, result)
+            } else {
+                j.chunk_back(chunk, result)
+            }
+        };
         if let Some(cb) = cb {
             self.callbacks.push_back(cb);
         }
         self.settle(&job);
         Ok(())
+    }
+
+    /// A task was lost with its worker (killed for its timeout, a cancel, its memory, or
+    /// dead). A streamed chunk keeps the items that came back: the item that ran fails, and
+    /// the rest of the chunk is sent again; any other chunk fails whole.
+    fn lose(&mut self, lost: super::flavors::Lost) -> MpResult<()> {
+        let Some(job) = self.jobs.get(&lost.job).cloned() else { return Ok(()) };
+        let (cb, rest) = {
+            let mut j = job.borrow_mut();
+            let c = lost.chunk as usize;
+            let len = j.lens.get(c).copied().unwrap_or(1);
+            let first = j.firsts.get(c).copied().unwrap_or(0);
+            match lost.item {
+                Some(item) if j.keep.contains_key(&lost.chunk) && len > 1 => {
+                    let k = item.saturating_sub(first).min(len - 1);
+                    let failed =
+                        ChunkResult { values: vec![Dynamic::UNIT], errors: vec![(0, Failure::Local(lost.error))] };
+                    let cb = j.part(lost.chunk, k, Ok(failed));
+                    (cb, j.first_missing(lost.chunk))
+                }
+                _ => (j.chunk_back(lost.chunk, Err(Failure::Local(lost.error))), None),
+            }
+        };
+        if let Some(cb) = cb {
+            self.callbacks.push_back(cb);
+        }
+        if let Some(m) = rest {
+            self.resend(&job, lost.chunk, m)?;
+        }
+        self.settle(&job);
+        Ok(())
+    }
+
+    /// Sends a streamed chunk again from its item `from` on (the rest of a chunk whose
+    /// worker was killed).
+    fn resend(&mut self, job: &Rc<RefCell<Job>>, chunk: u64, from: u64) -> MpResult<()> {
+        let j = job.borrow();
+        let (Some((kind, payload)), Some((_, func, func_fds))) = (j.keep.get(&chunk), self.funcs.get(&j.id)) else {
+            return Ok(());
+        };
+        let first = j.firsts.get(chunk as usize).copied().unwrap_or(0);
+        let (kind, rest) = match *kind {
+            Kind::MapRange => {
+                let b =
+                    payload.read_lock::<Array>().map(|a| a.iter().filter_map(|x| x.as_int().ok()).collect::<Vec<_>>());
+                match b.as_deref() {
+                    Some([a, b]) => (Kind::MapRange, Dynamic::from_array(vec![(a + from as INT).into(), (*b).into()])),
+                    _ => return Ok(()),
+                }
+            }
+            k => {
+                let items =
+                    payload.read_lock::<Array>().map(|a| a.iter().skip(from as usize).cloned().collect::<Array>());
+                (k, Dynamic::from_array(items.unwrap_or_default()))
+            }
+        };
+        let packet = self.workers.encode(&rest, "iterable")?;
+        let head = TaskHead {
+            job: j.id,
+            chunk,
+            first: first + from,
+            kind,
+            func_len: func.len(),
+            func_fds: func_fds.len(),
+            offset: from,
+            timeout_ns: j.timeout_ns,
+            flags: STREAM,
+        };
+        let bytes = head.frame(func, &packet.bytes);
+        let func_fds = func_fds.clone();
+        drop(j);
+        self.enqueue((bytes, func_fds, packet.fds))
+    }
+
+    /// Cancels a call (see [`Pool::cancel`]).
+    fn cancel(&mut self, job: &Rc<RefCell<Job>>) -> bool {
+        let id = {
+            let mut j = job.borrow_mut();
+            let done = match j.kind {
+                JobKind::Imap { .. } => j.complete() && j.out.is_empty(),
+                _ => j.outcome.is_some(),
+            };
+            if done || j.cancelled {
+                return j.cancelled;
+            }
+            j.cancelled = true;
+            j.out.clear();
+            let f = Failure::Local(mp_err!(CancelledError, "the call was cancelled"));
+            if let Some(cb) = j.fail_all(&f) {
+                self.callbacks.push_back(cb);
+            }
+            j.id
+        };
+        self.jobs.remove(&id);
+        self.funcs.remove(&id);
+        self.lazy.retain(|l| !Rc::ptr_eq(l, job));
+        self.workers.cancel(id);
+        self.fire_done(job);
+        true
     }
 
     fn break_pool(&mut self, f: Failure) {
@@ -658,81 +766,22 @@ impl PoolInner {
     /// while there is work.
     fn check_workers(&mut self) -> RhaiResult<()> {
         self.last_check = Instant::now();
-        if let Some(r) = &mut self.ranks {
-            for lost in r.take_lost() {
-                if let Some(j) = self.jobs.get(&lost.held.job).cloned() {
-                    let cb = j.borrow_mut().chunk_back(lost.held.chunk, Err(Failure::Local(lost.error)));
-                    if let Some(cb) = cb {
-                        self.callbacks.push_back(cb);
-                    }
-                    self.settle(&j);
-                }
-            }
-            return Ok(());
-        }
-        let mut dead = Vec::new();
-        for (i, w) in self.workers.iter().enumerate() {
-            if let Some(p) = w {
-                if let Some(code) = p.exitcode()? {
-                    dead.push((i, p.clone(), code));
-                }
-            }
-        }
-        if !dead.is_empty() {
-            // Results a worker put before it died are in the queue: take them first.
-            self.drain()?;
-        }
-        // A worker that could not even start (the script's top level failed in it, as it
-        // does without the `__main__` guard) would fail again: the pool stops, with one
-        // error for all.
-        if let Some((_, _, code)) = dead.iter().find(|(_, _, c)| [EXIT_GUARD, EXIT_BOOT_FAILED].contains(c)) {
-            let e = if *code == EXIT_GUARD {
-                rhai_mp_core::tree::process::guard_error()
-            } else {
-                mp_err!(
-                    RuntimeError,
-                    "the pool's workers cannot start: the script's top level fails in them (their error is above)"
-                )
-            };
+        let mut got = Vec::new();
+        let checked = self.workers.check(&mut got)?;
+        // Results a worker put before it died count first.
+        self.take_results(got)?;
+        if let Some(e) = checked.broken {
             self.break_pool(Failure::Local(e));
             self.terminate();
             return Ok(());
         }
-        for (i, p, code) in dead {
-            let job = self.slots.get(i, Field::Job);
-            if job != 0 {
-                let (chunk, item) = (self.slots.get(i, Field::Chunk), self.slots.get(i, Field::Item));
-                let pid = p.pid().ok().flatten().unwrap_or(0);
-                let how = if code < 0 {
-                    format!("was killed by {}", signal_name(-code))
-                } else {
-                    format!("exited with code {code}")
-                };
-                let e =
-                    mp_err!(WorkerLostError, "pool worker {} (pid {pid}) {how} while running task {item}", p.name())
-                        .with("pid", pid as INT)
-                        .with("exitcode", code as INT)
-                        .with("task", item as INT);
-                if let Some(j) = self.jobs.get(&job).cloned() {
-                    let cb = j.borrow_mut().chunk_back(chunk, Err(Failure::Local(e)));
-                    if let Some(cb) = cb {
-                        self.callbacks.push_back(cb);
-                    }
-                    self.settle(&j);
-                }
-                self.slots.set(i, Field::Job, 0);
-            }
-            self.workers[i] = None;
-            let _ = p.close();
+        for lost in checked.lost {
+            self.lose(lost)?;
         }
         let wanted = self.broken.is_none()
             && (self.state == PoolState::Run || (self.state == PoolState::Close && !self.jobs.is_empty()));
         if wanted {
-            for i in 0..self.size {
-                if self.workers[i].is_none() {
-                    self.start_worker(i)?;
-                }
-            }
+            self.workers.replace()?;
         }
         Ok(())
     }
@@ -750,22 +799,7 @@ impl PoolInner {
             let _ = job.borrow_mut().fail_all(&f);
         }
         self.funcs.clear();
-        self.feeder = None;
-        if let Some(r) = &mut self.ranks {
-            r.abort();
-        }
-        let workers: Vec<Process> = self.workers.iter_mut().filter_map(Option::take).collect();
-        for w in &workers {
-            let _ = w.terminate();
-        }
-        for w in workers {
-            if w.join(Deadline::after_secs(2.0)).is_err() || matches!(w.exitcode(), Ok(None)) {
-                let _ = w.kill();
-                let _ = w.join(Deadline::NEVER);
-            }
-            let _ = w.close();
-        }
-        self.server = None;
+        self.workers.terminate();
     }
 }
 

@@ -5,7 +5,7 @@
 use rhai::{Dynamic, EvalAltResult, FnPtr, INT};
 use rhai_mp_core::prelude::MpError;
 use rhai_mp_core::run::remote::RemoteError;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Why a task failed: an error from the worker, or one the parent saw (a lost worker).
 #[derive(Debug, Clone)]
@@ -107,6 +107,23 @@ pub struct Job {
     pub next_item: u64,
     /// All the items, when known (for a progress bar).
     pub total: Option<u64>,
+    /// Each item's time limit in nanoseconds (0: none).
+    pub timeout_ns: u64,
+    /// Chunks send each item's result as it is done (a bounded call), so that a killed
+    /// worker loses none of them and the rest of its chunk can run elsewhere.
+    pub stream: bool,
+    /// The index of each chunk's first item.
+    pub firsts: Vec<u64>,
+    /// Streamed chunks: the task kind and payload, to send the rest again after a kill.
+    pub keep: HashMap<u64, (super::task::Kind, Dynamic)>,
+    /// Streamed chunks: the items back so far.
+    pub parts: HashMap<u64, Vec<Option<Result<Dynamic, Failure>>>>,
+    /// Whether the call was cancelled.
+    pub cancelled: bool,
+    /// How many chunks may go ahead of the results read (imap; `None`: the pool's).
+    pub ahead_limit: Option<u64>,
+    /// A future's done callbacks (they get the future), run once the call is done.
+    pub done_callbacks: Vec<FnPtr>,
 }
 
 impl Job {
@@ -130,6 +147,68 @@ impl Job {
             chunksize: 1,
             next_item: 0,
             total: None,
+            timeout_ns: 0,
+            stream: false,
+            firsts: Vec::new(),
+            keep: HashMap::new(),
+            parts: HashMap::new(),
+            cancelled: false,
+            ahead_limit: None,
+            done_callbacks: Vec::new(),
+        }
+    }
+
+    /// Items of a streamed chunk came back, from `offset` on. Returns the callback to run,
+    /// if the chunk is now complete and that completes the call. An item that already has
+    /// its outcome keeps it (nothing completes twice).
+    pub fn part(&mut self, chunk: u64, offset: u64, result: ChunkOutcome) -> Option<(FnPtr, Dynamic)> {
+        let c = chunk as usize;
+        if c >= self.sent as usize || self.back.get(c).copied().unwrap_or(false) {
+            return None;
+        }
+        let len = self.lens.get(c).copied().unwrap_or(1) as usize;
+        let slots = self.parts.entry(chunk).or_insert_with(|| vec![None; len]);
+        match result {
+            Ok(ChunkResult { values, mut errors }) => {
+                errors.sort_by_key(|e| std::cmp::Reverse(e.0));
+                for (i, v) in values.into_iter().enumerate() {
+                    let r = if errors.last().is_some_and(|e| e.0 == i) { Err(errors.pop().unwrap().1) } else { Ok(v) };
+                    if let Some(slot @ None) = slots.get_mut(offset as usize + i) {
+                        *slot = Some(r);
+                    }
+                }
+            }
+            Err(f) => {
+                for slot in slots.iter_mut().skip(offset as usize).filter(|s| s.is_none()) {
+                    *slot = Some(Err(f.clone()));
+                }
+            }
+        }
+        if slots.iter().any(Option::is_none) {
+            return None;
+        }
+        let mut whole = ChunkResult::default();
+        for (i, r) in self.parts.remove(&chunk).unwrap_or_default().into_iter().flatten().enumerate() {
+            match r {
+                Ok(v) => whole.values.push(v),
+                Err(f) => {
+                    whole.values.push(Dynamic::UNIT);
+                    whole.errors.push((i, f));
+                }
+            }
+        }
+        self.keep.remove(&chunk);
+        self.chunk_back(chunk, Ok(whole))
+    }
+
+    /// A streamed chunk's first item without an outcome (`None`: all have one).
+    pub fn first_missing(&self, chunk: u64) -> Option<u64> {
+        if self.back.get(chunk as usize).copied().unwrap_or(false) {
+            return None;
+        }
+        match self.parts.get(&chunk) {
+            None => Some(0),
+            Some(slots) => slots.iter().position(Option::is_none).map(|i| i as u64),
         }
     }
 
@@ -259,6 +338,8 @@ impl Job {
 
     /// Fails everything still outstanding (the pool was terminated or is broken).
     pub fn fail_all(&mut self, f: &Failure) -> Option<(FnPtr, Dynamic)> {
+        self.keep.clear();
+        self.parts.clear();
         match self.kind {
             JobKind::Apply | JobKind::Map => self.finish(Err(f.clone())),
             JobKind::Imap { .. } => {

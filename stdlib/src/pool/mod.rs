@@ -6,6 +6,7 @@
 //! - `dispatch.rs`: the parent's machinery (every call pumps results);
 //! - `job.rs`: one call in progress, as the parent tracks it;
 //! - `task.rs`: the messages between the pool and its workers, and the workers' slots;
+//! - `flavors/`: the back ends behind one interface (local worker processes, MPI ranks);
 //! - `worker.rs`: the loop a worker runs (the native entry `pool-worker`);
 //! - `feeder.rs`: the thread that feeds tasks the queue cannot take at once.
 //!
@@ -16,20 +17,29 @@
 
 mod bindings;
 mod dispatch;
+mod executor;
 mod feeder;
+mod flavors;
 mod job;
-mod ranks;
 mod results;
 mod task;
 mod worker;
 
 pub use bindings::pool_functions;
 pub use dispatch::Pool;
-pub(crate) use results::register;
-pub use results::result_functions;
-pub(crate) use worker::{entry as worker_entry, run_rank_init, run_rank_task, ENTRY as WORKER_ENTRY};
+pub(crate) use executor::PRIMITIVE as EXECUTOR;
+pub use executor::{executor_functions, futures_functions};
+pub(crate) use results::register as register_results;
 
-use self::dispatch::PoolConfig;
+/// Makes the imap iterators and `as_completed` work in `for` loops.
+pub(crate) fn register(lib: &mut rhai::Module) {
+    register_results(lib);
+    executor::register(lib);
+}
+pub use results::result_functions;
+pub(crate) use worker::{cancel_on_rank, entry as worker_entry, run_rank_init, run_rank_task, ENTRY as WORKER_ENTRY};
+
+use self::dispatch::{CallBounds, PoolConfig};
 use self::job::{Job, JobKind, Source};
 use self::task::Kind;
 use crate::opts::{self, Opts};
@@ -56,11 +66,21 @@ pub struct ImapIterator {
     job: Rc<RefCell<Job>>,
     ordered: bool,
     bar: Rc<RefCell<Option<ProgressBar>>>,
+    /// The deadline of the whole iteration (an executor's `map(.., #{timeout})`).
+    deadline: Deadline,
 }
 
 impl ImapIterator {
     fn next_in(&self, ctx: Option<&NativeCallContext>, deadline: Deadline) -> RhaiResult<Option<Dynamic>> {
-        let item = self.pool.next_item(ctx, &self.job, deadline)?;
+        let item = match self.pool.next_item(ctx, &self.job, deadline.min(self.deadline)) {
+            // Past the whole iteration's deadline, the rest is cancelled (as Python's
+            // `Executor.map` does).
+            Err(e) if self.deadline.passed() => {
+                self.pool.cancel(&self.job);
+                return Err(e);
+            }
+            r => r?,
+        };
         if let Some(bar) = &*self.bar.borrow() {
             if item.is_some() {
                 bar.inc(1);
@@ -72,13 +92,15 @@ impl ImapIterator {
     }
 }
 
-fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
+pub(crate) fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
     let mut cfg = PoolConfig {
         processes: std::thread::available_parallelism().map_or(1, |n| n.get()),
         initializer: None,
         initargs: Array::new(),
         maxtasks: 0,
         method,
+        task_timeout_ns: 0,
+        max_memory: 0,
     };
     if method == StartMethod::Mpi {
         // Every worker rank (an error below says when there is none).
@@ -94,8 +116,13 @@ fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
         None => {}
         Some(v) if v.is_unit() => {}
         Some(v) if v.is_map() => {
-            let mut o =
-                Opts::new(v.cast::<Map>(), "Pool", &["processes", "initializer", "initargs", "maxtasksperchild"])?;
+            let mut o = Opts::new(
+                v.cast::<Map>(),
+                "Pool",
+                &["processes", "initializer", "initargs", "maxtasksperchild", "task_timeout", "max_memory"],
+            )?;
+            cfg.task_timeout_ns = timeout_ns(o.seconds("task_timeout")?);
+            cfg.max_memory = max_memory(o.int("max_memory")?)?;
             if let Some(n) = o.int("processes")? {
                 cfg.processes = processes(n)?;
             }
@@ -113,7 +140,21 @@ fn config(arg: Option<Dynamic>, method: StartMethod) -> MpResult<PoolConfig> {
     Ok(cfg)
 }
 
-fn source(iterable: Dynamic, func: &str) -> MpResult<Source> {
+/// A task timeout in seconds as nanoseconds (0: none).
+pub(crate) fn timeout_ns(secs: Option<f64>) -> u64 {
+    secs.map_or(0, |s| (s * 1e9).clamp(1.0, u64::MAX as f64) as u64)
+}
+
+/// A `max_memory` option: bytes (0: none).
+pub(crate) fn max_memory(n: Option<INT>) -> MpResult<u64> {
+    match n {
+        None => Ok(0),
+        Some(n) if n < 1 => Err(mp_err!(ValueError, "max_memory must be a positive number of bytes, not {n}")),
+        Some(n) => Ok(n as u64),
+    }
+}
+
+pub(crate) fn source(iterable: Dynamic, func: &str) -> MpResult<Source> {
     if let Some(r) = iterable.read_lock::<Range<INT>>() {
         return Ok(Source::Range { next: r.start, end: r.end });
     }
@@ -127,7 +168,7 @@ fn source(iterable: Dynamic, func: &str) -> MpResult<Source> {
     .map(|v| Source::Items(v.into_iter()))
 }
 
-fn chunksize(v: &Dynamic, func: &str) -> MpResult<u64> {
+pub(crate) fn chunksize(v: &Dynamic, func: &str) -> MpResult<u64> {
     let n = opts::arg_int(v, func, "chunksize")?;
     if n < 1 {
         return Err(mp_err!(ValueError, "chunksize of {func}() must be 1 or more, not {n}"));
@@ -141,25 +182,36 @@ fn default_chunksize(pool: &Pool, len: u64) -> u64 {
     len.div_ceil(per).max(1)
 }
 
-/// Options of an `*_async` call: `#{chunksize, callback, error_callback}` or a chunksize.
-struct AsyncOpts {
+/// Options of a call: `#{chunksize, callback, error_callback, timeout}` or a chunksize.
+pub(crate) struct AsyncOpts {
     chunksize: Option<u64>,
     callback: Option<FnPtr>,
     error_callback: Option<FnPtr>,
+    /// Each task's timeout (ns; `None`: the pool's).
+    timeout: Option<u64>,
 }
 
-fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> MpResult<AsyncOpts> {
-    let mut out = AsyncOpts { chunksize: None, callback: None, error_callback: None };
+impl AsyncOpts {
+    fn bounds(&self) -> CallBounds {
+        CallBounds { timeout_ns: self.timeout, ahead: None }
+    }
+}
+
+pub(crate) fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> MpResult<AsyncOpts> {
+    let mut out = AsyncOpts { chunksize: None, callback: None, error_callback: None, timeout: None };
     match v {
         None => {}
         Some(v) if v.is_unit() => {}
         Some(v) if v.is_map() => {
             let keys: &[&str] = if with_chunksize {
-                &["chunksize", "callback", "error_callback"]
+                &["chunksize", "callback", "error_callback", "timeout"]
             } else {
-                &["callback", "error_callback"]
+                &["callback", "error_callback", "timeout"]
             };
             let mut o = Opts::new(v.cast::<Map>(), func, keys)?;
+            if let Some(t) = o.take("timeout") {
+                out.timeout = Some(timeout_ns(opts::seconds(&t, func)?));
+            }
             if let Some(n) = o.int("chunksize")? {
                 out.chunksize = Some(chunksize(&n.into(), func)?);
             }
@@ -170,7 +222,7 @@ fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> M
         Some(v) => {
             return Err(mp_err!(
                 TypeError,
-                "the last argument of {func}() must be an option map #{{callback, error_callback}}, not {}",
+                "the last argument of {func}() must be an option map #{{callback, error_callback, timeout}}, not {}",
                 opts::type_name(&v)
             ))
         }
@@ -179,7 +231,7 @@ fn async_opts(v: Option<Dynamic>, func: &'static str, with_chunksize: bool) -> M
 }
 
 /// Runs due callbacks (a call on the pool is their deadline) without waiting.
-fn settle_due(ctx: Option<&NativeCallContext>, pool: &Pool) -> RhaiResult<()> {
+pub(crate) fn settle_due(ctx: Option<&NativeCallContext>, pool: &Pool) -> RhaiResult<()> {
     if ctx.is_some() {
         pool.pump(ctx, Deadline::now(), &|| true)?;
     }
@@ -197,10 +249,11 @@ fn start_map(
     let f = opts::arg_fn(f, func, "func")?;
     let src = source(iterable, func)?;
     let cs = o.chunksize.unwrap_or_else(|| default_chunksize(pool, src.len()));
-    pool.submit(JobKind::Map, task, f, src, cs, o.callback, o.error_callback)
+    let bounds = o.bounds();
+    pool.submit(JobKind::Map, task, f, src, cs, o.callback, o.error_callback, bounds)
 }
 
-fn start_apply(
+pub(crate) fn start_apply(
     pool: &Pool,
     func: &'static str,
     f: Dynamic,
@@ -217,12 +270,17 @@ fn start_apply(
         }
     };
     let src = Source::Items(vec![Dynamic::from_array(args)].into_iter());
-    pool.submit(JobKind::Apply, Kind::Apply, f, src, 1, o.callback, o.error_callback)
+    let bounds = o.bounds();
+    pool.submit(JobKind::Apply, Kind::Apply, f, src, 1, o.callback, o.error_callback, bounds)
 }
 
-/// Waits for a call and returns its outcome (the blocking forms).
+/// Waits for a call and returns its outcome (the blocking forms). A stop while it waits
+/// (a host's stop handle) cancels the call.
 fn outcome(ctx: &NativeCallContext, pool: &Pool, job: Rc<RefCell<Job>>) -> RhaiResult<Dynamic> {
-    pool.wait_job(ctx, &job, Deadline::NEVER)?;
+    if let Err(e) = pool.wait_job(ctx, &job, Deadline::NEVER) {
+        pool.cancel(&job);
+        return Err(e);
+    }
     let r = job.borrow_mut().outcome.take();
     match r {
         Some(Ok(v)) => Ok(v),
@@ -240,10 +298,22 @@ fn start_imap(
     chunks: Option<Dynamic>,
 ) -> RhaiResult<ImapIterator> {
     let f = opts::arg_fn(f, func, "func")?;
-    let cs = chunks.map(|c| chunksize(&c, func)).transpose()?.unwrap_or(1);
+    let o = match chunks {
+        Some(c) if c.is_map() => async_opts(Some(c), func, true)?,
+        c => AsyncOpts {
+            chunksize: c.map(|c| chunksize(&c, func)).transpose()?,
+            callback: None,
+            error_callback: None,
+            timeout: None,
+        },
+    };
+    if o.callback.is_some() || o.error_callback.is_some() {
+        return Err(mp_err!(ValueError, "{func}() takes no callback (read the iterator)").into());
+    }
+    let cs = o.chunksize.unwrap_or(1);
     let src = source(iterable, func)?;
-    let job = pool.submit(JobKind::Imap { ordered }, Kind::Map, f, src, cs, None, None)?;
-    Ok(ImapIterator { pool: pool.clone(), job, ordered, bar: Rc::new(RefCell::new(None)) })
+    let job = pool.submit(JobKind::Imap { ordered }, Kind::Map, f, src, cs, None, None, o.bounds())?;
+    Ok(ImapIterator { pool: pool.clone(), job, ordered, bar: Rc::new(RefCell::new(None)), deadline: Deadline::NEVER })
 }
 
 /// `map` / `starmap`: starts the call and waits for its outcome.
@@ -276,8 +346,18 @@ fn run_map_async(
 }
 
 /// `apply`: runs `f(args..)` in a worker and waits for it.
-fn run_apply(ctx: &NativeCallContext, pool: &Pool, f: Dynamic, args: Option<Dynamic>) -> RhaiResult {
-    let job = start_apply(pool, "apply", f, args, async_opts(None, "apply", false)?)?;
+fn run_apply(
+    ctx: &NativeCallContext,
+    pool: &Pool,
+    f: Dynamic,
+    args: Option<Dynamic>,
+    options: Option<Dynamic>,
+) -> RhaiResult {
+    let o = async_opts(options, "apply", false)?;
+    if o.callback.is_some() || o.error_callback.is_some() {
+        return Err(mp_err!(ValueError, "apply() takes no callback (use apply_async)").into());
+    }
+    let job = start_apply(pool, "apply", f, args, o)?;
     outcome(ctx, pool, job)
 }
 
@@ -303,7 +383,7 @@ pub(crate) const PRIMITIVE: crate::registry::Primitive = {
         sections: &[
             section("Pool", &[("Pool", "pool")], &["Pool"], &["Pool("]),
             section("AsyncResult", &[("AsyncResult", "r")], &[], &[".apply_async(", ".map_async(", ".starmap_async("]),
-            section("imap iterators", &[("ImapIterator", "it")], &[], &[".imap(", ".imap_unordered("]),
+            section("imap iterators", &[("ImapIterator", "it")], &[], &[".imap(", ".imap_unordered(", ".map("]),
         ],
         functions,
         module: None,

@@ -135,6 +135,36 @@ pub mod result_functions {
         }
     }
 
+    /// Cancels the call: a task not started never runs, a running one is stopped (its
+    /// worker is killed and replaced if it does not stop at once); `get()` then throws
+    /// `CancelledError`. `true` if the call (for `map_async`: every item not yet done) will
+    /// not complete, `false` once it is done.
+    ///
+    /// ```rhai
+    /// let r = p.apply_async(|| time::sleep(60));
+    /// print(r.cancel());      // true
+    /// print(r.cancelled());   // true
+    /// ```
+    ///
+    /// Throws when: a due callback throws.
+    #[rhai_fn(global, name = "cancel", return_raw)]
+    pub fn cancel(ctx: NativeCallContext, r: &mut AsyncResult) -> Result<bool, Box<EvalAltResult>> {
+        r.pool.wait_job(&ctx, &r.job, Deadline::now())?;
+        Ok(r.pool.cancel(&r.job))
+    }
+
+    /// Whether the call was cancelled.
+    ///
+    /// ```rhai
+    /// print(r.cancelled());
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "cancelled")]
+    pub fn cancelled(r: &mut AsyncResult) -> bool {
+        r.job.borrow().cancelled
+    }
+
     /// `<AsyncResult ready>` or `<AsyncResult pending>`.
     ///
     /// ```rhai
@@ -214,6 +244,34 @@ pub mod result_functions {
         }
         drop(bar);
         it.clone()
+    }
+
+    /// Cancels the items not yet returned: those not started never run, running ones are
+    /// stopped; `next()` then throws `CancelledError` (once), then `StopIteration`. `false`
+    /// when every item was returned already.
+    ///
+    /// ```rhai
+    /// let it = p.imap(|x| x * x, 0..1000);
+    /// print(it.next());   // 0
+    /// it.cancel();
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "cancel")]
+    pub fn imap_cancel(it: &mut ImapIterator) -> bool {
+        it.pool.cancel(&it.job)
+    }
+
+    /// Whether the iterator was cancelled.
+    ///
+    /// ```rhai
+    /// print(it.cancelled());
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "cancelled")]
+    pub fn imap_cancelled(it: &mut ImapIterator) -> bool {
+        it.job.borrow().cancelled
     }
 
     /// `<imap iterator>`.

@@ -2,17 +2,23 @@
 //! are running. Everything is written with the wire format's typed messages.
 //!
 //! - A worker's arguments: [`WorkerArgs`] (its queues, its slot, the initializer …).
-//! - A task is `[job][chunk][first][kind][func length][func descriptor count]`, then the
-//!   encoded function, then the encoded payload (the arguments of an `apply`, the items of
-//!   a chunk, or `[start, end]` of a chunk of a range). Job 0 tells a worker to exit. The
-//!   function is encoded once per call and shared by its tasks; the fixed head lets a
-//!   worker note its task without decoding it.
-//! - A result is `[job][chunk]`, then a [`ChunkOutcome`]. Job 0 reports that the
-//!   initializer failed in the worker numbered `chunk`.
-//! - Slots: a shared region with one 32-byte slot per worker, `[pid, job, chunk, item]`.
-//!   A worker writes `job`/`chunk` under the task queue's mutex as it takes a task (see
-//!   `QueueCore::get_with`), so a worker killed at any moment leaves its task either queued
-//!   or named in its slot, and `item` as it goes through a chunk.
+//! - A task is `[job][chunk][first][kind][func length][func descriptor count][offset]
+//!   [timeout][flags]`, then the encoded function, then the encoded payload (the arguments
+//!   of an `apply`, the items of a chunk, or `[start, end]` of a chunk of a range). Job 0
+//!   tells a worker to exit. The function is encoded once per call and shared by its tasks;
+//!   the fixed head lets a worker note its task without decoding it. `offset` is where the
+//!   task's items start in their chunk (not 0 for the rest of a chunk sent again after its
+//!   worker was killed); `timeout` is each item's limit in nanoseconds (0: none); flag
+//!   [`STREAM`] asks for each item's result as soon as it is there.
+//! - A result is `[job][chunk][offset]`, then a [`ChunkOutcome`] for the items from
+//!   `offset` on. Job 0 reports that the initializer failed in the worker numbered `chunk`.
+//! - Slots: a shared region with one 64-byte slot per worker, `[pid, job, chunk, item,
+//!   started, limit]`. A worker writes `job`/`chunk` under the task queue's mutex as it
+//!   takes a task (see `QueueCore::get_with`), so a worker killed at any moment leaves its
+//!   task either queued or named in its slot, `item` as it goes through a chunk, and, for an
+//!   item with a timeout, when it started (`CLOCK_MONOTONIC` nanoseconds) and its limit.
+//!   After the slots, one bit per job number (modulo [`CANCEL_BITS`]): the calls that were
+//!   cancelled, whose tasks a worker skips.
 
 use crate::queue::Queue;
 use rhai::{Array, Dynamic, FnPtr};
@@ -50,7 +56,11 @@ impl Kind {
 }
 
 /// The fixed part of a task.
-pub(super) const TASK_HEAD: usize = 8 * 3 + 1 + 4 + 4;
+pub(super) const TASK_HEAD: usize = 8 * 3 + 1 + 4 + 4 + 8 + 8 + 1;
+
+/// Task flag: send each item's result as soon as it is there (a bounded chunk: the items
+/// done keep their results if the worker is killed).
+pub(super) const STREAM: u8 = 1;
 
 /// A task's fixed part.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +71,12 @@ pub(super) struct TaskHead {
     pub kind: Kind,
     pub func_len: usize,
     pub func_fds: usize,
+    /// Where the task's items start in their chunk.
+    pub offset: u64,
+    /// Each item's time limit in nanoseconds (0: none).
+    pub timeout_ns: u64,
+    /// [`STREAM`] or 0.
+    pub flags: u8,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -79,7 +95,17 @@ impl TaskHead {
         }
         let job = u64_at(b, 0);
         if job == 0 {
-            return Some(TaskHead { job, chunk: 0, first: 0, kind: Kind::Apply, func_len: 0, func_fds: 0 });
+            return Some(TaskHead {
+                job,
+                chunk: 0,
+                first: 0,
+                kind: Kind::Apply,
+                func_len: 0,
+                func_fds: 0,
+                offset: 0,
+                timeout_ns: 0,
+                flags: 0,
+            });
         }
         if b.len() < TASK_HEAD {
             return None;
@@ -91,6 +117,9 @@ impl TaskHead {
             kind: Kind::from_u8(b[24])?,
             func_len: u32_at(b, 25) as usize,
             func_fds: u32_at(b, 29) as usize,
+            offset: u64_at(b, 33),
+            timeout_ns: u64_at(b, 41),
+            flags: b[49],
         };
         (TASK_HEAD + head.func_len <= b.len()).then_some(head)
     }
@@ -114,6 +143,9 @@ impl TaskHead {
         b.push(self.kind as u8);
         b.extend_from_slice(&(func.len() as u32).to_le_bytes());
         b.extend_from_slice(&(self.func_fds as u32).to_le_bytes());
+        b.extend_from_slice(&self.offset.to_le_bytes());
+        b.extend_from_slice(&self.timeout_ns.to_le_bytes());
+        b.push(self.flags);
         b.extend_from_slice(func);
         b.extend_from_slice(payload);
         b
@@ -168,20 +200,20 @@ impl Portable for ChunkOutcome {
     }
 }
 
-/// A result's bytes and descriptors: `[job][chunk]`, then the outcome (as
+/// A result's bytes and descriptors: `[job][chunk][offset]`, then the outcome (as
 /// [`ChunkOutcome`]'s `write` writes it). The outcome is given up: its values are not
 /// copied, and their large blobs and int arrays stay apart, to be copied once into the
 /// results queue (see `rhai_mp_core::wire::Segmented`). `remote`: for another machine (an MPI
 /// rank), where objects of this host's memory cannot go.
 pub(super) fn encode_result_apart(
-    job: u64,
-    chunk: u64,
+    (job, chunk, offset): (u64, u64, u64),
     outcome: ChunkOutcome,
     remote: bool,
 ) -> MpResult<rhai_mp_core::wire::Segmented> {
     let mut w = if remote { Writer::remote() } else { Writer::new() };
     w.u64(job);
     w.u64(chunk);
+    w.u64(offset);
     match outcome {
         ChunkOutcome::Ran { values, errors } => {
             w.u8(0);
@@ -199,25 +231,24 @@ pub(super) fn encode_result_apart(
 
 /// [`encode_result_apart`] in one piece.
 pub(super) fn encode_result(
-    job: u64,
-    chunk: u64,
+    head: (u64, u64, u64),
     outcome: ChunkOutcome,
     remote: bool,
 ) -> MpResult<rhai_mp_core::wire::Packet> {
-    encode_result_apart(job, chunk, outcome, remote).map(rhai_mp_core::wire::Segmented::into_packet)
+    encode_result_apart(head, outcome, remote).map(rhai_mp_core::wire::Segmented::into_packet)
 }
 
-/// A result's job and chunk (read without decoding the rest).
-pub(super) fn result_head(b: &[u8]) -> MpResult<(u64, u64)> {
-    if b.len() < 16 {
+/// A result's job, chunk and offset (read without decoding the rest).
+pub(super) fn result_head(b: &[u8]) -> MpResult<(u64, u64, u64)> {
+    if b.len() < 24 {
         return Err(mp_err!(SerializationError, "malformed pool result ({} bytes)", b.len()));
     }
-    Ok((u64_at(b, 0), u64_at(b, 8)))
+    Ok((u64_at(b, 0), u64_at(b, 8), u64_at(b, 16)))
 }
 
 /// A result's outcome.
 pub(super) fn result_outcome(b: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> MpResult<ChunkOutcome> {
-    rhai_mp_core::wire::decode_message(b.get(16..).unwrap_or_default(), fds)
+    rhai_mp_core::wire::decode_message(b.get(24..).unwrap_or_default(), fds)
 }
 
 /// What a pool worker is started with (the payload of its native entry).
@@ -236,6 +267,8 @@ pub(super) struct WorkerArgs {
     pub initargs: Array,
     /// How many tasks it runs before it exits (0: no limit).
     pub maxtasks: u64,
+    /// The most memory it may use, in bytes (0: no limit of its own).
+    pub max_memory: u64,
 }
 
 impl Portable for WorkerArgs {
@@ -247,6 +280,7 @@ impl Portable for WorkerArgs {
         w.value(&self.initializer.clone().map_or(Dynamic::UNIT, Dynamic::from), "initializer")?;
         w.value(&Dynamic::from_array(self.initargs.clone()), "initargs")?;
         w.u64(self.maxtasks);
+        w.u64(self.max_memory);
         Ok(())
     }
     fn read(r: &mut Reader) -> MpResult<Self> {
@@ -258,14 +292,18 @@ impl Portable for WorkerArgs {
             initializer: r.value()?.try_cast::<FnPtr>(),
             initargs: r.value()?.try_cast::<Array>().ok_or_else(|| malformed("a pool's initargs"))?,
             maxtasks: r.u64()?,
+            max_memory: r.u64()?,
         })
     }
 }
 
 /// The most workers a pool can have (the slots region holds this many).
 pub(super) const MAX_WORKERS: usize = 2048;
-const SLOT: usize = 32;
-pub(super) const SLOTS_SIZE: usize = MAX_WORKERS * SLOT;
+const SLOT: usize = 64;
+/// How many job numbers the cancel bits tell apart (a job's bit is cleared when the job
+/// number that shares it is made).
+pub(super) const CANCEL_BITS: u64 = 1 << 16;
+pub(super) const SLOTS_SIZE: usize = MAX_WORKERS * SLOT + (CANCEL_BITS / 8) as usize;
 
 /// The workers' slots (shared memory); copies share them.
 #[derive(Debug, Clone)]
@@ -278,6 +316,16 @@ pub(super) enum Field {
     Job = 1,
     Chunk = 2,
     Item = 3,
+    /// When the running item started (`CLOCK_MONOTONIC` ns), if it has a timeout.
+    Started = 4,
+    /// The running item's timeout (ns), if it has one.
+    Limit = 5,
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (the same clock in every process).
+pub(super) fn now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
 }
 
 impl PoolSlots {
@@ -295,6 +343,29 @@ impl PoolSlots {
 
     pub(super) fn set(&self, worker: usize, field: Field, v: u64) {
         self.at(worker, field).store(v, Relaxed)
+    }
+
+    fn cancel_word(&self, job: u64) -> (&std::sync::atomic::AtomicU64, u64) {
+        let bit = job % CANCEL_BITS;
+        (self.0.atomic(MAX_WORKERS * SLOT + (bit / 64) as usize * 8), 1 << (bit % 64))
+    }
+
+    /// Marks a call cancelled: workers skip its tasks and stop its running item.
+    pub(super) fn cancel(&self, job: u64) {
+        let (w, m) = self.cancel_word(job);
+        w.fetch_or(m, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Clears a job number's cancel bit (a new call got the number that shares it).
+    pub(super) fn uncancel(&self, job: u64) {
+        let (w, m) = self.cancel_word(job);
+        w.fetch_and(!m, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a call was cancelled.
+    pub(super) fn cancelled(&self, job: u64) -> bool {
+        let (w, m) = self.cancel_word(job);
+        w.load(std::sync::atomic::Ordering::SeqCst) & m != 0
     }
 }
 

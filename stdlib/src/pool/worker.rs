@@ -7,14 +7,30 @@
 //! clear the slot; exit on the stop task or after `maxtasksperchild` tasks. An error thrown
 //! by the function for one item goes back as that item's `RemoteError`; the other items of
 //! the chunk still run.
+//!
+//! Bounds: an item with a timeout arms a timer (one per worker, signalling this thread with
+//! `interrupt::STOP_SIGNAL`); an item of a cancelled call (its bit in the slots region) is
+//! stopped the same way when the pool signals the worker. The stop hook ([`stop_hook`])
+//! decides: the interpreter's progress hook and every wait then end the call, and the item
+//! fails with `TimeoutError` (fields `task`, `pid`, `timeout`) or `CancelledError`; the
+//! worker goes on with the next item. A call that does not stop (a native function that
+//! does not return) is the pool's to kill. A streamed task (flag `STREAM`) sends each
+//! item's result at once, so that a kill loses none that were done. `max_memory` is the
+//! worker's `RLIMIT_DATA` and its budget for values built at once (`base::limits`).
 
-use super::task::{encode_result, encode_result_apart, ChunkOutcome, Field, Kind, TaskHead, WorkerArgs, TASK_HEAD};
+use super::task::{
+    encode_result, encode_result_apart, now_ns, ChunkOutcome, Field, Kind, PoolSlots, TaskHead, WorkerArgs, STREAM,
+    TASK_HEAD,
+};
 use crate::queue::Queue;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
+use rhai_mp_core::base::error::ExitRequest;
+use rhai_mp_core::base::interrupt;
 use rhai_mp_core::mp_err;
 use rhai_mp_core::prelude::{Deadline, MpError, RhaiResult};
 use rhai_mp_core::run::remote::RemoteError;
 use rhai_mp_core::wire::Packet;
+use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
 
 /// The name of the workers' native entry point.
@@ -33,92 +49,283 @@ fn remote_mp(e: MpError) -> RemoteError {
     remote(&Box::<EvalAltResult>::from(e))
 }
 
-fn put_result(results: &Queue, job: u64, chunk: u64, outcome: ChunkOutcome) -> RhaiResult<()> {
-    let packet = match encode_result_apart(job, chunk, outcome, false) {
+/// The call that runs now, as the stop hook sees it (this thread runs the calls).
+struct Current {
+    job: Cell<u64>,
+    /// The running item's deadline (`CLOCK_MONOTONIC` ns; 0: none).
+    deadline: Cell<u64>,
+    /// The slots whose cancel bits say which calls were cancelled (local workers).
+    slots: RefCell<Option<PoolSlots>>,
+    /// The calls cancelled on this rank (`(owner, job)`), and the owner that runs now.
+    rank_cancelled: RefCell<Vec<(u64, u64)>>,
+    owner: Cell<u64>,
+}
+
+thread_local! {
+    static CURRENT: Current = const {
+        Current {
+            job: Cell::new(0),
+            deadline: Cell::new(0),
+            slots: RefCell::new(None),
+            rank_cancelled: RefCell::new(Vec::new()),
+            owner: Cell::new(0),
+        }
+    };
+}
+
+/// Calls cancelled on this rank, as the rank's reader thread hears of them.
+static RANK_CANCELS: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether the call `job` (of `owner` on a rank) was cancelled.
+fn is_cancelled(c: &Current, job: u64) -> bool {
+    if let Some(s) = &*c.slots.borrow() {
+        return s.cancelled(job);
+    }
+    let owner = c.owner.get();
+    let mut mine = c.rank_cancelled.borrow_mut();
+    if let Ok(mut new) = RANK_CANCELS.lock() {
+        mine.append(&mut new);
+        // A rank serves the whole job: keep the latest few hundred.
+        let n = mine.len();
+        if n > 512 {
+            mine.drain(..n - 512);
+        }
+    }
+    mine.contains(&(owner, job))
+}
+
+/// The stop hook (see `interrupt::watch_stops`): whether the running item is to stop.
+fn stop_hook() -> Option<i32> {
+    CURRENT.with(|c| {
+        let job = c.job.get();
+        if job == 0 {
+            return None;
+        }
+        if is_cancelled(c, job) {
+            return Some(interrupt::CANCELLED);
+        }
+        let d = c.deadline.get();
+        (d != 0 && now_ns() >= d).then_some(interrupt::TIMED_OUT)
+    })
+}
+
+/// On a rank: the rank's reader thread heard that `owner`'s call `job` is cancelled.
+pub(crate) fn cancel_on_rank(owner: u64, job: u64) {
+    if let Ok(mut c) = RANK_CANCELS.lock() {
+        c.push((owner, job));
+    }
+    interrupt::request_stop();
+}
+
+/// Makes this thread's calls stoppable (the stop signal's handler and the hook); once.
+fn watch() {
+    thread_local!(static ON: Cell<bool> = const { Cell::new(false) });
+    if !ON.with(|o| o.replace(true)) {
+        interrupt::watch_stops(stop_hook);
+    }
+}
+
+/// The timer that stops an item at its deadline (made on the first item with a timeout).
+#[derive(Default)]
+struct ItemTimer {
+    timer: Option<nix::sys::timer::Timer>,
+    armed: bool,
+}
+
+impl ItemTimer {
+    fn arm(&mut self, ns: u64) {
+        use nix::sys::signal::{SigEvent, SigevNotify, Signal};
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
+        if self.timer.is_none() {
+            let ev = SigEvent::new(SigevNotify::SigevThreadId {
+                signal: Signal::SIGUSR2,
+                thread_id: nix::unistd::gettid().as_raw(),
+                si_value: 0,
+            });
+            self.timer = Timer::new(nix::time::ClockId::CLOCK_MONOTONIC, ev).ok();
+        }
+        if let Some(t) = &mut self.timer {
+            let ts = TimeSpec::from_duration(std::time::Duration::from_nanos(ns.max(1)));
+            self.armed = t.set(Expiration::OneShot(ts), TimerSetTimeFlags::empty()).is_ok();
+        }
+    }
+
+    fn disarm(&mut self) {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timer::{Expiration, TimerSetTimeFlags};
+        if let (true, Some(t)) = (self.armed, &mut self.timer) {
+            let _ = t.set(Expiration::OneShot(TimeSpec::new(0, 0)), TimerSetTimeFlags::empty());
+            self.armed = false;
+        }
+    }
+}
+
+fn put_result(results: &Queue, head: (u64, u64, u64), outcome: ChunkOutcome) -> RhaiResult<()> {
+    let packet = match encode_result_apart(head, outcome, false) {
         Ok(p) => p,
         // A result that cannot cross becomes the error it is.
-        Err(e) => encode_result_apart(job, chunk, ChunkOutcome::Failed(remote_mp(e)), false)?,
+        Err(e) => encode_result_apart(head, ChunkOutcome::Failed(remote_mp(e)), false)?,
     };
     results.0.put_pieces(&packet.pieces(), packet.fds(), true, Deadline::NEVER)?;
     Ok(())
 }
 
-/// Runs one task's items. `exit` receives an `exit(n)` request, which ends the worker.
+/// Where a task runs: a local worker (its slot, its result queue) or a rank.
+struct Place<'a> {
+    slots: Option<(&'a PoolSlots, usize)>,
+    results: Option<&'a Queue>,
+    timer: &'a RefCell<ItemTimer>,
+}
+
+impl Place<'_> {
+    fn note(&self, field: Field, v: u64) {
+        if let Some((s, i)) = self.slots {
+            s.set(i, field, v);
+        }
+    }
+}
+
+/// The error an item that was stopped fails with, or the error it threw.
+fn item_error(
+    e: Box<EvalAltResult>,
+    head: &TaskHead,
+    item: u64,
+    exit: &RefCell<Option<Box<EvalAltResult>>>,
+) -> RemoteError {
+    match ExitRequest::of(&e) {
+        Some(ExitRequest::Signal(interrupt::TIMED_OUT)) => {
+            interrupt::clear_abort();
+            let (_, pid) = who();
+            let t = head.timeout_ns as f64 / 1e9;
+            remote_mp(
+                mp_err!(TimeoutError, "task {item} ran longer than its timeout of {t} s and was stopped")
+                    .with("task", item as rhai::INT)
+                    .with("pid", pid as rhai::INT)
+                    .with("timeout", t),
+            )
+        }
+        Some(ExitRequest::Signal(interrupt::CANCELLED)) => {
+            interrupt::clear_abort();
+            remote_mp(mp_err!(CancelledError, "task {item} was cancelled").with("task", item as rhai::INT))
+        }
+        // `exit(n)` in a task ends the worker (the pool then fails the task), as in Python;
+        // so does a real signal (SIGTERM).
+        Some(_) => {
+            *exit.borrow_mut() = Some(e);
+            remote_mp(mp_err!(RuntimeError, "the worker exited"))
+        }
+        None => remote(&e),
+    }
+}
+
+/// Runs one task's items. `exit` receives an `exit(n)` request (or a signal's end), which
+/// ends the worker.
 fn run_task(
     ctx: &NativeCallContext,
-    note_item: &dyn Fn(u64),
+    place: &Place,
     head: &TaskHead,
     bytes: &[u8],
     mut fds: Vec<OwnedFd>,
-    exit: &std::cell::RefCell<Option<Box<EvalAltResult>>>,
+    exit: &RefCell<Option<Box<EvalAltResult>>>,
 ) -> Result<ChunkOutcome, RemoteError> {
     let rest = fds.split_off(head.func_fds.min(fds.len()));
     let func_end = TASK_HEAD + head.func_len;
     let f = rhai_mp_core::wire::decode(&bytes[TASK_HEAD..func_end], fds).map_err(remote_mp)?;
     let f = f.try_cast::<FnPtr>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")))?;
     let payload = rhai_mp_core::wire::decode(&bytes[func_end..], rest).map_err(remote_mp)?;
-    // `exit(n)` in a task ends the worker (the pool then fails the task), as in Python.
-    let exiting = |e: Box<EvalAltResult>| {
-        if rhai_mp_core::base::error::ExitRequest::code_of(&e).is_some() {
-            *exit.borrow_mut() = Some(e);
-            remote_mp(mp_err!(RuntimeError, "the worker exited"))
-        } else {
-            remote(&e)
-        }
-    };
-    let call = |args: Vec<Dynamic>| f.call_raw(ctx, None, args).map_err(exiting);
-    let call1 = |x: Dynamic| f.call_raw(ctx, None, [x]).map_err(exiting);
-    let items =
-        |p: Dynamic| p.try_cast::<Array>().ok_or_else(|| remote_mp(mp_err!(SerializationError, "malformed pool task")));
-    // Every item runs, even after one threw: each gets its value or its error.
-    let mut out = Outcome::default();
-    let note = |i: usize| note_item(head.first + i as u64);
-    match head.kind {
-        Kind::Apply => out.push(0, call(items(payload)?)),
-        Kind::Map => {
-            for (i, x) in items(payload)?.into_iter().enumerate() {
-                note(i);
-                out.push(i, call1(x));
-                if exit.borrow().is_some() {
-                    break;
-                }
-            }
-        }
+    let malformed = || remote_mp(mp_err!(SerializationError, "malformed pool task"));
+    let items = |p: Dynamic| p.try_cast::<Array>().ok_or_else(malformed);
+    // The items, each its argument list.
+    let args: Box<dyn Iterator<Item = Result<Args, RemoteError>>> = match head.kind {
+        Kind::Apply => Box::new(std::iter::once(Ok(Args::Many(items(payload)?)))),
+        Kind::Map => Box::new(items(payload)?.into_iter().map(|x| Ok(Args::One(x)))),
         Kind::MapRange => {
             let bounds = items(payload)?;
             let (Some(a), Some(b)) =
                 (bounds.first().and_then(|x| x.as_int().ok()), bounds.get(1).and_then(|x| x.as_int().ok()))
             else {
-                return Err(remote_mp(mp_err!(SerializationError, "malformed pool task")));
+                return Err(malformed());
             };
-            out.values.reserve((b - a).max(0) as usize);
-            for (i, x) in (a..b).enumerate() {
-                note(i);
-                out.push(i, call1(Dynamic::from(x)));
-                if exit.borrow().is_some() {
-                    break;
-                }
-            }
+            Box::new((a..b).map(|x| Ok(Args::One(Dynamic::from(x)))))
         }
         Kind::Starmap => {
-            for (i, x) in items(payload)?.into_iter().enumerate() {
-                note(i);
+            let first = head.first;
+            Box::new(items(payload)?.into_iter().enumerate().map(move |(i, x)| {
                 let t = crate::opts::type_name(&x);
-                let args = crate::opts::items(x).map_err(|_| {
+                crate::opts::items(x).map(Args::Many).map_err(|_| {
                     remote_mp(mp_err!(
                         TypeError,
                         "starmap() items must be arrays (or other iterables) of arguments; item {} is {t}",
-                        head.first + i as u64
+                        first + i as u64
                     ))
-                });
-                out.push(i, args.and_then(call));
-                if exit.borrow().is_some() {
-                    break;
+                })
+            }))
+        }
+    };
+    let stream = head.flags & STREAM != 0 && place.results.is_some();
+    let timed = head.timeout_ns > 0;
+    if timed || stream {
+        watch();
+    }
+    CURRENT.with(|c| c.job.set(head.job));
+    // Every item runs, even after one threw: each gets its value or its error.
+    let mut out = Outcome::default();
+    for (i, a) in args.into_iter().enumerate() {
+        let item = head.first + i as u64;
+        if head.kind != Kind::Apply {
+            place.note(Field::Item, item);
+        }
+        let cancelled = CURRENT.with(|c| is_cancelled(c, head.job));
+        let r = if cancelled {
+            Err(remote_mp(mp_err!(CancelledError, "task {item} was cancelled").with("task", item as rhai::INT)))
+        } else {
+            a.and_then(|a| {
+                if timed {
+                    let start = now_ns();
+                    CURRENT.with(|c| c.deadline.set(start.saturating_add(head.timeout_ns)));
+                    place.note(Field::Limit, head.timeout_ns);
+                    place.note(Field::Started, start);
+                    place.timer.borrow_mut().arm(head.timeout_ns);
                 }
+                let r = match a {
+                    Args::One(x) => f.call_raw(ctx, None, [x]),
+                    Args::Many(v) => f.call_raw(ctx, None, v),
+                }
+                .map_err(|e| item_error(e, head, item, exit));
+                if timed {
+                    place.note(Field::Started, 0);
+                    CURRENT.with(|c| c.deadline.set(0));
+                }
+                r
+            })
+        };
+        if stream {
+            let mut one = Outcome::default();
+            one.push(0, r);
+            let outcome = ChunkOutcome::Ran { values: one.values, errors: one.errors };
+            if let Some(q) = place.results {
+                put_result(q, (head.job, head.chunk, head.offset + i as u64), outcome).map_err(|e| remote(&e))?;
             }
+        } else {
+            out.push(i, r);
+        }
+        if exit.borrow().is_some() || cancelled {
+            break;
         }
     }
+    place.timer.borrow_mut().disarm();
+    CURRENT.with(|c| c.job.set(0));
+    if stream {
+        return Ok(ChunkOutcome::Ran { values: Array::new(), errors: Vec::new() });
+    }
     Ok(ChunkOutcome::Ran { values: out.values, errors: out.errors })
+}
+
+/// One item's arguments.
+enum Args {
+    One(Dynamic),
+    Many(Vec<Dynamic>),
 }
 
 /// A chunk's values and errors as they are collected.
@@ -148,11 +355,18 @@ pub(crate) fn entry(ctx: &NativeCallContext, payload: Packet) -> RhaiResult<()> 
 
 /// The worker loop.
 fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
-    let WorkerArgs { tasks, results, slots, index, initializer, initargs, maxtasks } = args;
-    // A forked worker may have inherited the parent's Ctrl-C catcher.
-    rhai_mp_core::base::interrupt::restore_sigint();
+    let WorkerArgs { tasks, results, slots, index, initializer, initargs, maxtasks, max_memory } = args;
+    // A worker ignores Ctrl-C, which reaches the whole process group: its parent handles it
+    // (a pool call it interrupts terminates the workers).
+    rhai_mp_core::base::sys::ignore_signal(libc::SIGINT);
     let index = index as usize;
     slots.set(index, Field::Pid, rhai_mp_core::base::sys::pid() as u64);
+    CURRENT.with(|c| *c.slots.borrow_mut() = Some(slots.clone()));
+    // The pool may signal this worker to stop a cancelled item at any time.
+    watch();
+    if max_memory > 0 {
+        rhai_mp_core::base::limits::limit_memory(max_memory)?;
+    }
     if let Some(init) = initializer {
         if let Err(e) = init.call_raw(ctx, None, initargs) {
             if rhai_mp_core::base::error::ExitRequest::code_of(&e).is_some() {
@@ -161,10 +375,12 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
             // Report here first: the pool terminates its workers once it hears of this.
             let (name, pid) = who();
             rhai_mp_core::run::interp::report_error(&e, Some((&name, pid)));
-            put_result(&results, 0, index as u64, ChunkOutcome::Failed(remote(&e)))?;
+            put_result(&results, (0, index as u64, 0), ChunkOutcome::Failed(remote(&e)))?;
             return Err(rhai_mp_core::base::error::ExitRequest::exit(&Dynamic::from(1 as rhai::INT)));
         }
     }
+    let timer = RefCell::new(ItemTimer::default());
+    let place = Place { slots: Some((&slots, index)), results: Some(&results), timer: &timer };
     let mut done: u64 = 0;
     loop {
         let mut noted = |b: &[u8]| {
@@ -181,13 +397,19 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
         if head.job == 0 {
             return Ok(());
         }
-        let exit = std::cell::RefCell::new(None);
-        let note = |item: u64| slots.set(index, Field::Item, item);
-        let outcome = run_task(ctx, &note, &head, &bytes, fds, &exit).unwrap_or_else(ChunkOutcome::Failed);
+        if slots.cancelled(head.job) {
+            // A cancelled call: its tasks never run (the pool does not wait for them).
+            slots.set(index, Field::Job, 0);
+            continue;
+        }
+        let exit = RefCell::new(None);
+        let outcome = run_task(ctx, &place, &head, &bytes, fds, &exit).unwrap_or_else(ChunkOutcome::Failed);
         if let Some(e) = exit.into_inner() {
             return Err(e);
         }
-        put_result(&results, head.job, head.chunk, outcome)?;
+        if head.flags & STREAM == 0 || matches!(outcome, ChunkOutcome::Failed(_)) {
+            put_result(&results, (head.job, head.chunk, head.offset), outcome)?;
+        }
         slots.set(index, Field::Job, 0);
         done += 1;
         if maxtasks > 0 && done >= maxtasks {
@@ -196,22 +418,28 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
     }
 }
 
-/// Runs one pool task on an MPI worker rank (see `cluster/rank.rs`): its result, encoded
-/// for another machine. `exit(n)` in the function fails the item instead of ending the
-/// rank (the rank serves on).
-pub(crate) fn run_rank_task(ctx: &NativeCallContext, bytes: &[u8]) -> Vec<u8> {
+thread_local!(static RANK_TIMER: RefCell<ItemTimer> = RefCell::new(ItemTimer::default()));
+
+/// Runs one pool task on an MPI worker rank (see `cluster/rank.rs`) for `owner`: its
+/// result, encoded for another machine. `exit(n)` in the function fails the item instead of
+/// ending the rank (the rank serves on); so do the task's timeout and a cancel.
+pub(crate) fn run_rank_task(ctx: &NativeCallContext, owner: u64, bytes: &[u8]) -> Vec<u8> {
     let Some(head) = TaskHead::read(bytes).filter(|h| h.job != 0 && h.func_fds == 0) else {
         let e = remote_mp(mp_err!(SerializationError, "malformed pool task"));
-        return encode_result(u64::MAX, 0, ChunkOutcome::Failed(e), true).map(|p| p.bytes).unwrap_or_default();
+        return encode_result((u64::MAX, 0, 0), ChunkOutcome::Failed(e), true).map(|p| p.bytes).unwrap_or_default();
     };
-    let exit = std::cell::RefCell::new(None);
-    let outcome = run_task(ctx, &|_| {}, &head, bytes, Vec::new(), &exit).unwrap_or_else(ChunkOutcome::Failed);
-    match encode_result(head.job, head.chunk, outcome, true) {
+    watch();
+    CURRENT.with(|c| c.owner.set(owner));
+    let at = (head.job, head.chunk, head.offset);
+    let exit = RefCell::new(None);
+    let outcome = RANK_TIMER.with(|timer| {
+        let place = Place { slots: None, results: None, timer };
+        run_task(ctx, &place, &head, bytes, Vec::new(), &exit).unwrap_or_else(ChunkOutcome::Failed)
+    });
+    match encode_result(at, outcome, true) {
         Ok(p) => p.bytes,
         // A result that cannot cross (an object of this host's memory) becomes the error it is.
-        Err(e) => encode_result(head.job, head.chunk, ChunkOutcome::Failed(remote_mp(e)), true)
-            .map(|p| p.bytes)
-            .unwrap_or_default(),
+        Err(e) => encode_result(at, ChunkOutcome::Failed(remote_mp(e)), true).map(|p| p.bytes).unwrap_or_default(),
     }
 }
 
@@ -230,5 +458,5 @@ pub(crate) fn run_rank_init(ctx: &NativeCallContext, call: &[u8], rank: u32) -> 
     let e = ran.err()?;
     let (name, pid) = who();
     rhai_mp_core::run::interp::report_error(&e, Some((&name, pid)));
-    encode_result(0, rank as u64, ChunkOutcome::Failed(remote(&e)), true).ok().map(|p| p.bytes)
+    encode_result((0, rank as u64, 0), ChunkOutcome::Failed(remote(&e)), true).ok().map(|p| p.bytes)
 }

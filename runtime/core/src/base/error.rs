@@ -60,6 +60,10 @@ pub enum ErrorKind {
     SerializationError,
     /// A pool worker died while running a task.
     WorkerLostError,
+    /// A task or future that was cancelled.
+    CancelledError,
+    /// An executor whose workers were terminated.
+    BrokenProcessPool,
     /// Ctrl-C.
     KeyboardInterrupt,
     /// An allocation the machine cannot give.
@@ -97,6 +101,8 @@ impl ErrorKind {
             AuthenticationError => "AuthenticationError",
             SerializationError => "SerializationError",
             WorkerLostError => "WorkerLostError",
+            CancelledError => "CancelledError",
+            BrokenProcessPool => "BrokenProcessPool",
             KeyboardInterrupt => "KeyboardInterrupt",
             MemoryError => "MemoryError",
             ConnectionRefusedError => "ConnectionRefusedError",
@@ -143,8 +149,18 @@ impl MpError {
     /// The end of the script because the process got signal `sig` (SIGTERM, SIGHUP):
     /// thrown as an uncatchable error.
     pub fn terminated(sig: i32) -> Self {
-        let name = nix::sys::signal::Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.to_string());
-        MpError::new(ErrorKind::SystemExit, format!("terminated by {name}")).with("signal", sig as rhai::INT)
+        use crate::base::interrupt::{CANCELLED, HOST_STOP, TIMED_OUT};
+        let why = match sig {
+            TIMED_OUT => "stopped: the task ran past its timeout".to_string(),
+            CANCELLED => "stopped: the call was cancelled".to_string(),
+            HOST_STOP => "stopped by the host (its stop handle)".to_string(),
+            _ => {
+                let name =
+                    nix::sys::signal::Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.to_string());
+                format!("terminated by {name}")
+            }
+        };
+        MpError::new(ErrorKind::SystemExit, why).with("signal", sig as rhai::INT)
     }
 
     /// An `OSError` from an OS error, saying which operation failed; `BrokenPipeError` for

@@ -128,6 +128,13 @@ fn run_boot(make_engine: &dyn Fn() -> Engine, mut boot: Boot, rank: bool) -> i32
     let mut engine = make_engine();
     if rank {
         interp::watch_signals(&mut engine);
+    } else if boot.mode == Mode::Child && !Call::is_native(&boot.call) {
+        // Script code: Ctrl-C throws KeyboardInterrupt here, as in Python (a runtime child —
+        // a pool worker, a server — ignores it instead: its parent handles it).
+        interp::watch_sigint(&mut engine);
+    } else {
+        // (A forkserver's children running script code note Ctrl-C with this engine.)
+        interp::notice_signals(&mut engine);
     }
     interp::set_names(&mut engine, "__mp_main__");
     let ast = match interp::compile_ast(&engine, &boot.script) {
@@ -276,6 +283,9 @@ fn run_forked(info: state::ChildInfo, call: Call, ctx: &NativeCallContext) -> i3
     let parent_pid = info.parent.pid;
     let daemon = info.daemon;
     run_fork_hooks();
+    if matches!(call, Call::Script(..)) {
+        crate::base::interrupt::install_sigint();
+    }
     process::enter_child(info);
     if daemon && !die_with_parent(Some(parent_pid)) {
         return 1;
@@ -294,10 +304,13 @@ fn serve_forked(listener: std::os::fd::OwnedFd, key: &[u8], ctx: &NativeCallCont
     })
 }
 
-/// The first steps of a child a server forked: fork hooks, its place in the tree, and
-/// death with its parent for a daemon.
+/// The first steps of a child a server forked: fork hooks, Ctrl-C noted for script code,
+/// its place in the tree, and death with its parent for a daemon.
 fn enter_served_child(request: &Boot) {
     run_fork_hooks();
+    if !Call::is_native(&request.call) {
+        crate::base::interrupt::install_sigint();
+    }
     become_child(request);
     if request.info.daemon {
         die_with_parent(None);

@@ -60,22 +60,41 @@ impl Ending {
     }
 }
 
+/// The exit code after an uncaught `KeyboardInterrupt`: 130 for a main process (what a
+/// shell expects), 1 for a child (as Python's).
+fn interrupted_code(who: Option<(&str, i32)>) -> i32 {
+    if who.is_some() {
+        1
+    } else {
+        INTERRUPTED
+    }
+}
+
 /// How script code ended, printing the report of an uncaught error on stderr. `who` names
 /// a child process in the report.
 pub fn ending(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i32)>) -> Ending {
+    ending_in(result, who, None)
+}
+
+/// [`ending`] of session code: `input` (a REPL statement) is quoted when the error happened
+/// in it.
+pub fn ending_in(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i32)>, input: Option<&str>) -> Ending {
     let Err(e) = result else { return Ending::Code(0) };
+    let report = |e: &EvalAltResult| {
+        let _ = write_all(borrow_fd(2), error_report_in(e, who, input).as_bytes());
+    };
     match ExitRequest::of(&e) {
         Some(ExitRequest::Code(code)) => Ending::Code(code),
         Some(ExitRequest::Signal(sig)) if sig == libc::SIGINT => {
-            let e: Box<EvalAltResult> = Interrupted(sig).into();
-            report_error(&e, who);
-            Ending::Code(INTERRUPTED)
+            let stop: Box<EvalAltResult> = Interrupted(sig).into();
+            report(&stop);
+            Ending::Code(interrupted_code(who))
         }
         Some(ExitRequest::Signal(sig)) => Ending::Signal(sig),
         None => {
-            report_error(&e, who);
+            report(&e);
             let (kind, _) = report::type_and_message(innermost(&e));
-            Ending::Code(if kind == "KeyboardInterrupt" { INTERRUPTED } else { 1 })
+            Ending::Code(if kind == "KeyboardInterrupt" { interrupted_code(who) } else { 1 })
         }
     }
 }
@@ -87,17 +106,7 @@ pub fn outcome(result: Result<Dynamic, Box<EvalAltResult>>, who: Option<(&str, i
 
 /// Prints the report of an uncaught error on stderr, quoting this process's script.
 pub fn report_error(err: &EvalAltResult, who: Option<(&str, i32)>) {
-    if who.is_none() {
-        let _ = write_all(borrow_fd(2), error_report(err).as_bytes());
-        return;
-    }
-    let script = state::with(|s| s.script.clone());
-    let source = match &script {
-        Script::Source { name, text } => Some(report::Source { name, text }),
-        Script::Session => None,
-    };
-    let text = report::format(err, source, who, &crate::wire::unit_text);
-    let _ = write_all(borrow_fd(2), text.as_bytes());
+    let _ = write_all(borrow_fd(2), error_report_in(err, who, None).as_bytes());
 }
 
 /// Runs a main script (`__name__ == "__main__"`) to the end: reports an uncaught error,
@@ -123,12 +132,19 @@ pub fn run_script(mut engine: Engine, name: &str, text: String) -> Result<Dynami
 /// The report of an uncaught error, as [`report_error`] prints it (type, message,
 /// `file:line:col`, the quoted line, the process it came from).
 pub fn error_report(err: &EvalAltResult) -> String {
+    error_report_in(err, None, None)
+}
+
+/// The report of an uncaught error: `who` names a child process; in a session (the REPL, a
+/// host's `eval`), `input` is the code that ran, quoted when the error happened in it.
+pub fn error_report_in(err: &EvalAltResult, who: Option<(&str, i32)>, input: Option<&str>) -> String {
     let script = state::with(|s| s.script.clone());
-    let source = match &script {
-        Script::Source { name, text } => Some(report::Source { name, text }),
-        Script::Session => None,
+    let source = match (&script, input) {
+        (Script::Source { name, text }, _) => Some(report::Source { name, text }),
+        (Script::Session, Some(text)) => Some(report::Source { name: "<input>", text }),
+        (Script::Session, None) => None,
     };
-    report::format(err, source, None, &crate::wire::unit_text)
+    report::format(err, source, who, &crate::wire::unit_text)
 }
 
 /// The end of a main process (a script or the REPL): children and managers are cleaned up,
@@ -150,12 +166,31 @@ pub fn finish_main(end: Ending) -> i32 {
 /// a long loop stops within a few hundred operations.
 pub fn watch_signals(engine: &mut Engine) {
     crate::base::interrupt::install();
-    let mask = crate::base::vm::progress_mask();
-    engine.on_progress(move |ops| {
-        if ops & mask == 0 {
-            crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
-        } else {
-            None
-        }
-    });
+    notice_signals(engine);
+}
+
+/// Makes the interpreter notice Ctrl-C in a child that runs script code (SIGINT only, see
+/// `interrupt::install_sigint`): a wait throws `KeyboardInterrupt`, a long loop stops.
+pub fn watch_sigint(engine: &mut Engine) {
+    crate::base::interrupt::install_sigint();
+    notice_signals(engine);
+}
+
+/// The progress hook that stops a running script when a signal this process notes came
+/// (it does nothing where no handler was installed).
+pub fn notice_signals(engine: &mut Engine) {
+    engine.on_progress(progress);
+}
+
+/// The progress hook every rhai-mp engine runs: every 256 operations on the AST, every 64
+/// on the VM (which counts about a fifth as many, see [`crate::base::vm::progress_mask`]),
+/// it looks for a stop (a signal, a cancelled or timed-out task, a host's stop) and, if
+/// there is one, ends the running call (uncatchably). A host that sets its own
+/// `on_progress` calls this from it.
+pub fn progress(ops: u64) -> Option<Dynamic> {
+    if ops & crate::base::vm::progress_mask() == 0 {
+        crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
+    } else {
+        None
+    }
 }

@@ -31,6 +31,7 @@ pub fn type_and_message(err: &EvalAltResult) -> (String, String) {
         E::ErrorIndexNotFound(..) | E::ErrorPropertyNotFound(..) => "KeyError",
         E::ErrorArithmetic(..) => "ArithmeticError",
         E::ErrorStackOverflow(..) => "RecursionError",
+        E::ErrorDataTooLarge(..) => "MemoryError",
         _ => "RuntimeError",
     };
     (kind.into(), text(err))

@@ -425,6 +425,11 @@ impl Process {
         }
     }
 
+    /// SIGINT (Python 3.14's `interrupt()`): the child gets `KeyboardInterrupt`.
+    pub fn interrupt(&self) -> MpResult<()> {
+        self.send_signal(Signal::SIGINT, "interrupt")
+    }
+
     /// SIGTERM.
     pub fn terminate(&self) -> MpResult<()> {
         self.send_signal(Signal::SIGTERM, "terminate")

@@ -1,6 +1,6 @@
 //! A pool whose workers are the worker ranks of an MPI job (the `"mpi"` start method):
 //! the parent's side. It stands where a local pool has its task queue, result queue and
-//! worker slots (`dispatch.rs` calls it instead):
+//! worker slots (`local.rs`), behind the same operations (see `mod.rs`):
 //!
 //! - tasks wait here and go to a rank while it holds fewer than its limit: at least
 //!   [`MIN_IN_FLIGHT`] (one runs, one waits at the rank, so a rank never idles between
@@ -16,9 +16,9 @@
 //! job). Values cross encoded for another machine: an object of this host's memory in a
 //! task or a result is a `SerializationError`.
 
-use super::task::TaskHead;
 use crate::cluster::head::{with_head, Event, LinkState};
 use crate::cluster::protocol::ToRank;
+use crate::pool::task::TaskHead;
 use rhai_mp_core::mp_err;
 use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
 use std::collections::{HashMap, VecDeque};
@@ -49,7 +49,7 @@ pub(super) struct Lost {
 
 /// The pool's ranks (see the module docs).
 #[derive(Debug)]
-pub(super) struct RankWorkers {
+pub(in crate::pool) struct RankWorkers {
     owner: u64,
     ranks: Vec<u32>,
     held: HashMap<u32, VecDeque<Held>>,
@@ -231,6 +231,27 @@ impl RankWorkers {
         });
         self.held.clear();
         self.waiting.clear();
+    }
+
+    /// Cancels call `job`: its tasks waiting here are dropped; the ranks that hold some are
+    /// told (they skip the queued ones and stop the running one; each still answers, so
+    /// that the count of tasks a rank holds stays right).
+    pub(super) fn cancel(&mut self, job: u64) {
+        self.waiting.retain(|t| TaskHead::read(t).is_none_or(|h| h.job != job));
+        let owner = self.owner;
+        let ranks: Vec<u32> =
+            self.held.iter().filter(|(_, held)| held.iter().any(|h| h.job == job)).map(|(r, _)| *r).collect();
+        let _ = with_head(|h| {
+            for r in ranks {
+                h.send(owner, r, &ToRank::Cancel { owner, job })?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Whether a rank runs a task of call `job` now (the first it holds).
+    pub(super) fn running(&self, job: u64) -> bool {
+        self.held.values().any(|h| h.front().is_some_and(|t| t.job == job))
     }
 
     /// Lets the ranks go (the pool's work is done).
