@@ -29,7 +29,7 @@ if __name__ == "__main__" {
   ex.submit(|| 1).result();
   let all = []; for x in ex.map(sq, 0..6, #{chunksize: 2, buffersize: 2}) { all.push(x) } print(all);
   try { let it = ex.map(|x| time::sleep(1e9), [1], #{timeout: 0.2}); it.next() } catch (e) { print(e.type) }
-  try { ex.submit(sq, [1]).result(0) } catch (e) { print(e.type) }
+  try { ex.submit(|| time::sleep(0.5)).result(0) } catch (e) { print(e.type) }
   ex.shutdown(#{wait: true, cancel_futures: true});
   try { ex.submit(|| 1) } catch (e) { print(e.type) }
   let ex2 = ProcessPoolExecutor(1);

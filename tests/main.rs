@@ -28,6 +28,7 @@ mod errors;
 mod executor;
 mod faults;
 mod interpreter;
+mod keywords;
 mod manager;
 mod mpi;
 mod oversubscribed;

@@ -143,13 +143,16 @@ pub mod array_functions {
         Ok(new_array(&typecode, &init, Some(Lock::new(true)?), "Array")?)
     }
 
-    /// A shared array with `lock`: `true` (a new RLock), `false` (none) or a Lock/RLock.
+    /// A shared array with `lock`: `true` (a new RLock), `false` (none) or a Lock/RLock,
+    /// positional or in a map.
     ///
     /// ```rhai
     /// let a = Array("i", 10, false);
+    /// let b = Array("d", [0.5, 1.5], #{lock: Lock()});
     /// ```
     ///
-    /// Throws when: as `Array(typecode, init)`; `lock` is of another type (`TypeError`).
+    /// Throws when: as `Array(typecode, init)`; `lock` is of another type (`TypeError`); an
+    /// unknown option (`ValueError`).
     #[rhai_fn(name = "Array", return_raw)]
     pub fn array_lock(typecode: Dynamic, init: Dynamic, lock: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
         let lock = lock_arg(&lock, "Array")?;

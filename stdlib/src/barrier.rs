@@ -338,7 +338,8 @@ pub mod barrier_functions {
     #[rhai_fn(global, name = "wait", return_raw)]
     pub fn wait_timeout(ctx: NativeCallContext, b: &mut Barrier, timeout: Dynamic) -> Result<INT, Box<EvalAltResult>> {
         // `wait(())` uses the barrier's default timeout, as Python's `wait(None)` does.
-        let deadline = if timeout.is_unit() { None } else { Some(opts::deadline(&timeout, "wait")?) };
+        let timeout = opts::keyword("wait", "timeout", timeout)?.unwrap_or(Dynamic::UNIT);
+        let deadline = if timeout.is_unit() { None } else { Some(opts::timeout_deadline(&timeout, "wait")?) };
         b.0.wait(&ctx, deadline)
     }
 

@@ -245,8 +245,8 @@ pub mod condition_functions {
     /// Throws when: `block` is not a bool (`TypeError`).
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_block(c: &mut Condition, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        let (block, _) = crate::lock::block_timeout(&block, &Dynamic::UNIT)?;
-        Ok(c.0.core().acquire(block, Deadline::NEVER)?)
+        let (block, deadline) = crate::lock::acquire_args(vec![block])?;
+        Ok(c.0.core().acquire(block, deadline)?)
     }
 
     /// Takes the condition's lock, waiting at most `timeout` seconds.
@@ -258,7 +258,7 @@ pub mod condition_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_timeout(c: &mut Condition, block: Dynamic, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        let (block, timeout) = crate::lock::block_timeout(&block, &timeout)?;
+        let (block, timeout) = crate::lock::acquire_args(vec![block, timeout])?;
         Ok(c.0.core().acquire(block, timeout)?)
     }
 
@@ -296,7 +296,8 @@ pub mod condition_functions {
     /// negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "wait", return_raw)]
     pub fn wait_timeout(c: &mut Condition, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        Ok(c.0.wait(opts::deadline(&timeout, "wait")?)?)
+        let timeout = opts::keyword("wait", "timeout", timeout)?.unwrap_or(Dynamic::UNIT);
+        Ok(c.0.wait(opts::timeout_deadline(&timeout, "wait")?)?)
     }
 
     /// Waits until `predicate()` returns true; returns its last result.
@@ -327,8 +328,9 @@ pub mod condition_functions {
         predicate: Dynamic,
         timeout: Dynamic,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let predicate = opts::arg_fn(predicate, "wait_for", "predicate")?;
-        let deadline = opts::deadline(&timeout, "wait_for")?;
+        let [predicate, timeout] = opts::keywords("wait_for", ["predicate", "timeout"], 1, vec![predicate, timeout])?;
+        let predicate = opts::arg_fn(predicate.unwrap_or_default(), "wait_for", "predicate")?;
+        let deadline = opts::timeout_deadline(&timeout.unwrap_or_default(), "wait_for")?;
         let mut result = check(&ctx, &predicate)?;
         while !result && !deadline.passed() {
             c.0.wait(deadline)?;
@@ -359,7 +361,8 @@ pub mod condition_functions {
     /// (`ValueError`).
     #[rhai_fn(global, name = "notify", return_raw)]
     pub fn notify_n(c: &mut Condition, n: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let n = opts::arg_int(&n, "notify", "n")?;
+        let n =
+            opts::arg_int(&opts::keyword("notify", "n", n)?.unwrap_or(Dynamic::from(1 as rhai::INT)), "notify", "n")?;
         if n < 0 {
             return Err(mp_err!(ValueError, "notify() needs n >= 0, not {n}").into());
         }

@@ -291,7 +291,10 @@ pub mod connection_functions {
     /// end is closed or write-only (`OSError`).
     #[rhai_fn(global, name = "poll", return_raw)]
     pub fn poll_timeout(conn: &mut Connection, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        Ok(conn.poll(opts::deadline(&timeout, "poll")?)?)
+        match opts::keyword("poll", "timeout", timeout)? {
+            None => poll(conn),
+            Some(timeout) => Ok(conn.poll(opts::timeout_deadline(&timeout, "poll")?)?),
+        }
     }
 
     /// Sends a blob as one message.
@@ -307,19 +310,29 @@ pub mod connection_functions {
         Ok(conn.send_bytes(&opts::arg_blob(data, "send_bytes", "data")?)?)
     }
 
-    /// Sends the bytes of `data` from `offset` on.
+    /// Sends the bytes of `data` from `offset` on. The options may be a map:
+    /// `conn.send_bytes(b, #{offset: 2, size: 3})`.
     ///
     /// ```rhai
     /// conn.send_bytes(b, 2);
+    /// conn.send_bytes(b, #{size: 1});
     /// ```
     ///
-    /// Throws when: `offset` is negative or past the end (`ValueError`); as `send_bytes(data)`.
+    /// Throws when: `offset` is negative or past the end (`ValueError`); an unknown option
+    /// (`ValueError`); as `send_bytes(data)`.
     #[rhai_fn(global, name = "send_bytes", return_raw)]
     pub fn send_bytes_from(conn: &mut Connection, data: Dynamic, offset: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let data = opts::arg_blob(data, "send_bytes", "data")?;
-        let off = opts::arg_int(&offset, "send_bytes", "offset")?;
-        let size = (data.len() as INT).saturating_sub(off).max(0);
-        send_bytes_range(conn, Dynamic::from_blob(data), offset, Dynamic::from(size))
+        let [data, offset, size] = opts::keywords("send_bytes", ["data", "offset", "size"], 1, vec![data, offset])?;
+        let data = opts::arg_blob(data.unwrap_or_default(), "send_bytes", "data")?;
+        let offset = offset.unwrap_or(Dynamic::from(0 as INT));
+        let size = match size {
+            Some(size) => size,
+            None => {
+                let off = opts::arg_int(&offset, "send_bytes", "offset")?;
+                Dynamic::from((data.len() as INT).saturating_sub(off).max(0))
+            }
+        };
+        send_bytes_range(conn, Dynamic::from_blob(data), offset, size)
     }
 
     /// Sends `size` bytes of `data` from `offset`.
@@ -337,9 +350,14 @@ pub mod connection_functions {
         offset: Dynamic,
         size: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
-        let data = opts::arg_blob(data, "send_bytes", "data")?;
-        let offset = opts::arg_int(&offset, "send_bytes", "offset")?;
-        let size = opts::arg_int(&size, "send_bytes", "size")?;
+        let [data, offset, size] =
+            opts::keywords("send_bytes", ["data", "offset", "size"], 1, vec![data, offset, size])?;
+        let data = opts::arg_blob(data.unwrap_or_default(), "send_bytes", "data")?;
+        let offset = opts::arg_int(&offset.unwrap_or(Dynamic::from(0 as INT)), "send_bytes", "offset")?;
+        let size = match size {
+            Some(size) => opts::arg_int(&size, "send_bytes", "size")?,
+            None => (data.len() as INT).saturating_sub(offset).max(0),
+        };
         let len = data.len() as INT;
         if offset < 0 {
             return Err(bad_range("offset is negative"));
@@ -381,6 +399,7 @@ pub mod connection_functions {
     /// negative (`ValueError`); as `recv_bytes()`.
     #[rhai_fn(global, name = "recv_bytes", return_raw)]
     pub fn recv_bytes_max(conn: &mut Connection, maxlength: Dynamic) -> Result<Blob, Box<EvalAltResult>> {
+        let Some(maxlength) = opts::keyword("recv_bytes", "maxlength", maxlength)? else { return recv_bytes(conn) };
         let maxlength = opts::arg_int(&maxlength, "recv_bytes", "maxlength")?;
         if maxlength < 0 {
             return Err(bad_range("negative maxlength"));
@@ -413,6 +432,8 @@ pub mod connection_functions {
     /// `recv_bytes()`.
     #[rhai_fn(global, name = "recv_bytes_into", return_raw)]
     pub fn recv_bytes_into_at(buf: &mut Blob, conn: Dynamic, offset: Dynamic) -> Result<INT, Box<EvalAltResult>> {
+        let [conn, offset] = opts::keywords("recv_bytes_into", ["conn", "offset"], 1, vec![conn, offset])?;
+        let (conn, offset) = (conn.unwrap_or_default(), offset.unwrap_or(Dynamic::from(0 as INT)));
         let t = opts::type_name(&conn);
         let conn = conn
             .try_cast::<super::Connection>()

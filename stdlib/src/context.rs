@@ -50,18 +50,23 @@ pub mod context_functions {
         set_start_method_force(method, Dynamic::FALSE)
     }
 
-    /// Sets the default start method; with `force` it may change after first use.
+    /// Sets the default start method; with `force` (positional or in a map) it may change
+    /// after first use.
     ///
     /// ```rhai
     /// set_start_method("forkserver", true);
+    /// set_start_method("spawn", #{force: true});
     /// ```
     ///
     /// Throws when: the method is unknown (`ValueError`); the default was already fixed and
-    /// `force` is false (`RuntimeError`).
+    /// `force` is false (`RuntimeError`); an unknown option (`ValueError`).
     #[rhai_fn(name = "set_start_method", return_raw)]
     pub fn set_start_method_force(method: Dynamic, force: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let m = parse_method(&opts::arg_str(&method, "set_start_method", "method")?)?;
-        let force = opts::arg_bool(&force, "set_start_method", "force")?;
+        let force = match opts::keyword("set_start_method", "force", force)? {
+            Some(f) => opts::arg_bool(&f, "set_start_method", "force")?,
+            None => false,
+        };
         with_state(|s| {
             if s.method_fixed && !force {
                 return Err(mp_err!(

@@ -170,7 +170,8 @@ pub mod event_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "wait", return_raw)]
     pub fn wait_timeout(e: &mut Event, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        Ok(e.0.wait(opts::deadline(&timeout, "wait")?)?)
+        let timeout = opts::keyword("wait", "timeout", timeout)?.unwrap_or(Dynamic::UNIT);
+        Ok(e.0.wait(opts::timeout_deadline(&timeout, "wait")?)?)
     }
 
     /// `<Event set>` or `<Event unset>`.

@@ -230,8 +230,15 @@ impl Handle for Lock {
 /// `acquire(block, timeout)` argument handling shared by the lock-like primitives.
 pub(crate) fn block_timeout(block: &Dynamic, timeout: &Dynamic) -> MpResult<(bool, Deadline)> {
     let block = opts::arg_bool(block, "acquire", "block")?;
-    let deadline = opts::deadline(timeout, "acquire")?;
+    let deadline = opts::timeout_deadline(timeout, "acquire")?;
     Ok((block, if block { deadline } else { Deadline::NEVER }))
+}
+
+/// `block` and `timeout` of an `acquire` (a lock's, a semaphore's, a condition's),
+/// positional or in a keyword map (`lock.acquire(#{timeout: 2})`).
+pub(crate) fn acquire_args(given: Vec<Dynamic>) -> MpResult<(bool, Deadline)> {
+    let [block, timeout] = opts::keywords("acquire", ["block", "timeout"], 0, given)?;
+    block_timeout(&block.unwrap_or(Dynamic::TRUE), &timeout.unwrap_or(Dynamic::UNIT))
 }
 
 /// The Rhai bindings: `Lock`, `RLock` and their methods.
@@ -291,8 +298,8 @@ pub mod lock_functions {
     /// Throws when: `block` is not a bool (`TypeError`).
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_block(lock: &mut Lock, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        let (block, _) = block_timeout(&block, &Dynamic::UNIT)?;
-        Ok(lock.0.acquire(block, Deadline::NEVER)?)
+        let (block, deadline) = acquire_args(vec![block])?;
+        Ok(lock.0.acquire(block, deadline)?)
     }
 
     /// Takes the lock, waiting at most `timeout` seconds (`()`: no limit); returns whether
@@ -305,7 +312,7 @@ pub mod lock_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_timeout(lock: &mut Lock, block: Dynamic, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        let (block, timeout) = block_timeout(&block, &timeout)?;
+        let (block, timeout) = acquire_args(vec![block, timeout])?;
         Ok(lock.0.acquire(block, timeout)?)
     }
 

@@ -86,6 +86,58 @@ impl Opts {
     }
 }
 
+/// Python's keyword arguments on a function or method: `params` names its parameters in
+/// order after the receiver, of which the first `required` are always positional; `given`
+/// are the arguments the script passed. When `given` goes past the required ones and ends
+/// with an option map, the map names the parameters not given positionally
+/// (`q.get(#{timeout: 0.5})`, `q.put(v, #{block: false})`, `q.get(true, #{timeout: 1})`).
+/// Returns one value per parameter (`None` where none was given). An unknown key throws
+/// `ValueError` naming it; a key for a parameter also given positionally `TypeError`. (A
+/// value of the wrong type is the caller's check, which names the parameter.)
+pub(crate) fn keywords<const N: usize>(
+    func: &str,
+    params: [&str; N],
+    required: usize,
+    mut given: Vec<Dynamic>,
+) -> MpResult<[Option<Dynamic>; N]> {
+    let map = match given.last() {
+        Some(last) if given.len() > required && last.is_map() => given.pop().and_then(|m| m.try_cast::<Map>()),
+        _ => None,
+    };
+    if given.len() > N {
+        return Err(mp_err!(TypeError, "{func}() takes at most {N} arguments, not {}", given.len()));
+    }
+    let mut out: [Option<Dynamic>; N] = std::array::from_fn(|_| None);
+    let positional = given.len();
+    for (slot, v) in out.iter_mut().zip(given) {
+        *slot = Some(v);
+    }
+    for (key, v) in map.into_iter().flatten() {
+        match params.iter().position(|p| *p == key.as_str()) {
+            Some(i) if i < positional => {
+                return Err(mp_err!(TypeError, "{func}() got multiple values for '{key}'"));
+            }
+            Some(i) => out[i] = Some(v),
+            None => {
+                let takes = params[positional.min(N)..].join(", ");
+                return Err(mp_err!(
+                    ValueError,
+                    "{func}() got an unknown option '{key}' (it takes: {})",
+                    if takes.is_empty() { "none".to_string() } else { takes }
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One optional parameter, positional or in a keyword map (see [`keywords`]): `None`
+/// when a map was given that does not name it.
+pub(crate) fn keyword(func: &str, param: &str, given: Dynamic) -> MpResult<Option<Dynamic>> {
+    let [v] = keywords(func, [param], 0, vec![given])?;
+    Ok(v)
+}
+
 /// A timeout in seconds, as a script gives it: `()` is no limit (`None`), so is an infinite
 /// one; a negative or NaN one throws `ValueError`, a value that is not a number `TypeError`.
 /// The one place where timeouts are read.
@@ -111,6 +163,27 @@ pub(crate) fn seconds(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
 /// A timeout (see [`seconds`]) as the deadline a wait ends at.
 pub(crate) fn deadline(v: &Dynamic, func: &str) -> MpResult<Deadline> {
     Ok(seconds(v, func)?.map_or(Deadline::NEVER, Deadline::after_secs))
+}
+
+/// A method's `timeout` parameter: as [`seconds`], or a keyword map in its place
+/// (`r.get(#{timeout: 3})`), which gives its `timeout` (none: no limit; another key:
+/// `ValueError`).
+pub(crate) fn timeout(v: &Dynamic, func: &str) -> MpResult<Option<f64>> {
+    if !v.is_map() {
+        return seconds(v, func);
+    }
+    match keyword(func, "timeout", v.clone())? {
+        Some(t) if t.is_map() => {
+            Err(mp_err!(TypeError, "timeout of {func}() must be a number of seconds or (), not map"))
+        }
+        Some(t) => seconds(&t, func),
+        None => Ok(None),
+    }
+}
+
+/// A method's `timeout` parameter (see [`timeout`]) as the deadline a wait ends at.
+pub(crate) fn timeout_deadline(v: &Dynamic, func: &str) -> MpResult<Deadline> {
+    Ok(timeout(v, func)?.map_or(Deadline::NEVER, Deadline::after_secs))
 }
 
 /// The items of an iterable — an array, a range, a string (its chars) or a blob (its

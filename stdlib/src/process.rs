@@ -177,7 +177,8 @@ pub mod process_functions {
     /// (`TypeError`).
     #[rhai_fn(global, name = "join", return_raw)]
     pub fn join_timeout(p: &mut Process, timeout: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Ok(p.join(opts::deadline(&timeout, "join")?)?)
+        let timeout = opts::keyword("join", "timeout", timeout)?.unwrap_or(Dynamic::UNIT);
+        Ok(p.join(opts::timeout_deadline(&timeout, "join")?)?)
     }
 
     /// Whether the process is running (`true` between `start()` and its end).

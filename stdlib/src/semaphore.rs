@@ -5,7 +5,6 @@
 //! sleepers so that `release` makes a system call only when someone waits. Semaphores have
 //! no owner, in Python and here: a process that dies holding a slot does not give it back.
 
-use crate::lock::block_timeout;
 use crate::opts;
 use rhai::plugin::*;
 use rhai::{Dynamic, INT};
@@ -260,8 +259,8 @@ pub mod semaphore_functions {
     /// Throws when: `block` is not a bool (`TypeError`).
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_block(s: &mut Semaphore, block: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        let (block, _) = block_timeout(&block, &Dynamic::UNIT)?;
-        Ok(s.0.acquire(block, Deadline::NEVER)?)
+        let (block, deadline) = crate::lock::acquire_args(vec![block])?;
+        Ok(s.0.acquire(block, deadline)?)
     }
 
     /// Takes one unit, waiting at most `timeout` seconds; returns whether it got one.
@@ -273,7 +272,7 @@ pub mod semaphore_functions {
     /// Throws when: `timeout` is negative (`ValueError`) or not a number (`TypeError`).
     #[rhai_fn(global, name = "acquire", return_raw)]
     pub fn acquire_timeout(s: &mut Semaphore, block: Dynamic, timeout: Dynamic) -> Result<bool, Box<EvalAltResult>> {
-        let (block, timeout) = block_timeout(&block, &timeout)?;
+        let (block, timeout) = crate::lock::acquire_args(vec![block, timeout])?;
         Ok(s.0.acquire(block, timeout)?)
     }
 

@@ -28,8 +28,12 @@ pub struct ValueCore {
 pub struct Value(pub Rc<ValueCore>);
 
 /// The lock a `Value` or `Array` gets from its `lock` argument: `true` (a new RLock),
-/// `false` (none), or a Lock/RLock.
+/// `false` (none), or a Lock/RLock, positional or in a keyword map (`#{lock: false}`).
 pub(crate) fn lock_arg(lock: &Dynamic, func: &str) -> MpResult<Option<Lock>> {
+    let lock = &match opts::keyword(func, "lock", lock.clone())? {
+        Some(l) => l,
+        None => Dynamic::TRUE,
+    };
     if let Ok(b) = lock.as_bool() {
         return Ok(if b { Some(Lock::new(true)?) } else { None });
     }
@@ -85,13 +89,16 @@ pub mod value_functions {
         Ok(new_value(&typecode, &init, Some(Lock::new(true)?), "Value")?)
     }
 
-    /// A shared item with `lock`: `true` (a new RLock), `false` (no lock) or a Lock/RLock.
+    /// A shared item with `lock`: `true` (a new RLock), `false` (no lock) or a Lock/RLock,
+    /// positional or in a map.
     ///
     /// ```rhai
     /// let v = Value("d", 0.5, Lock());
+    /// let w = Value("i", 0, #{lock: false});
     /// ```
     ///
-    /// Throws when: as `Value(typecode, init)`; `lock` is of another type (`TypeError`).
+    /// Throws when: as `Value(typecode, init)`; `lock` is of another type (`TypeError`); an
+    /// unknown option (`ValueError`).
     #[rhai_fn(name = "Value", return_raw)]
     pub fn value_lock(typecode: Dynamic, init: Dynamic, lock: Dynamic) -> Result<Value, Box<EvalAltResult>> {
         let lock = lock_arg(&lock, "Value")?;

@@ -81,8 +81,9 @@ pub mod wait_functions {
     /// `wait(objects)`.
     #[rhai_fn(name = "wait", return_raw)]
     pub fn wait_timeout(objects: Dynamic, timeout: Dynamic) -> Result<Array, Box<EvalAltResult>> {
-        let objects = opts::arg_array(objects, "wait", "objects")?;
-        Ok(wait_for(objects, opts::deadline(&timeout, "wait")?)?)
+        let [objects, timeout] = opts::keywords("wait", ["objects", "timeout"], 1, vec![objects, timeout])?;
+        let objects = opts::arg_array(objects.unwrap_or_default(), "wait", "objects")?;
+        Ok(wait_for(objects, opts::timeout_deadline(&timeout.unwrap_or_default(), "wait")?)?)
     }
 }
 

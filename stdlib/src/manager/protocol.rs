@@ -50,8 +50,25 @@ pub(crate) enum Timeout {
 impl Timeout {
     /// A script's timeout: `()` and infinite ones are no limit (see `opts::seconds`).
     pub(super) fn of(v: &Dynamic, func: &str) -> rhai_mp_core::prelude::MpResult<Timeout> {
-        Ok(crate::opts::seconds(v, func)?.map_or(Timeout::Never, Timeout::Secs))
+        Ok(crate::opts::timeout(v, func)?.map_or(Timeout::Never, Timeout::Secs))
     }
+}
+
+/// `block` and `timeout` of a proxied queue's or lock's method, positional or in a keyword
+/// map (`q.get(#{timeout: 1})`): whether to wait, and how long.
+pub(super) fn block_timeout(
+    block: &Dynamic,
+    timeout: &Dynamic,
+    func: &str,
+) -> rhai_mp_core::prelude::MpResult<(bool, Timeout)> {
+    let given = if timeout.is_unit() { vec![block.clone()] } else { vec![block.clone(), timeout.clone()] };
+    let [block, timeout] = crate::opts::keywords(func, ["block", "timeout"], 0, given)?;
+    let block = match block {
+        Some(b) => crate::opts::arg_bool(&b, func, "block")?,
+        None => true,
+    };
+    let timeout = timeout.unwrap_or(Dynamic::UNIT);
+    Ok((block, if block { Timeout::of(&timeout, func)? } else { Timeout::Never }))
 }
 
 /// The objects a manager makes.

@@ -4,7 +4,7 @@
 //! server, which goes on serving everyone else; Ctrl-C cancels it there.
 
 use super::client;
-use super::protocol::{Op, Reply, Request, Timeout};
+use super::protocol::{block_timeout, Op, Reply, Request, Timeout};
 use super::proxy::{Kind, Proxy};
 use crate::opts;
 use rhai::plugin::*;
@@ -71,11 +71,6 @@ impl Proxy {
 
 const QUEUES: &[Kind] = &[Kind::Queue, Kind::JoinableQueue];
 const LOCKS: &[Kind] = &[Kind::Lock, Kind::RLock, Kind::Semaphore, Kind::BoundedSemaphore, Kind::Condition];
-
-fn block_timeout(block: &Dynamic, timeout: &Dynamic, func: &str) -> RhaiResult<(bool, Timeout)> {
-    let block = opts::arg_bool(block, func, "block")?;
-    Ok((block, if block { Timeout::of(timeout, func)? } else { Timeout::Never }))
-}
 
 /// The Rhai bindings: the methods of a TCP manager's queue, lock, semaphore, event,
 /// condition and barrier proxies.
@@ -406,7 +401,7 @@ pub mod proxied_functions {
             return Err(p.no_method("wait_for"));
         }
         let predicate = opts::arg_fn(predicate, "wait_for", "predicate")?;
-        let deadline = opts::deadline(&timeout, "wait_for")?;
+        let deadline = opts::timeout_deadline(&timeout, "wait_for")?;
         let check = |ctx: &NativeCallContext| -> RhaiResult<bool> {
             predicate
                 .call_raw(ctx, None, [])?

@@ -10,7 +10,6 @@
 
 use super::client::{self, Address, Endpoint};
 use super::protocol::{Op, Request, Timeout};
-use crate::opts;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, INT};
 use rhai_mp_core::mp_err;
@@ -343,8 +342,8 @@ pub mod proxy_functions {
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get(p: &mut Proxy, key: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         if p.0.kind.is_queue() {
-            let block = opts::arg_bool(&key, "get", "block")?;
-            return p.call(Op::Take(block, Timeout::Never));
+            let (block, timeout) = crate::manager::protocol::block_timeout(&key, &Dynamic::UNIT, "get")?;
+            return p.call(Op::Take(block, timeout));
         }
         p.call(Op::Get(key, Dynamic::UNIT))
     }
@@ -362,8 +361,7 @@ pub mod proxy_functions {
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_default(p: &mut Proxy, key: Dynamic, default: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         if p.0.kind.is_queue() {
-            let block = opts::arg_bool(&key, "get", "block")?;
-            let timeout = if block { Timeout::of(&default, "get")? } else { Timeout::Never };
+            let (block, timeout) = crate::manager::protocol::block_timeout(&key, &default, "get")?;
             return p.call(Op::Take(block, timeout));
         }
         p.call(Op::Get(key, default))

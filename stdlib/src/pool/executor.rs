@@ -537,7 +537,7 @@ pub mod executor_functions {
         f: &mut Future,
         timeout: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let deadline = opts::deadline(&timeout, "result")?;
+        let deadline = opts::timeout_deadline(&timeout, "result")?;
         if !f.pool.wait_job(&ctx, &f.job, deadline)? {
             return Err(mp_err!(TimeoutError, "the future was not done within the timeout").into());
         }
@@ -569,7 +569,7 @@ pub mod executor_functions {
         f: &mut Future,
         timeout: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let deadline = opts::deadline(&timeout, "exception")?;
+        let deadline = opts::timeout_deadline(&timeout, "exception")?;
         if !f.pool.wait_job(&ctx, &f.job, deadline)? {
             return Err(mp_err!(TimeoutError, "the future was not done within the timeout").into());
         }
@@ -703,7 +703,7 @@ pub mod executor_functions {
     #[rhai_fn(name = "as_completed", return_raw)]
     pub fn as_completed_timeout(futures: Dynamic, timeout: Dynamic) -> Result<AsCompleted, Box<EvalAltResult>> {
         let fs = futures_of(futures, "as_completed")?;
-        let deadline = opts::deadline(&timeout, "as_completed")?;
+        let deadline = opts::timeout_deadline(&timeout, "as_completed")?;
         let n = fs.len();
         Ok(AsCompleted(Rc::new(RefCell::new((fs, deadline, n)))))
     }
@@ -760,7 +760,7 @@ pub mod futures_functions {
             deadline = o.seconds("timeout")?.map_or(Deadline::NEVER, Deadline::after_secs);
             when = o.string("return_when")?.unwrap_or(when);
         } else if !options.is_unit() {
-            deadline = opts::deadline(&options, "wait")?;
+            deadline = opts::timeout_deadline(&options, "wait")?;
         }
         let done = |f: &Future| f.job.borrow().outcome.is_some();
         let ready: Box<dyn Fn() -> bool> = match when.as_str() {

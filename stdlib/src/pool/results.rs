@@ -65,7 +65,7 @@ pub mod result_functions {
         r: &mut AsyncResult,
         timeout: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let deadline = opts::deadline(&timeout, "get")?;
+        let deadline = opts::timeout_deadline(&timeout, "get")?;
         if !r.pool.wait_job(&ctx, &r.job, deadline)? {
             return Err(mp_err!(TimeoutError, "the result was not ready within the timeout").into());
         }
@@ -103,7 +103,7 @@ pub mod result_functions {
         r: &mut AsyncResult,
         timeout: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
-        r.pool.wait_job(&ctx, &r.job, opts::deadline(&timeout, "wait")?).map(|_| ())
+        r.pool.wait_job(&ctx, &r.job, opts::timeout_deadline(&timeout, "wait")?).map(|_| ())
     }
 
     /// Whether the call has finished.
@@ -204,7 +204,7 @@ pub mod result_functions {
         it: &mut ImapIterator,
         timeout: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        match it.next_in(Some(&ctx), opts::deadline(&timeout, "next")?)? {
+        match it.next_in(Some(&ctx), opts::timeout_deadline(&timeout, "next")?)? {
             Some(v) => Ok(v),
             None => Err(mp_err!(
                 StopIteration,

@@ -47,8 +47,23 @@ pub(crate) fn maxsize(n: &Dynamic, func: &str) -> MpResult<u64> {
 }
 
 fn block_timeout(block: bool, timeout: &Dynamic, func: &str) -> MpResult<Deadline> {
-    let deadline = opts::deadline(timeout, func)?;
+    let deadline = opts::timeout_deadline(timeout, func)?;
     Ok(if block { deadline } else { Deadline::NEVER })
+}
+
+/// `block` and `timeout` of a `get` or `put`, positional or in a keyword map
+/// (`q.get(#{timeout: 0.5})`): whether to wait, and until when.
+pub(crate) fn block_and_deadline(func: &str, given: Vec<Dynamic>) -> MpResult<(bool, Deadline)> {
+    let [block, timeout] = opts::keywords(func, ["block", "timeout"], 0, given)?;
+    let block = match block {
+        None => true,
+        Some(b) => opts::arg_bool(&b, func, "block")?,
+    };
+    let deadline = match timeout {
+        None => Deadline::NEVER,
+        Some(t) => block_timeout(block, &t, func)?,
+    };
+    Ok((block, deadline))
 }
 
 /// The Rhai bindings: `Queue`, `JoinableQueue` and their methods.
@@ -125,17 +140,20 @@ pub mod queue_functions {
         Ok(q.0.put_value(item, true, Deadline::NEVER)?)
     }
 
-    /// Puts an item; with `block == false`, throws `Full` at once instead of waiting.
+    /// Puts an item; with `block == false`, throws `Full` at once instead of waiting. The
+    /// options may be a map: `q.put(item, #{block: false})`, `q.put(item, #{timeout: 1})`.
     ///
     /// ```rhai
     /// q.put(1, false);
+    /// q.put(2, #{timeout: 0.5});
     /// ```
     ///
-    /// Throws when: the queue is full and `block` is false (`Full`); as `put(item)`.
+    /// Throws when: the queue is full and `block` is false (`Full`); no room in time
+    /// (`Full`); an unknown option (`ValueError`); as `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
     pub fn put_block(q: &mut Queue, item: Dynamic, block: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "put", "block")?;
-        Ok(q.0.put_value(item, block, Deadline::NEVER)?)
+        let (block, deadline) = block_and_deadline("put", vec![block])?;
+        Ok(q.0.put_value(item, block, deadline)?)
     }
 
     /// Puts an item, waiting at most `timeout` seconds for room (`()`: no limit).
@@ -153,9 +171,8 @@ pub mod queue_functions {
         block: Dynamic,
         timeout: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "put", "block")?;
-        let t = block_timeout(block, &timeout, "put")?;
-        Ok(q.0.put_value(item, block, t)?)
+        let (block, deadline) = block_and_deadline("put", vec![block, timeout])?;
+        Ok(q.0.put_value(item, block, deadline)?)
     }
 
     /// `put(item, false)`.
@@ -183,16 +200,19 @@ pub mod queue_functions {
     }
 
     /// Takes the oldest item; with `block == false`, throws `Empty` at once if there is none.
+    /// The options may be a map: `q.get(#{timeout: 0.5})`, `q.get(#{block: false})`.
     ///
     /// ```rhai
     /// try { q.get(false) } catch (e) { if e.type == "Empty" { print("nothing") } }
+    /// try { q.get(#{timeout: 0.1}) } catch (e) { print(e.type) }
     /// ```
     ///
-    /// Throws when: the queue is empty and `block` is false (`Empty`); as `get()`.
+    /// Throws when: the queue is empty and `block` is false (`Empty`); no item in time
+    /// (`Empty`); an unknown option (`ValueError`); as `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_block(q: &mut Queue, block: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "get", "block")?;
-        Ok(q.0.get_value(block, Deadline::NEVER)?)
+        let (block, deadline) = block_and_deadline("get", vec![block])?;
+        Ok(q.0.get_value(block, deadline)?)
     }
 
     /// Takes the oldest item, waiting at most `timeout` seconds (`()`: no limit).
@@ -205,9 +225,8 @@ pub mod queue_functions {
     /// `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_timeout(q: &mut Queue, block: Dynamic, timeout: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        let block = opts::arg_bool(&block, "get", "block")?;
-        let t = block_timeout(block, &timeout, "get")?;
-        Ok(q.0.get_value(block, t)?)
+        let (block, deadline) = block_and_deadline("get", vec![block, timeout])?;
+        Ok(q.0.get_value(block, deadline)?)
     }
 
     /// `get(false)`.
