@@ -13,6 +13,7 @@
 //! pool, manager) also under fork.
 
 use crate::common::*;
+use crate::interpreter::{skip_on_vm, VM_WRITE_BACK};
 
 /// The error types of the contract.
 const TYPES: &[&str] = &[
@@ -217,6 +218,10 @@ fn script(f: &Family, cases: &[Case]) -> String {
     s
 }
 
+/// The cases (family, code) whose outcome differs on rhai's VM, for a known reason: on the
+/// VM their outcome is not checked (and the run says so).
+const VM_KNOWN: &[(&str, &str, &str)] = &[("shared", "closed.name.len() > 0", VM_WRITE_BACK)];
+
 /// Runs a family's script and checks every case; fails listing all the cases that differ.
 fn check(f: &Family, method: &str) {
     let cases = cases(f);
@@ -234,6 +239,11 @@ fn check(f: &Family, method: &str) {
     assert!(stdout.ends_with("done\n"), "the {} script did not finish:\n{stdout}\n{}", f.name, out.stderr);
     let mut bad = Vec::new();
     for (c, got) in cases.iter().zip(&seen) {
+        if let Some((_, _, why)) = VM_KNOWN.iter().find(|k| k.0 == f.name && k.1 == c.code) {
+            if skip_on_vm(&format!("bad_input {} case {:?}", f.name, c.code), why) {
+                continue;
+            }
+        }
         let Some((outcome, message)) = got else {
             bad.push(format!("{}: no outcome printed", c.label));
             continue;

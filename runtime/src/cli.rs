@@ -22,6 +22,11 @@ struct Cli {
     #[arg(long, value_name = "METHOD", value_parser = ["spawn", "fork", "forkserver", "mpi"])]
     start_method: Option<String>,
 
+    /// The interpreter that runs script code: `ast` (the tree walker, the default) or `vm`
+    /// (Rhai's bytecode VM, experimental); also chosen by RHAI_MP_INTERPRETER
+    #[arg(long, value_name = "NAME", value_parser = ["ast", "vm"])]
+    interpreter: Option<String>,
+
     /// The script to run, then its arguments (in ARGV)
     #[arg(value_name = "SCRIPT [ARGS]", trailing_var_arg = true, allow_hyphen_values = true)]
     rest: Vec<String>,
@@ -36,6 +41,9 @@ pub fn main(runtime: &Runtime) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    if let Some(choice) = cli.interpreter.as_deref().and_then(rhai_mp_core::base::vm::Interpreter::parse) {
+        runtime.set_interpreter(choice);
+    }
     let method = cli.start_method.as_deref().and_then(StartMethod::parse);
     if let Some(m) = method {
         if m == StartMethod::Mpi && !under_launcher() {

@@ -57,6 +57,7 @@ pub use error::Error;
 pub use pool::{Pool, PoolOptions, Task};
 /// The Rhai crate this runtime is built on: a host uses the same version through it.
 pub use rhai;
+pub use rhai_mp_core::base::vm::Interpreter;
 pub use rhai_mp_core::tree::state::StartMethod;
 pub use rhai_mp_core::wire::{register_codec, DataCodec, HandleCodec};
 pub use rhai_mp_stdlib::{registry, MultiprocessingPackage};

@@ -167,7 +167,7 @@ pub(crate) fn run(runtime: &Runtime) -> i32 {
         program = program.merge(&ast);
         // A Ctrl-C that came while the line was typed is not for this statement.
         let _ = rhai_mp_core::base::interrupt::take();
-        let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program);
+        let result = rhai_mp_core::base::vm::eval(&engine, &mut scope, &program);
         program.clear_statements();
         match result {
             Ok(v) if v.is_unit() => {}

@@ -26,6 +26,7 @@
 use crate::{Error, Pool, PoolOptions};
 use rhai::packages::Package;
 use rhai::{Dynamic, Engine, Scope, AST};
+use rhai_mp_core::base::vm::Interpreter;
 use rhai_mp_core::tree::state::{Script, StartMethod};
 use rhai_mp_core::wire::HandleCodec;
 use std::cell::RefCell;
@@ -209,6 +210,18 @@ impl Runtime {
         rhai_mp_core::tree::state::with(|s| s.default_method = method);
     }
 
+    /// Chooses the interpreter that runs script code, in this process and in the children
+    /// it starts (as `--interpreter` does; the default is [`Interpreter::Ast`], or what
+    /// the environment variable `RHAI_MP_INTERPRETER` names). Call it before any code runs.
+    ///
+    /// ```
+    /// let rt = rhai_mp::Runtime::new();
+    /// rt.set_interpreter(rhai_mp::Interpreter::Vm);
+    /// ```
+    pub fn set_interpreter(&self, choice: Interpreter) {
+        rhai_mp_core::base::vm::set_interpreter(choice);
+    }
+
     /// A new engine, set up like every other engine of this runtime.
     ///
     /// ```
@@ -321,7 +334,7 @@ impl Runtime {
             for (name, value) in vars {
                 s.scope.push(name, value);
             }
-            let result = s.engine.eval_ast_with_scope::<Dynamic>(&mut s.scope, &s.program);
+            let result = rhai_mp_core::base::vm::eval(&s.engine, &mut s.scope, &s.program);
             s.program.clear_statements();
             s.scope.rewind(s.scope.len().saturating_sub(extra));
             result.map_err(|e| Error::from_eval(&e))

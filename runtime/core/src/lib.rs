@@ -9,7 +9,7 @@
 //! `tests/layers.rs` reads every `use crate::` and fails on an import that runs up.
 //!
 //! - [`base`] — floor 0: system calls, signals, errors, deadlines, adaptive waiting, shared
-//!   memory, limits, output;
+//!   memory, limits, output, the interpreter switch;
 //! - [`wire`] — floor 1: the one module through which values cross a process boundary;
 //! - [`transport`] — floor 1: how bytes and descriptors travel (never imports `wire`, nor
 //!   `wire` it);

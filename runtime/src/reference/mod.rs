@@ -102,7 +102,10 @@ pub fn entries(runtime: &crate::Runtime) -> Vec<Entry> {
     }
     entries.sort_by_key(|e| {
         let main = &e.calls[0];
-        (e.place.unwrap_or((usize::MAX, 0)), form_rank(&main.form), main.name.clone(), e.arity())
+        // The parameters' names last: overloads of one arity (`Process(target, args)`,
+        // `Process(target, opts)`) would otherwise come in the order of Rhai's function
+        // tables, which changes with rhai's features.
+        (e.place.unwrap_or((usize::MAX, 0)), form_rank(&main.form), main.name.clone(), e.arity(), e.params.clone())
     });
     entries
 }

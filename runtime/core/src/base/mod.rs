@@ -9,6 +9,8 @@
 //! - `interrupt.rs` — the signals that ask this process to stop (Ctrl-C, SIGTERM, SIGHUP)
 //!   and the stop a host or a parent asks for, as plain state;
 //! - `output.rs` — script output, one `write(2)` per line;
+//! - `vm.rs` — which interpreter runs script code (Rhai's AST walker or its bytecode VM),
+//!   and running an AST on it (every floor that runs or receives code goes through it);
 //! - `error.rs` — the one place where Rust errors become Rhai errors ([`error::MpError`],
 //!   `mp_err!`), and the requests that end a script (`exit(n)`, a signal);
 //! - `limits.rs` — what the machine can give (`MemoryError` before a huge allocation);
@@ -26,3 +28,4 @@ pub(crate) mod seeds;
 pub mod shm;
 pub mod spin;
 pub mod sys;
+pub mod vm;

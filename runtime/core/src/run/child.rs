@@ -225,7 +225,7 @@ const TAKE_OVER: &str = "__rhai_mp_take_over";
 /// Runs the top level, then the take-over function, in one evaluation.
 fn run_then_take_over(engine: &Engine, ast: &AST) -> RhaiResult {
     let tail = engine.compile(format!("{TAKE_OVER}()"))?;
-    engine.run_ast_with_scope(&mut Scope::new(), &ast.merge(&tail)).map(|_| Dynamic::UNIT)
+    crate::base::vm::run(engine, &mut Scope::new(), &ast.merge(&tail)).map(|_| Dynamic::UNIT)
 }
 
 /// A child's outcome as its exit code, reporting an error in its name.

@@ -126,7 +126,7 @@ pub fn run_script(mut engine: Engine, name: &str, text: String) -> Result<Dynami
     set_names(&mut engine, "__main__");
     let ast = compile_ast(&engine, &script)?;
     crate::wire::set_program(&ast);
-    engine.run_ast_with_scope(&mut Scope::new(), &ast).map(|_| Dynamic::UNIT)
+    crate::base::vm::run(&engine, &mut Scope::new(), &ast).map(|_| Dynamic::UNIT)
 }
 
 /// The report of an uncaught error, as [`report_error`] prints it (type, message,
@@ -182,11 +182,13 @@ pub fn notice_signals(engine: &mut Engine) {
     engine.on_progress(progress);
 }
 
-/// The progress hook every rhai-mp engine runs: every 256 operations it looks for a stop
-/// (a signal, a cancelled or timed-out task, a host's stop) and, if there is one, ends the
-/// running call (uncatchably). A host that sets its own `on_progress` calls this from it.
+/// The progress hook every rhai-mp engine runs: every 256 operations on the AST, every 64
+/// on the VM (which counts about a fifth as many, see [`crate::base::vm::progress_mask`]),
+/// it looks for a stop (a signal, a cancelled or timed-out task, a host's stop) and, if
+/// there is one, ends the running call (uncatchably). A host that sets its own
+/// `on_progress` calls this from it.
 pub fn progress(ops: u64) -> Option<Dynamic> {
-    if ops & 0xff == 0 {
+    if ops & crate::base::vm::progress_mask() == 0 {
         crate::base::interrupt::take().map(|sig| Dynamic::from(ExitRequest::Signal(sig)))
     } else {
         None

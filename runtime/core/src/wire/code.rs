@@ -36,7 +36,8 @@ pub(crate) struct Unit {
 pub(crate) struct Loaded {
     /// The units, in order.
     pub(crate) units: Rc<[Unit]>,
-    lib: rhai::Shared<rhai::Module>,
+    /// The functions as libraries to push (see [`crate::base::vm::library`]).
+    lib: Vec<rhai::Shared<rhai::Module>>,
     /// The functions, for closures (which have no callable name).
     ast: AST,
 }
@@ -197,7 +198,9 @@ pub(crate) fn load(units: Vec<(u64, Option<String>)>) -> MpResult<Rc<Loaded>> {
     for unit in &list {
         ast = ast.merge(&compiled(unit)?);
     }
-    let loaded = Rc::new(Loaded { units: list.into(), lib: ast.shared_lib().clone(), ast });
+    let lib = crate::base::vm::library(&ast)
+        .map_err(|e| serr(format!("code sent with a function does not compile here: {e}")))?;
+    let loaded = Rc::new(Loaded { units: list.into(), lib, ast });
     remember(&loaded.units);
     LOADED.with(|l| l.borrow_mut().insert(key, loaded.clone()));
     Ok(loaded)
@@ -269,13 +272,13 @@ pub(crate) fn wrap(name: &str, loaded: &Rc<Loaded>) -> MpResult<FnPtr> {
 /// the sent ones win over the program's, as the sender's view is the one that counts).
 fn call_with(
     ctx: &NativeCallContext,
-    lib: &rhai::Shared<rhai::Module>,
+    lib: &[rhai::Shared<rhai::Module>],
     name: &str,
     inner: &FnPtr,
     args: &mut [&mut Dynamic],
 ) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
     let mut global = ctx.global_runtime_state().clone();
-    global.lib.push(lib.clone());
+    global.lib.extend(lib.iter().cloned());
     let pos = if ctx.call_position().is_none() { Position::NONE } else { ctx.call_position() };
     let ctx2: NativeCallContext = (ctx.engine(), name, None, &global, pos).into();
     let values: Vec<Dynamic> = args.iter_mut().map(|a| std::mem::take(&mut **a)).collect();
