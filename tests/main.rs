@@ -27,6 +27,7 @@ mod embedding;
 mod errors;
 mod executor;
 mod faults;
+mod globals;
 mod manager;
 mod mpi;
 mod oversubscribed;

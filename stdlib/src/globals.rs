@@ -18,7 +18,9 @@
 //!
 //! Crossing a process boundary (an argument, a captured value): the handle goes as a copy
 //! of the store as a plain object map, as Python pickles a dict (`globals()` passed to a
-//! child is the parent's dict, copied); the child's own `globals()` is untouched.
+//! child is the parent's dict, copied); the child's own `globals()` is untouched. A fork
+//! child's `Process` arguments are inherited, not sent: there the handle stays a handle,
+//! on the child's own globals (a copy of the parent's at the fork), as in Python.
 
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, INT};
@@ -103,7 +105,8 @@ pub mod globals_functions {
     /// initializer sets (`let g = globals(); g.base = b;`) is read by each task as `globals().base`. A
     /// spawn child's start empty, a fork child's are a copy of its parent's at the fork; they
     /// never cross to another process by themselves (passed as an argument, the handle
-    /// arrives as a copy: a plain object map). Rhai cannot assign to `globals().base`:
+    /// arrives as a copy: a plain object map; a fork child's `Process` arguments are
+    /// inherited, so there it is the child's own `globals()`, a copy made at the fork). Rhai cannot assign to `globals().base`:
     /// assign through a variable, or use `set`.
     ///
     /// ```rhai
