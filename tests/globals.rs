@@ -149,5 +149,9 @@ fn the_repl_keeps_them(m: &str) {
     );
     assert_eq!(out.ok(), "6\n5\n[8, 9]\n5\nafter\n", "{m}: {}", out.stderr);
     // The assignment Rhai cannot parse is reported with the way to write it.
-    assert!(out.stderr.contains("SyntaxError") && out.stderr.contains("hint: Rhai cannot assign to `globals().x`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("SyntaxError") && out.stderr.contains("hint: Rhai cannot assign to `globals().x`"),
+        "{}",
+        out.stderr
+    );
 }

@@ -102,12 +102,13 @@ pub mod globals_functions {
     pub type Globals = super::Globals;
 
     /// This process's own globals, a map-like handle that every function sees: what an
-    /// initializer sets (`let g = globals(); g.base = b;`) is read by each task as `globals().base`. A
-    /// spawn child's start empty, a fork child's are a copy of its parent's at the fork; they
-    /// never cross to another process by themselves (passed as an argument, the handle
-    /// arrives as a copy: a plain object map; a fork child's `Process` arguments are
-    /// inherited, so there it is the child's own `globals()`, a copy made at the fork). Rhai cannot assign to `globals().base`:
-    /// assign through a variable, or use `set`.
+    /// initializer sets (`let g = globals(); g.base = b;`) each task reads as
+    /// `globals().base`. A spawn child's globals start empty (its run of the script's top
+    /// level may set some, as Python re-imports the module), a fork child's are a copy of its
+    /// parent's at the fork; they never cross to another process by themselves (passed as an
+    /// argument, the handle arrives as a copy: a plain object map; a fork child's `Process`
+    /// arguments are inherited, so there it is the child's own `globals()`). Rhai cannot
+    /// assign to `globals().base`: assign through a variable, or use `set`.
     ///
     /// ```rhai
     /// fn init(b) { let g = globals(); g.base = b; }
@@ -124,7 +125,7 @@ pub mod globals_functions {
         super::Globals
     }
 
-    /// `g[key]`, also `g.key`: the value of a global.
+    /// The value of global `key`; also `g.key` (`globals().base`).
     ///
     /// ```rhai
     /// globals().set("base", 10);
@@ -140,8 +141,8 @@ pub mod globals_functions {
         super::get(&key).ok_or_else(|| key_error(&key))
     }
 
-    /// `g[key] = value`, also `g.key = value`: sets a global of this process (`g` a
-    /// variable: `let g = globals();`).
+    /// Sets global `key` of this process; also `g.key = value` (`g` a variable: `let g =
+    /// globals();`, as Rhai assigns only through variables).
     ///
     /// ```rhai
     /// let g = globals();
