@@ -32,7 +32,7 @@ use std::cell::RefCell;
 
 thread_local! {
     /// This process's globals.
-    static STORE: RefCell<Map> = RefCell::new(Map::new());
+    static STORE: RefCell<Map> = const { RefCell::new(Map::new()) };
 }
 
 /// The handle `globals()` returns; every copy refers to this process's one store.
