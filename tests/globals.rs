@@ -124,6 +124,16 @@ m.a = 100;
 print([type_of(m), m.len(), globals().a]);
 globals().clear();
 print(globals().len());
+// Sent (a queue encodes what it is given), the handle is a copy: a plain map.
+let q = Queue();
+g.n = 1;
+q.put(globals());
+let got = q.get(true, 10);
+print([type_of(got), got.n]);
+g.me = globals();
+try { q.put(globals()) } catch (e) { print(e.type) }
+q.put(globals().get("n"));
+print(q.get(true, 10));
 "#,
         m,
     );
@@ -131,7 +141,7 @@ print(globals().len());
         out.ok(),
         "11\n11\n[true, false, false]\n[11, (), 0]\n[[\"base\", \"other\"], [11, \"x\"], 2]\n\
          #{\"base\": 11, \"other\": \"x\"}\nKeyError nope \"nope\" is not in globals()\nKeyError missing\n\
-         TypeError\nKeyError\n[\"x\", \"gone\", (), 11, 0]\n[\"map\", 3, 1]\n0\n",
+         TypeError\nKeyError\n[\"x\", \"gone\", (), 11, 0]\n[\"map\", 3, 1]\n0\n[\"map\", 1]\nSerializationError\n1\n",
         "{m}: {}",
         out.stderr
     );

@@ -28,7 +28,7 @@ use rhai_mp_core::mp_err;
 use rhai_mp_core::prelude::MpResult;
 use rhai_mp_core::wire::{HandleCodec, Reader, Writer};
 use std::any::TypeId;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     /// This process's globals.
@@ -81,7 +81,19 @@ impl HandleCodec for GlobalsCodec {
         TypeId::of::<Globals>()
     }
     fn encode(&self, _value: &Dynamic, w: &mut Writer) -> MpResult<()> {
-        w.value(&Dynamic::from_map(snapshot()), "globals()")
+        thread_local! {
+            /// Set while the store is being encoded: a handle met then is in the store.
+            static ENCODING: Cell<bool> = const { Cell::new(false) };
+        }
+        if ENCODING.with(|e| e.replace(true)) {
+            return Err(mp_err!(
+                SerializationError,
+                "globals() holds a globals() handle (a cycle): use to_map() to send a copy of one"
+            ));
+        }
+        let sent = w.value(&Dynamic::from_map(snapshot()), "globals()");
+        ENCODING.with(|e| e.set(false));
+        sent
     }
     fn decode(&self, r: &mut Reader) -> MpResult<Dynamic> {
         r.value()
