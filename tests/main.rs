@@ -27,6 +27,7 @@ mod embedding;
 mod errors;
 mod executor;
 mod faults;
+mod globals;
 mod interpreter;
 mod keywords;
 mod listener;

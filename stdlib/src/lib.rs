@@ -27,6 +27,7 @@ pub mod context;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod globals;
 pub mod hold;
 pub mod listener;
 pub mod lock;

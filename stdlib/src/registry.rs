@@ -119,6 +119,7 @@ pub static PRIMITIVES: &[Primitive] = &[
     crate::shared_memory::PRIMITIVE,
     crate::pool::PRIMITIVE,
     crate::pool::EXECUTOR,
+    crate::globals::PRIMITIVE,
     crate::manager::PRIMITIVE,
     crate::os::PRIMITIVE,
     crate::time::PRIMITIVE,

@@ -146,10 +146,25 @@ pub(crate) fn format(
             let caret: String =
                 text.chars().take(col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
             out.push_str(&format!("{:gutter$} |\n{line} | {text}\n{:gutter$} | {caret}^\n", "", ""));
+            if let Some(hint) = hint(t.error, text.chars().skip(col.saturating_sub(1)).collect::<String>().as_str()) {
+                out.push_str(&format!("  = hint: {hint}\n"));
+            }
         }
     }
     if !t.chain.is_empty() {
         out.push_str(&format!("  = in {}\n", t.chain.iter().map(|f| format!("'{f}'")).collect::<Vec<_>>().join(" → ")));
     }
     out
+}
+
+/// A hint for a syntax error that Python habits cause, given the source from its position
+/// on: `globals().x = v` (Rhai assigns only to chains that start at a variable).
+fn hint(err: &EvalAltResult, from: &str) -> Option<&'static str> {
+    use rhai::ParseErrorType as P;
+    match err {
+        EvalAltResult::ErrorParsing(P::AssignmentToInvalidLHS(_), _) if from.starts_with("globals(") => Some(
+            "Rhai cannot assign to `globals().x`: write `let g = globals(); g.x = v;` or `globals().set(\"x\", v)`",
+        ),
+        _ => None,
+    }
 }
