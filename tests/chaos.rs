@@ -536,14 +536,17 @@ if __name__ == "__main__" {
 #[test]
 fn semaphores() {
     let src = r#"
-fn worker(s, inside, stats, done, stop, id, nw) {
+fn worker(s, inside, cnt, stats, done, stop, id, tk) {
+    let l = cnt.get_lock();
     while stop[0] == 0 {
         if !s.acquire(true, 30) { stats[1] += 1; return; }
         inside[id] = 1;
-        let k = 0; for j in 0..nw { k += inside[j]; }
-        if k > 2 { stats[0] += 1; }
+        // How many are inside, counted under a lock (a sum of the flags is no snapshot: read
+        // one by one, it can see a worker that left and the one that came in after it).
+        hold(l, || { if l.owner_died { tk[0] += 1 } cnt.value += 1; if cnt.value > 2 { stats[0] += 1; } });
         time::sleep(0.001);
         done[id] += 1;
+        hold(l, || { if l.owner_died { tk[0] += 1 } cnt.value -= 1; });
         inside[id] = 0;
         s.release();
     }
@@ -551,8 +554,9 @@ fn worker(s, inside, stats, done, stop, id, nw) {
 fn workload(nw) {
     let s = Semaphore(2);
     let inside = RawArray("q", nw); let stats = RawArray("q", 2); let done = RawArray("q", nw); let stop = RawArray("q", 1);
+    let cnt = Value("q", 0); let tk = RawArray("q", 1);
     let ws = [];
-    for id in 0..nw { let p = Process(worker, [s, inside, stats, done, stop, id, nw]); p.start(); print(`pid worker ${p.pid}`); ws.push(p); }
+    for id in 0..nw { let p = Process(worker, [s, inside, cnt, stats, done, stop, id, tk]); p.start(); print(`pid worker ${p.pid}`); ws.push(p); }
     print("go");
     wait_marker(); time::sleep(0.3); stop[0] = 1;
     for p in ws { p.join(60); }
@@ -560,6 +564,7 @@ fn workload(nw) {
     print(`stats ${stats[0]} ${stats[1]}`);
     print(`inside ${inside.to_array()}`);
     print(`done ${done.to_array()}`);
+    print(`takeovers ${tk[0]}`);
     let v = s.get_value();
     let got = 0;
     while s.acquire(false) { got += 1; }
