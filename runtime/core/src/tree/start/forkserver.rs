@@ -76,19 +76,55 @@ fn ensure_server() -> MpResult<ServerAddr> {
     Ok(addr)
 }
 
-/// Asks the forkserver for a child that runs the call in `boot`.
+/// Asks the forkserver for a child that runs the call in `boot`. A server that is gone
+/// (killed, or ended by a signal: nothing listens at its address any more) is replaced
+/// once, as Python does (bpo-31308): its exit is reaped, a new one starts, and the request
+/// goes to it. (Only a refused connection retries: the old server cannot have run anything
+/// for this request.)
 pub(crate) fn launch(mut boot: Boot) -> MpResult<Popen> {
-    let addr = ensure_server()?;
+    let mut addr = ensure_server()?;
+    let conn = match listener::connect(&addr.name, listener::Kind::Stream) {
+        Err(e) if gone(&e) => {
+            forget_server();
+            addr = ensure_server()?;
+            listener::connect(&addr.name, listener::Kind::Stream)
+        }
+        r => r,
+    }
+    .map_err(|e| listener::unreachable("forkserver", e))?;
     boot.forkserver = Some(addr.clone());
-    launch_at(&addr, boot)
+    request(&addr, conn, boot)
+}
+
+/// Whether a failed connection says that no server listens there any more.
+fn gone(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT))
+}
+
+/// Forgets a forkserver that is gone, reaping it if this process started it.
+fn forget_server() {
+    let pid = state::with(|s| {
+        s.forkserver = None;
+        s.forkserver_pid.take()
+    });
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+    }
 }
 
 /// Asks the server at `addr` (a forkserver, or a fork pool's server, see
 /// [`super::fork::Server`]) for a child that runs the call in `boot`.
 pub(crate) fn launch_at(addr: &ServerAddr, boot: Boot) -> MpResult<Popen> {
-    let packet = boot.into_packet()?;
     let conn =
         listener::connect(&addr.name, listener::Kind::Stream).map_err(|e| listener::unreachable("forkserver", e))?;
+    request(addr, conn, boot)
+}
+
+/// Sends the request in `boot` on `conn`, a connection to the server at `addr`, and reads
+/// the new child's pid.
+fn request(addr: &ServerAddr, conn: OwnedFd, boot: Boot) -> MpResult<Popen> {
+    let packet = boot.into_packet()?;
     sys::write_all(conn.as_fd(), &addr.key).map_err(|e| MpError::os("cannot send to the forkserver", e))?;
     stream::send(conn.as_fd(), &packet.bytes, &packet.fds)
         .map_err(|e| MpError::os("cannot send to the forkserver", e))?;
