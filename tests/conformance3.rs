@@ -41,3 +41,42 @@ if __name__ == "__main__" {
         assert_eq!(out.ok(), "first\nagain 0\n0\nagain 1\n0\nagain 2\n0\ntrue\n", "{signal}");
     }
 }
+
+per_method!(parent_process_join_waits_for_the_parent);
+
+/// `parent_process().join(timeout)` in a grandchild waits for the parent to end (CPython's
+/// `test_parent_process`); it used to throw `AssertionError: can only join a child process`.
+fn parent_process_join_waits_for_the_parent(m: &str) {
+    let out = run_script(
+        r#"
+fn grandchild(w) {
+    let pp = parent_process();
+    let say = || if pp.is_alive() { "alive" } else { "not alive" };
+    w.send(say.call());
+    pp.join(0.2);
+    w.send(say.call());
+    pp.join(30);
+    w.send(say.call());
+}
+fn child(w) {
+    let p = Process(grandchild, [w]);
+    p.start();
+    time::sleep(60);
+}
+if __name__ == "__main__" {
+    let rw = Pipe(false);
+    let p = Process(child, [rw[1]]);
+    p.start();
+    print(rw[0].recv());
+    print(rw[0].recv());
+    // SIGKILL: the child does not end its own children on the way out.
+    p.kill();
+    print(rw[0].recv());
+    p.join();
+    try { current_process().join(1) } catch (e) { print(e.type) }
+}
+"#,
+        m,
+    );
+    assert_eq!(out.ok(), "alive\nalive\nnot alive\nAssertionError\n");
+}
