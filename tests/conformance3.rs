@@ -80,3 +80,62 @@ if __name__ == "__main__" {
     );
     assert_eq!(out.ok(), "alive\nalive\nnot alive\nAssertionError\n");
 }
+
+/// The iterators this API returns are iterables wherever one is taken (`map`, `imap`,
+/// `imap_unordered`, `starmap`, `map_async`, `Array()`, `m.list()`); they used to be
+/// refused with `TypeError: ... not ImapIterator`. A source iterator that fails midway
+/// gives, as CPython's `test_imap_handle_iterable_exception`, the items of the chunks
+/// made before the failure and then its error (chunksize 2: 6 values; 4: 4), and fails a
+/// `map` outright (Python's `list(iterable)` raises).
+#[test]
+fn api_iterators_are_iterables() {
+    let out = run_script(
+        r#"
+fn sq(x) { x * x }
+// An iterator whose eighth item is an error.
+fn src(p) { p.imap(|x| if x == 7 { throw "boom" } else { x }, 0..20) }
+if __name__ == "__main__" {
+    let p = Pool(2);
+    for cs in [1, 2, 3, 4] {
+        let got = [];
+        try { for x in p.imap(sq, src(p), cs) { got.push(x) } } catch (e) { got.push(`err ${e}`) }
+        print(`${cs} ${got}`);
+        let got = [];
+        try { for x in p.imap_unordered(sq, src(p), cs) { got.push(x) } } catch (e) { got.push(`err ${e}`) }
+        let errs = got.filter(|x| type_of(x) == "string");
+        let vals = got.filter(|x| type_of(x) != "string");
+        vals.sort();
+        print(`u ${cs} ${vals} ${errs}`);
+    }
+    let it = p.imap(sq, src(p), 2);
+    for i in 0..6 { it.next(); }
+    try { it.next() } catch (e) { print(`next: ${e}`) }
+    try { it.next() } catch (e) { print(`then: ${e.type}`) }
+    try { p.map(sq, src(p)) } catch (e) { print(`map ${e}`) }
+    try { p.map_async(sq, src(p)) } catch (e) { print(`map_async ${e}`) }
+    print(p.starmap(|a, b| a + b, p.imap(|x| [x, x], 0..3)));
+    print(p.map(sq, p.imap(|x| x, 0..5)));
+    print(p.map_async(sq, p.imap_unordered(|x| x, 0..5), 2).get().len());
+    print(p.map(sq, Array("i", [1, 2, 3])));
+    print(Array("i", p.imap(sq, 0..4)).to_array());
+    print(RawArray("i", Array("i", [5, 6])).to_array());
+    try { Array("i", src(p)) } catch (e) { print(`Array ${e}`) }
+    let m = Manager();
+    print(m.list(p.imap(sq, 0..4)).to_array());
+    print(p.map(sq, m.list([7, 8])));
+    try { m.list(src(p)) } catch (e) { print(`list ${e}`) }
+    p.terminate();
+}
+"#,
+        "fork",
+    );
+    assert_eq!(
+        out.ok(),
+        "1 [0, 1, 4, 9, 16, 25, 36, \"err boom\"]\nu 1 [0, 1, 4, 9, 16, 25, 36] [\"err boom\"]\n\
+         2 [0, 1, 4, 9, 16, 25, \"err boom\"]\nu 2 [0, 1, 4, 9, 16, 25] [\"err boom\"]\n\
+         3 [0, 1, 4, 9, 16, 25, \"err boom\"]\nu 3 [0, 1, 4, 9, 16, 25] [\"err boom\"]\n\
+         4 [0, 1, 4, 9, \"err boom\"]\nu 4 [0, 1, 4, 9] [\"err boom\"]\n\
+         next: boom\nthen: StopIteration\nmap boom\nmap_async boom\n[0, 2, 4]\n[0, 1, 4, 9, 16]\n5\n\
+         [1, 4, 9]\n[0, 1, 4, 9]\n[5, 6]\nArray boom\n[0, 1, 4, 9]\n[49, 64]\nlist boom\n"
+    );
+}

@@ -293,10 +293,11 @@ pub mod manager_functions {
     /// let l = m.list(0..5);
     /// ```
     ///
-    /// Throws when: `init` is not iterable (`TypeError`); the server is gone.
+    /// Throws when: `init` is not iterable (`TypeError`); it is an iterator (an imap's)
+    /// that fails (its error); the server is gone.
     #[rhai_fn(global, name = "list", return_raw)]
     pub fn list_init(m: &mut Manager, init: Dynamic) -> Result<Proxy, Box<EvalAltResult>> {
-        let init = items_arg(init, "list")?;
+        let init = items_arg(opts::pulled(init)?, "list")?;
         m.proxy(Kind::List, Create::List(init))
     }
 
@@ -368,7 +369,7 @@ pub mod manager_functions {
     /// Throws when: as `Array()`.
     #[rhai_fn(global, name = "Array", return_raw)]
     pub fn array(m: &mut Manager, tc: Dynamic, init: Dynamic) -> Result<Proxy, Box<EvalAltResult>> {
-        let init = if init.is_int() { init } else { items_arg(init, "Array")? };
+        let init = if init.is_int() { init } else { items_arg(opts::pulled(init)?, "Array")? };
         m.proxy(Kind::Array, Create::Array(tc, init))
     }
 

@@ -107,6 +107,8 @@ pub struct Job {
     pub next_item: u64,
     /// All the items, when known (for a progress bar).
     pub total: Option<u64>,
+    /// Imap: the error its input iterator gave midway, handed out after the last item.
+    pub tail: Option<Box<EvalAltResult>>,
 }
 
 impl Job {
@@ -130,6 +132,7 @@ impl Job {
             chunksize: 1,
             next_item: 0,
             total: None,
+            tail: None,
         }
     }
 
