@@ -139,3 +139,32 @@ if __name__ == "__main__" {
          [1, 4, 9]\n[0, 1, 4, 9]\n[5, 6]\nArray boom\n[0, 1, 4, 9]\n[49, 64]\nlist boom\n"
     );
 }
+
+/// Closed queues as Python 3.12: a `Queue` this process put items on and then closed
+/// throws `OSError` from `empty()` (its feeder closed the pipe), its `put`/`get` throw
+/// `ValueError`; an unused closed one is still empty; a closed `SimpleQueue` throws
+/// `OSError` "handle is closed" from `empty`, `put` and `get`. (`empty()` used to return a
+/// bool and a SimpleQueue's `put`/`get` to throw `ValueError`.)
+#[test]
+fn closed_queues_as_python() {
+    let out = run(&[
+        "-e",
+        r#"
+fn t(name, f) { try { print(`${name} ${f.call()}`) } catch (e) { print(`${name} ${e.type} ${e.message}`) } }
+let q = Queue(); q.put(1); q.get(); q.close();
+t("Q empty", || q.empty()); t("Q put", || q.put(1)); t("Q get", || q.get()); t("Q qsize", || q.qsize());
+let q = Queue(); q.close();
+t("Q2 empty", || q.empty()); t("Q2 get", || q.get(true, 0.1));
+let q = JoinableQueue(); q.put(1); q.close();
+t("J empty", || q.empty());
+let q = SimpleQueue(); q.put(1); q.close();
+t("S empty", || q.empty()); t("S put", || q.put(1)); t("S get", || q.get());
+"#,
+    ]);
+    assert_eq!(
+        out.ok(),
+        "Q empty OSError handle is closed\nQ put ValueError Queue is closed\nQ get ValueError Queue is closed\n\
+         Q qsize 0\nQ2 empty true\nQ2 get ValueError Queue is closed\nJ empty OSError handle is closed\n\
+         S empty OSError handle is closed\nS put OSError handle is closed\nS get OSError handle is closed\n"
+    );
+}

@@ -75,6 +75,11 @@ const SPILLED: u32 = 1 << 31;
 /// pool task's head there).
 const SPILL_PREFIX: usize = 64;
 
+/// Python's error for a pipe used after it was closed.
+fn closed_handle() -> MpError {
+    mp_err!(OSError, "handle is closed")
+}
+
 /// The three flavours share one machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -108,6 +113,9 @@ pub struct QueueCore {
     pub flavour: Flavour,
     /// `close()` was called in this process.
     closed: Cell<bool>,
+    /// This process put an item through this handle (Python's feeder thread started, and
+    /// closing the queue closes its pipe, so `empty()` then throws).
+    used: Cell<bool>,
     /// How long a `get` here polls for an item before it sleeps (adaptive).
     get_spin: rhai_mp_core::base::spin::Spin,
     /// How long a `put` here polls for room before it sleeps (adaptive).
@@ -200,6 +208,7 @@ impl QueueCore {
             maxsize,
             flavour,
             closed: Cell::new(false),
+            used: Cell::new(false),
             get_spin: rhai_mp_core::base::spin::Spin::new(),
             put_spin: rhai_mp_core::base::spin::Spin::new(),
             spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
@@ -228,6 +237,7 @@ impl QueueCore {
             maxsize,
             flavour,
             closed: Cell::new(false),
+            used: Cell::new(false),
             get_spin: rhai_mp_core::base::spin::Spin::new(),
             put_spin: rhai_mp_core::base::spin::Spin::new(),
             spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
@@ -270,8 +280,13 @@ impl QueueCore {
         }
     }
 
+    /// Python's errors for a closed handle: a `Queue`'s `put`/`get` check it first
+    /// (`ValueError`); a `SimpleQueue`'s use its closed pipe (`OSError: handle is closed`).
     fn check_open(&self) -> MpResult<()> {
         if self.closed.get() {
+            if self.flavour == Flavour::Simple {
+                return Err(closed_handle());
+            }
             return Err(mp_err!(ValueError, "{} is closed", self.flavour.name()));
         }
         Ok(())
@@ -300,6 +315,7 @@ impl QueueCore {
         deadline: Deadline,
     ) -> MpResult<()> {
         self.check_open()?;
+        self.used.set(true);
         let len = pieces.iter().map(|p| p.len()).sum::<usize>();
         if len > u32::MAX as usize {
             return Err(mp_err!(ValueError, "an item of {len} bytes is too large for a queue (4 GiB at most)"));
@@ -593,6 +609,15 @@ impl QueueCore {
 
     pub fn empty(&self) -> bool {
         self.qsize() == 0
+    }
+
+    /// `empty()` as a script calls it: on a closed `SimpleQueue`, or a closed `Queue` this
+    /// process put items on, Python's pipe is closed and it throws `OSError`.
+    pub fn empty_checked(&self) -> MpResult<bool> {
+        if self.closed.get() && (self.flavour == Flavour::Simple || self.used.get()) {
+            return Err(closed_handle());
+        }
+        Ok(self.empty())
     }
 
     pub fn full(&self) -> bool {

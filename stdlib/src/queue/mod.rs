@@ -240,10 +240,11 @@ pub mod queue_functions {
     /// while !q.empty() { print(q.get()); }
     /// ```
     ///
-    /// Throws when: never.
-    #[rhai_fn(global, pure)]
-    pub fn empty(q: &mut Queue) -> bool {
-        q.0.empty()
+    /// Throws when: this process put items on the queue and then closed it (`OSError`
+    /// "handle is closed", as Python, whose feeder thread closed its pipe).
+    #[rhai_fn(global, pure, return_raw)]
+    pub fn empty(q: &mut Queue) -> Result<bool, Box<EvalAltResult>> {
+        Ok(q.0.empty_checked()?)
     }
 
     /// Whether the queue holds `maxsize` items (a snapshot; always false without a limit).
