@@ -168,3 +168,40 @@ t("S empty", || q.empty()); t("S put", || q.put(1)); t("S get", || q.get());
          S empty OSError handle is closed\nS put OSError handle is closed\nS get OSError handle is closed\n"
     );
 }
+
+per_method!(shared_memory_names);
+
+/// A name with a NUL throws `ValueError` (Python 3.12, gh-115886; it used to be `OSError`);
+/// an anonymous block made by a child and handed to its parent attaches by name from the
+/// parent and from another child after its creator ended (it used to be
+/// `FileNotFoundError`), and stops attaching once no process uses it.
+fn shared_memory_names(m: &str) {
+    let out = run_script(
+        r#"
+fn make(q) { let s = SharedMemory(16); s.write(0, blob(4, 7)); q.put(s); }
+fn other(name, q) { let s = SharedMemory(#{name: name}); q.put(s.read(0, 5)); s.write(4, blob(1, 9)); }
+if __name__ == "__main__" {
+    let q = Queue();
+    let p = Process(make, [q]); p.start();
+    let shm = q.get(); p.join();
+    print(p.exitcode);
+    let again = SharedMemory(#{name: shm.name});
+    print(again.read(0, 5));
+    let c = Process(other, [shm.name, q]); c.start();
+    print(q.get()); c.join();
+    print(shm.read(0, 5));
+    for n in ["a\x00b", "\x00"] {
+        try { SharedMemory(#{name: n, create: true, size: 10}) } catch (e) { print(`${e.type}`) }
+        try { SharedMemory(#{name: n}) } catch (e) { print(`${e.type}`) }
+    }
+    shm.close(); again.close();
+    try { SharedMemory(#{name: shm.name}) } catch (e) { print(`${e.type}`) }
+}
+"#,
+        m,
+    );
+    assert_eq!(
+        out.ok(),
+        "0\n[0707070700]\n[0707070700]\n[0707070709]\nValueError\nValueError\nValueError\nValueError\nFileNotFoundError\n"
+    );
+}
