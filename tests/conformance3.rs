@@ -205,3 +205,27 @@ if __name__ == "__main__" {
         "0\n[0707070700]\n[0707070700]\n[0707070709]\nValueError\nValueError\nValueError\nValueError\nFileNotFoundError\n"
     );
 }
+
+/// Contexts as Python's concrete ones: `ctx.get_context()` is the context itself,
+/// `ctx.set_start_method(..)` throws `ValueError`, and `get_context(())` is the default's
+/// (each used to throw `TypeError`).
+#[test]
+fn contexts_as_python() {
+    let out = run(&[
+        "-e",
+        r#"
+let ctx = get_context("fork");
+print(`${ctx.get_context()} ${ctx.get_context("spawn").get_start_method()} ${ctx.get_context(())}`);
+try { ctx.set_start_method("spawn") } catch (e) { print(`${e.type}: ${e.message}`) }
+try { ctx.set_start_method("spawn", true) } catch (e) { print(`${e.type}: ${e.message}`) }
+print(get_context(()).get_start_method());
+try { ctx.get_context("thread") } catch (e) { print(e.type) }
+let p = ctx.get_context().Process(|| print("child")); p.start(); p.join();
+"#,
+    ]);
+    assert_eq!(
+        out.ok(),
+        "<Context fork> spawn <Context fork>\nValueError: cannot set start method of concrete context\n\
+         ValueError: cannot set start method of concrete context\nspawn\nValueError\nchild\n"
+    );
+}
