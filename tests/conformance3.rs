@@ -229,3 +229,50 @@ let p = ctx.get_context().Process(|| print("child")); p.start(); p.join();
          ValueError: cannot set start method of concrete context\nspawn\nValueError\nchild\n"
     );
 }
+
+per_method!(errors_from_workers_keep_every_field);
+
+/// A runtime error raised in a worker arrives as the map a local `catch` there gives (with
+/// `error`, and the error's own fields such as `index` and `length`), plus `type`,
+/// `process` and `pid`; it used to lose every field but `message`, `line` and `position`.
+fn errors_from_workers_keep_every_field(m: &str) {
+    let out = run_script(
+        r#"
+fn bounds(local) { if local { try { let a = [1]; a[3] } catch (e) { return e } } let a = [1]; a[3] }
+fn missing(local) { if local { try { no_such_fn(1) } catch (e) { return e } } no_such_fn(1) }
+fn prop(local) { if local { try { let m = #{}; m.q.w } catch (e) { return e } } let m = #{}; m.q.w }
+fn strb(local) { if local { try { "abc"[10] } catch (e) { return e } } "abc"[10] }
+fn caught(f) { try { f.call() } catch (e) { return e } }
+if __name__ == "__main__" {
+    let p = Pool(1);
+    for f in [bounds, missing, prop, strb] {
+        let local = p.apply(f, [true]);
+        let remote = caught(|| p.apply(f, [false]));
+        let lost = [];
+        // (The local catch's position is another column of the same line.)
+        for k in local.keys() {
+            if !(k in remote) || remote[k] != local[k] && k != "position" { lost.push(k) }
+        }
+        let extra = [];
+        for k in remote.keys() { if !(k in local) { extra.push(k) } }
+        extra.sort();
+        print(`${local.error}: lost ${lost} extra ${extra} ${remote.type} ${remote.pid == p.apply(|| os::getpid())}`);
+    }
+    let e = caught(|| p.map(bounds, [false]));
+    print(`${e.error} ${e.index} ${e.length}`);
+    let e = caught(|| p.apply_async(bounds, [false]).get());
+    print(`${e.error} ${e.index} ${e.length}`);
+    p.terminate();
+}
+"#,
+        m,
+    );
+    assert_eq!(
+        out.ok(),
+        "ErrorArrayBounds: lost [] extra [\"pid\", \"process\", \"type\"] IndexError true\n\
+         ErrorFunctionNotFound: lost [] extra [\"pid\", \"process\", \"type\"] NameError true\n\
+         ErrorDotExpr: lost [] extra [\"pid\", \"process\", \"type\"] RuntimeError true\n\
+         ErrorStringBounds: lost [] extra [\"pid\", \"process\", \"type\"] IndexError true\n\
+         ErrorArrayBounds 3 1\nErrorArrayBounds 3 1\n"
+    );
+}
