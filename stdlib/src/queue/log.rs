@@ -219,7 +219,10 @@ impl QueueCore {
     /// Copies of the queue's descriptors (memfd, side channel, eventfd): with its `maxsize`
     /// and flavour, all another handle on the same queue needs ([`QueueCore::from_fds`]).
     pub fn dup_fds(&self) -> MpResult<Vec<OwnedFd>> {
-        Ok(vec![self.region.dup_fd()?, self.fd_tx.try_clone()?, self.fd_rx.try_clone()?, self.ready.try_clone()?])
+        let dup = || -> std::io::Result<Vec<OwnedFd>> {
+            Ok(vec![self.region.dup_fd()?, self.fd_tx.try_clone()?, self.fd_rx.try_clone()?, self.ready.try_clone()?])
+        };
+        dup().map_err(|e| MpError::os(&format!("cannot copy a {}'s descriptors to send it", self.flavour.name()), e))
     }
 
     /// Another handle on a queue, from [`QueueCore::dup_fds`].
