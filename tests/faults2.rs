@@ -115,3 +115,81 @@ if __name__ == "__main__" {
         assert!(errors > 0, "ulimit -u {u}: {}", out.stdout);
     }
 }
+
+per_method!(more_than_253_handles_to_one_child);
+
+/// A child given more handles than one message can carry descriptors (253): spawn and
+/// forkserver used to throw `OSError: cannot pass more than 253 descriptors in one
+/// message` (fork worked); the descriptors now go in several messages.
+fn more_than_253_handles_to_one_child(m: &str) {
+    for n in ["254", "1000"] {
+        let out = run_script_args(
+            r#"
+fn bump(vs) { for v in vs { v.value += 1 } }
+if __name__ == "__main__" {
+    let vs = [];
+    for i in 0..ARGV[0].parse_int() { vs.push(Value("i", i, false)) }
+    let p = Process(bump, [vs]); p.start(); p.join();
+    let ok = true;
+    for i in 0..vs.len() { if vs[i].value != i + 1 { ok = false } }
+    print(`${p.exitcode} ${ok}`);
+}
+"#,
+            m,
+            &[n],
+        );
+        assert_eq!(out.ok(), "0 true\n", "{n} handles");
+    }
+}
+
+/// A spawn child's boot reader used to allocate and zero-fill whatever size the 16-byte
+/// header announced before any of it arrived (1 GiB of memory while waiting for 3 bytes;
+/// killed in a 256 MiB cgroup). It now grows its buffer with what arrives: here a child
+/// told "1 GiB follows" and given 3 bytes stays small, and ends (exit code 1, a message)
+/// when the connection closes.
+#[test]
+fn a_boot_header_announcing_a_gigabyte_allocates_what_arrives() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut child = std::process::Command::new(bin())
+        .env("RHAI_MP_CHILD", "spawn")
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ours.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut answer = [0u8; 1];
+    ours.read_exact(&mut answer).unwrap();
+    // The frame header (see runtime/core/src/transport/stream.rs): length, descriptor
+    // count, magic; then 3 bytes of the gigabyte.
+    let mut header = Vec::new();
+    header.extend_from_slice(&(1u64 << 30).to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&0x524d_5031u32.to_le_bytes());
+    ours.write_all(&header).unwrap();
+    ours.write_all(b"abc").unwrap();
+    let rss_kib = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // Watch it while it waits for the rest (a zero-filled gigabyte takes far less than this
+    // to show up).
+    let mut most = 0;
+    for _ in 0..100 {
+        most = most.max(rss_kib(child.id()));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(ours);
+    let status = wait_bounded(&mut child, LIMIT).expect("the child did not end when its stdin closed");
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(most < 128 * 1024, "the waiting child used {most} KiB");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("no boot message arrived"), "{err}");
+}

@@ -235,14 +235,16 @@ impl Pending {
             Some((len, nfds)) if len <= MAX_REQUEST => (len, nfds),
             _ => return Some(Progress::Drop),
         };
-        let end = stream::HEADER + len;
+        // (More descriptors than one message carries come on marker bytes after the header.)
+        let start = stream::HEADER + stream::markers(nfds);
+        let end = start.saturating_add(len);
         if frame.len() < end {
             return None;
         }
         if frame.len() > end || nfds != self.fds.len() {
             return Some(Progress::Drop);
         }
-        let bytes = frame[stream::HEADER..].to_vec();
+        let bytes = frame[start..].to_vec();
         Some(Progress::Done(Packet { bytes, fds: std::mem::take(&mut self.fds) }))
     }
 }
