@@ -85,7 +85,9 @@ fn memfd_name(tag: &str) -> String {
 fn is_memfd(path: &std::path::Path, memfd: &str) -> bool {
     std::fs::read_link(path).is_ok_and(|t| {
         let t = t.to_string_lossy();
-        t.strip_prefix("/memfd:").and_then(|t| t.strip_prefix(memfd)).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+        t.strip_prefix("/memfd:")
+            .and_then(|t| t.strip_prefix(memfd))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
     })
 }
 

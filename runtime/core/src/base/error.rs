@@ -177,10 +177,8 @@ impl MpError {
         let err = err.into();
         let errno = err.raw_os_error().unwrap_or(0);
         match limit_hint(errno, true) {
-            Some(hint) => {
-                MpError::new(ErrorKind::OSError, format!("{what}: {}", hinted(errno, &err, &hint)))
-                    .with("errno", errno as rhai::INT)
-            }
+            Some(hint) => MpError::new(ErrorKind::OSError, format!("{what}: {}", hinted(errno, &err, &hint)))
+                .with("errno", errno as rhai::INT),
             _ => MpError::os(what, err),
         }
     }

@@ -140,7 +140,8 @@ pub(crate) fn launch_at(addr: &ServerAddr, boot: Boot) -> MpResult<Popen> {
 fn request(addr: &ServerAddr, conn: OwnedFd, boot: Boot) -> MpResult<Popen> {
     let server = server_name(addr);
     let packet = boot.into_packet()?;
-    let sent = sys::write_all(conn.as_fd(), &addr.key).and_then(|()| stream::send(conn.as_fd(), &packet.bytes, &packet.fds));
+    let sent =
+        sys::write_all(conn.as_fd(), &addr.key).and_then(|()| stream::send(conn.as_fd(), &packet.bytes, &packet.fds));
     drop(packet);
     let mut pid = [0u8; 4];
     // A server that refused the request (out of descriptors) replied before it hung up: its
