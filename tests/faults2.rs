@@ -193,3 +193,50 @@ fn a_boot_header_announcing_a_gigabyte_allocates_what_arrives() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("no boot message arrived"), "{err}");
 }
+
+per_method!(queues_fit_under_an_address_space_limit);
+
+/// Each `Queue()` used to map a 1 GiB window of its log in every process that held it:
+/// under `ulimit -v 2000000` a `Pool(2)` could not start (`OSError: Cannot allocate
+/// memory`) and under `ulimit -v 4000000` only three queues fit. A process now maps what
+/// the records it touches need, and maps more as the log grows: here a pool starts, 20
+/// queues are made and used by the parent and a child, and one log grows to 24 MiB in the
+/// child and is read in the parent (records of 96 KiB, written and read through the
+/// mapping, which both map again larger several times).
+fn queues_fit_under_an_address_space_limit(m: &str) {
+    let out = run_limited(
+        r#"
+fn fill(qs, big) {
+    for i in 0..qs.len() { qs[i].put(i * 10); }
+    for i in 0..256 { big.put(pad(i, 96 * 1024)); }
+}
+fn pad(i, n) { let b = blob(n, i % 256); b }
+if __name__ == "__main__" {
+    let p = Pool(2);
+    print(p.map(|x| x * 2, 0..4));
+    let qs = [];
+    for i in 0..20 { qs.push(Queue()); }
+    let big = Queue();
+    let c = Process(fill, [qs, big]); c.start();
+    let sum = 0;
+    for q in qs { sum += q.get(true, 30); }
+    let ok = true;
+    for i in 0..256 {
+        let b = big.get(true, 30);
+        if b.len() != 96 * 1024 || b[0] != i % 256 || b[b.len() - 1] != i % 256 { ok = false; }
+    }
+    c.join();
+    for i in 0..20 { qs[i].put(i); }
+    let back = 0;
+    for q in qs { back += q.get(false); }
+    print(`${sum} ${ok} ${back} ${c.exitcode}`);
+    p.terminate();
+}
+"#,
+        m,
+        "ulimit -v 2000000",
+        false,
+        &[],
+    );
+    assert_eq!(out.ok(), "[0, 2, 4, 6]\n1900 true 190 0\n", "{}", out.stderr);
+}

@@ -48,8 +48,14 @@ const PUNCHED: usize = FD_MODE + 8;
 const CAPACITY: usize = PUNCHED + 8;
 /// The number of the last message sent on the side channel (see [`QueueCore::get_with`]).
 const SIDE_SEQ: usize = CAPACITY + 8;
-/// The part of the log mapped into memory; records past it use pread/pwrite.
+/// The most of the log mapped into memory; records past it use pread/pwrite. Each process
+/// maps only as much as the records it has touched need ([`QueueCore::mapped`]), and maps
+/// it again larger when a record lies past its mapping: a queue reserves address space for
+/// what it holds, not this (batch clusters set `ulimit -v`; reserving 1 GiB for each queue
+/// left room for three queues under `ulimit -v 4000000`).
 const WINDOW: usize = 1 << 30;
+/// The least a process maps of a log (the first record it touches maps this much).
+const MIN_MAPPED: usize = 64 * 1024;
 /// The log starts after the header page.
 const DATA: u64 = 4096;
 const RECORD: usize = 8;
@@ -101,8 +107,9 @@ impl Flavour {
 /// The shared machinery behind a queue handle.
 pub struct QueueCore {
     region: Region,
-    /// The log, mapped (see [`WINDOW`]).
-    window: Region,
+    /// The log, as far as this process has mapped it (see [`WINDOW`]): none until a record
+    /// is read or written through it.
+    window: std::cell::RefCell<Option<Region>>,
     /// Side channel for the descriptors of handles inside items, and for the memfds of large
     /// items: sent on `fd_tx`, received on `fd_rx`.
     fd_tx: OwnedFd,
@@ -198,10 +205,9 @@ impl QueueCore {
             None,
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )?;
-        let window = region.window(DATA, WINDOW)?;
         Ok(QueueCore {
             region,
-            window,
+            window: std::cell::RefCell::new(None),
             fd_tx,
             fd_rx,
             ready: eventfd()?,
@@ -230,10 +236,9 @@ impl QueueCore {
         let [region, fd_tx, fd_rx, ready]: [OwnedFd; 4] =
             fds.try_into().map_err(|_| mp_err!(SerializationError, "malformed queue"))?;
         let region = Region::open(region, DATA as usize)?;
-        let window = region.window(DATA, WINDOW)?;
         Ok(QueueCore {
             region,
-            window,
+            window: std::cell::RefCell::new(None),
             fd_tx,
             fd_rx,
             ready,
@@ -246,6 +251,23 @@ impl QueueCore {
             spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
             maps: rhai_mp_core::transport::seqpacket::MapCache::new(),
         })
+    }
+
+    /// The log mapped up to offset `end` at least (`end` ≤ [`WINDOW`]): this process's
+    /// mapping, or a larger one made now (at least twice the old, so that a growing log is
+    /// mapped again only a few times). The mapping may lie past the end of the file: writers
+    /// grow the file before they touch a page there.
+    fn mapped(&self, end: usize) -> std::io::Result<std::cell::Ref<'_, Region>> {
+        debug_assert!(end <= WINDOW);
+        let len = self.window.borrow().as_ref().map_or(0, Region::len);
+        if len < end {
+            let want = end.max(len * 2).max(MIN_MAPPED).next_multiple_of(4096).min(WINDOW);
+            // The old mapping goes first (its bytes are all in the file), so that the two
+            // never need address space together.
+            *self.window.borrow_mut() = None;
+            *self.window.borrow_mut() = Some(self.region.window(DATA, want)?);
+        }
+        Ok(std::cell::Ref::map(self.window.borrow(), |w| w.as_ref().expect("mapped above")))
     }
 
     fn field(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
@@ -533,10 +555,11 @@ impl QueueCore {
             self.region.file().set_len(DATA + grown as u64)?;
             self.field(CAPACITY).store(grown as u64, Relaxed);
         }
-        self.window.write(at as usize, header);
+        let window = self.mapped(end)?;
+        window.write(at as usize, header);
         let mut pos = at as usize + header.len();
         for p in pieces {
-            self.window.write(pos, p);
+            window.write(pos, p);
             pos += p.len();
         }
         Ok(())
@@ -547,7 +570,7 @@ impl QueueCore {
     fn read_record(&self, at: u64) -> std::io::Result<(usize, usize, Vec<u8>)> {
         let at = at as usize;
         let header = if at + RECORD <= WINDOW {
-            self.window.read(at, RECORD)
+            self.mapped(at + RECORD)?.read(at, RECORD)
         } else {
             let mut h = vec![0u8; RECORD];
             self.region.file().read_exact_at(&mut h, DATA + at as u64)?;
@@ -556,7 +579,7 @@ impl QueueCore {
         let len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
         let nfds = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
         let data = if at + RECORD + len <= WINDOW && len < BIG_RECORD {
-            self.window.read(at + RECORD, len)
+            self.mapped(at + RECORD + len)?.read(at + RECORD, len)
         } else if len >= BIG_RECORD {
             rhai_mp_core::base::sys::pread_vec(self.region.file(), (DATA as usize + at + RECORD) as u64, len)?
         } else {
