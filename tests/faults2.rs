@@ -240,3 +240,218 @@ if __name__ == "__main__" {
     );
     assert_eq!(out.ok(), "[0, 2, 4, 6]\n1900 true 190 0\n", "{}", out.stderr);
 }
+
+/// A process (forked from the test) that holds the mutexes of every queue process `pid` has
+/// open (its memfds named `rhai-mp-queue`, opened through `/proc/PID/fd`), then stops
+/// itself: a peer SIGSTOPped while using the queues, made deterministic. Dropping it (or
+/// [`LockHolder::release`]) SIGKILLs and reaps it; the robust mutexes then tell the next
+/// locker that their owner died.
+struct LockHolder {
+    pid: i32,
+}
+
+impl LockHolder {
+    fn hold(pid: i32) -> LockHolder {
+        use std::ffi::CString;
+        use std::os::unix::fs::MetadataExt;
+        let mut paths = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            // Each queue once (a process may hold several descriptors of one).
+            let inode = std::fs::metadata(entry.path()).map(|m| m.ino()).unwrap_or(0);
+            if target.to_string_lossy().starts_with("/memfd:rhai-mp-queue") && seen.insert(inode) {
+                paths.push(CString::new(entry.path().to_str().unwrap()).unwrap());
+            }
+        }
+        assert!(!paths.is_empty(), "process {pid} has no queue open");
+        // SAFETY: the child only makes system calls (open, mmap, the pthread lock on a
+        // process-shared mutex, kill) on memory prepared before the fork, then ends.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            // SAFETY: in the forked child: system calls on paths made before the fork, and
+            // the lock of a process-shared mutex in the mapping just made.
+            unsafe {
+                for p in &paths {
+                    let fd = libc::open(p.as_ptr(), libc::O_RDWR);
+                    let at = libc::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_SHARED,
+                        fd,
+                        0,
+                    );
+                    if fd < 0
+                        || at == libc::MAP_FAILED
+                        || libc::pthread_mutex_lock(at as *mut libc::pthread_mutex_t) != 0
+                    {
+                        libc::_exit(1);
+                    }
+                }
+                libc::kill(libc::getpid(), libc::SIGSTOP);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let holder = LockHolder { pid: child };
+        // Bounded: wait for it to stop (holding the locks) or fail.
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child.
+            let r = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG | libc::WUNTRACED) };
+            if r == child && libc::WIFSTOPPED(status) {
+                return holder;
+            }
+            assert!(r == 0, "the lock holder ended (status {status}) instead of stopping");
+            assert!(std::time::Instant::now() < deadline, "the lock holder did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn release(self) {}
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        // SAFETY: signalling and reaping our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// Whether process `pid` is stopped (state `T`).
+fn is_stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
+}
+
+/// SIGKILLs process group `.0` (a script and its children, maybe stopped) when the test
+/// fails.
+struct KillOnPanic(i32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: kill(2) on the group of a script this test started.
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Runs a script that stops itself (`os::kill(os::getpid(), "SIGSTOP")`, after printing
+/// `stop`) twice: at the first stop, a [`LockHolder`] takes its queues' mutexes and stops;
+/// at the second, the holder is killed. Each time the script is then continued. Returns
+/// the lines it printed (but the `stop`s) and its exit code.
+fn run_with_queue_locks_held(src: &str, method: &str) -> (Vec<String>, Option<i32>, String) {
+    let mut run = start_script(src, method);
+    let _kill = KillOnPanic(run.pid());
+    let mut lines = Vec::new();
+    let mut wait_stop = |run: &mut Running| {
+        loop {
+            let l = run.line();
+            if l == "stop" {
+                break;
+            }
+            lines.push(l);
+        }
+        let deadline = std::time::Instant::now() + LIMIT;
+        while !is_stopped(run.pid()) {
+            assert!(std::time::Instant::now() < deadline, "the script did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    wait_stop(&mut run);
+    let holder = LockHolder::hold(run.pid());
+    // SAFETY: kill(2) on the script, which this test started.
+    unsafe { libc::kill(run.pid(), libc::SIGCONT) };
+    wait_stop(&mut run);
+    holder.release();
+    // SAFETY: as above.
+    unsafe { libc::kill(run.pid(), libc::SIGCONT) };
+    lines.extend(run.rest());
+    let (code, err) = run.wait();
+    (lines, code, err)
+}
+
+/// A peer stopped while holding a queue's mutex used to hold up every call on the queue,
+/// timed or not: `q.get(true, 0.1)` and `q.get(false)` blocked until it was continued. Now
+/// every timed call gives up by its deadline and `get(false)` / `put(x, false)` never wait
+/// on it (`Empty`, `Full`, as Python's `get(False)` gives up on its lock); once the holder
+/// is killed, the queues work again (robust mutex).
+#[test]
+fn timeouts_hold_while_a_stopped_peer_holds_a_queues_lock() {
+    let (lines, code, err) = run_with_queue_locks_held(
+        r#"
+if __name__ == "__main__" {
+    let q = Queue(); let j = JoinableQueue(); let f = Queue(1);
+    q.put("before"); f.put(0);
+    print("stop"); os::kill(os::getpid(), "SIGSTOP");
+    let t0 = time::perf_counter();
+    let what = [];
+    for x in [q, j, f] {
+        try { x.get(true, 0.1); what.push("got") } catch (e) { what.push(e.type) }
+        try { x.get(false); what.push("got") } catch (e) { what.push(e.type) }
+        try { x.get_nowait(); what.push("got") } catch (e) { what.push(e.type) }
+        try { x.put(1, true, 0.1); what.push("put") } catch (e) { what.push(e.type) }
+        try { x.put(1, false); what.push("put") } catch (e) { what.push(e.type) }
+    }
+    print(what);
+    print(`in time: ${time::perf_counter() - t0 < 20.0}`);
+    print("stop"); os::kill(os::getpid(), "SIGSTOP");
+    print(q.get(true, 10)); q.put(2); print(q.get(false));
+    j.put(3); print(j.get(true, 10)); j.task_done(); j.join();
+    print(f.get(false)); f.put(4, false); print(f.get(true, 10));
+}
+"#,
+        "spawn",
+    );
+    let empty_full = ["Empty", "Empty", "Empty", "Full", "Full"];
+    let expected = [
+        format!("{:?}", empty_full.repeat(3)),
+        "in time: true".into(),
+        "before".into(),
+        "2".into(),
+        "3".into(),
+        "0".into(),
+        "4".into(),
+    ];
+    assert_eq!(lines, expected, "{err}");
+    assert_eq!(code, Some(0), "{err}");
+}
+
+per_method!(a_pool_result_times_out_while_a_stopped_peer_holds_its_queues);
+
+/// `AsyncResult.get(0.1)` behind a stopped peer holding the pool's task and result queues'
+/// mutexes used to block until it was continued; it now throws `TimeoutError` in time, the
+/// call reaches the worker once the holder is gone, and the pool goes on.
+fn a_pool_result_times_out_while_a_stopped_peer_holds_its_queues(m: &str) {
+    let (lines, code, err) = run_with_queue_locks_held(
+        r#"
+if __name__ == "__main__" {
+    let p = Pool(1);
+    print(p.apply_async(|| 7).get(30));
+    print("stop"); os::kill(os::getpid(), "SIGSTOP");
+    let t0 = time::perf_counter();
+    let r = p.apply_async(|| 1);
+    try { r.get(0.1); print("got") } catch (e) { print(e.type) }
+    r.wait(0.1);
+    print(r.ready());
+    try { p.apply_async(|| 2).get(0); print("got") } catch (e) { print(e.type) }
+    print(`in time: ${time::perf_counter() - t0 < 20.0}`);
+    print("stop"); os::kill(os::getpid(), "SIGSTOP");
+    print(r.get(30));
+    print(p.map(|x| x + 1, [1, 2]));
+    p.close(); p.join();
+}
+"#,
+        m,
+    );
+    assert_eq!(lines, ["7", "TimeoutError", "false", "TimeoutError", "in time: true", "1", "[2, 3]"], "{err}");
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -13,7 +13,13 @@
 //! - every item is taken whole by exactly one `get`, whatever the number of producers and
 //!   consumers;
 //! - a process killed while holding the queue's mutex does not hang the others (robust
-//!   mutex; the counters are rebuilt from the log).
+//!   mutex; the counters are rebuilt from the log);
+//! - a process *stopped* while holding it (SIGSTOP, a debugger) holds up only the calls
+//!   that wait for ever: every timed call takes the mutex by its deadline or gives up
+//!   (`Empty`, `Full`), and `get(false)` / `put(x, false)` wait for it a moment at most
+//!   ([`LOCK_GRACE`]), as Python's `get(False)` gives up on its lock at once. (An
+//!   unbounded `put` with a timeout can so throw `Full`, where Python's feeder thread
+//!   would take the item.)
 //!
 //! Descriptors of handles inside items (a Connection, a Queue …) travel in order on a side
 //! `SOCK_SEQPACKET` pair, under the same mutex. An eventfd mirrors "items available" for
@@ -139,18 +145,28 @@ impl std::fmt::Debug for QueueCore {
     }
 }
 
-/// Holds the queue's mutex; unlocks when dropped.
+/// Holds the queue's mutex (while `held`: a wait that could not take it back in time
+/// leaves it unheld); unlocks when dropped.
 struct Guard<'a> {
-    core: &'a QueueCore,
     mutex: Mutex<'a>,
+    held: bool,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        let _ = self.mutex.unlock();
-        let _ = self.core;
+        if self.held {
+            let _ = self.mutex.unlock();
+        }
     }
 }
+
+/// How long a call that does not block (`get(false)`, `put(x, false)`, and a timed call
+/// whose timeout is shorter) waits for the queue's mutex: long enough for a holder that is
+/// running to finish (a critical section copies an item of less than [`SPILL_ITEM`] at
+/// most), and short enough that the call never waits on a peer that stopped (SIGSTOP, a
+/// debugger) while holding it. Past it, the call gives up as if it had found the queue
+/// empty (or full).
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn eventfd() -> MpResult<OwnedFd> {
     use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -274,14 +290,54 @@ impl QueueCore {
         self.region.atomic(offset)
     }
 
+    /// Takes the queue's mutex, waiting for ever for it (but looking at the signals).
     fn lock(&self) -> MpResult<Guard<'_>> {
+        self.lock_until(Deadline::NEVER)?.ok_or_else(|| mp_err!(OSError, "queue lock failed"))
+    }
+
+    /// Takes the queue's mutex, waiting until `deadline` at most (`None` then: a peer holds
+    /// it, maybe stopped). A process that died holding it leaves the log to repair.
+    fn lock_until(&self, deadline: Deadline) -> MpResult<Option<Guard<'_>>> {
         let mutex = Mutex::at(&self.region, MUTEX);
-        let locked = mutex.lock(None)?.ok_or_else(|| mp_err!(OSError, "queue lock failed"))?;
-        let guard = Guard { core: self, mutex };
+        let Some(locked) = mutex.lock_until(deadline)? else { return Ok(None) };
+        let guard = Guard { mutex, held: true };
         if locked.owner_died {
             self.repair();
         }
-        Ok(guard)
+        Ok(Some(guard))
+    }
+
+    /// The deadline for taking the mutex in a call that waits until `deadline` (or does
+    /// not block): that, but never less than [`LOCK_GRACE`].
+    fn lock_deadline(block: bool, deadline: Deadline) -> Deadline {
+        let grace = Deadline::after(LOCK_GRACE);
+        if block {
+            deadline.max(grace)
+        } else {
+            grace
+        }
+    }
+
+    /// Waits on the condition variable at `cond` for a slice of the time left until
+    /// `deadline` (the mutex held), then takes the mutex back by the deadline (or within
+    /// [`LOCK_GRACE`] of it). `Ok(false)`: it could not (a peer holds it past the
+    /// deadline), and `g` no longer holds it; the caller gives up. Throws if a signal asks
+    /// this process to stop.
+    fn wait(&self, g: &mut Guard<'_>, cond: usize, deadline: Deadline) -> MpResult<bool> {
+        rhai_mp_core::base::interrupt::check()?;
+        let until = deadline.min(Deadline::after(rhai_mp_core::base::interrupt::SLICE));
+        g.held = false;
+        Cond::at(&self.region, cond).sleep(&g.mutex, until.instant())?;
+        match g.mutex.lock_until(Self::lock_deadline(true, deadline))? {
+            Some(locked) => {
+                g.held = true;
+                if locked.owner_died {
+                    self.repair();
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// After a process died holding the mutex: rebuild the item count from the log, and the
@@ -365,13 +421,16 @@ impl QueueCore {
             // An item or a free slot often comes within microseconds: poll before sleeping.
             self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
         }
+        let busy = || mp_err!(Full, "the queue is busy: another process holds its lock (stopped while using it?)");
         loop {
-            let g = self.lock()?;
+            let Some(mut g) = self.lock_until(Self::lock_deadline(block, deadline))? else { return Err(busy()) };
             while self.maxsize > 0 && self.field(COUNT).load(Relaxed) >= self.maxsize {
                 if !block || deadline.passed() {
                     return Err(mp_err!(Full, "the queue is full ({} items)", self.maxsize));
                 }
-                Cond::at(&self.region, NOT_FULL).wait_slice(&g.mutex, deadline)?;
+                if !self.wait(&mut g, NOT_FULL, deadline)? {
+                    return Err(busy());
+                }
             }
             let tail = self.field(TAIL).load(Relaxed);
             let nfds = fds.len() as u32 | if spill.is_some() { SPILLED } else { 0 };
@@ -454,7 +513,8 @@ impl QueueCore {
         if block {
             self.get_spin.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
-        let g = self.lock()?;
+        let busy = || mp_err!(Empty, "the queue is empty (another process holds its lock: stopped while using it?)");
+        let Some(mut g) = self.lock_until(Self::lock_deadline(block, deadline))? else { return Err(busy()) };
         // A record whose item has handles, or lives in a memfd, has a message on the side
         // channel, and both carry the message's number (increasing, from the queue's
         // header). A producer killed after sending its message but before writing its
@@ -472,7 +532,9 @@ impl QueueCore {
                     if deadline.passed() {
                         return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
                     }
-                    Cond::at(&self.region, NOT_EMPTY).wait_slice(&g.mutex, deadline)?;
+                    if !self.wait(&mut g, NOT_EMPTY, deadline)? {
+                        return Err(busy());
+                    }
                 }
                 if self.field(HEAD).load(Relaxed) < self.field(TAIL).load(Relaxed) {
                     break;
@@ -682,9 +744,9 @@ impl QueueCore {
 
     /// Waits until every item put was marked done (JoinableQueue).
     pub fn join(&self) -> MpResult<()> {
-        let g = self.lock()?;
+        let mut g = self.lock()?;
         while self.field(UNFINISHED).load(Relaxed) > 0 {
-            Cond::at(&self.region, ALL_DONE).wait_slice(&g.mutex, Deadline::NEVER)?;
+            self.wait(&mut g, ALL_DONE, Deadline::NEVER)?;
         }
         Ok(())
     }

@@ -131,7 +131,9 @@ pub mod queue_functions {
     /// q.put(1, false);
     /// ```
     ///
-    /// Throws when: the queue is full and `block` is false (`Full`); as `put(item)`.
+    /// Throws when: the queue is full and `block` is false (`Full`; also when another
+    /// process holds the queue's lock for more than a moment, 10 ms: stopped while using
+    /// it); as `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
     pub fn put_block(q: &mut Queue, item: Dynamic, block: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let block = opts::arg_bool(&block, "put", "block")?;
@@ -144,8 +146,9 @@ pub mod queue_functions {
     /// try { q.put(1, true, 0.5) } catch (e) { if e.type == "Full" { print("no room") } }
     /// ```
     ///
-    /// Throws when: no room in time (`Full`); `timeout` is negative (`ValueError`); as
-    /// `put(item)`.
+    /// Throws when: no room in time (`Full`; also when another process holds the queue's
+    /// lock through the timeout: stopped while using it); `timeout` is negative
+    /// (`ValueError`); as `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
     pub fn put_timeout(
         q: &mut Queue,
@@ -164,7 +167,8 @@ pub mod queue_functions {
     /// q.put_nowait(1);
     /// ```
     ///
-    /// Throws when: the queue is full (`Full`); as `put(item)`.
+    /// Throws when: the queue is full, or another process holds its lock for more than a
+    /// moment (`Full`); as `put(item)`.
     #[rhai_fn(global, return_raw)]
     pub fn put_nowait(q: &mut Queue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
         Ok(q.0.put_value(item, false, Deadline::NEVER)?)
@@ -188,7 +192,9 @@ pub mod queue_functions {
     /// try { q.get(false) } catch (e) { if e.type == "Empty" { print("nothing") } }
     /// ```
     ///
-    /// Throws when: the queue is empty and `block` is false (`Empty`); as `get()`.
+    /// Throws when: the queue is empty and `block` is false (`Empty`; also when another
+    /// process holds the queue's lock for more than a moment, 10 ms: stopped while using
+    /// it, as Python's `get(False)` gives up on its lock); as `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_block(q: &mut Queue, block: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let block = opts::arg_bool(&block, "get", "block")?;
@@ -201,8 +207,9 @@ pub mod queue_functions {
     /// let item = q.get(true, 1.5);
     /// ```
     ///
-    /// Throws when: no item in time (`Empty`); `timeout` is negative (`ValueError`); as
-    /// `get()`.
+    /// Throws when: no item in time (`Empty`; also when another process holds the queue's
+    /// lock through the timeout: stopped while using it); `timeout` is negative
+    /// (`ValueError`); as `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_timeout(q: &mut Queue, block: Dynamic, timeout: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let block = opts::arg_bool(&block, "get", "block")?;
@@ -216,7 +223,8 @@ pub mod queue_functions {
     /// let item = q.get_nowait();
     /// ```
     ///
-    /// Throws when: the queue is empty (`Empty`); as `get()`.
+    /// Throws when: the queue is empty, or another process holds its lock for more than a
+    /// moment (`Empty`); as `get()`.
     #[rhai_fn(global, return_raw)]
     pub fn get_nowait(q: &mut Queue) -> Result<Dynamic, Box<EvalAltResult>> {
         Ok(q.0.get_value(false, Deadline::NEVER)?)
