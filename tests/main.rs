@@ -30,6 +30,7 @@ mod faults2;
 mod manager;
 mod mpi;
 mod oversubscribed;
+mod partition;
 mod pipes;
 mod pool;
 mod process;

@@ -73,6 +73,13 @@ pub mod manager_functions {
     /// A manager whose server listens on TCP at `address` (`"host:port"`; port `0`: any
     /// free port), started: `BaseManager(options)` then `start()`. Other machines reach it
     /// with `BaseManager(#{address, authkey}).connect()`; every object it makes is a proxy.
+    /// Through a network partition no call hangs: a connection that gets no sign of life
+    /// from the other host for the liveness bound (20 s; `RHAI_MP_MANAGER_LIVENESS`
+    /// seconds in the environment, read by clients and server) is closed (keepalive probes
+    /// and `TCP_USER_TIMEOUT`), and the calls on it throw `BrokenPipeError`; a timed call
+    /// (`q.get(true, 1)`, `acquire(true, t)`, `wait(t)`; a non-blocking one counts as 0)
+    /// whose reply has not come within its timeout and half the bound throws
+    /// `TimeoutError` and closes the connection (the next call connects again).
     ///
     /// ```rhai
     /// let m = Manager(#{address: "127.0.0.1:0", authkey: "secret"});
