@@ -359,7 +359,7 @@ const CONTEXT: Family = Family {
     let method = get_start_method();
 "#,
     rows: &[
-        row("get_context($)", "method", STR, "str=ValueError"),
+        row("get_context($)", "method", STR, "str=ValueError unit=ok"),
         row("set_start_method($)", "method", STR, "str=ValueError"),
         row("set_start_method(method, $)", "force", BOOL, "map=RuntimeError"),
         row("ctx.Process($)", "target", FUNC, "map=ok"),
@@ -547,7 +547,9 @@ const QUEUE: Family = Family {
         fixed("q.join()", "ValueError", "JoinableQueue"),
         fixed("JoinableQueue().task_done()", "ValueError", "task_done"),
         fixed("q.join_thread()", "AssertionError", "closed"),
-        // Closed in this process: put and get throw ValueError (as Python's).
+        // Closed in this process: put and get throw ValueError (as Python's), and so does
+        // empty() once this process put items (Python's feeder closed its pipe); a
+        // SimpleQueue's pipe is closed (OSError).
         fixed("closed.put(1)", "ValueError", "closed"),
         fixed("closed.put(1, false)", "ValueError", "closed"),
         fixed("closed.put(1, true, 0)", "ValueError", "closed"),
@@ -558,15 +560,15 @@ const QUEUE: Family = Family {
         fixed("closed.get_nowait()", "ValueError", "closed"),
         fixed("closed_jq.put(1)", "ValueError", "closed"),
         fixed("closed.qsize()", "=1", ""),
-        fixed("closed.empty()", "=false", ""),
+        fixed("closed.empty()", "OSError", "handle is closed"),
         fixed("closed.full()", "=false", ""),
         fixed("closed.close()", "ok", ""),
         fixed("closed.join_thread()", "ok", ""),
         fixed("closed.cancel_join_thread()", "ok", ""),
         fixed("closed.to_string().len() > 0", "=true", ""),
-        fixed("closed_sq.put(1)", "ValueError", "closed"),
-        fixed("closed_sq.get()", "ValueError", "closed"),
-        fixed("closed_sq.empty()", "=true", ""),
+        fixed("closed_sq.put(1)", "OSError", "handle is closed"),
+        fixed("closed_sq.get()", "OSError", "handle is closed"),
+        fixed("closed_sq.empty()", "OSError", "handle is closed"),
         fixed("closed_sq.close()", "ok", ""),
     ],
 };

@@ -286,7 +286,7 @@ print(s);
          ValueError: task_done() called too many times\n\
          <JoinableQueue qsize=0 maxsize=0>\n\
          true\nfalse\n#{\"a\": 1}\n\
-         ValueError: SimpleQueue is closed\n<SimpleQueue closed>\n"
+         OSError: handle is closed\n<SimpleQueue closed>\n"
     );
 }
 

@@ -137,9 +137,11 @@ pub mod array_functions {
     ///
     /// Throws when: the typecode is unknown or an item has the wrong type (`TypeError`); an
     /// item is out of range or the size negative (`ValueError`); the machine cannot hold
-    /// that many items (`MemoryError`).
+    /// that many items (`MemoryError`); `init` is an iterator (an imap's) that fails (its
+    /// error).
     #[rhai_fn(name = "Array", return_raw)]
     pub fn array(typecode: Dynamic, init: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
+        let init = opts::pulled(init)?;
         Ok(new_array(&typecode, &init, Some(Lock::new(true)?), "Array")?)
     }
 
@@ -156,6 +158,7 @@ pub mod array_functions {
     #[rhai_fn(name = "Array", return_raw)]
     pub fn array_lock(typecode: Dynamic, init: Dynamic, lock: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
         let lock = lock_arg(&lock, "Array")?;
+        let init = opts::pulled(init)?;
         Ok(new_array(&typecode, &init, lock, "Array")?)
     }
 
@@ -168,6 +171,7 @@ pub mod array_functions {
     /// Throws when: as `Array(typecode, init)`.
     #[rhai_fn(name = "RawArray", return_raw)]
     pub fn raw_array(typecode: Dynamic, init: Dynamic) -> Result<SharedArray, Box<EvalAltResult>> {
+        let init = opts::pulled(init)?;
         Ok(new_array(&typecode, &init, None, "RawArray")?)
     }
 

@@ -105,6 +105,7 @@ pub mod context_functions {
     }
 
     /// A context for a start method; `ctx.Process(..)` starts processes with it.
+    /// `get_context(())` is the default's, as `get_context()`.
     ///
     /// ```rhai
     /// let ctx = get_context("fork");
@@ -112,10 +113,71 @@ pub mod context_functions {
     /// ```
     ///
     /// Throws when: the method is unknown, or `"mpi"` without MPI support or a launcher (the
-    /// message says how to get them; `ValueError`).
+    /// message says how to get them; `ValueError`); it is not a string or `()` (`TypeError`).
     #[rhai_fn(return_raw)]
     pub fn get_context(method: Dynamic) -> Result<Context, Box<EvalAltResult>> {
+        if method.is_unit() {
+            return Ok(get_default_context());
+        }
         Ok(super::Context(parse_method(&opts::arg_str(&method, "get_context", "method")?)?))
+    }
+
+    /// The context itself, as Python's `ctx.get_context()`.
+    ///
+    /// ```rhai
+    /// let ctx = get_context("fork");
+    /// print(ctx.get_context());   // <Context fork>
+    /// ```
+    ///
+    /// Throws when: never.
+    #[rhai_fn(global, name = "get_context", pure)]
+    pub fn ctx_get_context(ctx: &mut Context) -> Context {
+        *ctx
+    }
+
+    /// The context for `method` (`()`: this context), as the global `get_context(method)`.
+    ///
+    /// ```rhai
+    /// let spawn = get_context("fork").get_context("spawn");
+    /// ```
+    ///
+    /// Throws when: as `get_context(method)`.
+    #[rhai_fn(global, name = "get_context", return_raw)]
+    pub fn ctx_get_context_method(ctx: &mut Context, method: Dynamic) -> Result<Context, Box<EvalAltResult>> {
+        if method.is_unit() {
+            return Ok(*ctx);
+        }
+        get_context(method)
+    }
+
+    /// A context's start method is fixed: Python's concrete contexts refuse this.
+    ///
+    /// ```rhai
+    /// try { get_context("fork").set_start_method("spawn") } catch (e) { print(e.message) }
+    /// ```
+    ///
+    /// Throws when: always (`ValueError`: cannot set start method of concrete context).
+    #[rhai_fn(global, name = "set_start_method", return_raw)]
+    pub fn ctx_set_start_method(ctx: &mut Context, method: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let _ = (ctx, method);
+        Err(mp_err!(ValueError, "cannot set start method of concrete context").into())
+    }
+
+    /// As `ctx.set_start_method(method)`: `force` does not change that.
+    ///
+    /// ```rhai
+    /// try { get_context("fork").set_start_method("spawn", true) } catch (e) { print(e.type) }
+    /// ```
+    ///
+    /// Throws when: always (`ValueError`).
+    #[rhai_fn(global, name = "set_start_method", return_raw)]
+    pub fn ctx_set_start_method_force(
+        ctx: &mut Context,
+        method: Dynamic,
+        force: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let _ = force;
+        ctx_set_start_method(ctx, method)
     }
 
     /// The context of the default start method.

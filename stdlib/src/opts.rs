@@ -4,7 +4,7 @@
 
 use rhai::{Array, Dynamic, FnPtr, Map, INT};
 use rhai_mp_core::mp_err;
-use rhai_mp_core::prelude::{Deadline, MpError, MpResult};
+use rhai_mp_core::prelude::{Deadline, MpError, MpResult, RhaiResult};
 use std::ops::{Range, RangeInclusive};
 
 /// The Rhai name of a value's type, for messages.
@@ -269,6 +269,59 @@ pub(crate) fn items(v: Dynamic) -> MpResult<Array> {
 /// `MemoryError` (too many items for this machine) stays one.
 pub(crate) fn items_or(v: Dynamic, wrong: impl FnOnce(MpError) -> MpError) -> MpResult<Array> {
     Items::of(v).map_err(wrong)?.into_array()
+}
+
+/// How the items of an iterator object of this API are pulled (the function a `for` loop
+/// over it runs).
+pub(crate) type Puller = fn(Dynamic) -> Box<dyn Iterator<Item = RhaiResult<Dynamic>>>;
+
+/// The iterator objects of this API (imap iterators, proxies …) and how to pull them.
+static PULLERS: std::sync::Mutex<Vec<(std::any::TypeId, Puller)>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes values of type `ty` work in `for` loops with `pull`, and accepted wherever an
+/// iterable is ([`pulled`]).
+pub(crate) fn set_iterable(lib: &mut rhai::Module, ty: std::any::TypeId, pull: Puller) {
+    lib.set_iter_result(ty, pull);
+    let mut all = PULLERS.lock().unwrap_or_else(|e| e.into_inner());
+    if !all.iter().any(|(t, _)| *t == ty) {
+        all.push((ty, pull));
+    }
+}
+
+/// The items an iterator object of this API yields, up to its end or its first error.
+pub(crate) struct Pulled {
+    /// The items before the end (or the error).
+    pub items: Array,
+    /// The error the iterator gave instead of its next item, if it failed midway.
+    pub error: Option<Box<rhai::EvalAltResult>>,
+}
+
+/// The items of `v` if it is an iterator object of this API (an imap iterator, a proxy, a
+/// shared `Array`), pulled to its end or first error; `None` for any other value.
+pub(crate) fn pull(v: &Dynamic) -> Option<Pulled> {
+    if let Some(a) = v.read_lock::<crate::array::SharedArray>() {
+        return Some(Pulled { items: a.0.to_array(), error: None });
+    }
+    let ty = v.type_id();
+    let puller = PULLERS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(t, _)| *t == ty).map(|(_, f)| *f)?;
+    let mut items = Array::new();
+    for item in puller(v.clone()) {
+        match item {
+            Ok(x) => items.push(x),
+            Err(e) => return Some(Pulled { items, error: Some(e) }),
+        }
+    }
+    Some(Pulled { items, error: None })
+}
+
+/// `v`, or, when it is an iterator object of this API, its items as an array; the error
+/// it gives midway is thrown, as Python's `list(iterable)` raises it.
+pub(crate) fn pulled(v: Dynamic) -> RhaiResult<Dynamic> {
+    match pull(&v) {
+        None => Ok(v),
+        Some(Pulled { error: Some(e), .. }) => Err(e),
+        Some(Pulled { items, error: None }) => Ok(Dynamic::from_array(items)),
+    }
 }
 
 /// A positional argument that must be a bool.

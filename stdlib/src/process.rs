@@ -151,15 +151,16 @@ pub mod process_functions {
         Ok(())
     }
 
-    /// Waits until the process ends.
+    /// Waits until the process ends. On `parent_process()` it waits for the parent to end,
+    /// as Python's does.
     ///
     /// ```rhai
     /// p.join();
     /// print(p.exitcode);
     /// ```
     ///
-    /// Throws when: it was not started, or is not this process's child (`AssertionError`);
-    /// it is closed (`ValueError`).
+    /// Throws when: it was not started, or is neither this process's child nor its parent
+    /// (`AssertionError`); it is closed (`ValueError`).
     #[rhai_fn(global, return_raw)]
     pub fn join(p: &mut Process) -> Result<(), Box<EvalAltResult>> {
         Ok(p.join(Deadline::NEVER)?)

@@ -81,17 +81,45 @@ fn memfd_name(tag: &str) -> String {
     format!("rhai-mp-shm-{tag}")
 }
 
+/// Whether the descriptor at `path` (`/proc/<pid>/fd/<n>`) is the memfd named `memfd`.
+fn is_memfd(path: &std::path::Path, memfd: &str) -> bool {
+    std::fs::read_link(path).is_ok_and(|t| {
+        let t = t.to_string_lossy();
+        t.strip_prefix("/memfd:")
+            .and_then(|t| t.strip_prefix(memfd))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    })
+}
+
+/// A descriptor of process `pid` that is the memfd named `memfd`.
+fn held_by(pid: &str, memfd: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten().map(|e| e.path()).find(|p| is_memfd(p, memfd))
+}
+
+/// A descriptor of some process that still holds the memfd named `memfd`: its creator's
+/// (`pid`, `fd`) first, then this process's, then any other's (the creator may have ended
+/// after handing the block to another process, which still uses it).
+fn holder(pid: u32, fd: i32, memfd: &str) -> Option<std::path::PathBuf> {
+    let first = std::path::PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+    if is_memfd(&first, memfd) {
+        return Some(first);
+    }
+    let me = std::process::id().to_string();
+    held_by(&me, memfd).or_else(|| {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let n = e.file_name().into_string().ok()?;
+            (n != me && n.bytes().all(|b| b.is_ascii_digit())).then(|| held_by(&n, memfd)).flatten()
+        })
+    })
+}
+
 /// Attaches to the anonymous block `name` names, if it is one such name.
 fn attach_anonymous(name: &str) -> Option<MpResult<SharedMemory>> {
     let mut parts = name.strip_prefix("rhai-mp-")?.splitn(3, '-');
     let (pid, fd, tag) = (parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<i32>().ok()?, parts.next()?);
-    let missing = || mp_err!(FileNotFoundError, "no shared memory block named {name:?} (its process may have ended)");
-    let path = format!("/proc/{pid}/fd/{fd}");
+    let missing = || mp_err!(FileNotFoundError, "no shared memory block named {name:?} (no process uses it any more)");
     let attach = || -> MpResult<SharedMemory> {
-        let target = std::fs::read_link(&path).map_err(|_| missing())?;
-        if !target.to_string_lossy().contains(&memfd_name(tag)) {
-            return Err(missing());
-        }
+        let path = holder(pid, fd, &memfd_name(tag)).ok_or_else(missing)?;
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|_| missing())?;
         let size = file.metadata()?.len() as usize;
         let region = Region::open(file.into(), size)?;
@@ -108,6 +136,10 @@ fn attach_anonymous(name: &str) -> Option<MpResult<SharedMemory>> {
 fn open_named(name: &str, create: bool, size: Option<INT>) -> MpResult<SharedMemory> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
+    if name.contains('\0') {
+        // Python 3.12's check (gh-115886): the OS would see a shorter name.
+        return Err(mp_err!(ValueError, "embedded null character in the SharedMemory name {name:?}"));
+    }
     if !create {
         if let Some(attached) = attach_anonymous(name) {
             return attached;
@@ -214,9 +246,13 @@ pub mod shared_memory_functions {
     /// let shm = SharedMemory(#{name: "results", create: true, size: 4096});
     /// ```
     ///
+    /// An anonymous block's name attaches while any process still uses the block (its
+    /// creator may have ended after handing it on).
+    ///
     /// Throws when: the name does not exist (`FileNotFoundError`) or already exists when
-    /// creating (`FileExistsError`); an option is unknown or the size is missing or not
-    /// positive (`ValueError`); an option has the wrong type (`TypeError`).
+    /// creating (`FileExistsError`); an option is unknown, the size is missing or not
+    /// positive, or the name holds a NUL (`ValueError`); an option has the wrong type
+    /// (`TypeError`).
     #[rhai_fn(name = "SharedMemory", return_raw)]
     pub fn shared_memory_opts(options: Map) -> Result<SharedMemory, Box<EvalAltResult>> {
         let mut o = Opts::new(options, "SharedMemory", &["name", "create", "size"])?;

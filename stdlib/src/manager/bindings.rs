@@ -73,6 +73,13 @@ pub mod manager_functions {
     /// A manager whose server listens on TCP at `address` (`"host:port"`; port `0`: any
     /// free port), started: `BaseManager(options)` then `start()`. Other machines reach it
     /// with `BaseManager(#{address, authkey}).connect()`; every object it makes is a proxy.
+    /// Through a network partition no call hangs: a connection that gets no sign of life
+    /// from the other host for the liveness bound (20 s; `RHAI_MP_MANAGER_LIVENESS`
+    /// seconds in the environment, read by clients and server) is closed (keepalive probes
+    /// and `TCP_USER_TIMEOUT`), and the calls on it throw `BrokenPipeError`; a timed call
+    /// (`q.get(true, 1)`, `acquire(true, t)`, `wait(t)`; a non-blocking one counts as 0)
+    /// whose reply has not come within its timeout and half the bound throws
+    /// `TimeoutError` and closes the connection (the next call connects again).
     ///
     /// ```rhai
     /// let m = Manager(#{address: "127.0.0.1:0", authkey: "secret"});
@@ -293,10 +300,11 @@ pub mod manager_functions {
     /// let l = m.list(0..5);
     /// ```
     ///
-    /// Throws when: `init` is not iterable (`TypeError`); the server is gone.
+    /// Throws when: `init` is not iterable (`TypeError`); it is an iterator (an imap's)
+    /// that fails (its error); the server is gone.
     #[rhai_fn(global, name = "list", return_raw)]
     pub fn list_init(m: &mut Manager, init: Dynamic) -> Result<Proxy, Box<EvalAltResult>> {
-        let init = items_arg(init, "list")?;
+        let init = items_arg(opts::pulled(init)?, "list")?;
         m.proxy(Kind::List, Create::List(init))
     }
 
@@ -368,7 +376,7 @@ pub mod manager_functions {
     /// Throws when: as `Array()`.
     #[rhai_fn(global, name = "Array", return_raw)]
     pub fn array(m: &mut Manager, tc: Dynamic, init: Dynamic) -> Result<Proxy, Box<EvalAltResult>> {
-        let init = if init.is_int() { init } else { items_arg(init, "Array")? };
+        let init = if init.is_int() { init } else { items_arg(opts::pulled(init)?, "Array")? };
         m.proxy(Kind::Array, Create::Array(tc, init))
     }
 

@@ -9,6 +9,17 @@
 //! waits (a queue's `get`); a signal (Ctrl-C) during that wait sends [`Request::Cancel`],
 //! and the request ends either cancelled (the signal's error is thrown) or done (its result
 //! is returned, and the signal is acted on at the next check) — a value is never lost.
+//!
+//! Nothing waits for ever on a network that failed. A TCP connection (both ends) has a
+//! liveness bound, [`liveness`] (20 s, or `RHAI_MP_MANAGER_LIVENESS` seconds): keepalive
+//! probes and `TCP_USER_TIMEOUT` (see `tcp::set_liveness`) end a connection whose peer's
+//! host has acknowledged nothing for that long, and the call waiting on it throws
+//! `BrokenPipeError`. A timed call (a queue's `get(true, 1)`, an `acquire(true, t)`, a
+//! `wait(t)`; a non-blocking one counts as timeout 0) waits for its reply for its timeout
+//! and half the liveness bound more at most, then throws `TimeoutError` and closes the
+//! connection (a reply that came later would be taken for the next request's); the next
+//! call connects again. So through a partition a timed call fails within its timeout plus
+//! half the bound, and any other within the bound (a reconnect, within the bound too).
 
 use super::auth::{Hello, Verdict};
 use super::protocol::{Reply, Request};
@@ -31,6 +42,19 @@ pub(super) const MAX_MESSAGE: usize = 1 << 30;
 pub(super) const MAX_HANDSHAKE: usize = 1024;
 /// How long a connection may take to get through the handshake, and a connect may take.
 pub(super) const HANDSHAKE_TIME: f64 = 10.0;
+/// The default of [`liveness`].
+const LIVENESS: Duration = Duration::from_secs(20);
+
+/// How long a TCP connection to or from a manager's server may go without a sign of life
+/// from the other host before it is given up (see the module doc): `RHAI_MP_MANAGER_LIVENESS`
+/// seconds (read by clients and servers alike; at least 1), else 20 s.
+pub(crate) fn liveness() -> Duration {
+    std::env::var("RHAI_MP_MANAGER_LIVENESS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(LIVENESS, |s| Duration::from_secs_f64(s.clamp(1.0, 86400.0)))
+}
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -178,16 +202,20 @@ fn connect(addr: &Address, explicit: bool) -> MpResult<Link> {
             mp_err!(BrokenPipeError, "cannot reach the manager's server (it was shut down, or it died): {e}")
         })?),
         Endpoint::Tcp(address) => {
-            let fd = tcp::connect(address, Duration::from_secs_f64(HANDSHAKE_TIME)).map_err(|e| {
-                // A proxy whose server went away: that is a broken pipe (connect() itself
-                // reports ConnectionRefusedError, see `check`).
-                if e.kind == rhai_mp_core::prelude::ErrorKind::ConnectionRefusedError && !explicit {
-                    gone(addr, "connecting", "nothing listens there any more")
-                } else {
-                    e
+            let within = Duration::from_secs_f64(HANDSHAKE_TIME).min(liveness());
+            let fd = tcp::connect(address, within).map_err(|e| {
+                // A proxy whose server went away, or cannot be reached: that is a broken
+                // pipe (connect() itself reports ConnectionRefusedError, see `check`).
+                match e.kind {
+                    rhai_mp_core::prelude::ErrorKind::ConnectionRefusedError if !explicit => {
+                        gone(addr, "connecting", "nothing listens there any more")
+                    }
+                    rhai_mp_core::prelude::ErrorKind::OSError if !explicit => gone(addr, "connecting", &e.message),
+                    _ => e,
                 }
             })?;
             tcp::set_nonblocking(fd.as_fd()).map_err(|e| MpError::os("a manager connection", e))?;
+            tcp::set_liveness(fd.as_fd(), liveness()).map_err(|e| MpError::os("a manager connection", e))?;
             Link::Tcp(fd, FrameReader::new(MAX_HANDSHAKE))
         }
     };
@@ -289,8 +317,24 @@ pub(super) fn exchange(addr: &Address, req: &Request) -> MpResult<Reply> {
         Err(Failure::Io(e)) => return Err(broken(e, "sending a request")),
         Err(Failure::Decode(e)) => return Err(e),
     }
-    match link.recv::<Reply>(Deadline::NEVER) {
+    // A timed request's reply is due by its timeout; half the liveness bound more covers
+    // its travel and a busy server.
+    let slack = liveness().as_secs_f64() / 2.0;
+    let due = req.timeout().map_or(Deadline::NEVER, |t| Deadline::after_secs(t + slack));
+    match link.recv::<Reply>(due) {
         Ok(Some(reply)) => Ok(reply),
+        // Our own deadline (a socket's ETIMEDOUT, its liveness bound, has an errno: it is
+        // a broken pipe, below).
+        Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut && e.raw_os_error().is_none() => {
+            forget(addr);
+            Err(mp_err!(
+                TimeoutError,
+                "no reply from the manager's server at {} within the call's timeout ({} s) and {slack} s more \
+                 (the network may be partitioned; the connection is closed, the next call connects again)",
+                addr.endpoint.text(),
+                req.timeout().unwrap_or_default()
+            ))
+        }
         Ok(None) => Err(broken(std::io::ErrorKind::UnexpectedEof.into(), "waiting for a reply")),
         Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
             // A signal while the request waits: cancel it, and take whichever reply comes

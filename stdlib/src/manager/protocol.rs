@@ -36,6 +36,26 @@ pub(super) enum Request {
     Cancel,
 }
 
+impl Request {
+    /// How long the server may take over this request before it replies, when the client
+    /// knows: a waiting operation's timeout (zero for one that does not block). `None`: as
+    /// long as it likes (no timeout, or a barrier's own default), or a request that does
+    /// not wait at all (only the connection's liveness bounds those, see `client.rs`).
+    pub(super) fn timeout(&self) -> Option<f64> {
+        let Request::Call { op, .. } = self else { return None };
+        let secs = |block: bool, t: &Timeout| match t {
+            _ if !block => Some(0.0),
+            Timeout::Secs(s) => Some(*s),
+            Timeout::Never | Timeout::Default => None,
+        };
+        match op {
+            Op::Put(_, block, t) | Op::Take(block, t) | Op::Acquire(block, t) => secs(*block, t),
+            Op::Wait(t) => secs(true, t),
+            _ => None,
+        }
+    }
+}
+
 /// How long a waiting operation may wait.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Timeout {

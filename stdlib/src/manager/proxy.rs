@@ -179,9 +179,10 @@ impl Handle for Proxy {
     const KIND: &'static str = "Proxy";
 }
 
-/// Makes proxies work in `for` loops (over a dict's keys, a list's items).
+/// Makes proxies work in `for` loops (over a dict's keys, a list's items), and as
+/// iterables.
 pub(crate) fn register(lib: &mut rhai::Module) {
-    lib.set_iter_result(std::any::TypeId::of::<Proxy>(), |v: Dynamic| {
+    crate::opts::set_iterable(lib, std::any::TypeId::of::<Proxy>(), |v: Dynamic| {
         let p = v.cast::<Proxy>();
         match p.call(Op::Keys).and_then(|a| {
             a.try_cast::<Array>().ok_or_else(|| mp_err!(TypeError, "this proxy cannot be iterated").into())

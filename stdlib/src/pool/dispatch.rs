@@ -400,7 +400,7 @@ impl Pool {
         self.0.borrow_mut().step(false)?;
         let mut j = job.borrow_mut();
         match j.out.pop_front() {
-            None => Ok(None),
+            None => j.tail.take().map_or(Ok(None), Err),
             Some(Ok(v)) => Ok(Some(v)),
             Some(Err(f)) => Err(f.to_eval()),
         }

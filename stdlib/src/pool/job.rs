@@ -124,6 +124,8 @@ pub struct Job {
     pub ahead_limit: Option<u64>,
     /// A future's done callbacks (they get the future), run once the call is done.
     pub done_callbacks: Vec<FnPtr>,
+    /// Imap: the error its input iterator gave midway, handed out after the last item.
+    pub tail: Option<Box<EvalAltResult>>,
 }
 
 impl Job {
@@ -155,6 +157,7 @@ impl Job {
             cancelled: false,
             ahead_limit: None,
             done_callbacks: Vec::new(),
+            tail: None,
         }
     }
 

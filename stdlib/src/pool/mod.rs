@@ -247,7 +247,8 @@ fn start_map(
     o: AsyncOpts,
 ) -> RhaiResult<Rc<RefCell<Job>>> {
     let f = opts::arg_fn(f, func, "func")?;
-    let src = source(iterable, func)?;
+    // An iterator that fails midway fails the call, as Python's `list(iterable)` does.
+    let src = source(opts::pulled(iterable)?, func)?;
     let cs = o.chunksize.unwrap_or_else(|| default_chunksize(pool, src.len()));
     let bounds = o.bounds();
     pool.submit(JobKind::Map, task, f, src, cs, o.callback, o.error_callback, bounds)
@@ -311,8 +312,20 @@ fn start_imap(
         return Err(mp_err!(ValueError, "{func}() takes no callback (read the iterator)").into());
     }
     let cs = o.chunksize.unwrap_or(1);
+    // An iterator that fails midway gives the items of the chunks made before the failure,
+    // then its error (Python loses the chunk the failure was in, and so do we).
+    let (iterable, tail) = match opts::pull(&iterable) {
+        None => (iterable, None),
+        Some(opts::Pulled { mut items, error }) => {
+            if error.is_some() {
+                items.truncate(items.len() - items.len() % cs.min(usize::MAX as u64) as usize);
+            }
+            (Dynamic::from_array(items), error)
+        }
+    };
     let src = source(iterable, func)?;
     let job = pool.submit(JobKind::Imap { ordered }, Kind::Map, f, src, cs, None, None, o.bounds())?;
+    job.borrow_mut().tail = tail;
     Ok(ImapIterator { pool: pool.clone(), job, ordered, bar: Rc::new(RefCell::new(None)), deadline: Deadline::NEVER })
 }
 

@@ -20,9 +20,10 @@ impl Iterator for ForLoop {
     }
 }
 
-/// Makes imap iterators work in `for` loops.
+/// Makes imap iterators work in `for` loops, and as the iterable of pool calls,
+/// `Array(..)` and `m.list(..)`.
 pub(crate) fn register(lib: &mut rhai::Module) {
-    lib.set_iter_result(std::any::TypeId::of::<ImapIterator>(), |v: Dynamic| {
+    opts::set_iterable(lib, std::any::TypeId::of::<ImapIterator>(), |v: Dynamic| {
         Box::new(ForLoop(v.cast::<ImapIterator>()))
     });
 }

@@ -13,7 +13,13 @@
 //! - every item is taken whole by exactly one `get`, whatever the number of producers and
 //!   consumers;
 //! - a process killed while holding the queue's mutex does not hang the others (robust
-//!   mutex; the counters are rebuilt from the log).
+//!   mutex; the counters are rebuilt from the log);
+//! - a process *stopped* while holding it (SIGSTOP, a debugger) holds up only the calls
+//!   that wait for ever: every timed call takes the mutex by its deadline or gives up
+//!   (`Empty`, `Full`), and `get(false)` / `put(x, false)` wait for it a moment at most
+//!   ([`LOCK_GRACE`]), as Python's `get(False)` gives up on its lock at once. (An
+//!   unbounded `put` with a timeout can so throw `Full`, where Python's feeder thread
+//!   would take the item.)
 //!
 //! Descriptors of handles inside items (a Connection, a Queue …) travel in order on a side
 //! `SOCK_SEQPACKET` pair, under the same mutex. An eventfd mirrors "items available" for
@@ -48,8 +54,14 @@ const PUNCHED: usize = FD_MODE + 8;
 const CAPACITY: usize = PUNCHED + 8;
 /// The number of the last message sent on the side channel (see [`QueueCore::get_with`]).
 const SIDE_SEQ: usize = CAPACITY + 8;
-/// The part of the log mapped into memory; records past it use pread/pwrite.
+/// The most of the log mapped into memory; records past it use pread/pwrite. Each process
+/// maps only as much as the records it has touched need ([`QueueCore::mapped`]), and maps
+/// it again larger when a record lies past its mapping: a queue reserves address space for
+/// what it holds, not this (batch clusters set `ulimit -v`; reserving 1 GiB for each queue
+/// left room for three queues under `ulimit -v 4000000`).
 const WINDOW: usize = 1 << 30;
+/// The least a process maps of a log (the first record it touches maps this much).
+const MIN_MAPPED: usize = 64 * 1024;
 /// The log starts after the header page.
 const DATA: u64 = 4096;
 const RECORD: usize = 8;
@@ -75,6 +87,11 @@ const SPILLED: u32 = 1 << 31;
 /// pool task's head there).
 const SPILL_PREFIX: usize = 64;
 
+/// Python's error for a pipe used after it was closed.
+fn closed_handle() -> MpError {
+    mp_err!(OSError, "handle is closed")
+}
+
 /// The three flavours share one machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -96,8 +113,9 @@ impl Flavour {
 /// The shared machinery behind a queue handle.
 pub struct QueueCore {
     region: Region,
-    /// The log, mapped (see [`WINDOW`]).
-    window: Region,
+    /// The log, as far as this process has mapped it (see [`WINDOW`]): none until a record
+    /// is read or written through it.
+    window: std::cell::RefCell<Option<Region>>,
     /// Side channel for the descriptors of handles inside items, and for the memfds of large
     /// items: sent on `fd_tx`, received on `fd_rx`.
     fd_tx: OwnedFd,
@@ -108,6 +126,9 @@ pub struct QueueCore {
     pub flavour: Flavour,
     /// `close()` was called in this process.
     closed: Cell<bool>,
+    /// This process put an item through this handle (Python's feeder thread started, and
+    /// closing the queue closes its pipe, so `empty()` then throws).
+    used: Cell<bool>,
     /// How long a `get` here polls for an item before it sleeps (adaptive).
     get_spin: rhai_mp_core::base::spin::Spin,
     /// How long a `put` here polls for room before it sleeps (adaptive).
@@ -124,18 +145,28 @@ impl std::fmt::Debug for QueueCore {
     }
 }
 
-/// Holds the queue's mutex; unlocks when dropped.
+/// Holds the queue's mutex (while `held`: a wait that could not take it back in time
+/// leaves it unheld); unlocks when dropped.
 struct Guard<'a> {
-    core: &'a QueueCore,
     mutex: Mutex<'a>,
+    held: bool,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        let _ = self.mutex.unlock();
-        let _ = self.core;
+        if self.held {
+            let _ = self.mutex.unlock();
+        }
     }
 }
+
+/// How long a call that does not block (`get(false)`, `put(x, false)`, and a timed call
+/// whose timeout is shorter) waits for the queue's mutex: long enough for a holder that is
+/// running to finish (a critical section copies an item of less than [`SPILL_ITEM`] at
+/// most), and short enough that the call never waits on a peer that stopped (SIGSTOP, a
+/// debugger) while holding it. Past it, the call gives up as if it had found the queue
+/// empty (or full).
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn eventfd() -> MpResult<OwnedFd> {
     use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -190,16 +221,16 @@ impl QueueCore {
             None,
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )?;
-        let window = region.window(DATA, WINDOW)?;
         Ok(QueueCore {
             region,
-            window,
+            window: std::cell::RefCell::new(None),
             fd_tx,
             fd_rx,
             ready: eventfd()?,
             maxsize,
             flavour,
             closed: Cell::new(false),
+            used: Cell::new(false),
             get_spin: rhai_mp_core::base::spin::Spin::new(),
             put_spin: rhai_mp_core::base::spin::Spin::new(),
             spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
@@ -210,7 +241,10 @@ impl QueueCore {
     /// Copies of the queue's descriptors (memfd, side channel, eventfd): with its `maxsize`
     /// and flavour, all another handle on the same queue needs ([`QueueCore::from_fds`]).
     pub fn dup_fds(&self) -> MpResult<Vec<OwnedFd>> {
-        Ok(vec![self.region.dup_fd()?, self.fd_tx.try_clone()?, self.fd_rx.try_clone()?, self.ready.try_clone()?])
+        let dup = || -> std::io::Result<Vec<OwnedFd>> {
+            Ok(vec![self.region.dup_fd()?, self.fd_tx.try_clone()?, self.fd_rx.try_clone()?, self.ready.try_clone()?])
+        };
+        dup().map_err(|e| MpError::os(&format!("cannot copy a {}'s descriptors to send it", self.flavour.name()), e))
     }
 
     /// Another handle on a queue, from [`QueueCore::dup_fds`].
@@ -218,16 +252,16 @@ impl QueueCore {
         let [region, fd_tx, fd_rx, ready]: [OwnedFd; 4] =
             fds.try_into().map_err(|_| mp_err!(SerializationError, "malformed queue"))?;
         let region = Region::open(region, DATA as usize)?;
-        let window = region.window(DATA, WINDOW)?;
         Ok(QueueCore {
             region,
-            window,
+            window: std::cell::RefCell::new(None),
             fd_tx,
             fd_rx,
             ready,
             maxsize,
             flavour,
             closed: Cell::new(false),
+            used: Cell::new(false),
             get_spin: rhai_mp_core::base::spin::Spin::new(),
             put_spin: rhai_mp_core::base::spin::Spin::new(),
             spills: rhai_mp_core::transport::seqpacket::SpillCache::new(),
@@ -235,18 +269,75 @@ impl QueueCore {
         })
     }
 
+    /// The log mapped up to offset `end` at least (`end` ≤ [`WINDOW`]): this process's
+    /// mapping, or a larger one made now (at least twice the old, so that a growing log is
+    /// mapped again only a few times). The mapping may lie past the end of the file: writers
+    /// grow the file before they touch a page there.
+    fn mapped(&self, end: usize) -> std::io::Result<std::cell::Ref<'_, Region>> {
+        debug_assert!(end <= WINDOW);
+        let len = self.window.borrow().as_ref().map_or(0, Region::len);
+        if len < end {
+            let want = end.max(len * 2).max(MIN_MAPPED).next_multiple_of(4096).min(WINDOW);
+            // The old mapping goes first (its bytes are all in the file), so that the two
+            // never need address space together.
+            *self.window.borrow_mut() = None;
+            *self.window.borrow_mut() = Some(self.region.window(DATA, want)?);
+        }
+        Ok(std::cell::Ref::map(self.window.borrow(), |w| w.as_ref().expect("mapped above")))
+    }
+
     fn field(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
         self.region.atomic(offset)
     }
 
+    /// Takes the queue's mutex, waiting for ever for it (but looking at the signals).
     fn lock(&self) -> MpResult<Guard<'_>> {
+        self.lock_until(Deadline::NEVER)?.ok_or_else(|| mp_err!(OSError, "queue lock failed"))
+    }
+
+    /// Takes the queue's mutex, waiting until `deadline` at most (`None` then: a peer holds
+    /// it, maybe stopped). A process that died holding it leaves the log to repair.
+    fn lock_until(&self, deadline: Deadline) -> MpResult<Option<Guard<'_>>> {
         let mutex = Mutex::at(&self.region, MUTEX);
-        let locked = mutex.lock(None)?.ok_or_else(|| mp_err!(OSError, "queue lock failed"))?;
-        let guard = Guard { core: self, mutex };
+        let Some(locked) = mutex.lock_until(deadline)? else { return Ok(None) };
+        let guard = Guard { mutex, held: true };
         if locked.owner_died {
             self.repair();
         }
-        Ok(guard)
+        Ok(Some(guard))
+    }
+
+    /// The deadline for taking the mutex in a call that waits until `deadline` (or does
+    /// not block): that, but never less than [`LOCK_GRACE`].
+    fn lock_deadline(block: bool, deadline: Deadline) -> Deadline {
+        let grace = Deadline::after(LOCK_GRACE);
+        if block {
+            deadline.max(grace)
+        } else {
+            grace
+        }
+    }
+
+    /// Waits on the condition variable at `cond` for a slice of the time left until
+    /// `deadline` (the mutex held), then takes the mutex back by the deadline (or within
+    /// [`LOCK_GRACE`] of it). `Ok(false)`: it could not (a peer holds it past the
+    /// deadline), and `g` no longer holds it; the caller gives up. Throws if a signal asks
+    /// this process to stop.
+    fn wait(&self, g: &mut Guard<'_>, cond: usize, deadline: Deadline) -> MpResult<bool> {
+        rhai_mp_core::base::interrupt::check()?;
+        let until = deadline.min(Deadline::after(rhai_mp_core::base::interrupt::SLICE));
+        g.held = false;
+        Cond::at(&self.region, cond).sleep(&g.mutex, until.instant())?;
+        match g.mutex.lock_until(Self::lock_deadline(true, deadline))? {
+            Some(locked) => {
+                g.held = true;
+                if locked.owner_died {
+                    self.repair();
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// After a process died holding the mutex: rebuild the item count from the log, and the
@@ -270,8 +361,13 @@ impl QueueCore {
         }
     }
 
+    /// Python's errors for a closed handle: a `Queue`'s `put`/`get` check it first
+    /// (`ValueError`); a `SimpleQueue`'s use its closed pipe (`OSError: handle is closed`).
     fn check_open(&self) -> MpResult<()> {
         if self.closed.get() {
+            if self.flavour == Flavour::Simple {
+                return Err(closed_handle());
+            }
             return Err(mp_err!(ValueError, "{} is closed", self.flavour.name()));
         }
         Ok(())
@@ -300,6 +396,7 @@ impl QueueCore {
         deadline: Deadline,
     ) -> MpResult<()> {
         self.check_open()?;
+        self.used.set(true);
         let len = pieces.iter().map(|p| p.len()).sum::<usize>();
         if len > u32::MAX as usize {
             return Err(mp_err!(ValueError, "an item of {len} bytes is too large for a queue (4 GiB at most)"));
@@ -324,13 +421,16 @@ impl QueueCore {
             // An item or a free slot often comes within microseconds: poll before sleeping.
             self.put_spin.spin_while(|| self.field(COUNT).load(Relaxed) >= self.maxsize);
         }
+        let busy = || mp_err!(Full, "the queue is busy: another process holds its lock (stopped while using it?)");
         loop {
-            let g = self.lock()?;
+            let Some(mut g) = self.lock_until(Self::lock_deadline(block, deadline))? else { return Err(busy()) };
             while self.maxsize > 0 && self.field(COUNT).load(Relaxed) >= self.maxsize {
                 if !block || deadline.passed() {
                     return Err(mp_err!(Full, "the queue is full ({} items)", self.maxsize));
                 }
-                Cond::at(&self.region, NOT_FULL).wait_slice(&g.mutex, deadline)?;
+                if !self.wait(&mut g, NOT_FULL, deadline)? {
+                    return Err(busy());
+                }
             }
             let tail = self.field(TAIL).load(Relaxed);
             let nfds = fds.len() as u32 | if spill.is_some() { SPILLED } else { 0 };
@@ -413,7 +513,8 @@ impl QueueCore {
         if block {
             self.get_spin.spin_while(|| self.field(COUNT).load(Relaxed) == 0);
         }
-        let g = self.lock()?;
+        let busy = || mp_err!(Empty, "the queue is empty (another process holds its lock: stopped while using it?)");
+        let Some(mut g) = self.lock_until(Self::lock_deadline(block, deadline))? else { return Err(busy()) };
         // A record whose item has handles, or lives in a memfd, has a message on the side
         // channel, and both carry the message's number (increasing, from the queue's
         // header). A producer killed after sending its message but before writing its
@@ -431,7 +532,9 @@ impl QueueCore {
                     if deadline.passed() {
                         return Err(mp_err!(Empty, "the queue is empty (no item arrived within the timeout)"));
                     }
-                    Cond::at(&self.region, NOT_EMPTY).wait_slice(&g.mutex, deadline)?;
+                    if !self.wait(&mut g, NOT_EMPTY, deadline)? {
+                        return Err(busy());
+                    }
                 }
                 if self.field(HEAD).load(Relaxed) < self.field(TAIL).load(Relaxed) {
                     break;
@@ -514,10 +617,11 @@ impl QueueCore {
             self.region.file().set_len(DATA + grown as u64)?;
             self.field(CAPACITY).store(grown as u64, Relaxed);
         }
-        self.window.write(at as usize, header);
+        let window = self.mapped(end)?;
+        window.write(at as usize, header);
         let mut pos = at as usize + header.len();
         for p in pieces {
-            self.window.write(pos, p);
+            window.write(pos, p);
             pos += p.len();
         }
         Ok(())
@@ -528,7 +632,7 @@ impl QueueCore {
     fn read_record(&self, at: u64) -> std::io::Result<(usize, usize, Vec<u8>)> {
         let at = at as usize;
         let header = if at + RECORD <= WINDOW {
-            self.window.read(at, RECORD)
+            self.mapped(at + RECORD)?.read(at, RECORD)
         } else {
             let mut h = vec![0u8; RECORD];
             self.region.file().read_exact_at(&mut h, DATA + at as u64)?;
@@ -537,7 +641,7 @@ impl QueueCore {
         let len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
         let nfds = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
         let data = if at + RECORD + len <= WINDOW && len < BIG_RECORD {
-            self.window.read(at + RECORD, len)
+            self.mapped(at + RECORD + len)?.read(at + RECORD, len)
         } else if len >= BIG_RECORD {
             rhai_mp_core::base::sys::pread_vec(self.region.file(), (DATA as usize + at + RECORD) as u64, len)?
         } else {
@@ -595,6 +699,15 @@ impl QueueCore {
         self.qsize() == 0
     }
 
+    /// `empty()` as a script calls it: on a closed `SimpleQueue`, or a closed `Queue` this
+    /// process put items on, Python's pipe is closed and it throws `OSError`.
+    pub fn empty_checked(&self) -> MpResult<bool> {
+        if self.closed.get() && (self.flavour == Flavour::Simple || self.used.get()) {
+            return Err(closed_handle());
+        }
+        Ok(self.empty())
+    }
+
     pub fn full(&self) -> bool {
         self.maxsize > 0 && self.qsize() >= self.maxsize
     }
@@ -631,9 +744,9 @@ impl QueueCore {
 
     /// Waits until every item put was marked done (JoinableQueue).
     pub fn join(&self) -> MpResult<()> {
-        let g = self.lock()?;
+        let mut g = self.lock()?;
         while self.field(UNFINISHED).load(Relaxed) > 0 {
-            Cond::at(&self.region, ALL_DONE).wait_slice(&g.mutex, Deadline::NEVER)?;
+            self.wait(&mut g, ALL_DONE, Deadline::NEVER)?;
         }
         Ok(())
     }

@@ -148,8 +148,9 @@ pub mod queue_functions {
     /// q.put(2, #{timeout: 0.5});
     /// ```
     ///
-    /// Throws when: the queue is full and `block` is false (`Full`); no room in time
-    /// (`Full`); an unknown option (`ValueError`); as `put(item)`.
+    /// Throws when: the queue is full and `block` is false (`Full`; also when another
+    /// process holds the queue's lock for more than a moment, 10 ms: stopped while using
+    /// it); no room in time (`Full`); an unknown option (`ValueError`); as `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
     pub fn put_block(q: &mut Queue, item: Dynamic, block: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let (block, deadline) = block_and_deadline("put", vec![block])?;
@@ -162,8 +163,9 @@ pub mod queue_functions {
     /// try { q.put(1, true, 0.5) } catch (e) { if e.type == "Full" { print("no room") } }
     /// ```
     ///
-    /// Throws when: no room in time (`Full`); `timeout` is negative (`ValueError`); as
-    /// `put(item)`.
+    /// Throws when: no room in time (`Full`; also when another process holds the queue's
+    /// lock through the timeout: stopped while using it); `timeout` is negative
+    /// (`ValueError`); as `put(item)`.
     #[rhai_fn(global, name = "put", return_raw)]
     pub fn put_timeout(
         q: &mut Queue,
@@ -181,7 +183,8 @@ pub mod queue_functions {
     /// q.put_nowait(1);
     /// ```
     ///
-    /// Throws when: the queue is full (`Full`); as `put(item)`.
+    /// Throws when: the queue is full, or another process holds its lock for more than a
+    /// moment (`Full`); as `put(item)`.
     #[rhai_fn(global, return_raw)]
     pub fn put_nowait(q: &mut Queue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
         Ok(q.0.put_value(item, false, Deadline::NEVER)?)
@@ -207,8 +210,10 @@ pub mod queue_functions {
     /// try { q.get(#{timeout: 0.1}) } catch (e) { print(e.type) }
     /// ```
     ///
-    /// Throws when: the queue is empty and `block` is false (`Empty`); no item in time
-    /// (`Empty`); an unknown option (`ValueError`); as `get()`.
+    /// Throws when: the queue is empty and `block` is false (`Empty`; also when another
+    /// process holds the queue's lock for more than a moment, 10 ms: stopped while using
+    /// it, as Python's `get(False)` gives up on its lock); no item in time (`Empty`); an
+    /// unknown option (`ValueError`); as `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_block(q: &mut Queue, block: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let (block, deadline) = block_and_deadline("get", vec![block])?;
@@ -221,8 +226,9 @@ pub mod queue_functions {
     /// let item = q.get(true, 1.5);
     /// ```
     ///
-    /// Throws when: no item in time (`Empty`); `timeout` is negative (`ValueError`); as
-    /// `get()`.
+    /// Throws when: no item in time (`Empty`; also when another process holds the queue's
+    /// lock through the timeout: stopped while using it); `timeout` is negative
+    /// (`ValueError`); as `get()`.
     #[rhai_fn(global, name = "get", return_raw)]
     pub fn get_timeout(q: &mut Queue, block: Dynamic, timeout: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let (block, deadline) = block_and_deadline("get", vec![block, timeout])?;
@@ -235,7 +241,8 @@ pub mod queue_functions {
     /// let item = q.get_nowait();
     /// ```
     ///
-    /// Throws when: the queue is empty (`Empty`); as `get()`.
+    /// Throws when: the queue is empty, or another process holds its lock for more than a
+    /// moment (`Empty`); as `get()`.
     #[rhai_fn(global, return_raw)]
     pub fn get_nowait(q: &mut Queue) -> Result<Dynamic, Box<EvalAltResult>> {
         Ok(q.0.get_value(false, Deadline::NEVER)?)
@@ -259,10 +266,11 @@ pub mod queue_functions {
     /// while !q.empty() { print(q.get()); }
     /// ```
     ///
-    /// Throws when: never.
-    #[rhai_fn(global, pure)]
-    pub fn empty(q: &mut Queue) -> bool {
-        q.0.empty()
+    /// Throws when: this process put items on the queue and then closed it (`OSError`
+    /// "handle is closed", as Python, whose feeder thread closed its pipe).
+    #[rhai_fn(global, pure, return_raw)]
+    pub fn empty(q: &mut Queue) -> Result<bool, Box<EvalAltResult>> {
+        Ok(q.0.empty_checked()?)
     }
 
     /// Whether the queue holds `maxsize` items (a snapshot; always false without a limit).

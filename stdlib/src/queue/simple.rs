@@ -55,7 +55,7 @@ pub mod simple_queue_functions {
     /// ```
     ///
     /// Throws when: the item cannot be sent (`SerializationError`); the queue was closed in
-    /// this process (`ValueError`).
+    /// this process (`OSError` "handle is closed", as Python).
     #[rhai_fn(global, return_raw)]
     pub fn put(q: &mut SimpleQueue, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
         Ok(q.0.put_value(item, true, Deadline::NEVER)?)
@@ -67,7 +67,7 @@ pub mod simple_queue_functions {
     /// let item = q.get();
     /// ```
     ///
-    /// Throws when: the queue was closed in this process (`ValueError`).
+    /// Throws when: the queue was closed in this process (`OSError` "handle is closed").
     #[rhai_fn(global, return_raw)]
     pub fn get(q: &mut SimpleQueue) -> Result<Dynamic, Box<EvalAltResult>> {
         Ok(q.0.get_value(true, Deadline::NEVER)?)
@@ -79,13 +79,14 @@ pub mod simple_queue_functions {
     /// if q.empty() { print("nothing yet"); }
     /// ```
     ///
-    /// Throws when: never.
-    #[rhai_fn(global, pure)]
-    pub fn empty(q: &mut SimpleQueue) -> bool {
-        q.0.empty()
+    /// Throws when: the queue was closed in this process (`OSError` "handle is closed").
+    #[rhai_fn(global, pure, return_raw)]
+    pub fn empty(q: &mut SimpleQueue) -> Result<bool, Box<EvalAltResult>> {
+        Ok(q.0.empty_checked()?)
     }
 
-    /// This process will put and get no more (items stay for other processes).
+    /// This process will put and get no more (items stay for other processes): later
+    /// `put`, `get` and `empty` here throw `OSError`.
     ///
     /// ```rhai
     /// q.close();

@@ -56,6 +56,14 @@ impl Deadline {
         self.left().map_or(slice, |l| l.min(slice))
     }
 
+    /// The later of two deadlines ([`Deadline::NEVER`] if either is).
+    pub fn max(self, other: Deadline) -> Deadline {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => Deadline(Some(a.max(b))),
+            _ => Deadline::NEVER,
+        }
+    }
+
     /// The earlier of two deadlines.
     pub fn min(self, other: Deadline) -> Deadline {
         match (self.0, other.0) {

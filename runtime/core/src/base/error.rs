@@ -179,7 +179,73 @@ impl MpError {
             );
         }
         let errno = err.raw_os_error().unwrap_or(0);
+        if let Some(hint) = limit_hint(errno, false) {
+            return MpError::new(ErrorKind::OSError, format!("{what}: {}", hinted(errno, &err, &hint)))
+                .with("errno", errno as rhai::INT);
+        }
         MpError::new(ErrorKind::OSError, format!("{what}: {err}")).with("errno", errno as rhai::INT)
+    }
+
+    /// [`MpError::os`] for a failure to create a process (`fork`, `clone`, `posix_spawn`),
+    /// where `EAGAIN` means the limit on processes was reached and `ENOMEM` the address
+    /// space: the message names the limit to raise.
+    pub fn no_process(what: &str, err: impl Into<std::io::Error>) -> Self {
+        let err = err.into();
+        let errno = err.raw_os_error().unwrap_or(0);
+        match limit_hint(errno, true) {
+            Some(hint) => MpError::new(ErrorKind::OSError, format!("{what}: {}", hinted(errno, &err, &hint)))
+                .with("errno", errno as rhai::INT),
+            _ => MpError::os(what, err),
+        }
+    }
+
+    /// The errno of an `OSError` (`None` for other errors).
+    pub fn errno(&self) -> Option<i32> {
+        let (_, v) = self.fields.iter().find(|(k, _)| *k == "errno")?;
+        v.as_int().ok().map(|e| e as i32)
+    }
+}
+
+/// `[Errno 24] EMFILE: Too many open files (hint)`.
+fn hinted(errno: i32, err: &std::io::Error, hint: &str) -> String {
+    let text = err.to_string();
+    let text = text.strip_suffix(&format!(" (os error {errno})")).unwrap_or(&text);
+    let name = match errno {
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        _ => "",
+    };
+    format!("[Errno {errno}] {name}: {text} ({hint})")
+}
+
+/// What to raise when `errno` says a limit was reached (`EAGAIN` only when `process`: a
+/// process could not be created), with the limit's current value.
+fn limit_hint(errno: i32, process: bool) -> Option<String> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = |r: Resource| match getrlimit(r) {
+        Ok((soft, _)) if soft != libc::RLIM_INFINITY => soft.to_string(),
+        _ => "unlimited".to_string(),
+    };
+    match errno {
+        libc::EMFILE => Some(format!(
+            "out of file descriptors: raise the limit on open files, `ulimit -n`, now {}",
+            soft(Resource::RLIMIT_NOFILE)
+        )),
+        libc::ENFILE => Some("the system has no file descriptor left: raise fs.file-max".to_string()),
+        libc::EAGAIN if process => Some(format!(
+            "no process can be created now: raise the limit on processes, `ulimit -u`, now {}, or the cgroup's pids.max",
+            soft(Resource::RLIMIT_NPROC)
+        )),
+        libc::ENOMEM if process => Some(format!(
+            "out of memory or address space: raise the limit on address space, `ulimit -v`, now {} KiB, or free memory",
+            match getrlimit(Resource::RLIMIT_AS) {
+                Ok((soft, _)) if soft != libc::RLIM_INFINITY => (soft / 1024).to_string(),
+                _ => "unlimited".to_string(),
+            }
+        )),
+        _ => None,
     }
 }
 

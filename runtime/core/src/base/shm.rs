@@ -246,6 +246,24 @@ impl<'r> Mutex<'r> {
         }
     }
 
+    /// Locks, waiting until `deadline` at most (a peer may hold the mutex for ever: it is
+    /// stopped, say), in slices of [`crate::base::interrupt::SLICE`], looking at the signals
+    /// between them. `Ok(None)` once the deadline passed (a passed deadline still tries once).
+    pub fn lock_until(
+        &self,
+        deadline: crate::base::deadline::Deadline,
+    ) -> crate::base::error::MpResult<Option<Locked>> {
+        loop {
+            if let Some(locked) = self.lock(Some(deadline.slice(crate::base::interrupt::SLICE)))? {
+                return Ok(Some(locked));
+            }
+            if deadline.passed() {
+                return Ok(None);
+            }
+            crate::base::interrupt::check()?;
+        }
+    }
+
     /// Unlocks (the caller holds the mutex).
     pub fn unlock(&self) -> std::io::Result<()> {
         // SAFETY: `ptr` points to an initialized process-shared mutex we hold.
@@ -283,16 +301,28 @@ impl<'r> Cond<'r> {
     /// is held again on return. Returns false on timeout. Spurious wake-ups happen: re-check
     /// the condition.
     pub fn wait(&self, mutex: &Mutex, until: Option<Instant>) -> std::io::Result<bool> {
+        let seq = self.sleep(mutex, until)?;
+        mutex.lock(None)?;
+        Ok(self.seq.load(Ordering::SeqCst) != seq || until.is_none_or(|t| Instant::now() < t))
+    }
+
+    /// The first half of [`Cond::wait`]: unlocks the mutex (held) and sleeps until a
+    /// notification or `until`, and leaves the mutex unlocked, for the caller to take back
+    /// with a deadline of its own ([`Mutex::lock_until`]: a peer may hold it for ever).
+    /// Returns the sequence number it slept on (the condition's state when it let go).
+    pub fn sleep(&self, mutex: &Mutex, until: Option<Instant>) -> std::io::Result<u32> {
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let seq = self.seq.load(Ordering::SeqCst);
-        mutex.unlock()?;
+        if let Err(e) = mutex.unlock() {
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
+        }
         let timeout = until.map(|t| t.saturating_duration_since(Instant::now()));
         if timeout != Some(Duration::ZERO) {
             crate::base::sys::futex_wait(self.seq, seq, timeout);
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        mutex.lock(None)?;
-        Ok(self.seq.load(Ordering::SeqCst) != seq || until.is_none_or(|t| Instant::now() < t))
+        Ok(seq)
     }
 
     /// Waits for a notification for a slice of the time left until `deadline` at most (see

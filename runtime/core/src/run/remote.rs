@@ -11,7 +11,9 @@ use rhai::{Dynamic, EvalAltResult, Map, Position};
 /// An error raised in another process (a pool worker) on its way back to the caller.
 ///
 /// `value` is what a `catch` in that process would have received: a thrown value unchanged,
-/// or, for a Rhai runtime error, Rhai's error map plus `type`, `process` and `pid`. The
+/// or, for a Rhai runtime error, Rhai's error map (`error`, `message`, `line`, `position`
+/// and the error's own fields, such as `index` and `length`) plus `type` (Python's name
+/// for it), `process` and `pid`. The
 /// process and the position travel beside it, so that an uncaught remote error is reported
 /// with the worker's name, pid and `file:line:col`, while `catch` still sees only `value`.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ impl RemoteError {
                     map.insert("line".into(), (line as rhai::INT).into());
                     map.insert("position".into(), (pos.position().unwrap_or(0) as rhai::INT).into());
                 }
+                // Every field a `catch` there would have seen (where one of them is `type`,
+                // the type of data it names, it wins over the Python-style one).
+                catch_fields(other, &mut map);
                 map.insert("process".into(), process.into());
                 map.insert("pid".into(), (pid as rhai::INT).into());
                 map.into()
@@ -80,6 +85,48 @@ impl RemoteError {
             Position::NONE,
         )
         .into()
+    }
+}
+
+/// The fields Rhai's `catch` adds to the map of a runtime error `err` (its variant's name
+/// as `error`, and the variant's own fields), as `EvalAltResult::dump_fields` (private to
+/// Rhai) does.
+fn catch_fields(err: &EvalAltResult, map: &mut Map) {
+    use EvalAltResult as E;
+    let debug = format!("{err:?}");
+    map.insert("error".into(), debug.split('(').next().unwrap_or_default().into());
+    let mut put = |k: &str, v: Dynamic| {
+        map.insert(k.into(), v);
+    };
+    match err {
+        E::ErrorFunctionNotFound(f, ..) | E::ErrorNonPureMethodCallOnConstant(f, ..) => put("function", f.into()),
+        E::ErrorInFunctionCall(f, s, ..) => {
+            put("function", f.into());
+            put("source", s.into());
+        }
+        E::ErrorMismatchDataType(r, a, ..) | E::ErrorMismatchOutputType(r, a, ..) => {
+            put("requested", r.into());
+            put("actual", a.into());
+        }
+        E::ErrorArrayBounds(n, i, ..) | E::ErrorStringBounds(n, i, ..) | E::ErrorBitFieldBounds(n, i, ..) => {
+            put("length", (*n as rhai::INT).into());
+            put("index", (*i).into());
+        }
+        E::ErrorVariableExists(v, ..)
+        | E::ErrorForbiddenVariable(v, ..)
+        | E::ErrorVariableNotFound(v, ..)
+        | E::ErrorPropertyNotFound(v, ..)
+        | E::ErrorDataRace(v, ..)
+        | E::ErrorAssignmentToConstant(v, ..) => put("variable", v.into()),
+        E::ErrorIndexNotFound(v, ..) => put("index", v.clone()),
+        E::ErrorInModule(m, ..) | E::ErrorModuleNotFound(m, ..) => put("module", m.into()),
+        E::ErrorDotExpr(p, ..) => put("property", p.into()),
+        E::ErrorIndexingType(t, ..) | E::ErrorDataTooLarge(t, ..) => put("type", t.into()),
+        E::ErrorTerminated(t, ..) => put("token", t.clone()),
+        E::ErrorCustomSyntax(_, tokens, _) => {
+            put("tokens", Dynamic::from_array(tokens.iter().map(|t| t.into()).collect()))
+        }
+        _ => {}
     }
 }
 

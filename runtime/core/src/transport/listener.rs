@@ -32,10 +32,20 @@ pub fn connect(name: &str, kind: SockType) -> std::io::Result<OwnedFd> {
 /// Accepts the next connection if it comes from this user (`None`: nothing to accept, or a
 /// peer of another user, whose connection is closed at once).
 pub fn accept_same_user(listener: BorrowedFd) -> Option<OwnedFd> {
-    let raw = sock::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC).ok()?;
+    accept_same_user_checked(listener).ok().flatten()
+}
+
+/// [`accept_same_user`], saying why `accept` failed (out of descriptors: `EMFILE`), so
+/// that a server can tell the peer that waits.
+pub fn accept_same_user_checked(listener: BorrowedFd) -> std::io::Result<Option<OwnedFd>> {
+    let raw = match sock::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+        Ok(raw) => raw,
+        Err(nix::Error::EAGAIN | nix::Error::EINTR | nix::Error::ECONNABORTED) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let conn = crate::base::sys::own_fd(raw);
     let me = nix::unistd::getuid().as_raw();
-    sock::getsockopt(&conn, sock::sockopt::PeerCredentials).is_ok_and(|c| c.uid() == me).then_some(conn)
+    Ok(sock::getsockopt(&conn, sock::sockopt::PeerCredentials).is_ok_and(|c| c.uid() == me).then_some(conn))
 }
 
 /// The error for a server that cannot be reached.

@@ -110,6 +110,29 @@ fn tune(fd: BorrowedFd) {
     let _ = setsockopt(&fd, sockopt::TcpKeepCount, &6);
 }
 
+/// Bounds how long a connection may go on without a sign of life from its peer's host:
+/// keepalive probes once it has been idle for a third of `liveness` (then every sixth),
+/// and `TCP_USER_TIMEOUT` of `liveness`, so that data or probes left unacknowledged that
+/// long (a network partition, a host that lost power) end the connection (`ETIMEDOUT` on
+/// its next read or write, and `poll` wakes up). Without it, a request sent into a
+/// partition is retransmitted for some 15 minutes before the kernel gives up, and the
+/// plain keepalive of [`connect`] / [`accept`] does not run while data is unacknowledged.
+/// (A peer that does not read for `liveness` while its receive window is full ends the
+/// connection too: use it where peers always read, as a manager's server and clients do.)
+pub fn set_liveness(fd: BorrowedFd, liveness: Duration) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let secs = liveness.as_secs_f64();
+    let idle = ((secs / 3.0) as u32).max(1);
+    let interval = ((secs / 6.0) as u32).max(1);
+    setsockopt(&fd, sockopt::KeepAlive, &true).map_err(io_err)?;
+    setsockopt(&fd, sockopt::TcpKeepIdle, &idle).map_err(io_err)?;
+    setsockopt(&fd, sockopt::TcpKeepInterval, &interval).map_err(io_err)?;
+    setsockopt(&fd, sockopt::TcpKeepCount, &(secs as u32 / interval + 2)).map_err(io_err)?;
+    let ms = u32::try_from(liveness.as_millis()).unwrap_or(u32::MAX).max(1);
+    setsockopt(&fd, sockopt::TcpUserTimeout, &ms).map_err(io_err)?;
+    Ok(())
+}
+
 /// Puts a socket in non-blocking mode.
 pub fn set_nonblocking(fd: BorrowedFd) -> std::io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};

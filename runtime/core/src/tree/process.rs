@@ -16,6 +16,7 @@ use crate::wire::Packet;
 use nix::sys::signal::Signal;
 use rhai::{Array, Dynamic, FnPtr, NativeCallContext};
 use std::cell::RefCell;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 /// What a Process object stands for.
@@ -64,6 +65,9 @@ pub struct Inner {
     creator: i32,
     /// The pid of a `Current` or `Parent` object.
     known_pid: Option<i32>,
+    /// A `Parent` object's pidfd, readable once the parent has ended (opened on first use;
+    /// `None` inside: the parent was gone by then).
+    parent_fd: Option<Option<OwnedFd>>,
     closed: bool,
 }
 
@@ -133,6 +137,7 @@ impl Process {
             popen: None,
             creator: this_pid(),
             known_pid: None,
+            parent_fd: None,
             closed: false,
         })))
     }
@@ -160,6 +165,7 @@ impl Process {
             popen: None,
             creator: this_pid(),
             known_pid: Some(pid),
+            parent_fd: None,
             closed: false,
         })))
     }
@@ -251,9 +257,7 @@ impl Process {
         };
         match role {
             Role::Current => Ok(true),
-            Role::Parent => {
-                Ok(pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()))
-            }
+            Role::Parent => Ok(pid.is_some() && !self.parent_ended(Deadline::now())?),
             Role::Child => {
                 let done = match &mut self.0.borrow_mut().popen {
                     None => return Ok(false),
@@ -264,6 +268,41 @@ impl Process {
                 }
                 Ok(!done)
             }
+        }
+    }
+
+    /// For a `Parent` object: waits at most until `deadline` for the parent to end, and
+    /// says whether it has (a parent that ended but was not reaped yet has ended: its pidfd
+    /// says so). Without a pidfd (out of descriptors) it polls the pid.
+    fn parent_ended(&self, deadline: Deadline) -> MpResult<bool> {
+        let mut i = self.0.borrow_mut();
+        let Some(pid) = i.known_pid else { return Ok(true) };
+        if i.parent_fd.is_none() {
+            match crate::base::sys::pidfd_open(pid) {
+                Ok(fd) => i.parent_fd = Some(Some(fd)),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => i.parent_fd = Some(None),
+                Err(_) => {}
+            }
+        }
+        let fd = match &i.parent_fd {
+            Some(None) => return Ok(true),
+            Some(Some(fd)) => Some(crate::base::sys::borrow_fd(std::os::fd::AsRawFd::as_raw_fd(fd))),
+            None => None,
+        };
+        drop(i);
+        if let Some(fd) = fd {
+            // (The descriptor stays open: only this object owns it, and it lives on.)
+            return Ok(crate::transport::poll::wait_readable(fd, deadline)?);
+        }
+        loop {
+            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+                return Ok(true);
+            }
+            if deadline.passed() {
+                return Ok(false);
+            }
+            crate::base::interrupt::check()?;
+            std::thread::sleep(deadline.slice(std::time::Duration::from_millis(10)));
         }
     }
 
@@ -394,6 +433,10 @@ impl Process {
     /// Waits for the child to end, at most until `deadline`.
     pub fn join(&self, deadline: Deadline) -> MpResult<()> {
         self.check_closed()?;
+        if self.0.borrow().role == Role::Parent {
+            // Python's `_ParentProcess.join(timeout)`: wait for the parent to end.
+            return self.parent_ended(deadline).map(drop);
+        }
         let done = {
             let mut i = self.0.borrow_mut();
             if i.role != Role::Child || i.creator != this_pid() {

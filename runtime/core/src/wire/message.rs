@@ -10,7 +10,7 @@
 use super::bytes::{append_tree, append_tree_apart, tree_prefix, Segment};
 use super::tree::{FromWire, ToWire};
 use super::{serr, Packet, Segmented};
-use crate::base::error::MpResult;
+use crate::base::error::{MpError, MpResult};
 use rhai::Dynamic;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
@@ -102,7 +102,7 @@ impl Writer {
 
     /// A duplicate of a descriptor this process keeps.
     pub fn dup(&mut self, fd: BorrowedFd) -> MpResult<()> {
-        self.fd(fd.try_clone_to_owned()?);
+        self.fd(fd.try_clone_to_owned().map_err(|e| MpError::os("cannot copy a handle's descriptor to send it", e))?);
         Ok(())
     }
 

@@ -246,7 +246,14 @@ impl ToWire {
             self.fn_ptr(&f, fds)
         } else if let Some(codec) = codec_for_type(t) {
             let mut w = if self.remote { Writer::remote() } else { Writer::new() };
-            codec.encode(v, &mut w).map_err(|e| self.fail(e.message))?;
+            codec.encode(v, &mut w).map_err(|e| match e.kind {
+                // The OS refused (out of descriptors for a handle's copy): an OSError still,
+                // saying where.
+                crate::base::error::ErrorKind::OSError => {
+                    MpError { message: format!("{} (at {})", e.message, self.where_()), ..e }
+                }
+                _ => self.fail(e.message),
+            })?;
             let packet = w.finish();
             if self.remote && !packet.fds.is_empty() {
                 let instead = match codec.elsewhere() {

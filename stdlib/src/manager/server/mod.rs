@@ -282,6 +282,11 @@ impl Server<'_, '_> {
                 Transport::Tcp => tcp::accept(self.args.listener.as_fd()),
             };
             let Some(fd) = fd else { return };
+            if self.args.transport == Transport::Tcp {
+                // A client whose host vanished (a partition) is let go within the bound:
+                // its locks are released, its parked requests dropped.
+                let _ = tcp::set_liveness(fd.as_fd(), super::client::liveness());
+            }
             let Ok(nonce) = auth::nonce() else { continue };
             if conn::nonblocking(&fd).is_err() {
                 continue;

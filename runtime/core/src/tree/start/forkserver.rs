@@ -68,7 +68,7 @@ fn ensure_server() -> MpResult<ServerAddr> {
         forkserver: Some(addr.clone()),
         call: Packet { bytes: Vec::new(), fds: vec![listener] },
     });
-    let pid = super::spawn::exec_self("forkserver", boot)?;
+    let (pid, _) = super::spawn::exec_self("forkserver", boot)?;
     state::with(|s| {
         s.forkserver = Some(addr.clone());
         s.forkserver_pid = Some(pid);
@@ -76,30 +76,89 @@ fn ensure_server() -> MpResult<ServerAddr> {
     Ok(addr)
 }
 
-/// Asks the forkserver for a child that runs the call in `boot`.
+/// Asks the forkserver for a child that runs the call in `boot`. A server that is gone
+/// (killed, or ended by a signal: nothing listens at its address any more) is replaced
+/// once, as Python does (bpo-31308): its exit is reaped, a new one starts, and the request
+/// goes to it. (Only a refused connection retries: the old server cannot have run anything
+/// for this request.)
 pub(crate) fn launch(mut boot: Boot) -> MpResult<Popen> {
-    let addr = ensure_server()?;
+    let mut addr = ensure_server()?;
+    let conn = match listener::connect(&addr.name, listener::Kind::Stream) {
+        Err(e) if gone(&e) => {
+            forget_server();
+            addr = ensure_server()?;
+            listener::connect(&addr.name, listener::Kind::Stream)
+        }
+        r => r,
+    }
+    .map_err(|e| listener::unreachable("forkserver", e))?;
     boot.forkserver = Some(addr.clone());
-    launch_at(&addr, boot)
+    request(&addr, conn, boot)
+}
+
+/// Whether a failed connection says that no server listens there any more.
+fn gone(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT))
+}
+
+/// Forgets a forkserver that is gone, reaping it if this process started it.
+fn forget_server() {
+    let pid = state::with(|s| {
+        s.forkserver = None;
+        s.forkserver_pid.take()
+    });
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+    }
+}
+
+/// The prefix of a fork pool's server's address (see [`super::fork::Server`]).
+pub(crate) const FORK_POOL_PREFIX: &str = "rhai-mp-fork-pool";
+
+/// What the server at `addr` is, for messages: the user chose a forkserver, or a fork pool
+/// (whose server is its own business).
+fn server_name(addr: &ServerAddr) -> &'static str {
+    if addr.name.starts_with(FORK_POOL_PREFIX) {
+        "the fork pool's server"
+    } else {
+        "the forkserver"
+    }
 }
 
 /// Asks the server at `addr` (a forkserver, or a fork pool's server, see
 /// [`super::fork::Server`]) for a child that runs the call in `boot`.
 pub(crate) fn launch_at(addr: &ServerAddr, boot: Boot) -> MpResult<Popen> {
+    let conn = listener::connect(&addr.name, listener::Kind::Stream)
+        .map_err(|e| listener::unreachable(server_name(addr).trim_start_matches("the "), e))?;
+    request(addr, conn, boot)
+}
+
+/// Sends the request in `boot` on `conn`, a connection to the server at `addr`, and reads
+/// the new child's pid (or the errno of the server's failure to make it: a negative
+/// number).
+fn request(addr: &ServerAddr, conn: OwnedFd, boot: Boot) -> MpResult<Popen> {
+    let server = server_name(addr);
     let packet = boot.into_packet()?;
-    let conn =
-        listener::connect(&addr.name, listener::Kind::Stream).map_err(|e| listener::unreachable("forkserver", e))?;
-    sys::write_all(conn.as_fd(), &addr.key).map_err(|e| MpError::os("cannot send to the forkserver", e))?;
-    stream::send(conn.as_fd(), &packet.bytes, &packet.fds)
-        .map_err(|e| MpError::os("cannot send to the forkserver", e))?;
+    let sent =
+        sys::write_all(conn.as_fd(), &addr.key).and_then(|()| stream::send(conn.as_fd(), &packet.bytes, &packet.fds));
+    drop(packet);
     let mut pid = [0u8; 4];
-    sys::read_exact(conn.as_fd(), &mut pid).map_err(|_| {
-        crate::mp_err!(
+    // A server that refused the request (out of descriptors) replied before it hung up: its
+    // reply is still there to read even when the request could not be sent whole.
+    let read = sys::read_exact(conn.as_fd(), &mut pid).map(|()| i32::from_le_bytes(pid));
+    match (read, sent) {
+        (Ok(pid), _) if pid > 0 => Ok(Popen::Served { pid, conn, status: None }),
+        (Ok(errno), _) => Err(MpError::no_process(
+            &format!("{server} could not start the process"),
+            std::io::Error::from_raw_os_error(-errno),
+        )),
+        (Err(_), Err(e)) => Err(MpError::os(&format!("cannot send to {server}"), e)),
+        (Err(_), Ok(())) => Err(crate::mp_err!(
             RuntimeError,
-            "the forkserver could not start the process (it has exited; its error, if any, is on stderr above)"
-        )
-    })?;
-    Ok(Popen::Served { pid: i32::from_le_bytes(pid), conn, status: None })
+            "{server} could not start the process (it has exited; its error, if any, is on stderr above)"
+        )),
+    }
 }
 
 /// One served child, as the server sees it.
@@ -124,6 +183,9 @@ enum Progress {
     Done(Packet),
     /// A wrong key, a malformed frame, or a peer that hung up: drop it.
     Drop,
+    /// The request cannot be served (its descriptors could not be received: out of
+    /// descriptors): tell the peer the errno, then drop it.
+    Refuse(i32),
 }
 
 impl Pending {
@@ -139,6 +201,10 @@ impl Pending {
                 Err(nix::Error::EAGAIN) => break,
                 Err(_) => return Progress::Drop,
                 Ok(msg) => {
+                    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+                        // The descriptors that came with it were dropped: no room here.
+                        return Progress::Refuse(libc::EMFILE);
+                    }
                     if let Ok(cmsgs) = msg.cmsgs() {
                         for c in cmsgs {
                             if let ControlMessageOwned::ScmRights(raw) = c {
@@ -170,14 +236,16 @@ impl Pending {
             Some((len, nfds)) if len <= MAX_REQUEST => (len, nfds),
             _ => return Some(Progress::Drop),
         };
-        let end = stream::HEADER + len;
+        // (More descriptors than one message carries come on marker bytes after the header.)
+        let start = stream::HEADER + stream::markers(nfds);
+        let end = start.saturating_add(len);
         if frame.len() < end {
             return None;
         }
         if frame.len() > end || nfds != self.fds.len() {
             return Some(Progress::Drop);
         }
-        let bytes = frame[stream::HEADER..].to_vec();
+        let bytes = frame[start..].to_vec();
         Some(Progress::Done(Packet { bytes, fds: std::mem::take(&mut self.fds) }))
     }
 }
@@ -201,6 +269,8 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
         }
     };
     let server = std::process::id() as i32;
+    // A descriptor kept spare, given up to accept a client when none is left (see below).
+    let mut spare = std::fs::File::open("/dev/null").ok();
     let mut children: HashMap<i32, Served> = HashMap::new();
     let mut pending: Vec<Pending> = Vec::new();
     loop {
@@ -263,6 +333,7 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
             match p.read(key) {
                 Progress::Partial => still.push(p),
                 Progress::Drop => {}
+                Progress::Refuse(errno) => refuse(&p.conn, errno),
                 Progress::Done(packet) => {
                     let Ok(boot) = Boot::from_packet(packet) else { continue };
                     let daemon = boot.info.daemon;
@@ -281,6 +352,7 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
                             crate::base::interrupt::restore_sigint();
                             let _ = blocked.thread_unblock();
                             drop(sfd);
+                            drop(spare);
                             drop(listener);
                             drop(p);
                             drop(rest);
@@ -297,18 +369,36 @@ pub(crate) fn serve(listener: OwnedFd, key: &[u8], mut run_child: impl FnMut(Boo
                             }
                             children.insert(pid, Served { conn, daemon });
                         }
-                        Err(_) => {} // dropping `p` tells the client
+                        Err(e) => refuse(&p.conn, e.raw_os_error().unwrap_or(libc::EAGAIN)),
                     }
                 }
             }
         }
         pending = still;
         if listener_ready {
-            if let Some(conn) = listener::accept_same_user(listener.as_fd()) {
-                pending.push(Pending { conn, bytes: Vec::new(), fds: Vec::new(), since: Instant::now() });
+            match listener::accept_same_user_checked(listener.as_fd()) {
+                Ok(Some(conn)) => {
+                    pending.push(Pending { conn, bytes: Vec::new(), fds: Vec::new(), since: Instant::now() })
+                }
+                Ok(None) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Out of descriptors: the spare one makes room to tell the client that
+                    // waits (else it would wait forever, and this loop spin).
+                    drop(spare.take());
+                    if let Ok(Some(conn)) = listener::accept_same_user_checked(listener.as_fd()) {
+                        refuse(&conn, e.raw_os_error().unwrap_or(libc::EMFILE));
+                    }
+                    spare = std::fs::File::open("/dev/null").ok();
+                }
+                Err(_) => {}
             }
         }
     }
+}
+
+/// Tells a client that its request cannot be served: the errno, as a negative pid.
+fn refuse(conn: &OwnedFd, errno: i32) {
+    let _ = sys::write_all(conn.as_fd(), &(-errno.max(1)).to_le_bytes());
 }
 
 fn report(children: &mut HashMap<i32, Served>, pid: i32, code: i32) {

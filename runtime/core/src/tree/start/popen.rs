@@ -57,7 +57,8 @@ fn exitcode(status: WaitStatus) -> Option<i32> {
 impl Popen {
     /// The handle on our own child `pid`.
     pub fn direct(pid: i32) -> MpResult<Popen> {
-        let pidfd = crate::base::sys::pidfd_open(pid).map_err(|e| crate::base::error::MpError::os("pidfd_open", e))?;
+        let pidfd = crate::base::sys::pidfd_open(pid)
+            .map_err(|e| crate::base::error::MpError::os("cannot start a process (pidfd_open)", e))?;
         Ok(Popen::Direct { pid, pidfd, status: None })
     }
 

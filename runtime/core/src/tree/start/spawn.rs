@@ -40,11 +40,10 @@ fn never_a_child(why: &str) -> MpError {
 }
 
 /// Waits for the first child's answer (`run/child.rs` sends it first thing).
-fn first_answer(sock: &OwnedFd, pid: i32) -> MpResult<()> {
+fn first_answer(sock: &OwnedFd, pid: i32, pidfd: &OwnedFd) -> MpResult<()> {
     if ANSWERED.load(Ordering::Relaxed) {
         return Ok(());
     }
-    let pidfd = crate::base::sys::pidfd_open(pid).map_err(|e| MpError::os("pidfd_open", e))?;
     let ready = poll::wait_any(&[sock.as_fd(), pidfd.as_fd()], Deadline::after_secs(FIRST_ANSWER))?;
     let mut b = [0u8; 1];
     if ready[0] && nix::unistd::read(sock.as_fd(), &mut b).is_ok_and(|n| n == 1) {
@@ -68,10 +67,14 @@ fn first_answer(sock: &OwnedFd, pid: i32) -> MpResult<()> {
     })
 }
 
-/// Starts a fresh interpreter in `mode` (`"spawn"` or `"forkserver"`) and sends it `boot`.
-pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<i32> {
+/// Starts a fresh interpreter in `mode` (`"spawn"` or `"forkserver"`) and sends it `boot`;
+/// returns the child's pid and pidfd. A failure before the boot message is sent whole
+/// (out of descriptors for the pidfd, a boot message that cannot be sent) kills and reaps
+/// the child, which ran nothing.
+pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<(i32, OwnedFd)> {
     let packet = boot.into_packet()?;
-    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| MpError::os("cannot start a new rhai-mp process (socketpair)", std::io::Error::from(e)))?;
     // The child gets this program's arguments, as Python's spawn gives a child the parent's
     // sys.argv: a host whose setup reads them (its registrations, its settings) sees the
     // same in its children. run_if_child takes over before anything parses them.
@@ -81,20 +84,32 @@ pub(crate) fn exec_self(mode: &str, boot: Boot) -> MpResult<i32> {
         .env(CHILD_ENV, mode)
         .stdin(Stdio::from(theirs))
         .spawn()
-        .map_err(|e| MpError::os("cannot start a new rhai-mp process", e))?;
+        .map_err(|e| MpError::no_process("cannot start a new rhai-mp process", e))?;
     let pid = child.id() as i32;
-    first_answer(&ours, pid)?;
+    let kill = || {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    };
+    let pidfd = crate::base::sys::pidfd_open(pid).map_err(|e| {
+        kill();
+        MpError::os("cannot start a new rhai-mp process (pidfd_open)", e)
+    })?;
+    first_answer(&ours, pid, &pidfd)?;
     match stream::send(ours.as_fd(), &packet.bytes, &packet.fds) {
         // The child died before reading: its exit code will tell.
         Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::ECONNRESET) => {}
-        Err(e) => return Err(MpError::os("cannot send the boot message", e)),
+        Err(e) => {
+            kill();
+            return Err(MpError::os("cannot send the boot message", e));
+        }
         Ok(()) => {}
     }
-    Ok(pid)
+    Ok((pid, pidfd))
 }
 
 /// Spawns a child that will run the call in `boot`.
 pub(crate) fn launch(boot: Boot) -> MpResult<Popen> {
-    let pid = exec_self("spawn", boot)?;
-    Popen::direct(pid)
+    let (pid, pidfd) = exec_self("spawn", boot)?;
+    Ok(Popen::Direct { pid, pidfd, status: None })
 }
