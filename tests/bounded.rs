@@ -10,6 +10,7 @@ per_method!(
     timeouts_race_completion_without_doubles_or_losses,
     cancel_before_while_and_after,
     max_memory_fails_the_task_and_the_pool_goes_on,
+    one_timer_serves_items_with_other_deadlines,
 );
 
 const HEADER: &str = r#"
@@ -124,6 +125,35 @@ fn cancel_before_while_and_after(m: &str) {
     assert_eq!(
         out.ok(),
         "true\ntrue\nCancelledError\ntrue true\n5\nfalse\nEmpty\n0\ntrue\nCancelledError\nStopIteration\n9\n",
+        "{}",
+        out.stderr
+    );
+}
+
+/// A worker sets its timer lazily (no system call per timed item): an expiry left from an
+/// earlier item stops no later item before its own deadline, an item whose deadline is
+/// earlier than the pending expiry still stops at it, and an item without a timeout is
+/// never stopped by one.
+fn one_timer_serves_items_with_other_deadlines(m: &str) {
+    let out = run_script(
+        &script(
+            r#"
+    let p = Pool(1);
+    print(p.apply(|| 1, [], #{timeout: 0.1}));
+    print(p.apply(|| { time::sleep(0.3); 2 }));
+    print(p.apply(|| 3, [], #{timeout: 0.05}));
+    try { p.apply(|| loop {}, [], #{timeout: 0.3}) } catch (e) { print(`${e.type} ${e.timeout}`) }
+    print(p.apply(|| 4, [], #{timeout: 60}));
+    try { p.apply(|| time::sleep(1e9), [], #{timeout: 0.1}) } catch (e) { print(`${e.type} ${e.timeout}`) }
+    print(p.map(|x| { time::sleep(0.1); x }, 0..8, #{chunksize: 1, timeout: 0.35}));
+    try { p.apply(|| loop {}, [], #{timeout: 0.2}) } catch (e) { print(`${e.type} ${e.timeout}`) }
+    "#,
+        ),
+        m,
+    );
+    assert_eq!(
+        out.ok(),
+        "1\n2\n3\nTimeoutError 0.3\n4\nTimeoutError 0.1\n[0, 1, 2, 3, 4, 5, 6, 7]\nTimeoutError 0.2\n",
         "{}",
         out.stderr
     );

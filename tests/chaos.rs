@@ -931,6 +931,116 @@ if __name__ == "__main__" {
     });
 }
 
+/// Pool workers are killed while timed tasks run (tasks stuck in a loop or a sleep among
+/// short ones, under a per-call timeout on `imap` and the pool's `task_timeout` on
+/// `apply_async`): every item ends with exactly one outcome (its value, `TimeoutError` or
+/// `WorkerLostError`; a stuck one never its value), none runs twice, an item with a value
+/// ran once, nothing fails without a kill but the stuck items' timeouts, and the pool goes
+/// on (results and timeouts alike) after the kills.
+#[test]
+fn timed_pools() {
+    let src = r#"
+fn task(x, ran) {
+    ran[x] += 1;
+    if x % 8 == 3 { loop {} }
+    if x % 8 == 6 { time::sleep(1e9) }
+    time::sleep(0.005);
+    x * x
+}
+fn pids(p) { let ps = []; for x in p.map(|x| { time::sleep(0.005); os::getpid() }, 0..30, 1) { if !ps.contains(x) { ps.push(x) } } ps }
+fn outcome(e) {
+    if e.type != "TimeoutError" && e.type != "WorkerLostError" { throw e }
+    e.type
+}
+fn workload(batches, n) {
+    let ran = RawArray("q", batches * n);
+    let p = Pool(#{processes: 3, task_timeout: 0.1});
+    for pid in pids(p) { print(`pid worker ${pid}`); }
+    print("go");
+    let marker = path(ARGV[0]);
+    let calls = 0; let after = -1;
+    let wrong = 0; let stuck_values = 0; let timeouts = 0; let lost = 0; let lost_short = 0;
+    let twice = 0; let not_once = 0;
+    // imap (chunks of 3, a timeout per call) and apply_async (the pool's task_timeout) in
+    // turn, on batches of new items, until two calls after the kills.
+    for k in 0..batches {
+        if after < 0 && marker.exists { after = k; }
+        if after >= 0 && k >= after + 2 { break }
+        calls += 1;
+        let a = k * n; let b = a + n;
+        let got = [];
+        if k % 2 == 0 {
+            let it = p.imap(|x| task(x, ran), a..b, #{chunksize: 3, timeout: 0.1});
+            loop {
+                try { got.push(it.next(30)) } catch (e) {
+                    if e.type == "StopIteration" { break }
+                    got.push(outcome(e));
+                }
+            }
+        } else {
+            let rs = [];
+            for x in a..b { rs.push(p.apply_async(|x| task(x, ran), [x])); }
+            for r in rs { try { got.push(r.get(30)) } catch (e) { got.push(outcome(e)) } }
+        }
+        if got.len() != n { print(`lost outcomes ${k} ${got.len()}`); }
+        for i in 0..got.len() {
+            let x = a + i;
+            let g = got[i];
+            let stuck = x % 8 == 3 || x % 8 == 6;
+            if type_of(g) == "i64" {
+                if g != x * x { wrong += 1 }
+                if stuck { stuck_values += 1 }
+                if ran[x] != 1 { not_once += 1 }
+            } else if g == "TimeoutError" {
+                timeouts += 1;
+            } else {
+                lost += 1;
+                if !stuck { lost_short += 1 }
+            }
+            if ran[x] > 1 { twice += 1 }
+        }
+    }
+    // The pool still works: results, and a timeout that stops a stuck task.
+    let ok = true;
+    let sq = p.map(|x| x * x, 0..20, 1);
+    for x in 0..20 { if sq[x] != x * x { ok = false } }
+    let t = "none";
+    try { p.apply(|| loop {}, [], #{timeout: 0.1}) } catch (e) { t = e.type }
+    print(`after ${ok} ${t}`);
+    p.terminate();
+    print(`calls ${calls}`);
+    print(`wrong ${wrong}`);
+    print(`stuck_values ${stuck_values}`);
+    print(`twice ${twice}`);
+    print(`not_once ${not_once}`);
+    print(`timeouts ${timeouts}`);
+    print(`lost ${lost} ${lost_short}`);
+}
+if __name__ == "__main__" {
+    warm();
+    let before = fds();
+    workload(100, 24);
+    print(`fds ${before} ${fds()}`);
+}
+"#;
+    let spec =
+        Spec { family: "timed_pools", src, victims: &["worker"], max_delay: Duration::from_millis(500), kills: 2 };
+    chaos(spec, |o| {
+        let ctx = &o.ctx;
+        assert!(!o.lines.iter().any(|l| l.starts_with("lost outcomes")), "{ctx}{:?}", o.lines);
+        assert_eq!(o.get("after"), ["true", "TimeoutError"], "{ctx}the pool does not work after the kills");
+        for key in ["wrong", "stuck_values", "twice", "not_once"] {
+            assert_eq!(o.ints(key), [0], "{ctx}{key}: {:?}", o.lines);
+        }
+        // The stuck items (6 of 24 per call) failed (none got a value, above), by their
+        // timeout or with their worker.
+        assert!(o.ints("calls")[0] >= 2 && o.ints("timeouts")[0] > 0, "{ctx}{:?}", o.lines);
+        if o.killed.is_empty() {
+            assert_eq!(o.ints("lost"), [0, 0], "{ctx}WorkerLostError without a kill");
+        }
+    });
+}
+
 /// Clients push to a managed list while one of them — or the server — is killed: a killed
 /// client's pushes are a prefix of its own (the last one may land or not), the others' are
 /// all there, nothing twice; a killed server gives BrokenPipeError to everyone, no hang.

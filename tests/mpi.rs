@@ -1,9 +1,9 @@
 //! Across machines on MPI: the binary under `mpirun -n 3` on localhost (Pool, Process,
-//! Manager, the refusal of shared memory, a killed worker rank, errors on worker ranks, the
-//! exit code, Ctrl-C), the same under Slurm (`under_slurm`: ignored unless asked for, as
-//! they need a cluster), and the build without MPI support. The `mpirun` tests need the
-//! `mpi` feature and Open MPI (`.ci/run` installs it and runs them:
-//! `cargo test --release --features mpi --test integration -- mpi::`).
+//! Manager, per-task timeouts and cancel on ranks, the refusal of shared memory, a killed
+//! worker rank, errors on worker ranks, the exit code, Ctrl-C), the same under Slurm
+//! (`under_slurm`: ignored unless asked for, as they need a cluster), and the build without
+//! MPI support. The `mpirun` tests need the `mpi` feature and Open MPI (`.ci/run` installs
+//! it and runs them: `cargo test --release --features mpi --test integration -- mpi::`).
 
 use crate::common::run;
 
@@ -212,6 +212,96 @@ mod under_mpirun {
         assert_eq!(lines[7], "[2]");
     }
 
+    #[test]
+    fn ranks_time_out_and_cancel_tasks_and_go_on_serving() {
+        bound_tasks(|src| mpirun(3, &[], src));
+    }
+
+    /// Per-task timeouts and cancel on worker ranks (Pool and ProcessPoolExecutor): a rank
+    /// stops its task (a Rhai loop, a sleep, a wait on a manager's queue) with
+    /// `TimeoutError` or `CancelledError` and goes on serving: a job of 3 ranks, which
+    /// `launch` starts with the script (`mpirun` here, or Slurm).
+    pub(super) fn bound_tasks(launch: impl Fn(&str) -> Out) {
+        let out = launch(
+            r#"
+            fn spin(x) { if x == 2 { loop {} } x }
+            fn nap(x) { if x == 2 { time::sleep(1e9) } x }
+            fn ranks(p) { let r = p.map(|x| { time::sleep(0.01); mpi::rank() }, 0..8, 1); r.sort(); `${r[0]} ${r[r.len - 1]}` }
+            if __name__ == "__main__" {
+                let m = Manager();
+                let q = m.Queue();
+                let p = Pool();
+                for f in [|q| loop {}, |q| time::sleep(1e9), |q| q.get()] {
+                    try { p.apply(f, [q], #{timeout: 0.2}); print("no") } catch (e) { print(`${e.type} ${e.task} ${e.timeout} ${e.pid > 0}`) }
+                }
+                try { p.apply_async(|| loop {}, [], #{timeout: 0.2}).get(30) } catch (e) { print(`async ${e.type}`) }
+                for f in [spin, nap] {
+                    let it = p.imap(f, 0..6, #{chunksize: 3, timeout: 0.2});
+                    let got = [];
+                    loop { try { got.push(it.next()) } catch (e) { if e.type == "StopIteration" { break } got.push(e.type) } }
+                    print(got);
+                }
+                // Races of a timeout against completion: each item one outcome.
+                let it = p.imap(|x| { let t = time::perf_counter(); while time::perf_counter() - t < 0.002 * (x % 5) {} x }, 0..40, #{timeout: 0.004});
+                let n = 0; let bad = 0;
+                loop {
+                    try { let v = it.next(); if v != n { bad += 1 } } catch (e) { if e.type == "StopIteration" { break } if e.type != "TimeoutError" { bad += 1 } }
+                    n += 1;
+                }
+                print(`race ${n} ${bad}`);
+                print(`ranks ${ranks(p)}`);
+                // Cancel before the task starts, while it runs, after it finished.
+                let one = Pool(1);
+                let busy = one.apply_async(|| time::sleep(1e9));
+                let never = one.apply_async(|q| q.put("ran"), [q]);
+                print(never.cancel());
+                time::sleep(0.2);
+                print(busy.cancel());
+                try { busy.get(30) } catch (e) { print(e.type) }
+                print(`${busy.cancelled()} ${never.cancelled()}`);
+                let done = one.apply_async(|| 5);
+                print(done.get(30));
+                print(done.cancel());
+                let spinning = one.imap(|x| if x == 1 { loop {} } else { x }, 0..5);
+                print(spinning.next(30));
+                print(spinning.cancel());
+                try { spinning.next(30) } catch (e) { print(e.type) }
+                print(one.apply(|| 9));
+                one.close(); one.join();
+                try { print(q.get(true, 0.3)) } catch (e) { print(e.type) }
+                let pp = Pool(#{task_timeout: 0.2});
+                try { pp.map(spin, [2]) } catch (e) { print(`pool ${e.type}`) }
+                print(pp.map(spin, [0, 1]));
+                pp.close(); pp.join();
+                let ex = ProcessPoolExecutor();
+                print(ex.submit(|| loop {}, [], #{timeout: 0.2}).exception().type);
+                let slow = ex.submit(|| time::sleep(1e9));
+                let t = 0;
+                while !slow.running() { time::sleep(0.01); t += 1; if t > 3000 { throw "never ran" } }
+                print(`${slow.cancel()} ${slow.cancelled()} ${slow.done()}`);
+                try { slow.result(30) } catch (e) { print(e.type) }
+                try { let it = ex.map(|x| time::sleep(1e9), [1], #{timeout: 0.2}); it.next() } catch (e) { print(e.type) }
+                print(ex.submit(|x| x + 1, [41]).result(30));
+                let all = []; for x in ex.map(|x| x * x, 0..6, #{chunksize: 2}) { all.push(x) } print(all);
+                ex.shutdown();
+                print(`ranks ${ranks(p)}`);
+                p.close(); p.join();
+                m.shutdown();
+            }"#,
+        );
+        let s = out.ok();
+        assert_eq!(
+            s,
+            "TimeoutError 0 0.2 true\nTimeoutError 0 0.2 true\nTimeoutError 0 0.2 true\nasync TimeoutError\n\
+             [0, 1, \"TimeoutError\", 3, 4, 5]\n[0, 1, \"TimeoutError\", 3, 4, 5]\nrace 40 0\nranks 1 2\n\
+             true\ntrue\nCancelledError\ntrue true\n5\nfalse\n0\ntrue\nCancelledError\n9\nEmpty\n\
+             pool TimeoutError\n[0, 1]\n\
+             TimeoutError\ntrue true true\nCancelledError\nTimeoutError\n42\n[0, 1, 4, 9, 16, 25]\nranks 1 2\n",
+            "{}",
+            out.stderr
+        );
+    }
+
     pub(super) const KILLER: &str = r#"
         fn f(x) { if x == 3 { os::kill(os::getpid(), "SIGKILL"); sleep(30); } sleep(0.02); x }
         if __name__ == "__main__" {
@@ -356,13 +446,13 @@ mod under_mpirun {
 }
 
 /// Under Slurm: the Pool, Process and Manager tests' scripts under `srun -n 3 --mpi=pmix`
-/// and under `mpirun` inside `salloc -n 3`, a worker rank killed under `srun`, and the wrong
-/// PMI plugin. They need a running Slurm cluster (the one `SLURM_CONF` names, or
+/// and under `mpirun` inside `salloc -n 3`, the timeouts and cancel on ranks under `srun`, a
+/// worker rank killed under `srun`, and the wrong PMI plugin. They need a running Slurm cluster (the one `SLURM_CONF` names, or
 /// /etc/slurm/slurm.conf) with 3 free CPUs: `.ci/slurm.sh` starts one here and runs them
 /// (`cargo test --release --features mpi --test integration -- --ignored mpi::under_slurm`).
 #[cfg(feature = "mpi")]
 mod under_slurm {
-    use super::under_mpirun::{run_processes, serve_managers, serve_pools, KILLER};
+    use super::under_mpirun::{bound_tasks, run_processes, serve_managers, serve_pools, KILLER};
     use crate::common::{bin, finish, write_script, Out};
     use std::process::{Command, Stdio};
 
@@ -427,6 +517,12 @@ mod under_slurm {
     #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
     fn salloc_mpirun_managers() {
         serve_managers(salloc_mpirun);
+    }
+
+    #[test]
+    #[ignore = "needs a Slurm cluster: .ci/slurm.sh"]
+    fn srun_bounds() {
+        bound_tasks(srun);
     }
 
     /// `srun` lets the job go on when a task dies: the dead rank's tasks fail with

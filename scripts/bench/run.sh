@@ -32,7 +32,8 @@
 #   ceiling NAME MAX RHAI_CMD PY_CMD
 #       a value (lower is better) each program prints as "<label> <v>", e.g.
 #       the parent's CPU percentage while it waits on a pool: rhai-mp's checked
-#       against <= MAX, CPython's for information.
+#       against <= MAX (or "-"), the other program's (CPython, or pebble) for
+#       information.
 #   speedup NAME MIN RHAI_CMD PY_CMD
 #       a speed-up (higher is better) that each program measures itself and
 #       prints as "<label> <x>" (e.g. serial time / Pool time): both shown,
@@ -156,7 +157,7 @@ table() {
             return
             ;;
         ceiling)
-            echo "Ceilings (lower is better); the target is for rhai-mp, CPython's is for information"
+            echo "Ceilings (lower is better); the target is for rhai-mp, the other program's (CPython, or pebble where the row says so) is for information"
             echo
             printf "$SPEEDUP_FMT" "benchmark" "CPython" "rhai-mp" "target" ""
             printf "$SPEEDUP_FMT" "--------------------------------------------" "-------" "-------" "------" ""
@@ -292,23 +293,26 @@ speedup() {
 #   With BENCH_REPEAT > 1 the smallest counts.
 ceiling() {
     local name="$1" max="$2" rhai_cmd="$3" py_cmd="$4"
-    local py_v rhai_v verdict
+    local py_v rhai_v verdict max_txt
     skip_row "$name" && return
     table ceiling
+    if [[ "$max" == "-" ]]; then max_txt="-"; else max_txt="<= $max"; fi
     py_v="$(measure "$py_cmd")" || py_v=""
     rhai_v="$(measure "$rhai_cmd")" || rhai_v=""
     if [[ -z "$py_v" || -z "$rhai_v" ]]; then
         failures=$((failures + 1))
-        printf "$SPEEDUP_FMT" "$name" "${py_v:-ERR}" "${rhai_v:-ERR}" "<= $max" "ERROR"
+        printf "$SPEEDUP_FMT" "$name" "${py_v:-ERR}" "${rhai_v:-ERR}" "$max_txt" "ERROR"
         return
     fi
-    if awk -v r="$rhai_v" -v t="$max" 'BEGIN { exit !(r + 0 <= t + 0) }'; then
+    if [[ "$max" == "-" ]]; then
+        verdict=""
+    elif awk -v r="$rhai_v" -v t="$max" 'BEGIN { exit !(r + 0 <= t + 0) }'; then
         verdict="ok"
     else
         verdict="MISS"
         misses=$((misses + 1))
     fi
-    printf "$SPEEDUP_FMT" "$name" "$py_v" "$rhai_v" "<= $max" "$verdict"
+    printf "$SPEEDUP_FMT" "$name" "$py_v" "$rhai_v" "$max_txt" "$verdict"
 }
 
 echo "rhai-mp: $RHAI_MP ($("$RHAI_MP" --version 2>/dev/null | head -n1)), CPython: $("$PYTHON" --version 2>&1), $(nproc) CPUs, $BUSY busy loop(s)"
@@ -579,6 +583,19 @@ speedup "pool_map loop1000 Pool(2) vs serial" 1.9 \
     "'$PYTHON' scripts/bench/pool_speedup.py loop1000 $N_POOL_LOOP"
 
 # --- ceilings -------------------------------------------------------------------
+
+# Time from a task's deadline to its TimeoutError, and to the pool's next result (a worker
+# ready again), for a task stuck in a loop (scripts/bench/timeout_latency.*), in ms, the
+# median of N_TIMEOUT_LATENCY; the twin is pebble's ProcessPool.schedule(timeout=) (pip
+# install pebble; without it the row fails). rhai-mp's latency must be < 50 ms; the
+# ready time has no target.
+N_TIMEOUT_LATENCY="${N_TIMEOUT_LATENCY:-10}"
+ceiling "timeout deadline -> TimeoutError (ms, pebble)" 50 \
+    "'$RHAI_MP' scripts/bench/timeout_latency.rhai $N_TIMEOUT_LATENCY latency" \
+    "'$PYTHON' scripts/bench/timeout_latency.py $N_TIMEOUT_LATENCY latency"
+ceiling "timeout deadline -> worker ready (ms, pebble)" - \
+    "'$RHAI_MP' scripts/bench/timeout_latency.rhai $N_TIMEOUT_LATENCY ready" \
+    "'$PYTHON' scripts/bench/timeout_latency.py $N_TIMEOUT_LATENCY ready"
 
 # The CPU a parent uses while it waits on Pool(2).map() of four heavy tasks
 # (scripts/bench/pool_parent_cpu.*), in percent of one CPU: it must never

@@ -9,7 +9,8 @@
 //! the chunk still run.
 //!
 //! Bounds: an item with a timeout arms a timer (one per worker, signalling this thread with
-//! `interrupt::STOP_SIGNAL`); an item of a cancelled call (its bit in the slots region) is
+//! `interrupt::STOP_SIGNAL`; set lazily, so that timed items cost no system call each, see
+//! [`ItemTimer`]); an item of a cancelled call (its bit in the slots region) is
 //! stopped the same way when the pool signals the worker. The stop hook ([`stop_hook`])
 //! decides: the interpreter's progress hook and every wait then end the call, and the item
 //! fails with `TimeoutError` (fields `task`, `pid`, `timeout`) or `CancelledError`; the
@@ -105,7 +106,21 @@ fn stop_hook() -> Option<i32> {
             return Some(interrupt::CANCELLED);
         }
         let d = c.deadline.get();
-        (d != 0 && now_ns() >= d).then_some(interrupt::TIMED_OUT)
+        if d == 0 {
+            return None;
+        }
+        let now = now_ns();
+        if now >= d {
+            return Some(interrupt::TIMED_OUT);
+        }
+        // Early (the timer was set for an earlier item's deadline, or another stop was
+        // asked): the timer waits for this item's deadline.
+        TIMER.with(|t| {
+            if let Ok(mut t) = t.try_borrow_mut() {
+                t.catch_up(d, now);
+            }
+        });
+        None
     })
 }
 
@@ -126,14 +141,21 @@ fn watch() {
 }
 
 /// The timer that stops an item at its deadline (made on the first item with a timeout).
+/// It is set lazily, so that a run of timed items makes no system call per item: an item
+/// whose deadline is no earlier than the pending expiry leaves the timer as it is; when it
+/// fires before the running item's deadline, the stop hook sets it again for that deadline
+/// ([`ItemTimer::catch_up`]). An item without a timeout clears a pending expiry; one that
+/// fires between items (the worker idle) finds no item to stop.
 #[derive(Default)]
 struct ItemTimer {
     timer: Option<nix::sys::timer::Timer>,
-    armed: bool,
+    /// When the pending expiry comes (`CLOCK_MONOTONIC` ns; 0: none pending).
+    expires: u64,
 }
 
 impl ItemTimer {
-    fn arm(&mut self, ns: u64) {
+    /// Sets the timer to fire at `at` (it is `now`).
+    fn set(&mut self, at: u64, now: u64) {
         use nix::sys::signal::{SigEvent, SigevNotify, Signal};
         use nix::sys::time::TimeSpec;
         use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
@@ -146,20 +168,42 @@ impl ItemTimer {
             self.timer = Timer::new(nix::time::ClockId::CLOCK_MONOTONIC, ev).ok();
         }
         if let Some(t) = &mut self.timer {
-            let ts = TimeSpec::from_duration(std::time::Duration::from_nanos(ns.max(1)));
-            self.armed = t.set(Expiration::OneShot(ts), TimerSetTimeFlags::empty()).is_ok();
+            let ts = TimeSpec::from_duration(std::time::Duration::from_nanos(at.saturating_sub(now).max(1)));
+            let ok = t.set(Expiration::OneShot(ts), TimerSetTimeFlags::empty()).is_ok();
+            self.expires = if ok { at } else { 0 };
         }
     }
 
-    fn disarm(&mut self) {
-        use nix::sys::time::TimeSpec;
-        use nix::sys::timer::{Expiration, TimerSetTimeFlags};
-        if let (true, Some(t)) = (self.armed, &mut self.timer) {
-            let _ = t.set(Expiration::OneShot(TimeSpec::new(0, 0)), TimerSetTimeFlags::empty());
-            self.armed = false;
+    /// An item with the deadline `at` starts (it is `now`): the timer fires by then.
+    fn cover(&mut self, at: u64, now: u64) {
+        if self.expires > now && self.expires <= at {
+            return;
+        }
+        self.set(at, now);
+    }
+
+    /// The timer fired (or another stop was asked) before the running item's deadline `at`
+    /// (it is `now`): set it again unless an expiry is still pending.
+    fn catch_up(&mut self, at: u64, now: u64) {
+        if self.expires <= now {
+            self.set(at, now);
         }
     }
+
+    /// An item without a timeout starts (it is `now`): a pending expiry is cleared.
+    fn clear(&mut self, now: u64) {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timer::{Expiration, TimerSetTimeFlags};
+        if self.expires > now {
+            if let Some(t) = &mut self.timer {
+                let _ = t.set(Expiration::OneShot(TimeSpec::new(0, 0)), TimerSetTimeFlags::empty());
+            }
+        }
+        self.expires = 0;
+    }
 }
+
+thread_local!(static TIMER: RefCell<ItemTimer> = RefCell::new(ItemTimer::default()));
 
 fn put_result(results: &Queue, head: (u64, u64, u64), outcome: ChunkOutcome) -> RhaiResult<()> {
     let packet = match encode_result_apart(head, outcome, false) {
@@ -175,7 +219,6 @@ fn put_result(results: &Queue, head: (u64, u64, u64), outcome: ChunkOutcome) -> 
 struct Place<'a> {
     slots: Option<(&'a PoolSlots, usize)>,
     results: Option<&'a Queue>,
-    timer: &'a RefCell<ItemTimer>,
 }
 
 impl Place<'_> {
@@ -268,6 +311,15 @@ fn run_task(
     if timed || stream {
         watch();
     }
+    if !timed {
+        // (No clock read unless a timed item left an expiry pending.)
+        TIMER.with(|t| {
+            let mut t = t.borrow_mut();
+            if t.expires != 0 {
+                t.clear(now_ns());
+            }
+        });
+    }
     CURRENT.with(|c| c.job.set(head.job));
     // Every item runs, even after one threw: each gets its value or its error.
     let mut out = Outcome::default();
@@ -283,10 +335,11 @@ fn run_task(
             a.and_then(|a| {
                 if timed {
                     let start = now_ns();
-                    CURRENT.with(|c| c.deadline.set(start.saturating_add(head.timeout_ns)));
+                    let at = start.saturating_add(head.timeout_ns);
+                    CURRENT.with(|c| c.deadline.set(at));
                     place.note(Field::Limit, head.timeout_ns);
                     place.note(Field::Started, start);
-                    place.timer.borrow_mut().arm(head.timeout_ns);
+                    TIMER.with(|t| t.borrow_mut().cover(at, start));
                 }
                 let r = match a {
                     Args::One(x) => f.call_raw(ctx, None, [x]),
@@ -314,7 +367,6 @@ fn run_task(
             break;
         }
     }
-    place.timer.borrow_mut().disarm();
     CURRENT.with(|c| c.job.set(0));
     if stream {
         return Ok(ChunkOutcome::Ran { values: Array::new(), errors: Vec::new() });
@@ -379,8 +431,7 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
             return Err(rhai_mp_core::base::error::ExitRequest::exit(&Dynamic::from(1 as rhai::INT)));
         }
     }
-    let timer = RefCell::new(ItemTimer::default());
-    let place = Place { slots: Some((&slots, index)), results: Some(&results), timer: &timer };
+    let place = Place { slots: Some((&slots, index)), results: Some(&results) };
     let mut done: u64 = 0;
     loop {
         let mut noted = |b: &[u8]| {
@@ -418,8 +469,6 @@ fn work(ctx: &NativeCallContext, args: WorkerArgs) -> RhaiResult<()> {
     }
 }
 
-thread_local!(static RANK_TIMER: RefCell<ItemTimer> = RefCell::new(ItemTimer::default()));
-
 /// Runs one pool task on an MPI worker rank (see `cluster/rank.rs`) for `owner`: its
 /// result, encoded for another machine. `exit(n)` in the function fails the item instead of
 /// ending the rank (the rank serves on); so do the task's timeout and a cancel.
@@ -432,10 +481,8 @@ pub(crate) fn run_rank_task(ctx: &NativeCallContext, owner: u64, bytes: &[u8]) -
     CURRENT.with(|c| c.owner.set(owner));
     let at = (head.job, head.chunk, head.offset);
     let exit = RefCell::new(None);
-    let outcome = RANK_TIMER.with(|timer| {
-        let place = Place { slots: None, results: None, timer };
-        run_task(ctx, &place, &head, bytes, Vec::new(), &exit).unwrap_or_else(ChunkOutcome::Failed)
-    });
+    let place = Place { slots: None, results: None };
+    let outcome = run_task(ctx, &place, &head, bytes, Vec::new(), &exit).unwrap_or_else(ChunkOutcome::Failed);
     match encode_result(at, outcome, true) {
         Ok(p) => p.bytes,
         // A result that cannot cross (an object of this host's memory) becomes the error it is.
