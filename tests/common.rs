@@ -13,8 +13,27 @@ pub(crate) const METHODS: [&str; 3] = ["spawn", "fork", "forkserver"];
 /// How long any one run may take before the test fails (a hang is a failure, not a wait).
 pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
+/// The binary under test. The first call gives SIGINT and SIGQUIT their default action in
+/// this test process, so that every rhai-mp it starts begins as at a terminal: a test run
+/// started in the background of a non-interactive shell (or under `nohup`) inherits them
+/// ignored, and rhai-mp keeps an ignored SIGINT ignored, as Python does — its Ctrl-C
+/// tests would then test nothing. (The test that wants it ignored sets that itself.)
 pub(crate) fn bin() -> PathBuf {
+    default_signals();
     PathBuf::from(env!("CARGO_BIN_EXE_rhai-mp"))
+}
+
+/// See [`bin`]: SIGINT and SIGQUIT back to their default action in this process, once.
+fn default_signals() {
+    static DEFAULT_SIGNALS: std::sync::Once = std::sync::Once::new();
+    DEFAULT_SIGNALS.call_once(|| {
+        // SAFETY: signal(2) with SIG_DFL installs no handler; nothing in this process relies
+        // on these two being ignored.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+        }
+    });
 }
 
 /// The repository root.
@@ -105,6 +124,7 @@ pub(crate) fn finish(mut child: Child) -> Out {
 
 /// Runs a program with arguments and optional stdin.
 pub(crate) fn run_program(program: &Path, args: &[&str], stdin: Option<&str>) -> Out {
+    default_signals();
     let mut cmd = Command::new(program);
     // Its own process group, so that a runaway run can be killed whole.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
