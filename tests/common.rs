@@ -168,14 +168,28 @@ pub(crate) fn is_gone(pid: i32) -> bool {
 
 /// Polls (bounded) until `pid` is gone; returns whether it went.
 pub(crate) fn wait_gone(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if is_gone(pid) {
+    eventually(Duration::from_secs(20), || is_gone(pid))
+}
+
+/// Whether process `pid` is stopped (state `T`).
+pub(crate) fn is_stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
+}
+
+/// Polls `cond` every few milliseconds until it holds or `limit` has passed (a bound that
+/// turns a hang into a failure, never a measurement); returns whether it held.
+pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    false
 }
 
 /// A script started in its own process group, for tests that signal it while it runs.

@@ -298,18 +298,19 @@ impl LockHolder {
         }
         let holder = LockHolder { pid: child };
         // Bounded: wait for it to stop (holding the locks) or fail.
-        let deadline = std::time::Instant::now() + LIMIT;
-        loop {
+        let mut ended = None;
+        let stopped = eventually(LIMIT, || {
             let mut status = 0;
             // SAFETY: waitpid on our own child.
             let r = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG | libc::WUNTRACED) };
-            if r == child && libc::WIFSTOPPED(status) {
-                return holder;
+            if r != 0 && !(r == child && libc::WIFSTOPPED(status)) {
+                ended = Some(status);
             }
-            assert!(r == 0, "the lock holder ended (status {status}) instead of stopping");
-            assert!(std::time::Instant::now() < deadline, "the lock holder did not stop");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+            r != 0
+        });
+        assert!(ended.is_none(), "the lock holder ended (status {ended:?}) instead of stopping");
+        assert!(stopped, "the lock holder did not stop");
+        holder
     }
 
     fn release(self) {}
@@ -323,12 +324,6 @@ impl Drop for LockHolder {
             libc::waitpid(self.pid, std::ptr::null_mut(), 0);
         }
     }
-}
-
-/// Whether process `pid` is stopped (state `T`).
-fn is_stopped(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
 }
 
 /// SIGKILLs process group `.0` (a script and its children, maybe stopped) when the test
@@ -360,11 +355,7 @@ fn run_with_queue_locks_held(src: &str, method: &str) -> (Vec<String>, Option<i3
             }
             lines.push(l);
         }
-        let deadline = std::time::Instant::now() + LIMIT;
-        while !is_stopped(run.pid()) {
-            assert!(std::time::Instant::now() < deadline, "the script did not stop");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        assert!(eventually(LIMIT, || is_stopped(run.pid())), "the script did not stop");
     };
     wait_stop(&mut run);
     let holder = LockHolder::hold(run.pid());

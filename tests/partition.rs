@@ -7,7 +7,6 @@
 
 use crate::common::*;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Runs `ip ARGS`; whether it succeeded.
 fn ip(args: &[&str]) -> bool {
@@ -166,13 +165,7 @@ if __name__ == "__main__" {
     );
     assert_eq!(client.line(), "ready true");
     assert_eq!(client.line(), "stop");
-    let deadline = Instant::now() + LIMIT;
-    while !std::fs::read_to_string(format!("/proc/{}/stat", client.pid()))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('T')))
-    {
-        assert!(Instant::now() < deadline, "the client did not stop");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(eventually(LIMIT, || is_stopped(client.pid())), "the client did not stop");
     ns.cut();
     // SAFETY: kill(2) on the client, which this test started.
     unsafe { libc::kill(client.pid(), libc::SIGCONT) };

@@ -90,14 +90,12 @@ pub fn send(sock: BorrowedFd, payload: &[u8], fds: &[OwnedFd]) -> std::io::Resul
     Ok(())
 }
 
-/// Receives one frame. `Ok(None)` means the peer closed the socket before a frame began.
-pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-    let mut h = [0u8; HEADER];
-    let mut fds = Vec::new();
-    let mut cmsg_buf = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let got = loop {
-        let mut iov = [IoSliceMut::new(&mut h)];
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), MsgFlags::MSG_CMSG_CLOEXEC) {
+/// One `recvmsg` into `buf` (retried on EINTR): the bytes read; the descriptors that came
+/// with them are appended to `fds`.
+fn recv_some(sock: BorrowedFd, buf: &mut [u8], cmsg_buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Result<usize> {
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(cmsg_buf), MsgFlags::MSG_CMSG_CLOEXEC) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(io_err(e)),
             Ok(msg) => {
@@ -106,10 +104,18 @@ pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>
                         fds.extend(raw.into_iter().map(crate::base::sys::own_fd));
                     }
                 }
-                break msg.bytes;
+                return Ok(msg.bytes);
             }
         }
-    };
+    }
+}
+
+/// Receives one frame. `Ok(None)` means the peer closed the socket before a frame began.
+pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut h = [0u8; HEADER];
+    let mut fds = Vec::new();
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let got = recv_some(sock, &mut h, &mut cmsg_buf, &mut fds)?;
     if got == 0 {
         return Ok(None);
     }
@@ -122,21 +128,7 @@ pub fn recv(sock: BorrowedFd) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>
             return Err(malformed());
         }
         let mut marker = [0u8; 1];
-        let got = loop {
-            let mut iov = [IoSliceMut::new(&mut marker)];
-            match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg_buf), MsgFlags::MSG_CMSG_CLOEXEC) {
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(io_err(e)),
-                Ok(msg) => {
-                    for c in msg.cmsgs().map_err(io_err)? {
-                        if let ControlMessageOwned::ScmRights(raw) = c {
-                            fds.extend(raw.into_iter().map(crate::base::sys::own_fd));
-                        }
-                    }
-                    break msg.bytes;
-                }
-            }
-        };
+        let got = recv_some(sock, &mut marker, &mut cmsg_buf, &mut fds)?;
         if got != 1 {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
         }
